@@ -1,0 +1,174 @@
+"""Model artifacts: a joblib pickle and its JSON metadata, written atomically, checked before loading.
+
+An artifact is a directory holding ``model.joblib`` (the fitted pipeline) and
+``metadata.json`` (version id, creation time, library versions, the pickle's
+SHA-256, training data sources, metrics and thresholds). A pickle runs code
+when it is loaded, so :func:`load_model` reads the metadata first and refuses
+an artifact whose checksum or scikit-learn version does not match *before*
+unpickling anything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import joblib
+import sklearn
+from sklearn.pipeline import Pipeline
+
+from model.errors import (
+    ArtifactCorruptError,
+    ArtifactError,
+    ArtifactIncompatibleError,
+    ArtifactMissingError,
+)
+from model.scorer import Scorer
+from model.verdict import Thresholds
+
+PICKLE_NAME = "model.joblib"
+METADATA_NAME = "metadata.json"
+FORMAT_VERSION = 1
+
+
+def library_versions() -> dict[str, str]:
+    """The versions an artifact depends on, as recorded in its metadata."""
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def new_version_id(created: datetime, digest: str) -> str:
+    """A sortable, unique version id: UTC time plus the start of the pickle's hash."""
+    return created.strftime("%Y%m%dT%H%M%SZ") + "-" + digest[:8]
+
+
+def save_model(pipeline: Pipeline, out_dir: str | Path, *, thresholds: Thresholds,
+               metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``pipeline`` and its metadata into ``out_dir``; return the metadata written.
+
+    Each file is written to a temporary name in the same directory and renamed
+    into place, the pickle first and the metadata last, so a reader never sees
+    a half-written file (and a reader caught between the two renames is
+    refused by the checksum rather than served a mismatched model).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp_pickle = _temp_path(out, PICKLE_NAME)
+    try:
+        joblib.dump(pipeline, tmp_pickle, compress=3)
+        digest = sha256_file(tmp_pickle)
+        created = datetime.now(timezone.utc)
+        meta: dict[str, Any] = dict(metadata or {})
+        meta.update({
+            "format_version": FORMAT_VERSION,
+            "version": meta.get("version") or new_version_id(created, digest),
+            "created": created.isoformat(timespec="seconds"),
+            "libraries": library_versions(),
+            "sha256": digest,
+            "thresholds": thresholds.to_dict(),
+        })
+        os.replace(tmp_pickle, out / PICKLE_NAME)
+    finally:
+        if tmp_pickle.exists():
+            tmp_pickle.unlink()
+    write_json_atomic(out / METADATA_NAME, meta)
+    return meta
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata of the artifact at ``path``, without touching the pickle."""
+    meta_path = Path(path) / METADATA_NAME
+    if not Path(path).is_dir():
+        raise ArtifactMissingError(f"no model artifact at {path} (directory missing)")
+    if not meta_path.is_file():
+        raise ArtifactMissingError(f"no model artifact at {path} ({METADATA_NAME} missing)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactCorruptError(f"{meta_path} is not readable JSON: {exc}") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str):
+        raise ArtifactCorruptError(f"{meta_path} lacks the pickle's sha256")
+    return meta
+
+
+def verify_artifact(path: str | Path) -> dict[str, Any]:
+    """Check an artifact without unpickling it; return its metadata or raise an ArtifactError."""
+    meta = read_metadata(path)
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ArtifactIncompatibleError(
+            f"artifact format {meta.get('format_version')!r} at {path}; this release reads {FORMAT_VERSION}"
+        )
+    wanted = str(meta.get("libraries", {}).get("scikit-learn", "unknown"))
+    if _minor(wanted) != _minor(sklearn.__version__):
+        raise ArtifactIncompatibleError(
+            f"artifact at {path} was trained with scikit-learn {wanted}, this service runs "
+            f"{sklearn.__version__}; retrain it with this release (commentguard train)"
+        )
+    pickle_path = Path(path) / PICKLE_NAME
+    if not pickle_path.is_file():
+        raise ArtifactMissingError(f"no model artifact at {path} ({PICKLE_NAME} missing)")
+    if sha256_file(pickle_path) != meta["sha256"]:
+        raise ArtifactCorruptError(
+            f"{pickle_path} does not match the SHA-256 in its metadata (changed or truncated); refusing to load it"
+        )
+    return meta
+
+
+def load_model(path: str | Path) -> Scorer:
+    """Verify, unpickle and wrap the artifact at ``path`` in a :class:`Scorer`."""
+    meta = verify_artifact(path)
+    try:
+        pipeline = joblib.load(Path(path) / PICKLE_NAME)
+    except Exception as exc:  # a pickle that matched its hash but still fails: say so clearly
+        raise ArtifactCorruptError(f"could not unpickle the model at {path}: {exc}") from exc
+    if not isinstance(pipeline, Pipeline) or "classifier" not in pipeline.named_steps:
+        raise ArtifactIncompatibleError(f"the artifact at {path} does not hold a CommentGuard pipeline")
+    try:
+        thresholds = Thresholds.from_dict(meta["thresholds"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactCorruptError(f"bad thresholds in {path}/{METADATA_NAME}: {exc}") from exc
+    return Scorer(pipeline, thresholds=thresholds, version=str(meta["version"]), metadata=meta)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename."""
+    tmp = _temp_path(path.parent, path.name)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _temp_path(directory: Path, name: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+__all__ = [
+    "ArtifactError", "load_model", "save_model", "read_metadata", "verify_artifact",
+    "sha256_file", "write_json_atomic", "library_versions", "PICKLE_NAME", "METADATA_NAME",
+]

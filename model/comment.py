@@ -1,0 +1,144 @@
+"""The comment record: one comment with the Akismet field names.
+
+Every surface speaks this record: the JSON API, the Akismet API, the training
+files and the feedback store. Fields are plain strings (empty when absent), so
+feature extraction never has to special-case ``None``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+from model.errors import CommentFieldError
+
+#: The text fields of the record, in the order the Akismet documentation lists them.
+TEXT_FIELDS: tuple[str, ...] = (
+    "blog",
+    "user_ip",
+    "user_agent",
+    "referrer",
+    "permalink",
+    "comment_type",
+    "comment_author",
+    "comment_author_email",
+    "comment_author_url",
+    "comment_content",
+    "comment_date_gmt",
+    "comment_post_modified_gmt",
+    "comment_parent",
+    "blog_lang",
+    "blog_charset",
+    "user_role",
+    "is_test",
+    "recheck_reason",
+    "honeypot_field_name",
+    "callback",
+)
+
+#: Akismet fields a comment may also carry as ``comment_content`` synonyms in training files.
+CONTENT_ALIASES: tuple[str, ...] = ("comment_content", "content")
+
+
+@dataclass(frozen=True)
+class Comment:
+    """One comment, as a blog platform describes it to an Akismet-style service."""
+
+    comment_content: str = ""
+    comment_author: str = ""
+    comment_author_email: str = ""
+    comment_author_url: str = ""
+    comment_type: str = ""
+    blog: str = ""
+    user_ip: str = ""
+    user_agent: str = ""
+    referrer: str = ""
+    permalink: str = ""
+    comment_date_gmt: str = ""
+    comment_post_modified_gmt: str = ""
+    comment_parent: str = ""
+    blog_lang: str = ""
+    blog_charset: str = ""
+    user_role: str = ""
+    is_test: str = ""
+    recheck_reason: str = ""
+    honeypot_field_name: str = ""
+    callback: str = ""
+    #: The post's tags and categories (Akismet ``comment_context`` / ``comment_context[]``).
+    comment_context: tuple[str, ...] = ()
+    #: Everything else the client sent (``HTTP_*``, ``POST_*``, the honeypot value...).
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, keep_unknown: bool = True) -> "Comment":
+        """Build a record from a JSON object or form, checking each field's type.
+
+        Raises :class:`CommentFieldError` naming the first field whose value is not
+        a string (numbers are accepted for ``comment_parent``). Unknown string
+        fields are kept in ``extra`` when ``keep_unknown`` is set.
+        """
+        values: dict[str, Any] = {}
+        extra: dict[str, str] = {}
+        content_key = next((k for k in CONTENT_ALIASES if k in data), None)
+        for key, value in data.items():
+            if key == "content" and content_key == "content":
+                key = "comment_content"
+            if key in _TEXT_SET:
+                values[key] = _as_text(key, value)
+            elif key == "comment_context":
+                values[key] = _as_context(value)
+            elif key == "extra" and isinstance(value, Mapping):
+                extra.update({str(k): _as_text(f"extra.{k}", v) for k, v in value.items()})
+            elif keep_unknown and value is not None:
+                extra[str(key)] = value if isinstance(value, str) else str(value)
+        return cls(**values, extra=extra)
+
+    def to_dict(self, *, include_empty: bool = False) -> dict[str, Any]:
+        """The record as a JSON-ready dict (empty fields left out unless asked for)."""
+        out = asdict(self)
+        out["comment_context"] = list(self.comment_context)
+        out["extra"] = dict(self.extra)
+        if include_empty:
+            return out
+        return {k: v for k, v in out.items() if v not in ("", [], {})}
+
+    @property
+    def is_test_call(self) -> bool:
+        """True when the client marked the call as a test that must not be learned from."""
+        return self.is_test.strip().lower() not in ("", "0", "false", "no")
+
+    @property
+    def honeypot_value(self) -> str:
+        """The value sent in the field named by ``honeypot_field_name`` (empty if none)."""
+        name = self.honeypot_field_name.strip()
+        return self.extra.get(name, "") if name else ""
+
+
+_TEXT_SET = frozenset(TEXT_FIELDS)
+_NUMBER_OK = frozenset({"comment_parent", "is_test"})
+
+
+def _as_text(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if key in _NUMBER_OK and isinstance(value, (int, bool)) and not isinstance(value, float):
+        return str(int(value))
+    raise CommentFieldError(key, f"field '{key}' must be a string, not {type(value).__name__}")
+
+
+def _as_context(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise CommentFieldError(
+        "comment_context", "field 'comment_context' must be a string or a list of strings"
+    )
+
+
+def field_names() -> list[str]:
+    """All field names of the record, for documentation and schema generation."""
+    return [f.name for f in fields(Comment)]

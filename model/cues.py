@@ -1,0 +1,82 @@
+"""Spam-intent cues: phrases that say what a comment wants from its readers.
+
+Comment spam exists to move readers somewhere else: to a channel, a profile, a
+shop or a phone number. These cues name that intent in a way that carries over
+between sites and languages of spam, where the n-grams of one small training set
+do not. Each cue becomes a metadata token ``cue=<name>`` and, through
+:mod:`model.reasons`, a reason a moderator can read.
+"""
+from __future__ import annotations
+
+import re
+
+_OWN = r"(?:my|our|mine)\s+(?:new\s+|own\s+|latest\s+|first\s+|official\s+|little\s+|youtube\s+|yt\s+)*"
+CUES: dict[str, re.Pattern[str]] = {
+    # "check out my channel", "listen to our new track", "visit my page"
+    "self_promotion": re.compile(
+        rf"\b{_OWN}(?:channel|chanel|vids?|videos?|songs?|tracks?|music|mixtape|beats?|page|blog|site|"
+        r"website|profile|account|insta(?:gram)?|twitter|tiktok|playlist|stream|covers?|album|ep|band|"
+        r"shop|store|app|game|podcast|group|fan\s?page)\b",
+        re.IGNORECASE,
+    ),
+    "asks_to_subscribe": re.compile(
+        r"\b(?:sub(?:scribe)?s?\s*(?:4|for|to)\s*sub|subscribe\s+(?:to\s+)?(?:me|my|us|our)|please\s+(?:subscribe|sub)\b|"
+        r"(?:follow|add)\s+me\b|follow\s+(?:us|my)\b|sub\s+to\s+(?:me|my))",
+        re.IGNORECASE,
+    ),
+    "asks_to_visit": re.compile(
+        r"\b(?:check\s*(?:it\s+)?out|visit|go\s+to|click\s+(?:here|on|the|this|my)|look\s+at|listen\s+to|"
+        r"watch|search(?:\s+for)?|join|download)\s+(?:my|our|this\s+(?:link|site|page|channel)|xxurl|me\b)",
+        re.IGNORECASE,
+    ),
+    "asks_for_likes": re.compile(
+        r"\b(?:like|thumbs?\s*up|share)\s+(?:this|my|the)\s+(?:comment|post|page|video)|"
+        r"\b(?:like|thumb)\s+(?:this\s+)?so\s+(?:more\s+)?(?:people|everyone|others)\b|give\s+(?:me\s+)?a\s+chance",
+        re.IGNORECASE,
+    ),
+    "money_offer": re.compile(
+        r"\b(?:free\s+(?:gift\s*cards?|money|iphones?|cash|robux|v-?bucks|followers|likes|subscribers|coins?|"
+        r"trial)|earn(?:ing|ed)?\s+(?:up\s+to\s+)?[$£€]?\d|make\s+(?:real\s+)?money|(?:per|a|every)\s+(?:day|week|month|hour)\s+"
+        r"(?:from|at|working)\s+home|work(?:ing)?\s+from\s+home|paypal\s+money|bonus\s+code|promo\s+code)",
+        re.IGNORECASE,
+    ),
+    "social_handle": re.compile(
+        r"\b(?:ig|insta|instagram|twitter|snapchat|snap|kik|telegram|whatsapp|skype|tiktok|fb)"
+        r"(?:\s+(?:name|handle|id|username))?\s*(?:[:\-@]|is|at)\s*@?\w{3,}",
+        re.IGNORECASE,
+    ),
+    # "Txt CHAT to 86688", "reply WIN to 80082": premium short-code replies
+    "text_to_short_code": re.compile(
+        r"\b(?:txt|text|sms|send|reply|call|ring|dial)\b[^.!?\n]{0,40}?(?<![\d.])\d{4,6}(?![\d.])",
+        re.IGNORECASE,
+    ),
+    "premium_rate": re.compile(
+        r"\b\d+(?:\.\d+)?\s?p\s?(?:/|per\s)\s?(?:msg|min|minute|text|sms|call|wk|week)|"
+        r"[£$€]\s?\d+(?:\.\d\d)?\s?(?:/|per\s)\s?(?:msg|min|text|sms|call|wk|week)|\b\d{2,3}p\s?(?:msg|min)\b",
+        re.IGNORECASE,
+    ),
+    "prize_claim": re.compile(
+        r"\b(?:you(?:'ve|\s+have)?\s+(?:won|been\s+(?:selected|chosen))|winner|claim\s+(?:your|a|the|now)|"
+        r"guaranteed\s+(?:prize|cash|win)|cash\s+prize|prize\s+(?:draw|claim)|congratulations?\s*!*\s*you)",
+        re.IGNORECASE,
+    ),
+}
+
+
+def find_cues(text: str) -> list[str]:
+    """Names of the cues present in a normalised text."""
+    return [name for name, pattern in CUES.items() if pattern.search(text)]
+
+
+#: What each cue means, as a reason a moderator reads.
+CUE_DESCRIPTIONS: dict[str, str] = {
+    "self_promotion": "promotes the commenter's own channel, page or site",
+    "asks_to_subscribe": "asks readers to subscribe or follow",
+    "asks_to_visit": "asks readers to visit or check out something",
+    "asks_for_likes": "asks for likes or shares",
+    "money_offer": "offers money, free gifts or earnings",
+    "social_handle": "gives a social-media handle to contact",
+    "text_to_short_code": "asks to text or call a short code",
+    "premium_rate": "mentions premium-rate charges",
+    "prize_claim": "claims the reader has won a prize",
+}

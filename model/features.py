@@ -1,0 +1,113 @@
+"""Feature extraction: a comment becomes normalised text plus metadata tokens.
+
+The text feeds word and character n-grams; the metadata tokens (links and their
+hosts, the author URL, the e-mail domain, the comment type, length, capitals,
+repeated characters, phone numbers, money) feed a one-hot block. Every metadata
+token has a stable name with a prefix (``link_host=bit.ly``), which
+:mod:`model.reasons` turns into words a moderator understands.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from model.comment import Comment
+from model.cues import find_cues
+from model.normalize import Link, link_of_author_url, normalize
+
+_PHONE = re.compile(r"(?:\+?\d[\d\s().-]{6,}\d)")
+_MONEY = re.compile(r"[$£€¥₹]\s?\d|\d\s?(?:usd|eur|gbp|dollars?|bucks|k/month|/week|/day)\b", re.IGNORECASE)
+_REPEAT_CHAR = re.compile(r"([^\W\d_])\1{3,}")
+_REPEAT_PUNCT = re.compile(r"([!?.$*])\1{2,}")
+_LETTER = re.compile(r"[^\W\d_]")
+
+#: Metadata token prefixes whose features fire only when a link is present.
+#: Their weights are kept non-negative after fitting (see model.pipeline), so
+#: that adding a link to a comment's author URL, or a shortener link to its
+#: text, can never make it look more legitimate.
+MONOTONE_PREFIXES: tuple[str, ...] = ("author_url", "link_shortener", "link_obfuscated")
+
+_LENGTH_BUCKETS = ((20, "lt20"), (60, "lt60"), (150, "lt150"), (400, "lt400"), (1500, "lt1500"))
+
+
+@dataclass(frozen=True)
+class PreparedComment:
+    """What the feature blocks read: the normalised text and the metadata tokens."""
+
+    text: str
+    meta: tuple[str, ...]
+
+
+def prepare(comment: Comment) -> PreparedComment:
+    """Normalise a comment and compute its metadata tokens."""
+    norm = normalize(comment.comment_content)
+    tokens: list[str] = []
+    tokens += _link_tokens(norm.links)
+    tokens += _author_url_tokens(comment.comment_author_url)
+    tokens += _email_tokens(comment.comment_author_email, norm.email_domains)
+    tokens.append(f"type={(comment.comment_type or 'comment').strip().lower()[:32]}")
+    tokens += _shape_tokens(norm.text)
+    tokens += [f"cue={name}" for name in find_cues(norm.text)]
+    return PreparedComment(text=norm.text, meta=tuple(tokens))
+
+
+def _link_tokens(links: tuple[Link, ...]) -> list[str]:
+    count = len(links)
+    tokens = [f"links={min(count, 3)}{'+' if count >= 3 else ''}"]
+    for link in links[:10]:  # a flood of links says enough by its count
+        tokens.append(f"link_host={link.host}")
+        tokens.append(f"link_tld={link.tld}")
+        if link.is_shortener:
+            tokens.append(f"link_shortener={link.host}")
+        if link.obfuscated:
+            tokens.append("link_obfuscated")
+    return tokens
+
+
+def _author_url_tokens(url: str) -> list[str]:
+    link = link_of_author_url(url) if url.strip() else None
+    if link is None:
+        return []
+    tokens = ["author_url", f"author_url_tld={link.tld}"]
+    if link.is_shortener:
+        tokens.append(f"author_url_shortener={link.host}")
+    return tokens
+
+
+def _email_tokens(author_email: str, text_domains: tuple[str, ...]) -> list[str]:
+    tokens: list[str] = []
+    if "@" in author_email:
+        domain = author_email.rsplit("@", 1)[1].strip().lower()
+        if domain:
+            tokens.append(f"email_domain={domain[:64]}")
+            tokens.append(f"email_tld={domain.rsplit('.', 1)[-1]}")
+    if text_domains:
+        tokens.append("email_in_text")
+    return tokens
+
+
+def _shape_tokens(text: str) -> list[str]:
+    tokens = [f"length={_length_bucket(len(text))}"]
+    letters = _LETTER.findall(text)
+    if len(letters) >= 8:
+        caps = sum(1 for c in letters if c.isupper()) / len(letters)
+        if caps >= 0.7:
+            tokens.append("caps=most")
+        elif caps >= 0.3:
+            tokens.append("caps=many")
+    if _REPEAT_CHAR.search(text):
+        tokens.append("repeated_letters")
+    if _REPEAT_PUNCT.search(text):
+        tokens.append("repeated_punctuation")
+    if _PHONE.search(text):
+        tokens.append("phone_number")
+    if _MONEY.search(text):
+        tokens.append("money")
+    return tokens
+
+
+def _length_bucket(n: int) -> str:
+    for limit, name in _LENGTH_BUCKETS:
+        if n < limit:
+            return name
+    return "long"

@@ -1,0 +1,186 @@
+"""Text normalisation: turn raw comment markup into clean text plus the links it hides.
+
+Spammers dress text up so that naive filters miss it: HTML entities and tags,
+zero-width characters between letters, full-width or other compatibility forms
+of Latin letters, and links written as ``hxxp://example ,com`` or
+``example [dot] com``. :func:`normalize` undoes all of that once, and reports
+the links and e-mail addresses it found so that features can name their
+domains, top-level domains and shortener services.
+"""
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+#: Invisible characters spammers put between letters (zero-width spaces and
+#: joiners, direction marks, the BOM that YouTube appends, soft hyphens...).
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+_TAG = re.compile(r"<[^<>]{0,2000}>")
+_HREF = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
+_BBCODE_URL = re.compile(r"\[url=([^\]\s]+)\]", re.IGNORECASE)
+_BBCODE_TAG = re.compile(r"\[/?(?:url|b|i|u|img|link)(?:=[^\]]*)?\]", re.IGNORECASE)
+_SPACES = re.compile(r"\s+")
+
+# Obfuscations of the scheme and of the dot before a domain's last label.
+_HXXP = re.compile(r"\bh(?:xx|\*\*|tt)p(s?)\s*(?::|\[:\])\s*/\s*/", re.IGNORECASE)
+#: Common top-level domains, to recognise bare domains ("cheap-pills.xyz")
+#: where a full list of TLDs would turn ordinary text into links.
+COMMON_TLDS: frozenset[str] = frozenset(
+    """com net org info biz io co me ru cn de uk fr es it nl pl br in us tk ml ga cf gq xyz top
+    club online site store shop live life pro vip win bid loan work click link icu buzz today
+    fun space website tech app dev ly gl gd be to cc tv ws su ua kz pw am mobi name asia eu
+    ca au jp kr id vn ph pk ng za mx ar cl tr ir gr pt se no fi dk ch at cz sk hu ro bg hr rs""".split()
+)
+#: TLDs that are also everyday words ("great.me", "works.It"): a bare "word.me" is
+#: not taken for a link, though "http://x.me" and "www.x.me" still are.
+_WORDLIKE_TLDS = frozenset("me to be in it am no us id at is so do my go on an as or up we he".split())
+_BARE_TLDS = "|".join(sorted(COMMON_TLDS - _WORDLIKE_TLDS, key=len, reverse=True))
+#: TLDs no sentence ends a clause with, so "example ,com" or "example dot com" is a link.
+_SPLIT_TLDS = "com|net|org|ru|xyz|biz|top"
+_DOT_WORD = re.compile(
+    rf"\s*(?:\[\s*(?:dot|\.)\s*\]|\(\s*(?:dot|\.)\s*\)|\{{\s*dot\s*\}})\s*"
+    rf"|\s+dot\s+(?=(?:{_BARE_TLDS})\b)",
+    re.IGNORECASE,
+)
+_SPLIT_DOMAIN = re.compile(
+    rf"\b([a-z0-9][a-z0-9-]{{1,62}})(?:\s+[.,]\s*|\s*,\s*)({_SPLIT_TLDS})\b", re.IGNORECASE
+)
+# Bare domains need a lowercase TLD ("works.It" is a typo, not a link).
+_URL = re.compile(
+    r"""(?i:(?:https?://|www\.)[^\s<>"'()\[\]{}]+)"""
+    rf"""|(?i:\b(?:[a-z0-9](?:[a-z0-9-]{{0,62}}[a-z0-9])?\.)+)(?:{_BARE_TLDS})\b(?:/[^\s<>"'()]*)?"""
+    r"""|\b(?:t\.me|wa\.me|is\.gd|x\.co|u\.to)/[^\s<>"'()]+"""
+)
+_EMAIL = re.compile(r"\b[\w.+-]{1,64}@([a-z0-9-]+(?:\.[a-z0-9-]+)+)\b", re.IGNORECASE)
+_TRAILING_PUNCT = ".,;:!?)]}'\""
+
+#: URL shortener and redirect services: a link through one hides its target.
+SHORTENERS: frozenset[str] = frozenset(
+    """bit.ly bitly.com tinyurl.com t.co goo.gl is.gd cutt.ly rb.gy ow.ly buff.ly shorturl.at
+    tiny.cc v.gd t.ly rebrand.ly s.id bl.ink short.io lnkd.in adf.ly bc.vc shorte.st ouo.io
+    soo.gd qr.ae x.co po.st su.pr tr.im u.to clck.ru linktr.ee t.me wa.me""".split()
+)
+
+
+@dataclass(frozen=True)
+class Link:
+    """One link found in a text: its host (``www.`` removed), top-level domain and how it was written."""
+
+    url: str
+    host: str
+    tld: str
+    obfuscated: bool = False
+
+    @property
+    def is_shortener(self) -> bool:
+        return self.host in SHORTENERS
+
+
+@dataclass(frozen=True)
+class NormalizedText:
+    """A comment's text after normalisation, with the links and e-mail domains pulled out.
+
+    ``text`` keeps the words, with every link replaced by the placeholder word
+    ``xxurl`` and every e-mail address by ``xxemail``, so that word and
+    character n-grams learn "there is a link here" rather than the spelling of
+    each URL; the links themselves become metadata features.
+    """
+
+    text: str
+    links: tuple[Link, ...] = field(default_factory=tuple)
+    email_domains: tuple[str, ...] = field(default_factory=tuple)
+
+
+def clean_text(raw: str) -> str:
+    """Entities decoded, invisible characters removed, compatibility forms folded (NFKC).
+
+    Tags are not touched; see :func:`normalize` for the full treatment.
+    """
+    text = raw
+    for _ in range(2):  # double-encoded entities ("&amp;#39;") are common in exports
+        decoded = html.unescape(text)
+        if decoded == text:
+            break
+        text = decoded
+    text = _INVISIBLE.sub("", text)
+    return unicodedata.normalize("NFKC", text)
+
+
+def normalize(raw: str) -> NormalizedText:
+    """Normalise a comment's text and extract its links and e-mail domains."""
+    text = clean_text(raw)
+    hrefs = [h for h in _HREF.findall(text)] + _BBCODE_URL.findall(text)
+    text = _TAG.sub(" ", text)
+    text = _BBCODE_TAG.sub(" ", text)
+    text, obfuscated = _deobfuscate(text)
+
+    email_domains: list[str] = []
+
+    def _email(match: re.Match[str]) -> str:
+        email_domains.append(match.group(1).lower())
+        return " xxemail "
+
+    text = _EMAIL.sub(_email, text)
+    links: list[Link] = []
+    seen: set[str] = set()
+
+    def _link(match: re.Match[str]) -> str:
+        url = match.group(0).rstrip(_TRAILING_PUNCT)
+        link = parse_link(url, obfuscated=obfuscated)
+        if link is not None:
+            links.append(link)
+            seen.add(link.url.lower())
+        return " xxurl " + match.group(0)[len(url):]
+
+    text = _URL.sub(_link, text)
+    for href in hrefs:  # anchors whose text did not repeat the URL still count as links
+        link = parse_link(href)
+        if link is not None and link.url.lower() not in seen:
+            links.append(link)
+            seen.add(link.url.lower())
+    text = _SPACES.sub(" ", text).strip()
+    return NormalizedText(text=text, links=tuple(links), email_domains=tuple(email_domains))
+
+
+def parse_link(url: str, *, obfuscated: bool = False) -> Link | None:
+    """A :class:`Link` for a URL or bare domain, or ``None`` when it has no usable host."""
+    candidate = url.strip()
+    if not re.match(r"^[a-z][a-z0-9+.-]*://", candidate, re.IGNORECASE):
+        candidate = "http://" + candidate
+    try:
+        host = (urlsplit(candidate).hostname or "").lower().strip(".")
+    except ValueError:
+        return None
+    if not host or "." not in host:
+        return None
+    if host.startswith("www."):
+        host = host[4:]
+    return Link(url=url, host=host, tld=host.rsplit(".", 1)[-1], obfuscated=obfuscated)
+
+
+def link_of_author_url(url: str) -> Link | None:
+    """The link in a ``comment_author_url`` field (a bare domain or a full URL)."""
+    cleaned = clean_text(url).strip()
+    cleaned, obfuscated = _deobfuscate(cleaned)
+    return parse_link(cleaned.replace(" ", ""), obfuscated=obfuscated) if cleaned else None
+
+
+def _deobfuscate(text: str) -> tuple[str, bool]:
+    """Rewrite ``hxxp://``, ``[dot]`` and ``example ,com`` into plain URL syntax."""
+    changed = False
+    new = _HXXP.sub(lambda m: f"http{m.group(1).lower()}://", text)
+    changed |= new != text
+    text = new
+    new = _DOT_WORD.sub(".", text)
+    changed |= new != text
+    text = new
+    new = _SPLIT_DOMAIN.sub(_join_split_domain, text)
+    changed |= new != text
+    return new, changed
+
+
+def _join_split_domain(match: re.Match[str]) -> str:
+    return f"{match.group(1)}.{match.group(2)}"

@@ -1,0 +1,112 @@
+"""Reasons: turn feature contributions into words a moderator understands.
+
+A linear model's log-odds is a sum of (feature value × weight). This module
+groups those contributions into things a person recognises — a word, a phrase,
+a link to a shortener, a disguised link, an e-mail domain — and names them.
+Character n-grams are credited to the words they were cut from, so "v1agra"
+shows up as the word it is, not as the fragments ``"1ag"`` and ``"agr"``.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Iterable
+
+from model.cues import CUE_DESCRIPTIONS
+from model.verdict import Reason
+
+_WORD = re.compile(r"(?u)\b\w+\b")
+
+_FIXED: dict[str, str] = {
+    "links=0": "no links in the text",
+    "links=1": "one link in the text",
+    "links=2": "two links in the text",
+    "links=3+": "three or more links in the text",
+    "link_obfuscated": "a disguised link (like 'example dot com' or 'hxxp://')",
+    "author_url": "the author gave a website",
+    "email_in_text": "an e-mail address in the text",
+    "caps=most": "written mostly in capital letters",
+    "caps=many": "many capital letters",
+    "repeated_letters": "letters repeated many times (like 'pleeease')",
+    "repeated_punctuation": "repeated punctuation (like '!!!')",
+    "phone_number": "a phone number in the text",
+    "money": "an amount of money",
+    "length=lt20": "a very short text",
+    "length=lt60": "a short text",
+    "length=lt150": "a text of ordinary length",
+    "length=lt400": "a longer text",
+    "length=lt1500": "a long text",
+    "length=long": "a very long text",
+}
+
+_PREFIXED: tuple[tuple[str, str], ...] = (
+    ("link_shortener=", "link to a URL shortener ({})"),
+    ("link_host=", "link to {}"),
+    ("link_tld=", "link to a .{} domain"),
+    ("author_url_shortener=", "author website behind a URL shortener ({})"),
+    ("author_url_tld=", "author website on a .{} domain"),
+    ("email_domain=", "e-mail address at {}"),
+    ("email_tld=", "e-mail address on a .{} domain"),
+    ("type=", "comment type '{}'"),
+)
+
+_PLACEHOLDERS = {"xxurl": "a link in the text", "xxemail": "an e-mail address in the text"}
+
+
+def describe_meta(token: str) -> str:
+    """Words for one metadata token (``link_shortener=bit.ly`` → "link to a URL shortener (bit.ly)")."""
+    if token in _FIXED:
+        return _FIXED[token]
+    if token.startswith("cue="):
+        return CUE_DESCRIPTIONS.get(token[4:], token[4:].replace("_", " "))
+    for prefix, template in _PREFIXED:
+        if token.startswith(prefix):
+            return template.format(token[len(prefix):])
+    return token
+
+
+def describe_ngram(ngram: str) -> str:
+    """Words for a word n-gram: "word 'free'" or "phrase 'check out'"."""
+    if ngram in _PLACEHOLDERS:
+        return _PLACEHOLDERS[ngram]
+    if " " in ngram:
+        return f"phrase '{ngram}'"
+    return f"word '{ngram}'"
+
+
+def credit_char_ngrams(text: str, contributions: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """Share each character n-gram's contribution among the words of ``text`` that contain it.
+
+    Mirrors scikit-learn's ``char_wb`` analyser: each word is padded with one
+    space on both sides before n-grams are cut, so a gram can be credited to
+    exactly the words it occurs in, in proportion to its occurrences.
+    """
+    words = [w for w in _WORD.findall(text.lower())]
+    padded = {w: f" {w} " for w in set(words)}
+    counts = defaultdict(int)
+    for w in words:
+        counts[w] += 1
+    credit: dict[str, float] = defaultdict(float)
+    for gram, value in contributions:
+        holders = [(w, counts[w] * padded[w].count(gram)) for w in padded if gram in padded[w]]
+        total = sum(n for _, n in holders)
+        for w, n in holders:
+            credit[w] += value * n / total
+    return credit
+
+
+def top_reasons(contributions: dict[str, float], score: float, limit: int = 5,
+                min_weight: float = 0.05) -> tuple[Reason, ...]:
+    """The few reasons that pushed the score the way it went, strongest first.
+
+    ``contributions`` maps a description to its summed log-odds contribution.
+    For a score of 0.5 or more the reasons are those that raised it, below 0.5
+    those that lowered it.
+    """
+    towards_spam = score >= 0.5
+    chosen = [
+        (text, weight) for text, weight in contributions.items()
+        if (weight >= min_weight if towards_spam else weight <= -min_weight)
+    ]
+    chosen.sort(key=lambda item: -abs(item[1]))
+    return tuple(Reason(text, weight) for text, weight in chosen[:limit])

@@ -1,0 +1,310 @@
+"""The service's configuration: the typed :class:`Settings` object and where its values come from.
+
+Every value comes from one ``COMMENTGUARD_*`` environment variable, read once by
+:func:`load_settings` (nothing is read at import time); tests build
+:class:`Settings` directly. :data:`SETTINGS` is the single table of variables,
+defaults and descriptions: :func:`load_settings` parses from it and
+:func:`settings_doc` documents from it, so the README cannot drift from the code.
+This module also owns the server secret file (:func:`load_or_create_secret_key`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple
+
+from model.verdict import Thresholds
+
+PREFIX = "COMMENTGUARD_"
+ENFORCE = "enforce"
+LOG_ONLY = "log_only"
+MODES: tuple[str, ...] = (ENFORCE, LOG_ONLY)
+LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SECRET_FILE_NAME = "secret_key"
+#: The store keys its digests with the secret; shorter secrets are too easy to guess.
+MIN_SECRET_LENGTH = 16
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+log = logging.getLogger(__name__)
+
+
+class SettingsError(ValueError):
+    """Raised when a setting has a bad value; ``variable`` names its environment variable."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+        self.message = message
+
+
+class SettingDoc(NamedTuple):
+    """One row of the settings documentation."""
+
+    variable: str
+    default: str
+    description: str
+
+
+class _Spec(NamedTuple):
+    field: str
+    parse: Callable[[str], Any]
+    default: str
+    description: str
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"expected one of 1/0/true/false/yes/no/on/off, got {raw!r}")
+
+
+def _parse_int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {raw!r}") from None
+
+
+def _parse_float(raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw!r}") from None
+
+
+def _parse_mode(raw: str) -> str:
+    # "log-only" is how people type it; the canonical spelling is the identifier.
+    return raw.strip().lower().replace("-", "_")
+
+
+def _parse_str(raw: str) -> str:
+    return raw.strip()
+
+
+def _parse_path(raw: str) -> Path:
+    return Path(raw.strip()).expanduser()
+
+
+#: Every setting, in README order. The variable name is PREFIX + field name upper-cased,
+#: except where ``_VARIABLE_NAMES`` says otherwise.
+SETTINGS: tuple[_Spec, ...] = (
+    _Spec("data_dir", _parse_path, "./var", "Directory for the model, the SQLite database and the secret key."),
+    _Spec("model_path", _parse_path, "<data_dir>/model", "Model artifact directory; `commentguard serve` trains a default model there when it is missing."),
+    _Spec("host", _parse_str, "127.0.0.1", "Address `commentguard serve` binds to."),
+    _Spec("port", _parse_int, "8000", "TCP port `commentguard serve` listens on."),
+    _Spec("workers", _parse_int, "2", "Number of server worker processes (each loads the model)."),
+    _Spec("max_body_bytes", _parse_int, "65536", "Largest request body accepted; larger bodies get 413."),
+    _Spec("max_batch_items", _parse_int, "100", "Most comments one `POST /api/v1/check/batch` may carry."),
+    _Spec("threshold_unsure", _parse_float, "(from the model)", "Override the score from which a comment is `unsure` (0 to 1)."),
+    _Spec("threshold_spam", _parse_float, "(from the model)", "Override the score from which a comment is `spam` (0 to 1)."),
+    _Spec("threshold_discard", _parse_float, "(from the model)", "Override the score from which a comment is `discard` (0 to 1)."),
+    _Spec("mode", _parse_mode, ENFORCE, "`enforce`, or `log_only`: answer every check as ham on the wire while returning and recording the real verdict."),
+    _Spec("database_url", _parse_str, "<data_dir>/commentguard.sqlite3", "Where checks, feedback and API keys are stored: a SQLite path or a `postgresql://` URL."),
+    _Spec("secret_key", _parse_str, "(generated into <data_dir>/secret_key)", "Server secret keying API-key digests and personal-data hashes (at least 16 characters)."),
+    _Spec("allow_anonymous_json", _parse_bool, "false", "Accept JSON API calls without an API key."),
+    _Spec("unsure_is_spam", _parse_bool, "true", "On the Akismet surface, answer `unsure` as spam (`true`) so clients hold it for review."),
+    _Spec("store_personal_data", _parse_bool, "false", "Keep IP addresses and emails in clear instead of as keyed hashes."),
+    _Spec("retention_days", _parse_int, "90", "Days to keep stored checks; 0 keeps them forever."),
+    _Spec("log_level", _parse_str, "INFO", "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
+)
+# The Akismet-specific setting says so in its name; the field stays short.
+_VARIABLE_NAMES: dict[str, str] = {"unsure_is_spam": PREFIX + "AKISMET_UNSURE_AS_SPAM"}
+
+
+def variable_name(field_name: str) -> str:
+    """The environment variable that sets the :class:`Settings` field ``field_name``."""
+    return _VARIABLE_NAMES.get(field_name, PREFIX + field_name.upper())
+
+
+def settings_doc() -> list[SettingDoc]:
+    """(variable, default, one-line description) for every setting, in README order."""
+    return [SettingDoc(variable_name(s.field), s.default, s.description) for s in SETTINGS]
+
+
+def settings_markdown() -> str:
+    """The settings table as Markdown, for the README."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    rows += [f"| `{d.variable}` | `{d.default}` | {d.description} |" for d in settings_doc()]
+    return "\n".join(rows) + "\n"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of one service process; validated when built.
+
+    ``model_path`` and ``database_url`` default to places inside ``data_dir``
+    (filled in when left ``None``, so they are never ``None`` on a built object).
+    """
+
+    data_dir: Path = Path("./var")
+    model_path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    max_body_bytes: int = 65536
+    max_batch_items: int = 100
+    threshold_unsure: float | None = None
+    threshold_spam: float | None = None
+    threshold_discard: float | None = None
+    mode: str = ENFORCE
+    # repr=False: these end up in logs and tracebacks, and they hold credentials.
+    database_url: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    allow_anonymous_json: bool = False
+    unsure_is_spam: bool = True
+    store_personal_data: bool = False
+    retention_days: int = 90
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        # Frozen, so defaults derived from data_dir are set through object.__setattr__.
+        data_dir = Path(self.data_dir)
+        object.__setattr__(self, "data_dir", data_dir)
+        object.__setattr__(self, "model_path", Path(self.model_path or data_dir / "model"))
+        if not self.database_url:
+            object.__setattr__(self, "database_url", str(data_dir / "commentguard.sqlite3"))
+        object.__setattr__(self, "log_level", str(self.log_level).upper())
+        _validate(self)
+
+    @property
+    def log_only(self) -> bool:
+        """True in log-only mode: clients are told "ham" whatever the verdict."""
+        return self.mode == LOG_ONLY
+
+    @property
+    def has_threshold_overrides(self) -> bool:
+        return any(v is not None for v in self._threshold_overrides().values())
+
+    def thresholds_for(self, base: Thresholds) -> Thresholds:
+        """The model's thresholds ``base`` with this configuration's overrides applied.
+
+        Raises :class:`SettingsError` when the result is out of order (the
+        overrides can only be checked against the model's values once it is loaded).
+        """
+        merged = {k: v if v is not None else getattr(base, k)
+                  for k, v in self._threshold_overrides().items()}
+        try:
+            return Thresholds(**merged)
+        except ValueError as exc:
+            names = ", ".join(variable_name(f"threshold_{k}") for k, v
+                              in self._threshold_overrides().items() if v is not None)
+            raise SettingsError(names, f"with the model's thresholds {base.to_dict()}: {exc}") from exc
+
+    def _threshold_overrides(self) -> dict[str, float | None]:
+        return {"unsure": self.threshold_unsure, "spam": self.threshold_spam,
+                "discard": self.threshold_discard}
+
+
+def _validate(s: Settings) -> None:
+    def check(name: str, ok: bool, message: str) -> None:
+        if not ok:
+            raise SettingsError(variable_name(name), message)
+
+    check("host", bool(s.host), "must not be empty")
+    check("port", 1 <= s.port <= 65535, f"must be a TCP port (1-65535), got {s.port}")
+    check("workers", s.workers >= 1, f"must be at least 1, got {s.workers}")
+    check("max_body_bytes", s.max_body_bytes >= 1, f"must be at least 1, got {s.max_body_bytes}")
+    check("max_batch_items", s.max_batch_items >= 1, f"must be at least 1, got {s.max_batch_items}")
+    check("retention_days", s.retention_days >= 0, f"must be 0 (keep forever) or more, got {s.retention_days}")
+    check("mode", s.mode in MODES, f"must be one of {', '.join(MODES)}, got {s.mode!r}")
+    check("log_level", s.log_level in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
+    check("secret_key", s.secret_key is None or len(s.secret_key) >= MIN_SECRET_LENGTH,
+          f"must be at least {MIN_SECRET_LENGTH} characters")
+    present = []
+    for tier in ("unsure", "spam", "discard"):
+        value = getattr(s, f"threshold_{tier}")
+        if value is not None:
+            check(f"threshold_{tier}", 0.0 <= value <= 1.0, f"must be between 0 and 1, got {value}")
+            present.append((tier, value))
+    # Only the overrides given can be ordered here; the rest come from the model (thresholds_for).
+    for (low_tier, low), (high_tier, high) in zip(present, present[1:]):
+        check(f"threshold_{high_tier}", low <= high,
+              f"must not be below {variable_name(f'threshold_{low_tier}')} ({high} < {low})")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the ``COMMENTGUARD_*`` variables of ``environ`` (default ``os.environ``) into :class:`Settings`.
+
+    An empty value counts as unset (container environments often pass ``VAR=``).
+    Raises :class:`SettingsError` naming the variable for a bad value.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for spec in SETTINGS:
+        name = variable_name(spec.field)
+        raw = env.get(name)
+        if raw is None or not raw.strip():
+            continue
+        try:
+            values[spec.field] = spec.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(name, str(exc)) from None
+    return Settings(**values)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``COMMENTGUARD_*`` variables no setting reads: most likely typos, worth a warning.
+
+    ``COMMENTGUARD_TEST_*`` is left out: the test suite's own variables.
+    """
+    env = os.environ if environ is None else environ
+    known = {variable_name(s.field) for s in SETTINGS}
+    return sorted(k for k in env if k.startswith(PREFIX) and k not in known
+                  and not k.startswith(PREFIX + "TEST_"))
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """The configured secret, or the one kept in ``<data_dir>/secret_key`` (created on first use)."""
+    if settings.secret_key:
+        return settings.secret_key
+    return load_or_create_secret_key(settings.data_dir)
+
+
+def load_or_create_secret_key(data_dir: Path) -> str:
+    """Read ``<data_dir>/secret_key``, creating it (mode 0600) with a fresh random secret if absent.
+
+    Several worker processes may start at once: the file is written under a
+    temporary name and hard-linked into place, which fails if another process
+    got there first, so every process ends up with the same secret and no
+    process ever reads a half-written file.
+    """
+    path = Path(data_dir) / SECRET_FILE_NAME
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_secret_file(path)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("%s is readable by other users (mode %o); chmod 600 it", path, mode)
+    secret = path.read_text(encoding="utf-8").strip()
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise SettingsError(variable_name("secret_key"),
+                            f"{path} holds fewer than {MIN_SECRET_LENGTH} characters")
+    return secret
+
+
+def _create_secret_file(path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".secret_key.", dir=path.parent)  # mkstemp: mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first; use theirs
+    finally:
+        os.unlink(tmp)
+
+
+__all__ = [
+    "ENFORCE", "LOG_ONLY", "MODES", "SETTINGS", "SettingDoc", "Settings", "SettingsError",
+    "load_or_create_secret_key", "load_settings", "resolve_secret_key", "settings_doc",
+    "settings_markdown", "unknown_variables", "variable_name",
+]

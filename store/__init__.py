@@ -1,0 +1,59 @@
+"""The storage layer: sites, API keys, usage, checks and moderator feedback.
+
+One Python API over SQLite (a file path, the default) and PostgreSQL (a
+``postgresql://`` URL)::
+
+    from store import open_store
+    store = open_store("var/commentguard.db", secret=secret_bytes)
+    key, info = store.create_key("https://blog.example.org", label="main blog")
+
+Both the service and the training job may import this package; it imports only
+``model`` and the standard library (psycopg when PostgreSQL is used).
+Schema changes are versioned migrations (:mod:`store.migrations`), applied on open.
+"""
+from __future__ import annotations
+
+from store.core import Store, open_store
+from store.errors import (
+    InvalidRecordError,
+    MigrationError,
+    SecretMismatchError,
+    StoreBusyError,
+    StoreClosedError,
+    StoreConfigError,
+    StoreDatabaseError,
+    StoreError,
+)
+from store.records import (
+    LABELS,
+    SURFACES,
+    USAGE_COUNTERS,
+    CheckRecord,
+    FeedbackRecord,
+    KeyInfo,
+    SiteInfo,
+    current_month,
+    new_check_id,
+)
+
+__all__ = [
+    "CheckRecord",
+    "FeedbackRecord",
+    "InvalidRecordError",
+    "KeyInfo",
+    "LABELS",
+    "MigrationError",
+    "SURFACES",
+    "SecretMismatchError",
+    "SiteInfo",
+    "Store",
+    "StoreBusyError",
+    "StoreClosedError",
+    "StoreConfigError",
+    "StoreDatabaseError",
+    "StoreError",
+    "USAGE_COUNTERS",
+    "current_month",
+    "new_check_id",
+    "open_store",
+]

@@ -1,0 +1,98 @@
+"""The check log: every scored comment, for correlation with later feedback and for audit.
+
+Checks hold personal data minimised (see :mod:`store.privacy`) and are meant to
+be purged after a retention period; feedback keeps its own copy of the comment.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, Optional, Sequence
+
+from store.base import StoreBase
+from store.errors import InvalidRecordError
+from store.records import COMMENT_COLUMNS, CheckRecord, as_utc, comment_from_row, comment_to_row, utcnow
+
+_COLUMNS: tuple[str, ...] = (
+    "id", "created", "site_id", "key_id", "surface", "tier", "score", "model_version",
+    "reasons", "is_test", "upstream", "comment_hash", *COMMENT_COLUMNS, "comment_context", "extra",
+)
+_INSERT = f"INSERT INTO checks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM checks"
+
+
+def _check_from_row(row: dict[str, Any]) -> CheckRecord:
+    is_test = bool(row["is_test"])
+    return CheckRecord(
+        id=row["id"],
+        created=as_utc(row["created"]),
+        surface=row["surface"],
+        tier=row["tier"],
+        score=float(row["score"]),
+        comment=comment_from_row(row, is_test=is_test),
+        model_version=row["model_version"],
+        reasons=tuple(json.loads(row["reasons"])),
+        site_id=row["site_id"],
+        key_id=row["key_id"],
+        is_test=is_test,
+        upstream=json.loads(row["upstream"]) if row["upstream"] is not None else None,
+        comment_hash=row["comment_hash"],
+    )
+
+
+class ChecksMixin(StoreBase):
+    """Recording, finding and purging checks."""
+
+    def _check_row(self, record: CheckRecord) -> list[Any]:
+        stored = replace(
+            record,
+            created=as_utc(record.created),
+            comment_hash=record.comment_hash or self._privacy.comment_hash(record.comment),
+            comment=self._privacy.minimise(record.comment),
+        )
+        values: dict[str, Any] = {
+            "id": stored.id, "created": stored.created, "site_id": stored.site_id,
+            "key_id": stored.key_id, "surface": stored.surface, "tier": stored.tier,
+            "score": float(stored.score), "model_version": stored.model_version,
+            "reasons": json.dumps(list(stored.reasons), ensure_ascii=False),
+            "is_test": bool(stored.is_test),
+            "upstream": json.dumps(stored.upstream, ensure_ascii=False) if stored.upstream is not None else None,
+            "comment_hash": stored.comment_hash,
+            **comment_to_row(stored.comment),
+        }
+        return [values[c] for c in _COLUMNS]
+
+    def record_checks(self, records: Sequence[CheckRecord]) -> None:
+        """Insert many checks in one transaction (all or none)."""
+        if not records:
+            return
+        if not all(isinstance(r, CheckRecord) for r in records):
+            raise InvalidRecordError("record_checks takes CheckRecord objects")
+        rows = [self._check_row(r) for r in records]
+        self._db.run(lambda tx: tx.executemany(_INSERT, rows))
+
+    def record_check(self, record: CheckRecord) -> None:
+        """Insert one check."""
+        self.record_checks([record])
+
+    def get_check(self, check_id: str) -> Optional[CheckRecord]:
+        """A check by its id, or None (also after it was purged)."""
+        row = self._db.read(lambda tx: tx.fetchone(_SELECT + " WHERE id = ?", (check_id,)))
+        return _check_from_row(row) if row is not None else None
+
+    def find_check(self, comment_hash: str, site_id: Optional[int] = None) -> Optional[CheckRecord]:
+        """The most recent check of a comment (by :meth:`comment_hash`), optionally on one site."""
+        sql = _SELECT + " WHERE comment_hash = ?"
+        params: list[Any] = [comment_hash]
+        if site_id is not None:
+            sql, params = sql + " AND site_id = ?", [*params, site_id]
+        row = self._db.read(lambda tx: tx.fetchone(sql + " ORDER BY created DESC, id DESC LIMIT 1", params))
+        return _check_from_row(row) if row is not None else None
+
+    def purge_checks(self, older_than_days: int) -> int:
+        """Delete checks created more than ``older_than_days`` days ago; return how many."""
+        if not isinstance(older_than_days, int) or older_than_days < 0:
+            raise InvalidRecordError("older_than_days must be a non-negative integer")
+        cutoff = utcnow() - timedelta(days=older_than_days)
+        return self._db.run(lambda tx: tx.execute("DELETE FROM checks WHERE created < ?", (cutoff,)))

@@ -1,0 +1,82 @@
+"""The :class:`Store` and :func:`open_store`, which migrates the schema and checks the secret."""
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Optional
+
+from store.checks import ChecksMixin
+from store.db import Database, Tx
+from store.errors import SecretMismatchError, StoreConfigError, StoreError
+from store.feedback import FeedbackMixin
+from store.keys import KeysMixin
+from store.migrations import migrate
+from store.privacy import Privacy
+
+MIN_SECRET_BYTES = 16
+
+
+class Store(KeysMixin, ChecksMixin, FeedbackMixin):
+    """Sites, API keys, usage, checks and feedback over SQLite or PostgreSQL.
+
+    Thread-safe: every method takes a pooled connection for one transaction.
+    Build it with :func:`open_store`; close it with :meth:`close` or ``with``.
+    """
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+def open_store(url_or_path: str, *, secret: bytes, store_personal_data: bool = False) -> Store:
+    """Open (creating and migrating as needed) the store at a SQLite path or ``postgresql://`` URL.
+
+    ``secret`` keys the API-key digests and personal-data hashes; it must stay
+    the same for the life of the database (a different one raises
+    :class:`SecretMismatchError`). ``store_personal_data`` keeps IPs and emails
+    in clear instead of as keyed hashes.
+    """
+    if not isinstance(secret, (bytes, bytearray)) or len(secret) < MIN_SECRET_BYTES:
+        raise StoreConfigError(f"the store secret must be at least {MIN_SECRET_BYTES} bytes")
+    privacy = Privacy(bytes(secret), store_personal_data=store_personal_data)
+    db = Database(url_or_path)
+    try:
+        migrate(db)
+        _check_secret(db, privacy)
+    except BaseException:
+        db.close()
+        raise
+    return Store(db, privacy)
+
+
+def _check_secret(db: Database, privacy: Privacy) -> None:
+    fingerprint = privacy.secret_fingerprint()
+
+    def work(tx: Tx) -> str:
+        tx.execute(
+            "INSERT INTO store_meta (name, value) VALUES ('secret_check', ?) ON CONFLICT (name) DO NOTHING",
+            (fingerprint,),
+        )
+        row = tx.fetchone("SELECT value FROM store_meta WHERE name = 'secret_check'")
+        if row is None:  # pragma: no cover - just inserted
+            raise StoreError("store_meta lost its secret check")
+        return str(row["value"])
+
+    if db.run(work) != fingerprint:
+        raise SecretMismatchError(
+            f"{_redact(db.target)} was set up with a different secret; "
+            "API keys and personal-data hashes depend on it, so it must not change"
+        )
+
+
+def _redact(target: str) -> str:
+    if "://" in target and "@" in target:
+        scheme, rest = target.split("://", 1)
+        return f"{scheme}://…@{rest.rsplit('@', 1)[1]}"
+    return target

@@ -1,0 +1,112 @@
+"""Moderator feedback: the labels retraining learns from.
+
+Each row keeps its own minimised copy of the comment, so it outlives the check
+log. Forgetting deletes the row outright rather than marking it: forgetting
+serves erasure requests and unlearning, and a marked row would still hold the
+comment and the (pseudonymised) sender. Once a row is gone, the comment's
+previous label, if any, is the latest again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Union
+
+from store.base import StoreBase
+from store.records import COMMENT_COLUMNS, FeedbackRecord, as_utc, comment_from_row, comment_to_row
+
+_COLUMNS: tuple[str, ...] = (
+    "created", "label", "source", "reporter", "check_id", "site_id", "key_id", "is_test",
+    "comment_hash", *COMMENT_COLUMNS, "comment_context", "extra",
+)
+_INSERT = f"INSERT INTO feedback ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+_ORDER = "ORDER BY created, id"
+#: Fields of the generic training format, besides ``comment_content`` and ``label``.
+_EXPORT_FIELDS: tuple[str, ...] = tuple(c for c in COMMENT_COLUMNS if c != "comment_content")
+
+
+def _feedback_from_row(row: dict[str, Any]) -> FeedbackRecord:
+    is_test = bool(row["is_test"])
+    return FeedbackRecord(
+        id=int(row["id"]),
+        created=as_utc(row["created"]),
+        label=row["label"],
+        source=row["source"],
+        reporter=row["reporter"],
+        check_id=row["check_id"],
+        site_id=row["site_id"],
+        key_id=row["key_id"],
+        is_test=is_test,
+        comment_hash=row["comment_hash"],
+        comment=comment_from_row(row, is_test=is_test),
+    )
+
+
+class FeedbackMixin(StoreBase):
+    """Adding, listing, forgetting and exporting feedback."""
+
+    def add_feedback(self, record: FeedbackRecord) -> int:
+        """Store one label; return its id."""
+        values: dict[str, Any] = {
+            "created": as_utc(record.created), "label": record.label, "source": record.source,
+            "reporter": record.reporter, "check_id": record.check_id, "site_id": record.site_id,
+            "key_id": record.key_id, "is_test": bool(record.is_test),
+            "comment_hash": record.comment_hash or self._privacy.comment_hash(record.comment),
+            **comment_to_row(self._privacy.minimise(record.comment)),
+        }
+        params = [values[c] for c in _COLUMNS]
+        return self._db.run(lambda tx: tx.insert(_INSERT, params))
+
+    def list_feedback(self, include_test: bool = False, latest_per_comment: bool = False) -> list[FeedbackRecord]:
+        """Stored labels, oldest first; with ``latest_per_comment`` only each comment's latest."""
+        where = "" if include_test else "WHERE is_test = ?"
+        params: list[Any] = [] if include_test else [False]
+        if latest_per_comment:
+            sql = f"""SELECT * FROM (
+                SELECT f.*, ROW_NUMBER() OVER (
+                    PARTITION BY comment_hash ORDER BY created DESC, id DESC) AS recency
+                FROM feedback f {where}) ranked
+                WHERE recency = 1 {_ORDER}"""
+        else:
+            sql = f"SELECT * FROM feedback {where} {_ORDER}"
+        return [_feedback_from_row(r) for r in self._db.read(lambda tx: tx.fetchall(sql, params))]
+
+    def forget_feedback(self, feedback_id: int) -> bool:
+        """Delete one label; False when there was none with that id."""
+        return self._db.run(lambda tx: tx.execute("DELETE FROM feedback WHERE id = ?", (feedback_id,))) == 1
+
+    def forget_feedback_for_check(self, check_id: str) -> int:
+        """Delete every label given for a check (also after the check was purged); return how many."""
+        return self._db.run(lambda tx: tx.execute("DELETE FROM feedback WHERE check_id = ?", (check_id,)))
+
+    def export_feedback(self, path: Union[str, "os.PathLike[str]"]) -> int:
+        """Write the training set as JSON Lines; return the number of lines.
+
+        One object per comment: its latest label wins; test feedback is never
+        exported. Each line has ``comment_content``, ``label`` and every other
+        non-empty Akismet field (``comment_context`` as a list). The file is
+        replaced atomically.
+        """
+        records = self.list_feedback(include_test=False, latest_per_comment=True)
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=".feedback-", suffix=".jsonl", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                for record in records:
+                    out.write(json.dumps(_training_row(record), ensure_ascii=False) + "\n")
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return len(records)
+
+
+def _training_row(record: FeedbackRecord) -> dict[str, Any]:
+    comment = record.comment
+    row: dict[str, Any] = {"comment_content": comment.comment_content, "label": record.label}
+    row.update({f: getattr(comment, f) for f in _EXPORT_FIELDS if getattr(comment, f)})
+    if comment.comment_context:
+        row["comment_context"] = list(comment.comment_context)
+    return row

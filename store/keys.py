@@ -1,0 +1,154 @@
+"""Sites, API keys and usage counters.
+
+A key is 12 lowercase hex characters (what Akismet clients accept), shown to the
+operator once by :meth:`KeysMixin.create_key`; only its HMAC under the server
+secret is stored, with the last two characters as a hint.
+"""
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from typing import Any, Optional
+
+from store.base import StoreBase
+from store.db import Tx
+from store.errors import InvalidRecordError, StoreError
+from store.records import USAGE_COUNTERS, KeyInfo, SiteInfo, as_utc, check_month, utcnow
+
+KEY_PATTERN = re.compile(r"[0-9a-f]{12}")
+
+_KEY_SELECT = """
+    SELECT k.id, k.site_id, s.url AS site_url, k.label, k.created, k.revoked_at, k.hint, k.digest
+    FROM api_keys k JOIN sites s ON s.id = k.site_id"""
+
+_UPSERT_USAGE = (
+    f"INSERT INTO key_usage (key_id, month, {', '.join(USAGE_COUNTERS)}) "
+    f"VALUES (?, ?, {', '.join('?' for _ in USAGE_COUNTERS)}) "
+    "ON CONFLICT (key_id, month) DO UPDATE SET "
+    + ", ".join(f"{c} = key_usage.{c} + excluded.{c}" for c in USAGE_COUNTERS)
+)
+
+
+def normalise_site_url(url: str) -> str:
+    """The form a site URL is stored under: trimmed, without a trailing slash."""
+    return url.strip().rstrip("/")
+
+
+def _key_info(row: dict[str, Any]) -> KeyInfo:
+    return KeyInfo(
+        id=int(row["id"]),
+        site_id=int(row["site_id"]),
+        site_url=row["site_url"],
+        label=row["label"],
+        created=as_utc(row["created"]),
+        revoked_at=as_utc(row["revoked_at"]) if row["revoked_at"] is not None else None,
+        hint=row["hint"],
+    )
+
+
+class KeysMixin(StoreBase):
+    """Sites, API keys and their monthly usage."""
+
+    def create_key(self, site_url: str, label: str = "") -> tuple[str, KeyInfo]:
+        """Make a new key for a site (created if new); return the key, once, and its info."""
+        url = normalise_site_url(site_url)
+        if not url:
+            raise InvalidRecordError("a key needs a site URL")
+        key = secrets.token_hex(6)
+        digest = self._privacy.key_digest(key)
+
+        def work(tx: Tx) -> KeyInfo:
+            now = utcnow()
+            tx.execute("INSERT INTO sites (url, created) VALUES (?, ?) ON CONFLICT (url) DO NOTHING", (url, now))
+            site = tx.fetchone("SELECT id FROM sites WHERE url = ?", (url,))
+            if site is None:  # pragma: no cover - inserted or present just above
+                raise StoreError(f"site {url!r} vanished while its key was created")
+            key_id = tx.insert(
+                "INSERT INTO api_keys (site_id, digest, hint, label, created) VALUES (?, ?, ?, ?, ?)",
+                (site["id"], digest, key[-2:], label, now),
+            )
+            row = tx.fetchone(_KEY_SELECT + " WHERE k.id = ?", (key_id,))
+            if row is None:  # pragma: no cover - inserted just above
+                raise StoreError("a new key vanished inside its own transaction")
+            return _key_info(row)
+
+        return key, self._db.run(work)
+
+    def authenticate(self, key: str) -> Optional[KeyInfo]:
+        """The key's info if it is a live key; None for unknown, revoked or malformed keys."""
+        if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+            return None  # never reaches the database
+        digest = self._privacy.key_digest(key)
+        row = self._db.read(lambda tx: tx.fetchone(_KEY_SELECT + " WHERE k.digest = ?", (digest,)))
+        if row is None or not hmac.compare_digest(row["digest"], digest) or row["revoked_at"] is not None:
+            return None
+        return _key_info(row)
+
+    def get_key(self, key_id: int) -> Optional[KeyInfo]:
+        """One key's info by id, revoked or not."""
+        row = self._db.read(lambda tx: tx.fetchone(_KEY_SELECT + " WHERE k.id = ?", (key_id,)))
+        return _key_info(row) if row is not None else None
+
+    def list_keys(self, *, include_revoked: bool = True) -> list[KeyInfo]:
+        """Every key, oldest first."""
+        where = "" if include_revoked else " WHERE k.revoked_at IS NULL"
+        rows = self._db.read(lambda tx: tx.fetchall(_KEY_SELECT + where + " ORDER BY k.id"))
+        return [_key_info(r) for r in rows]
+
+    def revoke_key(self, key_id: int) -> bool:
+        """Revoke a key; False when there is no such key or it was already revoked."""
+        changed = self._db.run(lambda tx: tx.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (utcnow(), key_id)))
+        return changed == 1
+
+    def list_sites(self) -> list[SiteInfo]:
+        """Every site that has had a key, oldest first."""
+        rows = self._db.read(lambda tx: tx.fetchall("SELECT id, url, created FROM sites ORDER BY id"))
+        return [SiteInfo(int(r["id"]), r["url"], as_utc(r["created"])) for r in rows]
+
+    def count_usage(self, key_id: int, month: str, **increments: int) -> None:
+        """Add to a key's counters for a month (``api_calls=1, spam=1``…) in one UPSERT."""
+        check_month(month)
+        unknown = set(increments) - set(USAGE_COUNTERS)
+        if unknown:
+            raise InvalidRecordError(f"unknown usage counters {sorted(unknown)}; known: {USAGE_COUNTERS}")
+        if any(not isinstance(v, int) or v < 0 for v in increments.values()):
+            raise InvalidRecordError("usage increments must be non-negative integers")
+        if not any(increments.values()):
+            return
+        values = [int(increments.get(c, 0)) for c in USAGE_COUNTERS]
+        self._db.run(lambda tx: tx.execute(_UPSERT_USAGE, (key_id, month, *values)))
+
+    def usage(self, key_id: int, month: str) -> dict[str, int]:
+        """A key's counters for a month (zeros when nothing was counted)."""
+        check_month(month)
+        row = self._db.read(lambda tx: tx.fetchone(
+            f"SELECT {', '.join(USAGE_COUNTERS)} FROM key_usage WHERE key_id = ? AND month = ?",
+            (key_id, month)))
+        return {c: int(row[c]) if row else 0 for c in USAGE_COUNTERS}
+
+    def key_sites(self, month: str, key_id: Optional[int] = None) -> list[dict[str, Any]]:
+        """Per site, the month's counters summed over its keys (or one key's, given ``key_id``).
+
+        Each item has ``site``, ``site_id``, the five counters, and ``is_revoked``
+        (the key is revoked, or, over all keys, the site has no live key left).
+        Sites are ordered by API calls, busiest first.
+        """
+        check_month(month)
+        sums = ", ".join(f"COALESCE(SUM(u.{c}), 0) AS {c}" for c in USAGE_COUNTERS)
+        live = "SUM(CASE WHEN k.revoked_at IS NULL THEN 1 ELSE 0 END)"
+        where, params = ("WHERE k.id = ?", [month, key_id]) if key_id is not None else ("", [month])
+        sql = f"""
+            SELECT s.id AS site_id, s.url AS site, {sums}, {live} AS live_keys
+            FROM sites s JOIN api_keys k ON k.site_id = s.id
+            LEFT JOIN key_usage u ON u.key_id = k.id AND u.month = ?
+            {where}
+            GROUP BY s.id, s.url
+            ORDER BY 3 DESC, s.url"""
+        rows = self._db.read(lambda tx: tx.fetchall(sql, params))
+        return [
+            {"site": r["site"], "site_id": int(r["site_id"]),
+             **{c: int(r[c]) for c in USAGE_COUNTERS}, "is_revoked": int(r["live_keys"]) == 0}
+            for r in rows
+        ]

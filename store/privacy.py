@@ -1,0 +1,92 @@
+"""Everything keyed with the server secret: API-key digests, personal-data hashes, comment hashes.
+
+Personal data is minimised before it is written: ``user_ip`` and
+``comment_author_email`` (and the IP- and email-bearing server variables a client
+may send in ``extra``) become ``hmac:<hex>`` keyed hashes, unless the operator
+chose ``store_personal_data``. The same input always gives the same hash, so
+"same sender" still works. An email keeps its domain (``hmac:<hex>@example.org``)
+because the email domain is a useful spam feature for retraining. Credentials a
+client forwards (cookies, authorization headers, nonces) are dropped always.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from dataclasses import replace
+
+from model.comment import Comment
+
+HMAC_PREFIX = "hmac:"
+_HEX_CHARS = 32  # 128 bits of the HMAC-SHA256: plenty to tell senders apart
+
+_DROP_EXTRA = re.compile(r"COOKIE|AUTHORIZATION|PASSWORD|PASSWD|NONCE|TOKEN|SECRET", re.IGNORECASE)
+_PERSONAL_EXTRA = re.compile(r"^REMOTE_ADDR$|_IP$|FORWARDED|REAL_IP|EMAIL", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+
+
+def _normalise_text(text: str) -> str:
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
+
+
+class Privacy:
+    """Keyed hashing under one secret, and the personal-data policy of a store."""
+
+    def __init__(self, secret: bytes, *, store_personal_data: bool = False) -> None:
+        self._secret = bytes(secret)
+        self.store_personal_data = store_personal_data
+
+    def _mac(self, purpose: str, value: str) -> str:
+        message = purpose.encode() + b"\x00" + value.encode("utf-8", "surrogatepass")
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def key_digest(self, key: str) -> str:
+        """The HMAC-SHA256 of an API key: what the store keeps instead of the key."""
+        return self._mac("commentguard/api-key", key)
+
+    def secret_fingerprint(self) -> str:
+        """A value that tells whether a database was set up under this secret."""
+        return self._mac("commentguard/secret-check", "")
+
+    def pseudonym(self, value: str, *, email: bool = False) -> str:
+        """The keyed hash of a personal value; empty and already-hashed values pass unchanged."""
+        value = value.strip()
+        if not value or value.startswith(HMAC_PREFIX):
+            return value
+        if not email:
+            return HMAC_PREFIX + self._mac("commentguard/personal", value)[:_HEX_CHARS]
+        value = value.lower()
+        digest = HMAC_PREFIX + self._mac("commentguard/personal", value)[:_HEX_CHARS]
+        _, at, domain = value.rpartition("@")
+        return f"{digest}@{domain}" if at and domain else digest
+
+    def minimise(self, comment: Comment) -> Comment:
+        """The comment as it may be stored under this store's personal-data policy."""
+        extra = {k: v for k, v in comment.extra.items() if not _DROP_EXTRA.search(k)}
+        if self.store_personal_data:
+            return replace(comment, extra=extra) if len(extra) != len(comment.extra) else comment
+        for key, value in extra.items():
+            if _PERSONAL_EXTRA.search(key):
+                extra[key] = self.pseudonym(value, email="EMAIL" in key.upper())
+        return replace(
+            comment,
+            user_ip=self.pseudonym(comment.user_ip),
+            comment_author_email=self.pseudonym(comment.comment_author_email, email=True),
+            extra=extra,
+        )
+
+    def comment_hash(self, comment: Comment) -> str:
+        """SHA-256 of the normalised content, author and (keyed) author email.
+
+        The email enters as its pseudonym whatever the policy, so a comment hashes
+        the same before and after it is stored, and the hash cannot be used to
+        confirm a guessed email address.
+        """
+        parts = (
+            "v1",
+            _normalise_text(comment.comment_content),
+            _normalise_text(comment.comment_author),
+            self.pseudonym(comment.comment_author_email, email=True),
+        )
+        return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()

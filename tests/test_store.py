@@ -1,0 +1,560 @@
+"""Tests of the storage layer, each run against SQLite and PostgreSQL.
+
+The PostgreSQL cases need ``COMMENTGUARD_TEST_DATABASE_URL`` (any database on the
+server; the tests create and drop their own throwaway database, and give every
+test a fresh schema inside it). Without it they skip.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import secrets
+import threading
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+
+from model.comment import TEXT_FIELDS, Comment
+from model.verdict import Reason, Verdict
+from store import (
+    CheckRecord,
+    FeedbackRecord,
+    InvalidRecordError,
+    MigrationError,
+    SecretMismatchError,
+    Store,
+    StoreClosedError,
+    StoreConfigError,
+    StoreDatabaseError,
+    open_store,
+)
+from store.db import Database
+from store.migrations import MIGRATIONS, Migration, applied_versions, migrate
+from store.privacy import Privacy
+from store.records import COMMENT_COLUMNS, new_check_id
+
+SECRET = b"test-secret-0123456789abcdef"
+PG_ENV = "COMMENTGUARD_TEST_DATABASE_URL"
+MONTH = "2025-03"
+
+
+# --- fixtures ---------------------------------------------------------------
+
+def _replace_url(url: str, *, dbname: str | None = None, **query: str) -> str:
+    parts = urlsplit(url)
+    params = dict(parse_qsl(parts.query))
+    params.update(query)
+    path = f"/{dbname}" if dbname is not None else parts.path
+    return urlunsplit(parts._replace(path=path, query=urlencode(params)))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A throwaway database on the test server, dropped when the session ends."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set: the PostgreSQL cases need a server (CI sets it)")
+    import psycopg
+    from psycopg import sql
+
+    admin = _replace_url(base, dbname="postgres")
+    name = f"commentguard_test_{secrets.token_hex(5)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield _replace_url(base, dbname=name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a fresh SQLite file, or a fresh schema in the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    import psycopg
+
+    database = request.getfixturevalue("pg_database")
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return _replace_url(database, options=f"-csearch_path={schema}")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with open_store(store_url, secret=SECRET) as opened:
+        yield opened
+
+
+def _comment(content: str = "Great post, thanks!", **fields: Any) -> Comment:
+    base: dict[str, Any] = {
+        "comment_author": "Alice",
+        "comment_author_email": "alice@example.org",
+        "user_ip": "203.0.113.7",
+        "blog": "https://blog.example.org",
+    }
+    base.update(fields)
+    return Comment(comment_content=content, **base)
+
+
+def _check(comment: Comment, *, created: datetime | None = None, site_id: int | None = None,
+           tier: str = "spam") -> CheckRecord:
+    verdict = Verdict(tier, 0.91, (Reason("shortened link", 1.2),), "m-1")
+    return CheckRecord.from_verdict(comment, verdict, surface="akismet", site_id=site_id, created=created)
+
+
+def _rows(store: Store, table: str) -> list[dict[str, Any]]:
+    return store.database.read(lambda tx: tx.fetchall(f"SELECT * FROM {table}"))
+
+
+def _run_threads(count: int, target: Callable[[int], None]) -> None:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            target(i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+# --- opening ----------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["", ":memory:", "mysql://db/x", "sqlite:memory"])
+def test_unusable_targets_are_refused(target: str) -> None:
+    with pytest.raises(StoreConfigError):
+        open_store(target, secret=SECRET)
+
+
+def test_short_or_text_secret_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreConfigError):
+        open_store(str(tmp_path / "a.db"), secret=b"short")
+    with pytest.raises(StoreConfigError):
+        open_store(str(tmp_path / "a.db"), secret="a text secret, not bytes")  # type: ignore[arg-type]
+
+
+def test_sqlite_url_form_and_parent_directories(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "cg.db"
+    with open_store(f"sqlite:///{path}", secret=SECRET) as store:
+        key, _ = store.create_key("https://a.example")
+    assert path.exists()
+    with open_store(str(path), secret=SECRET) as store:
+        assert store.authenticate(key) is not None
+
+
+def test_different_secret_is_refused(store_url: str) -> None:
+    with open_store(store_url, secret=SECRET) as store:
+        store.create_key("https://a.example")
+    with pytest.raises(SecretMismatchError):
+        open_store(store_url, secret=b"another-secret-0123456789")
+
+
+def test_closed_store_raises(store: Store) -> None:
+    store.close()
+    with pytest.raises(StoreClosedError):
+        store.list_keys()
+
+
+# --- keys and sites -----------------------------------------------------------
+
+def test_create_authenticate_revoke(store: Store) -> None:
+    key, info = store.create_key("https://blog.example.org/", label="main")
+    assert len(key) == 12 and all(c in "0123456789abcdef" for c in key)
+    assert (info.site_url, info.label, info.hint, info.revoked) == ("https://blog.example.org", "main", key[-2:], False)
+    assert info.created.tzinfo is not None and info.created.utcoffset() == timedelta(0)
+    assert store.authenticate(key) == info
+    assert store.revoke_key(info.id) is True
+    assert store.revoke_key(info.id) is False
+    assert store.revoke_key(999_999) is False
+    assert store.authenticate(key) is None
+    listed = store.list_keys()
+    assert [k.id for k in listed] == [info.id] and listed[0].revoked
+    assert store.list_keys(include_revoked=False) == []
+
+
+def test_keys_share_a_site_and_differ(store: Store) -> None:
+    key1, info1 = store.create_key("https://blog.example.org")
+    key2, info2 = store.create_key("https://blog.example.org/")
+    _, info3 = store.create_key("https://other.example")
+    assert key1 != key2 and info1.site_id == info2.site_id != info3.site_id
+    assert [s.url for s in store.list_sites()] == ["https://blog.example.org", "https://other.example"]
+    assert store.authenticate(key2).id == info2.id  # type: ignore[union-attr]
+    with pytest.raises(InvalidRecordError):
+        store.create_key("   ")
+
+
+def test_key_is_never_stored_in_clear(store: Store) -> None:
+    key, _ = store.create_key("https://blog.example.org", label="lbl")
+    for table in ("api_keys", "sites", "store_meta"):
+        for row in _rows(store, table):
+            assert not any(key in str(value) for value in row.values()), table
+    (row,) = _rows(store, "api_keys")
+    assert row["digest"] == Privacy(SECRET).key_digest(key)
+
+
+@pytest.mark.parametrize("bad", [
+    "", "abc", "0123456789abc", "0123456789AB", "g123456789ab", " 0123456789a",
+    "0123456789ab\n", None, 123456789012, b"0123456789ab",
+])
+def test_wrong_shape_keys_never_reach_the_database(
+    store: Store, bad: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def forbidden(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("authenticate touched the database")
+
+    monkeypatch.setattr(store.database, "run", forbidden)
+    monkeypatch.setattr(store.database, "read", forbidden)
+    assert store.authenticate(bad) is None
+
+
+def test_unknown_well_shaped_key_does_not_authenticate(store: Store) -> None:
+    store.create_key("https://blog.example.org")
+    assert store.authenticate("0123456789ab") is None
+
+
+# --- usage ----------------------------------------------------------------------
+
+def test_count_usage_and_usage(store: Store) -> None:
+    _, info = store.create_key("https://blog.example.org")
+    store.count_usage(info.id, MONTH, api_calls=1, spam=1)
+    store.count_usage(info.id, MONTH, api_calls=2, ham=2, missed_spam=1, false_positives=3)
+    store.count_usage(info.id, "2025-04", api_calls=5)
+    store.count_usage(info.id, MONTH)  # nothing to add: no row change
+    assert store.usage(info.id, MONTH) == {
+        "api_calls": 3, "spam": 1, "ham": 2, "missed_spam": 1, "false_positives": 3}
+    assert store.usage(info.id, "2025-05")["api_calls"] == 0
+    with pytest.raises(InvalidRecordError):
+        store.count_usage(info.id, MONTH, calls=1)
+    with pytest.raises(InvalidRecordError):
+        store.count_usage(info.id, "2025-13", api_calls=1)
+    with pytest.raises(InvalidRecordError):
+        store.count_usage(info.id, MONTH, api_calls=-1)
+
+
+def test_count_usage_for_unknown_key_fails(store: Store) -> None:
+    with pytest.raises(StoreDatabaseError):
+        store.count_usage(424242, MONTH, api_calls=1)
+
+
+def test_count_usage_is_exact_under_concurrency(store: Store) -> None:
+    _, info = store.create_key("https://blog.example.org")
+
+    def work(_: int) -> None:
+        for _ in range(50):
+            store.count_usage(info.id, MONTH, api_calls=1, spam=1)
+
+    _run_threads(8, work)
+    assert store.usage(info.id, MONTH)["api_calls"] == 400
+    assert store.usage(info.id, MONTH)["spam"] == 400
+
+
+def test_key_sites(store: Store) -> None:
+    _, a1 = store.create_key("https://a.example")
+    _, a2 = store.create_key("https://a.example")
+    _, b1 = store.create_key("https://b.example")
+    store.count_usage(a1.id, MONTH, api_calls=3, spam=1)
+    store.count_usage(a2.id, MONTH, api_calls=4, ham=2)
+    store.count_usage(b1.id, MONTH, api_calls=1, false_positives=1)
+    store.count_usage(b1.id, "2025-02", api_calls=100)
+    store.revoke_key(b1.id)
+    sites = store.key_sites(MONTH)
+    assert [s["site"] for s in sites] == ["https://a.example", "https://b.example"]
+    assert sites[0] | {"site_id": 0} == {"site": "https://a.example", "site_id": 0, "api_calls": 7, "spam": 1,
+                                         "ham": 2, "missed_spam": 0, "false_positives": 0, "is_revoked": False}
+    assert (sites[1]["api_calls"], sites[1]["false_positives"], sites[1]["is_revoked"]) == (1, 1, True)
+    (only,) = store.key_sites(MONTH, key_id=a2.id)
+    assert (only["site"], only["api_calls"], only["ham"]) == ("https://a.example", 4, 2)
+    assert [s["api_calls"] for s in store.key_sites("2025-06")] == [0, 0]
+    with pytest.raises(InvalidRecordError):
+        store.key_sites("March")
+
+
+# --- checks ----------------------------------------------------------------------
+
+def test_record_checks_batch_get_and_find(store: Store) -> None:
+    _, info = store.create_key("https://blog.example.org")
+    old = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    first = _check(_comment("Buy now http://bit.ly/x"), created=old, site_id=info.site_id)
+    again = _check(_comment("buy   NOW http://bit.ly/x"), created=old + timedelta(hours=1), site_id=info.site_id)
+    elsewhere = _check(_comment("Buy now http://bit.ly/x"), created=old + timedelta(hours=2))
+    other = _check(_comment("A thoughtful reply"), tier="ham")
+    store.record_checks([first, again, elsewhere, other])
+
+    got = store.get_check(first.id)
+    assert got is not None
+    assert (got.tier, got.score, got.model_version, got.reasons) == ("spam", 0.91, "m-1", ("shortened link",))
+    assert (got.surface, got.site_id, got.created, got.is_test, got.upstream) == (
+        "akismet", info.site_id, old, False, None)
+    assert got.comment.comment_content == "Buy now http://bit.ly/x"
+    # Normalised content (case, spacing) gives the same hash; the latest check wins.
+    assert store.comment_hash(first.comment) == store.comment_hash(again.comment) == got.comment_hash
+    assert store.find_check(got.comment_hash).id == elsewhere.id  # type: ignore[union-attr]
+    assert store.find_check(got.comment_hash, site_id=info.site_id).id == again.id  # type: ignore[union-attr]
+    assert store.find_check(store.comment_hash(_comment("never seen"))) is None
+    assert store.get_check(new_check_id()) is None
+
+
+def test_record_checks_is_all_or_nothing(store: Store) -> None:
+    good = _check(_comment("one"))
+    with pytest.raises(StoreDatabaseError):
+        store.record_checks([good, _check(_comment("two")), good])  # duplicate id
+    assert store.get_check(good.id) is None
+    store.record_checks([])
+    assert _rows(store, "checks") == []
+
+
+def test_check_keeps_upstream_context_extra_and_test_flag(store: Store) -> None:
+    comment = _comment(comment_context=("news", "cats"), extra={"HTTP_ACCEPT": "text/html"}, is_test="1")
+    record = _check(comment)
+    record = replace(record, upstream={"akismet": "true", "pro_tip": "discard"})
+    store.record_checks([record])
+    got = store.get_check(record.id)
+    assert got is not None and got.is_test and got.comment.is_test_call
+    assert got.upstream == {"akismet": "true", "pro_tip": "discard"}
+    assert got.comment.comment_context == ("news", "cats")
+    assert got.comment.extra == {"HTTP_ACCEPT": "text/html"}
+
+
+def test_records_validate_their_values() -> None:
+    with pytest.raises(InvalidRecordError):
+        CheckRecord.from_verdict(_comment(), Verdict("spam", 0.9), surface="email")
+    with pytest.raises(InvalidRecordError):
+        CheckRecord.from_verdict(_comment(), Verdict("maybe", 0.9), surface="json")
+    with pytest.raises(InvalidRecordError):
+        FeedbackRecord(label="junk", comment=_comment())
+
+
+def test_every_comment_field_round_trips(store_url: str) -> None:
+    assert set(TEXT_FIELDS) - {"is_test"} <= set(COMMENT_COLUMNS), "a new Comment field needs a migration"
+    values = {name: f"value of {name}" for name in TEXT_FIELDS if name != "is_test"}
+    comment = Comment(**values, comment_context=("tag",), extra={"HTTP_X": "y"})
+    with open_store(store_url, secret=SECRET, store_personal_data=True) as store:
+        record = _check(comment)
+        store.record_checks([record])
+        fid = store.add_feedback(FeedbackRecord("spam", comment, source="cli"))
+        assert store.get_check(record.id).comment == comment  # type: ignore[union-attr]
+        (feedback,) = store.list_feedback()
+        assert feedback.id == fid and feedback.comment == comment
+
+
+# --- personal data ------------------------------------------------------------------
+
+def test_personal_data_is_hashed_by_default(store: Store) -> None:
+    extra = {"REMOTE_ADDR": "203.0.113.7", "HTTP_X_FORWARDED_FOR": "198.51.100.1", "HTTP_COOKIE": "session=abc",
+             "POST_email": "alice@example.org", "HTTP_USER_AGENT": "Mozilla/5.0", "akismet_comment_nonce": "n1"}
+    first, second = _check(_comment("one", extra=extra)), _check(_comment("two", comment_author_email=" ALICE@example.org"))
+    store.record_checks([first, second])
+    store.add_feedback(FeedbackRecord("spam", _comment("three"), source="akismet"))
+    for table in ("checks", "feedback"):
+        text = json.dumps(_rows(store, table), default=str)
+        for secret_value in ("203.0.113.7", "198.51.100.1", "alice@", "session=abc", "n1\""):
+            assert secret_value not in text, (table, secret_value)
+    got1, got2 = store.get_check(first.id), store.get_check(second.id)
+    assert got1 is not None and got2 is not None
+    assert got1.comment.user_ip.startswith("hmac:")
+    assert got1.comment.comment_author_email.startswith("hmac:")
+    assert got1.comment.comment_author_email.endswith("@example.org")  # the domain is kept as a feature
+    # Same input, same hash: "same sender" still works.
+    assert got1.comment.comment_author_email == got2.comment.comment_author_email
+    assert got1.comment.user_ip == got2.comment.user_ip
+    assert got1.comment.extra["REMOTE_ADDR"] == got1.comment.user_ip
+    assert got1.comment.extra["HTTP_USER_AGENT"] == "Mozilla/5.0"
+    assert "HTTP_COOKIE" not in got1.comment.extra and "akismet_comment_nonce" not in got1.comment.extra
+    # The stored (hashed) comment hashes like the original one.
+    assert store.comment_hash(got1.comment) == store.comment_hash(first.comment) == got1.comment_hash
+
+
+def test_personal_data_in_clear_when_enabled(store_url: str) -> None:
+    with open_store(store_url, secret=SECRET, store_personal_data=True) as store:
+        record = _check(_comment(extra={"REMOTE_ADDR": "203.0.113.7", "HTTP_COOKIE": "session=abc"}))
+        store.record_checks([record])
+        store.add_feedback(FeedbackRecord("ham", _comment(), source="json"))
+        got = store.get_check(record.id)
+        assert got is not None
+        assert (got.comment.user_ip, got.comment.comment_author_email) == ("203.0.113.7", "alice@example.org")
+        assert got.comment.extra == {"REMOTE_ADDR": "203.0.113.7"}  # credentials are dropped regardless
+        assert store.list_feedback()[0].comment.user_ip == "203.0.113.7"
+    with open_store(store_url, secret=SECRET) as hashed:
+        # The comment hash does not depend on the setting, so checks stay findable.
+        assert hashed.find_check(hashed.comment_hash(_comment())).id == record.id  # type: ignore[union-attr]
+
+
+# --- purge -------------------------------------------------------------------------
+
+def test_purge_checks_keeps_feedback(store: Store) -> None:
+    now = datetime.now(timezone.utc)
+    old, recent = _check(_comment("old spam"), created=now - timedelta(days=40)), _check(_comment("new"), created=now)
+    store.record_checks([old, recent])
+    store.add_feedback(FeedbackRecord("spam", old.comment, source="akismet", check_id=old.id))
+    assert store.purge_checks(30) == 1
+    assert store.get_check(old.id) is None and store.get_check(recent.id) is not None
+    (feedback,) = store.list_feedback()
+    assert feedback.check_id == old.id and feedback.comment.comment_content == "old spam"
+    assert store.purge_checks(30) == 0
+    with pytest.raises(InvalidRecordError):
+        store.purge_checks(-1)
+
+
+# --- feedback ---------------------------------------------------------------------
+
+def test_add_and_list_feedback(store: Store) -> None:
+    t0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    fid = store.add_feedback(FeedbackRecord("spam", _comment("spam!"), source="akismet", reporter="mod",
+                                            check_id="c" * 32, created=t0))
+    store.add_feedback(FeedbackRecord("ham", _comment("test"), source="json", is_test=True, created=t0))
+    (only,) = store.list_feedback()
+    assert (only.id, only.label, only.source, only.reporter, only.check_id, only.created) == (
+        fid, "spam", "akismet", "mod", "c" * 32, t0)
+    assert only.comment_hash == store.comment_hash(_comment("spam!"))
+    assert [f.label for f in store.list_feedback(include_test=True)] == ["spam", "ham"]
+
+
+def test_latest_label_per_comment(store: Store) -> None:
+    t0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    store.add_feedback(FeedbackRecord("spam", _comment("A"), created=t0))
+    store.add_feedback(FeedbackRecord("ham", _comment("a "), created=t0 + timedelta(minutes=5)))
+    store.add_feedback(FeedbackRecord("spam", _comment("B"), created=t0 + timedelta(minutes=1)))
+    store.add_feedback(FeedbackRecord("spam", _comment("a"), is_test=True, created=t0 + timedelta(minutes=9)))
+    latest = store.list_feedback(latest_per_comment=True)
+    assert [(f.comment.comment_content, f.label) for f in latest] == [("B", "spam"), ("a ", "ham")]
+    with_test = store.list_feedback(include_test=True, latest_per_comment=True)
+    assert [(f.comment.comment_content, f.label) for f in with_test] == [("B", "spam"), ("a", "spam")]
+
+
+def test_forget_feedback(store: Store) -> None:
+    check_id = new_check_id()
+    first = store.add_feedback(FeedbackRecord("spam", _comment("x"), check_id=check_id))
+    store.add_feedback(FeedbackRecord("ham", _comment("x"), check_id=check_id))
+    keep = store.add_feedback(FeedbackRecord("spam", _comment("y")))
+    assert store.forget_feedback(first) is True
+    assert store.forget_feedback(first) is False
+    assert store.forget_feedback_for_check(check_id) == 1
+    assert store.forget_feedback_for_check(check_id) == 0
+    assert [f.id for f in store.list_feedback(include_test=True)] == [keep]
+
+
+def test_export_feedback(store: Store, tmp_path: Path) -> None:
+    t0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    tagged = _comment("Cheap pills", comment_author_url="http://pills.example", comment_context=("health",))
+    store.add_feedback(FeedbackRecord("ham", tagged, created=t0))
+    store.add_feedback(FeedbackRecord("spam", tagged, created=t0 + timedelta(days=1)))
+    store.add_feedback(FeedbackRecord("ham", _comment("Nice recipe", comment_author=""), created=t0))
+    store.add_feedback(FeedbackRecord("spam", _comment("Nice recipe", comment_author=""), is_test=True,
+                                      created=t0 + timedelta(days=2)))
+    store.add_feedback(FeedbackRecord("spam", _comment("only a test"), is_test=True, created=t0))
+    out = tmp_path / "feedback.jsonl"
+    assert store.export_feedback(out) == 2
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(row["comment_content"], row["label"]) for row in lines] == [("Nice recipe", "ham"), ("Cheap pills", "spam")]
+    pills = lines[1]
+    assert pills["comment_author_url"] == "http://pills.example" and pills["comment_context"] == ["health"]
+    assert pills["comment_author_email"].startswith("hmac:") and "is_test" not in pills
+    assert "comment_author" not in lines[0] and "permalink" not in lines[0]  # empty fields left out
+    assert not list(tmp_path.glob(".feedback-*"))
+
+
+def test_feedback_from_many_threads_all_lands(store: Store) -> None:
+    def work(thread: int) -> None:
+        for i in range(200):
+            store.add_feedback(FeedbackRecord("spam" if i % 2 else "ham", _comment(f"t{thread} c{i}"), source="json"))
+
+    _run_threads(8, work)
+    rows = store.list_feedback(include_test=True)
+    assert len(rows) == 1600 and len({r.id for r in rows}) == 1600
+    assert len({r.comment.comment_content for r in rows}) == 1600
+
+
+def _process_feedback(url: str, worker: int, count: int) -> None:
+    with open_store(url, secret=SECRET) as store:
+        for i in range(count):
+            store.add_feedback(FeedbackRecord("spam", _comment(f"p{worker} c{i}"), source="cli"))
+
+
+@pytest.mark.slow
+def test_feedback_from_many_processes_all_lands(store_url: str) -> None:
+    open_store(store_url, secret=SECRET).close()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_process_feedback, args=(store_url, w, 100)) for w in range(4)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(timeout=120)
+    assert [p.exitcode for p in workers] == [0, 0, 0, 0]
+    with open_store(store_url, secret=SECRET) as store:
+        assert len(store.list_feedback()) == 400
+
+
+# --- migrations -------------------------------------------------------------------
+
+def test_upgrade_from_an_earlier_migration_keeps_rows(store_url: str) -> None:
+    db = Database(store_url)
+    assert migrate(db, MIGRATIONS[:1]) == [1]
+    old = Store(db, Privacy(SECRET))  # what the release with one migration could do
+    key, info = old.create_key("https://blog.example.org", label="kept")
+    old.count_usage(info.id, MONTH, api_calls=3)
+    old.close()
+    with open_store(store_url, secret=SECRET) as store:
+        assert applied_versions(store.database) == [m.version for m in MIGRATIONS]
+        assert store.authenticate(key) == info
+        assert store.usage(info.id, MONTH)["api_calls"] == 3
+        assert store.add_feedback(FeedbackRecord("spam", _comment(), key_id=info.id)) > 0
+
+
+def test_a_new_migration_alters_a_table_and_keeps_rows(store_url: str) -> None:
+    with open_store(store_url, secret=SECRET) as store:
+        fid = store.add_feedback(FeedbackRecord("spam", _comment("kept row")))
+    next_version = Migration(len(MIGRATIONS) + 1, "feedback notes",
+                             ("ALTER TABLE feedback ADD COLUMN note TEXT NOT NULL DEFAULT 'none'",))
+    db = Database(store_url)
+    try:
+        assert migrate(db, (*MIGRATIONS, next_version)) == [next_version.version]
+        assert migrate(db, (*MIGRATIONS, next_version)) == []
+        rows = db.read(lambda tx: tx.fetchall("SELECT id, comment_content, note FROM feedback"))
+        assert rows == [{"id": fid, "comment_content": "kept row", "note": "none"}]
+    finally:
+        db.close()
+    with pytest.raises(MigrationError, match="newer release"):
+        open_store(store_url, secret=SECRET)  # this code does not know the new migration
+
+
+def test_a_failing_migration_changes_nothing(store_url: str) -> None:
+    open_store(store_url, secret=SECRET).close()
+    broken = Migration(len(MIGRATIONS) + 1, "broken", (
+        "CREATE TABLE half_done (id INTEGER)",
+        "ALTER TABLE no_such_table ADD COLUMN x TEXT",
+    ))
+    db = Database(store_url)
+    try:
+        with pytest.raises(MigrationError):
+            migrate(db, (*MIGRATIONS, broken))
+        assert applied_versions(db) == [m.version for m in MIGRATIONS]
+        assert migrate(db, MIGRATIONS) == []
+        with pytest.raises(StoreDatabaseError):
+            db.read(lambda tx: tx.fetchall("SELECT * FROM half_done"))
+        with pytest.raises(MigrationError):
+            migrate(db, (MIGRATIONS[1],))  # misnumbered list
+    finally:
+        db.close()
+
+
+def test_concurrent_opens_apply_each_migration_once(store_url: str) -> None:
+    stores: list[Store] = []
+    _run_threads(6, lambda _: stores.append(open_store(store_url, secret=SECRET)))
+    for opened in stores:
+        opened.close()
+    with open_store(store_url, secret=SECRET) as store:
+        versions = store.database.read(lambda tx: tx.fetchall("SELECT version FROM schema_migrations"))
+        assert sorted(r["version"] for r in versions) == [m.version for m in MIGRATIONS]

@@ -1,0 +1,123 @@
+"""Training: fit the pipeline, choose thresholds from out-of-fold scores, write the artifact.
+
+One call, :func:`train_model`, does what ``commentguard train`` promises:
+load the data (seed corpus and/or files), remove duplicates, score every
+training comment out-of-fold to choose the tier thresholds, fit the final
+model on all of it, evaluate it, and save the artifact with its metadata.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold
+
+from model.artifact import save_model
+from model.pipeline import build_pipeline, fit_pipeline
+from model.verdict import Thresholds
+from training.loaders import LoadedData, load_files
+from training.metrics import evaluate_scores
+from training.seed import seed_files
+from training.thresholds import ThresholdPolicy, choose_thresholds
+
+Progress = Callable[[str], None]
+
+
+class TrainingError(ValueError):
+    """Raised when the data cannot train a model (no files, one class only, too few rows)."""
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced: the artifact's metadata and the out-of-fold evaluation."""
+
+    metadata: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+
+def load_training_data(data: Sequence[str | Path], *, use_seed: bool = True,
+                       fmt: str | None = None, strict: bool = False) -> LoadedData:
+    """The seed corpus (unless ``use_seed`` is false) plus every file in ``data``, deduplicated."""
+    paths: list[str | Path] = [*seed_files()] if use_seed else []
+    paths += list(data)
+    if not paths:
+        raise TrainingError("no training data: give --data files or leave the seed corpus on")
+    if fmt is None:
+        return load_files(paths, strict=strict)
+    # A named format applies to the --data files only; the seed is always generic.
+    seed = load_files(paths[: len(paths) - len(data)], strict=strict) if use_seed else LoadedData()
+    extra = load_files(list(data), fmt, strict=strict)
+    return _merge(seed, extra)
+
+
+def out_of_fold_scores(comments: list[Any], labels: np.ndarray, *, folds: int = 5,
+                       random_state: int = 0, progress: Progress | None = None) -> np.ndarray:
+    """Each comment's spam probability from a model that did not see it (stratified k-fold)."""
+    n_folds = int(min(folds, np.bincount(labels).min()))
+    if n_folds < 2:
+        raise TrainingError("each class needs at least 2 examples to choose thresholds")
+    scores = np.zeros(len(labels), dtype=float)
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    template = build_pipeline(random_state=random_state)
+    for k, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(labels)), labels), 1):
+        if progress:
+            progress(f"cross-validation fold {k}/{n_folds}")
+        model = fit_pipeline(clone(template), [comments[i] for i in train_idx], labels[train_idx])
+        scores[test_idx] = model.predict_proba([comments[i] for i in test_idx])[:, 1]
+    return scores
+
+
+def train_model(out_dir: str | Path, data: Sequence[str | Path] = (), *, use_seed: bool = True,
+                fmt: str | None = None, strict: bool = False,
+                policy: ThresholdPolicy = ThresholdPolicy(), random_state: int = 0,
+                progress: Progress | None = None) -> TrainingResult:
+    """Train on the seed corpus and/or files and write the artifact to ``out_dir``."""
+    say = progress or (lambda _msg: None)
+    started = time.monotonic()
+    say("loading training data")
+    loaded = load_training_data(data, use_seed=use_seed, fmt=fmt, strict=strict)
+    comments = [r.comment for r in loaded.records]
+    labels = np.array([r.label for r in loaded.records], dtype=int)
+    if len(set(labels.tolist())) < 2:
+        raise TrainingError("training data must contain both spam and ham")
+    say(f"{len(labels)} comments ({int(labels.sum())} spam) after removing duplicates; "
+        f"{len(loaded.problems)} rows reported")
+    oof = out_of_fold_scores(comments, labels, random_state=random_state, progress=say)
+    thresholds = choose_thresholds(labels, oof, policy)
+    say("fitting the final model on all training data")
+    pipeline = fit_pipeline(build_pipeline(random_state=random_state), comments, labels)
+    evaluation = evaluate_scores(labels, oof, thresholds)
+    metadata = {
+        "training": {
+            "sources": loaded.sources,
+            "rows": int(len(labels)),
+            "spam": int(labels.sum()),
+            "ham": int((labels == 0).sum()),
+            "seed_corpus": use_seed,
+            "problems": len(loaded.problems),
+            "random_state": random_state,
+            "seconds": round(time.monotonic() - started, 2),
+            "threshold_policy": policy.__dict__,
+        },
+        "metrics": {"out_of_fold": evaluation},
+    }
+    say(f"writing the artifact to {out_dir}")
+    meta = save_model(pipeline, out_dir, thresholds=thresholds, metadata=metadata)
+    return TrainingResult(metadata=meta, problems=[str(p) for p in loaded.problems])
+
+
+def _merge(a: LoadedData, b: LoadedData) -> LoadedData:
+    from training.records import dedup_key
+
+    seen = {dedup_key(r.comment.comment_content) for r in a.records}
+    kept = [r for r in b.records if dedup_key(r.comment.comment_content) not in seen]
+    return LoadedData(records=a.records + kept, problems=a.problems + b.problems,
+                      sources=a.sources + b.sources)
+
+
+__all__ = ["TrainingError", "TrainingResult", "train_model", "load_training_data",
+           "out_of_fold_scores", "Thresholds"]
