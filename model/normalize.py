@@ -39,14 +39,16 @@ COMMON_TLDS: frozenset[str] = frozenset(
 _WORDLIKE_TLDS = frozenset("me to be in it am no us id at is so do my go on an as or up we he".split())
 _BARE_TLDS = "|".join(sorted(COMMON_TLDS - _WORDLIKE_TLDS, key=len, reverse=True))
 #: TLDs no sentence ends a clause with, so "example ,com" or "example dot com" is a link.
+#: An ordinary comma ("Great article, top notch", "Thanks, net result") is not an
+#: obfuscated dot, nor is an article before the TLD ("the dot com bubble", "a .com").
 _SPLIT_TLDS = "com|net|org|ru|xyz|biz|top"
 _DOT_WORD = re.compile(
     rf"\s*(?:\[\s*(?:dot|\.)\s*\]|\(\s*(?:dot|\.)\s*\)|\{{\s*dot\s*\}})\s*"
-    rf"|\s+dot\s+(?=(?:{_BARE_TLDS})\b)",
+    rf"|(?<!\bthe)(?<!\ba)(?<!\ban)\s+dot\s+(?=(?:{_BARE_TLDS})\b)",
     re.IGNORECASE,
 )
 _SPLIT_DOMAIN = re.compile(
-    rf"\b([a-z0-9][a-z0-9-]{{1,62}})(?:\s+[.,]\s*|\s*,\s*)({_SPLIT_TLDS})\b", re.IGNORECASE
+    rf"\b(?!(?:the|an?)\b)([a-z0-9][a-z0-9-]{{1,62}})(?:\s+[.,]\s*|,)({_SPLIT_TLDS})\b", re.IGNORECASE
 )
 # Bare domains need a lowercase TLD ("works.It" is a typo, not a link).
 _URL = re.compile(

@@ -2,8 +2,11 @@
 
 ``prepare`` normalises each comment; ``features`` unites word n-grams,
 character n-grams and the metadata one-hot block; ``classifier`` is a logistic
-regression, whose output is a probability fitted by log-loss (calibrated by
-construction; the training report measures it). The transformers live in this
+regression, whose output is a probability fitted by log-loss. Classes are
+weighted to balance, so the score is the spam probability under equal priors:
+sites differ in their share of spam, and the thresholds chosen at training
+time (not the 0.5 point) decide what is blocked. The Brier score in the
+training report measures calibration. The transformers live in this
 module because joblib pickles them by import path.
 """
 from __future__ import annotations
@@ -66,7 +69,8 @@ def _as_comment(item: Any) -> Comment:
 def build_pipeline(*, c: float = 8.0, min_df: int = 1, max_features: int | None = None,
                    meta_weight: float = 1.0, char_weight: float = 1.0, word_weight: float = 1.0,
                    char_range: tuple[int, int] = (2, 5), char_analyzer: str = "char_wb",
-                   word_range: tuple[int, int] = (1, 2), random_state: int = 0) -> Pipeline:
+                   word_range: tuple[int, int] = (1, 2), class_weight: str | None = "balanced",
+                   random_state: int = 0) -> Pipeline:
     """A fresh, unfitted pipeline with the project's features and classifier."""
     words = TfidfVectorizer(
         token_pattern=WORD_PATTERN, ngram_range=word_range, sublinear_tf=True,
@@ -81,7 +85,8 @@ def build_pipeline(*, c: float = 8.0, min_df: int = 1, max_features: int | None 
         ("chars", Pipeline([("text", TextOf()), ("tfidf", chars)])),
         ("meta", Pipeline([("tokens", MetaOf()), ("onehot", DictVectorizer())])),
     ], transformer_weights={"words": word_weight, "chars": char_weight, "meta": meta_weight})
-    classifier = LogisticRegression(C=c, max_iter=2000, random_state=random_state)
+    classifier = LogisticRegression(C=c, max_iter=2000, class_weight=class_weight,
+                                    random_state=random_state)
     return Pipeline([("prepare", CommentPreparer()), ("features", features), ("classifier", classifier)])
 
 

@@ -166,7 +166,7 @@ class Database:
         raise StoreBusyError(f"database stayed locked after {_ATTEMPTS} attempts: {last}") from last
 
     def read(self, work: Callable[[Tx], T]) -> T:
-        """Run ``work`` in a read transaction (SQLite takes no write lock)."""
+        """Run ``work``, which only reads, statement by statement in autocommit mode."""
         return self.run(work, write=False)
 
     def close(self) -> None:
@@ -181,10 +181,14 @@ class Database:
 
     def _in_transaction(self, conn: Any, work: Callable[[Tx], T], write: bool) -> T:
         tx = Tx(conn, self.dialect)
+        if not write:
+            # Reads here are single statements: autocommit saves the BEGIN/COMMIT
+            # round trips on hot paths such as authenticate().
+            return work(tx)
         if self.dialect.name == POSTGRESQL:
             with conn.transaction():
                 return work(tx)
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not mid-transaction
         try:
             result = work(tx)
             conn.execute("COMMIT")

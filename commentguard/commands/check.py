@@ -1,0 +1,34 @@
+"""``commentguard check``: one verdict for one comment, as JSON."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from model.artifact import load_model
+from model.comment import Comment
+from model.errors import ArtifactError
+
+
+@click.command("check")
+@click.argument("text")
+@click.option("--author", default="", help="comment_author")
+@click.option("--author-url", default="", help="comment_author_url")
+@click.option("--email", default="", help="comment_author_email")
+@click.option("--type", "comment_type", default="", help="comment_type (comment, reply, forum-post...)")
+@click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
+              help="The artifact directory (default: COMMENTGUARD_MODEL_PATH or the service's default).")
+def command(text: str, author: str, author_url: str, email: str, comment_type: str,
+            model_dir: str | None) -> None:
+    """Score TEXT and print the verdict with its reasons."""
+    if model_dir is None:
+        from service.settings import load_settings
+
+        model_dir = str(load_settings().model_path)
+    try:
+        scorer = load_model(model_dir)
+    except ArtifactError as exc:
+        raise click.ClickException(str(exc)) from exc
+    comment = Comment(comment_content=text, comment_author=author, comment_author_url=author_url,
+                      comment_author_email=email, comment_type=comment_type)
+    click.echo(json.dumps(scorer.score(comment).to_dict(), indent=2, ensure_ascii=False))

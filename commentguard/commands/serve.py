@@ -1,0 +1,55 @@
+"""``commentguard serve``: train the default model if there is none, then run the service under gunicorn.
+
+This is where training and the service meet (the service never imports
+``training``): the training package is imported only when a model is missing,
+so a deployment that ships its own model does not need it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from model.artifact import METADATA_NAME
+from service import server
+from service.settings import Settings, SettingsError, load_settings, unknown_variables
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Address to bind (default: COMMENTGUARD_HOST or 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port to listen on (default: COMMENTGUARD_PORT or 8000).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: COMMENTGUARD_WORKERS or 2).")
+@click.option("--worker-class", default=server.DEFAULT_WORKER_CLASS, show_default=True,
+              help="gunicorn worker class (sync, gthread, ...).")
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="Log every request to standard output.")
+def command(host: str | None, port: int | None, workers: int | None, worker_class: str,
+            access_log: bool) -> None:
+    """Serve the JSON API (and the other surfaces) with gunicorn."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name in unknown_variables():
+        click.echo(f"warning: {name} is not a CommentGuard setting (typo?)", err=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_model(settings)
+    server.serve(settings, host=host, port=port, workers=workers,
+                 worker_class=worker_class, access_log=access_log)
+
+
+def ensure_model(settings: Settings) -> None:
+    """Train the default model into ``settings.model_path`` when no artifact is there."""
+    path = Path(settings.model_path or settings.data_dir / "model")
+    if (path / METADATA_NAME).is_file():
+        return  # a broken artifact is reported by /readyz, not silently replaced
+    try:
+        from training.defaults import ensure_default_model
+    except ImportError as exc:
+        raise click.ClickException(
+            f"no model at {path}, and the default model cannot be trained here: {exc}. "
+            "Train one with `commentguard train --out PATH` and set COMMENTGUARD_MODEL_PATH."
+        ) from exc
+    ensure_default_model(path)

@@ -1,0 +1,105 @@
+"""The application factory and the per-app state (settings, scorer) it keeps in ``app.extensions``.
+
+:func:`create_app` loads the model once per app. A model that fails to load
+does not stop the app: ``/healthz`` still answers, ``/readyz`` says why it is
+not ready, and the check endpoints answer 503, so an orchestrator can tell
+"process up" from "able to score" and an operator can read the reason.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask, current_app
+
+from model.artifact import load_model
+from model.errors import ArtifactError
+from model.scorer import Scorer
+from model.verdict import Thresholds
+from service import errors
+from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
+
+EXTENSION_KEY = "commentguard"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceState:
+    """What the views of one app share: its settings and its scorer (if one loaded).
+
+    ``thresholds`` is what views pass to ``Scorer.score``: ``None`` to use the
+    model's own, or the model's with the configured overrides applied.
+    """
+
+    settings: Settings
+    scorer: Scorer | None = None
+    thresholds: Thresholds | None = None
+    not_ready_reason: str | None = None
+    _secret_key: str | None = field(default=None, repr=False)
+
+    @property
+    def ready(self) -> bool:
+        return self.scorer is not None and self.not_ready_reason is None
+
+    def secret_key(self) -> str:
+        """The server secret, created in the data directory on first use (see settings)."""
+        if self._secret_key is None:
+            self._secret_key = resolve_secret_key(self.settings)
+        return self._secret_key
+
+
+def get_state(app: Flask | None = None) -> ServiceState:
+    """The :class:`ServiceState` of ``app`` (default: the current app)."""
+    return (app or current_app).extensions[EXTENSION_KEY]
+
+
+def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None) -> Flask:
+    """Build the service app. ``scorer`` skips loading the model from ``settings.model_path``."""
+    settings = settings if settings is not None else load_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Keep keys in the order the views wrote them: verdict first reads better than sorted.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION_KEY] = build_state(settings, scorer)
+    errors.init_app(app)
+    # Imported here, as flaskr does, because the views import get_state from this module.
+    from service import api, ops
+
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(api.bp)
+    return app
+
+
+def build_state(settings: Settings, scorer: Scorer | None = None) -> ServiceState:
+    """Load the model (unless given) and resolve thresholds; failures become a not-ready reason."""
+    state = ServiceState(settings=settings, scorer=scorer)
+    if state.scorer is None:
+        state.scorer, state.not_ready_reason = _load_scorer(settings.model_path)
+    if state.scorer is not None and settings.has_threshold_overrides:
+        try:
+            state.thresholds = settings.thresholds_for(state.scorer.thresholds)
+        except SettingsError as exc:
+            # Overrides that contradict the model's thresholds: refuse to score rather than guess.
+            state.not_ready_reason = str(exc)
+    if state.not_ready_reason:
+        log.error("not ready: %s", state.not_ready_reason)
+    else:
+        log.info("model %s loaded", state.scorer.version if state.scorer else "?")
+    return state
+
+
+def _load_scorer(path: Path | None) -> tuple[Scorer | None, str | None]:
+    if path is None:
+        return None, "no model path configured"
+    try:
+        return load_model(path), None
+    except ArtifactError as exc:
+        return None, str(exc)
+    except Exception as exc:  # the service must come up to report it; /readyz carries the reason
+        log.exception("loading the model at %s failed", path)
+        return None, f"loading the model at {path} failed: {type(exc).__name__}"
+
+
+__all__ = ["EXTENSION_KEY", "ServiceState", "build_state", "create_app", "get_state"]

@@ -1,0 +1,215 @@
+"""Tests of model.artifact: save, load, and refusing bad artifacts before unpickling them."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import sklearn
+
+import model.artifact as artifact
+from model.artifact import METADATA_NAME, PICKLE_NAME, load_model, read_metadata, save_model, sha256_file
+from model.comment import Comment
+from model.errors import (
+    ArtifactCorruptError,
+    ArtifactError,
+    ArtifactIncompatibleError,
+    ArtifactMissingError,
+)
+from model.pipeline import build_pipeline, fit_pipeline
+from model.scorer import Scorer
+from model.verdict import Thresholds
+
+SPAM = [
+    "Buy cheap viagra online at http://bit.ly/pills now",
+    "Check out my channel and subscribe, sub for sub!",
+    "Earn $500 a day working from home, click here",
+    "FREE gift cards!!! visit cheap-deals.xyz today",
+    "Best casino bonus code, claim your free spins",
+    "Congratulations you have won a prize, call 0800 123 4567",
+    "Cheap replica watches, best prices http://replicas.top",
+    "Follow me on instagram: hotdeals_88 for giveaways",
+    "Make money fast with crypto, guaranteed profit",
+    "Txt WIN to 80082 to claim your cash prize",
+    "Loans with no credit check, apply at fastloans.biz",
+    "Visit my website for the best SEO services",
+    "Lose 20 pounds in a week with this pill http://tinyurl.com/slim",
+    "Hot singles in your area, click the link",
+    "Get 10000 followers instantly, cheap likes",
+    "Essay writing service, cheap and fast, order now",
+    "Download free movies at movies-free.xyz",
+    "Work from home and earn big, limited offer",
+    "Bitcoin doubler, send 1 BTC and get 2 back",
+    "Cheap pharmacy, no prescription needed, buy now",
+]
+HAM = [
+    "Thanks for the clear explanation of the tax rules",
+    "I tried the recipe and it turned out great",
+    "Could you share the source code for the second example?",
+    "I disagree with the point about interest rates",
+    "Great photos of the mountains, where was the last one taken?",
+    "The docs at docs.python.org explain this too",
+    "My tomatoes also split after heavy rain, good to know why",
+    "Is there a version of this for Windows users?",
+    "This helped me fix my bike brakes, thank you",
+    "Interesting history of the town, I never knew that",
+    "Typo in the third paragraph: 'their' should be 'there'",
+    "How long should the dough rest before baking?",
+    "I read the book last year and loved the ending",
+    "Your chart has the axes swapped, I think",
+    "We had the same problem with our router last week",
+    "Nice write-up, the diagram makes it clear",
+    "What lens did you use for the night shots?",
+    "Following up on my question: it works now after the update",
+    "The meeting notes are a helpful summary",
+    "Does the library support Python 3.12 yet?",
+]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    comments = [Comment(comment_content=t) for t in SPAM + HAM]
+    labels = np.array([1] * len(SPAM) + [0] * len(HAM))
+    return fit_pipeline(build_pipeline(), comments, labels)
+
+
+THRESHOLDS = Thresholds(unsure=0.3, spam=0.6, discard=0.95)
+PROBE = [Comment(comment_content=t) for t in (
+    "cheap pills at http://bit.ly/abc", "thanks, the recipe worked", "subscribe to my channel",
+    "what camera did you use?", "",
+)]
+
+
+@pytest.fixture()
+def saved(fitted, tmp_path: Path) -> Path:
+    out = tmp_path / "model"
+    save_model(fitted, out, thresholds=THRESHOLDS, metadata={"training": {"rows": 40}})
+    return out
+
+
+@pytest.fixture()
+def no_unpickling(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        pytest.fail("load_model unpickled an artifact it should have refused")
+    monkeypatch.setattr(artifact.joblib, "load", refuse)
+
+
+def test_load_gives_a_scorer_with_the_pipelines_scores(fitted, saved: Path) -> None:
+    scorer = load_model(saved)
+    assert isinstance(scorer, Scorer)
+    expected = fitted.predict_proba(PROBE)[:, 1]
+    got = np.array([v.score for v in scorer.score_many(PROBE)])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(scorer.spam_probability(PROBE), expected, rtol=0, atol=1e-12)
+    assert scorer.thresholds == THRESHOLDS
+
+
+def test_metadata_contents(saved: Path) -> None:
+    meta = read_metadata(saved)
+    assert meta["version"] and isinstance(meta["version"], str)
+    assert meta["created"].startswith("20")
+    assert set(meta["libraries"]) >= {"python", "scikit-learn", "joblib"}
+    assert meta["libraries"]["scikit-learn"] == sklearn.__version__
+    assert meta["libraries"]["joblib"] == joblib.__version__
+    assert meta["sha256"] == sha256_file(saved / PICKLE_NAME)
+    assert meta["thresholds"] == {"unsure": 0.3, "spam": 0.6, "discard": 0.95}
+    assert meta["training"] == {"rows": 40}  # the caller's metadata is kept
+    assert meta["format_version"] == artifact.FORMAT_VERSION
+    assert load_model(saved).version == meta["version"]
+
+
+def test_save_leaves_no_temporary_files(fitted, saved: Path) -> None:
+    assert sorted(p.name for p in saved.iterdir()) == sorted([PICKLE_NAME, METADATA_NAME])
+    save_model(fitted, saved, thresholds=THRESHOLDS)  # overwriting in place too
+    assert sorted(p.name for p in saved.iterdir()) == sorted([PICKLE_NAME, METADATA_NAME])
+
+
+def _refused(path: Path, error: type[ArtifactError], *words: str) -> str:
+    with pytest.raises(error) as info:
+        load_model(path)
+    message = str(info.value)
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"
+    return message
+
+
+def test_tampered_pickle_is_refused_before_unpickling(saved: Path, no_unpickling) -> None:
+    pickle = saved / PICKLE_NAME
+    data = bytearray(pickle.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pickle.write_bytes(bytes(data))
+    _refused(saved, ArtifactCorruptError, "SHA-256", PICKLE_NAME)
+
+
+def test_truncated_pickle_is_refused_before_unpickling(saved: Path, no_unpickling) -> None:
+    pickle = saved / PICKLE_NAME
+    pickle.write_bytes(pickle.read_bytes()[:100])
+    _refused(saved, ArtifactCorruptError, "SHA-256")
+
+
+def test_missing_metadata(saved: Path, no_unpickling) -> None:
+    (saved / METADATA_NAME).unlink()
+    _refused(saved, ArtifactMissingError, METADATA_NAME, "missing")
+
+
+def test_missing_pickle(saved: Path, no_unpickling) -> None:
+    (saved / PICKLE_NAME).unlink()
+    _refused(saved, ArtifactMissingError, PICKLE_NAME, "missing")
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    _refused(tmp_path / "nowhere", ArtifactMissingError, "nowhere")
+
+
+def test_unreadable_metadata_json(saved: Path, no_unpickling) -> None:
+    (saved / METADATA_NAME).write_text("{not json", encoding="utf-8")
+    _refused(saved, ArtifactCorruptError, METADATA_NAME, "JSON")
+
+
+def test_metadata_without_checksum(saved: Path, no_unpickling) -> None:
+    meta = json.loads((saved / METADATA_NAME).read_text())
+    del meta["sha256"]
+    (saved / METADATA_NAME).write_text(json.dumps(meta))
+    _refused(saved, ArtifactCorruptError, "sha256")
+
+
+def _edit_meta(path: Path, **changes) -> None:
+    meta = json.loads((path / METADATA_NAME).read_text())
+    meta.update(changes)
+    (path / METADATA_NAME).write_text(json.dumps(meta))
+
+
+def test_other_scikit_learn_minor_version_is_refused_before_unpickling(saved: Path, no_unpickling) -> None:
+    major, minor = (int(x) for x in sklearn.__version__.split(".")[:2])
+    other = f"{major}.{minor + 1}.0"
+    meta = json.loads((saved / METADATA_NAME).read_text())
+    _edit_meta(saved, libraries={**meta["libraries"], "scikit-learn": other})
+    message = _refused(saved, ArtifactIncompatibleError, other, sklearn.__version__)
+    assert "scikit-learn" in message
+
+
+def test_other_scikit_learn_patch_version_is_accepted(saved: Path) -> None:
+    major, minor = sklearn.__version__.split(".")[:2]
+    meta = json.loads((saved / METADATA_NAME).read_text())
+    _edit_meta(saved, libraries={**meta["libraries"], "scikit-learn": f"{major}.{minor}.99"})
+    assert isinstance(load_model(saved), Scorer)
+
+
+def test_wrong_format_version_is_refused_before_unpickling(saved: Path, no_unpickling) -> None:
+    _edit_meta(saved, format_version=99)
+    _refused(saved, ArtifactIncompatibleError, "format", "99")
+
+
+def test_all_refusals_share_one_base_class(saved: Path) -> None:
+    (saved / PICKLE_NAME).write_bytes(b"junk")
+    with pytest.raises(ArtifactError):
+        load_model(saved)
+
+
+def test_a_copied_artifact_still_loads(saved: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(saved, copy)
+    assert load_model(copy).version == load_model(saved).version

@@ -1,0 +1,168 @@
+"""Tests of model.normalize: clean text, the links it hides and the e-mail domains it names."""
+from __future__ import annotations
+
+import pytest
+
+from model.normalize import SHORTENERS, clean_text, link_of_author_url, normalize, parse_link
+
+
+def hosts(text: str) -> list[str]:
+    return [link.host for link in normalize(text).links]
+
+
+# --- entities, tags, markup --------------------------------------------------------------
+
+def test_single_encoded_entities_are_decoded() -> None:
+    assert normalize("Tom &amp; Jerry&#39;s &quot;show&quot;").text == "Tom & Jerry's \"show\""
+
+
+def test_double_encoded_entities_are_decoded() -> None:
+    assert normalize("it&amp;#39;s &amp;quot;fine&amp;quot;").text == "it's \"fine\""
+    assert clean_text("caf&amp;eacute;") == "café"
+
+
+def test_tags_are_removed_but_anchor_hrefs_become_links() -> None:
+    norm = normalize('<p>Nice <b>post</b>. See <a href="https://Example.com/page?x=1">my notes</a></p>')
+    assert "<" not in norm.text and ">" not in norm.text
+    assert "my notes" in norm.text and "post" in norm.text
+    assert [(l.host, l.tld) for l in norm.links] == [("example.com", "com")]
+    assert norm.links[0].url == "https://Example.com/page?x=1"
+
+
+def test_anchor_whose_text_repeats_the_url_is_counted_once() -> None:
+    norm = normalize('<a href="https://example.org/a">https://example.org/a</a>')
+    assert [l.host for l in norm.links] == ["example.org"]
+    assert norm.text == "xxurl"
+
+
+def test_bbcode_url_is_a_link_and_its_tags_are_removed() -> None:
+    norm = normalize("[url=https://cheap-pills.xyz/buy]cheap pills[/url] [b]now[/b]")
+    assert norm.text == "cheap pills now"
+    assert [l.host for l in norm.links] == ["cheap-pills.xyz"]
+    assert norm.links[0].tld == "xyz"
+
+
+# --- invisible and compatibility characters ----------------------------------------------
+
+def test_zero_width_and_bom_characters_are_removed() -> None:
+    raw = "v\u200bi\u200ca\u200dg\u2060r\ufeffa\u00ad"
+    assert normalize(raw).text == "viagra"
+    assert clean_text("\ufeffhello") == "hello"
+
+
+def test_full_width_letters_are_folded() -> None:
+    assert normalize("ＦＲＥＥ ｍｏｎｅｙ ４ ｕ").text == "FREE money 4 u"
+
+
+def test_whitespace_is_collapsed() -> None:
+    assert normalize("  a \n\n b\t\tc  ").text == "a b c"
+
+
+# --- URLs -----------------------------------------------------------------------------
+
+def test_url_extraction_host_tld_and_placeholder() -> None:
+    norm = normalize("Read https://www.Blog.Example.co.uk/post/1?a=b, then reply.")
+    assert len(norm.links) == 1
+    link = norm.links[0]
+    assert link.host == "blog.example.co.uk"
+    assert link.tld == "uk"
+    assert link.url == "https://www.Blog.Example.co.uk/post/1?a=b"  # trailing comma stripped
+    assert norm.text == "Read xxurl , then reply."
+    assert not link.obfuscated
+
+
+def test_www_and_bare_domains_are_links() -> None:
+    assert hosts("go to www.example.me today") == ["example.me"]
+    assert hosts("buy at cheap-pills.xyz/shop now") == ["cheap-pills.xyz"]
+    assert hosts("see github.com") == ["github.com"]
+
+
+@pytest.mark.parametrize("url, host", [
+    ("http://bit.ly/3abc", "bit.ly"),
+    ("https://tinyurl.com/y7x2", "tinyurl.com"),
+    ("tinyurl.com/abc", "tinyurl.com"),
+    ("https://goo.gl/xyz", "goo.gl"),
+    ("cutt.ly/qwe", "cutt.ly"),
+    ("is.gd/abc", "is.gd"),
+    ("t.me/somechannel", "t.me"),
+])
+def test_shorteners_are_detected(url: str, host: str) -> None:
+    links = normalize(f"click {url} now").links
+    assert [l.host for l in links] == [host]
+    assert links[0].is_shortener
+
+
+def test_ordinary_hosts_are_not_shorteners() -> None:
+    links = normalize("docs at https://docs.python.org/3/ and https://bitly-fans.com").links
+    assert [l.is_shortener for l in links] == [False, False]
+    assert "bit.ly" in SHORTENERS and "tinyurl.com" in SHORTENERS
+
+
+def test_parse_link_rejects_hostless_text() -> None:
+    assert parse_link("localhost") is None
+    assert parse_link("") is None
+    assert parse_link("example.com").host == "example.com"
+
+
+# --- obfuscated links ------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, host", [
+    ("visit hxxp://evil-pills.com now", "evil-pills.com"),
+    ("visit hxxps://evil-pills.ru/buy today", "evil-pills.ru"),
+    ("go to example [dot] com for more", "example.com"),
+    ("go to example(dot)net for more", "example.net"),
+    ("go to example dot com for more", "example.com"),
+    ("go to example ,com for more", "example.com"),
+    ("go to example , org for more", "example.org"),
+    ("go to example . xyz for more", "example.xyz"),
+])
+def test_obfuscated_links_are_found_and_flagged(text: str, host: str) -> None:
+    links = normalize(text).links
+    assert [l.host for l in links] == [host]
+    assert links[0].obfuscated
+    assert "xxurl" in normalize(text).text
+
+
+def test_plain_links_are_not_flagged_obfuscated() -> None:
+    assert [l.obfuscated for l in normalize("see https://example.com and www.example.org").links] == [False, False]
+
+
+def test_author_url_in_obfuscated_form() -> None:
+    link = link_of_author_url("example dot com")
+    assert link is not None and link.host == "example.com" and link.obfuscated
+    plain = link_of_author_url("https://www.example.net/")
+    assert plain is not None and plain.host == "example.net" and not plain.obfuscated
+    assert link_of_author_url("   ") is None
+
+
+# --- e-mail addresses --------------------------------------------------------------------
+
+def test_email_addresses_are_replaced_and_domains_reported() -> None:
+    norm = normalize("write to Bob.Smith+x@Mail.Example.org or sales@cheap-deals.ru!")
+    assert norm.email_domains == ("mail.example.org", "cheap-deals.ru")
+    assert "@" not in norm.text
+    assert norm.text.count("xxemail") == 2
+    # the address is not also counted as a link to its domain
+    assert norm.links == ()
+
+
+# --- things that must not become links ------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "It works.It is great",
+    "connect the dot to the line",
+    "I use node.js every day",
+    "e.g. this one, i.e. that one",
+    "Great post.Thanks!",
+    "version 3.5 is out, v2.0 was slow",
+    "edit config.json and app.py",
+    "Mr. Smith said so at 10 a.m.",
+    "Great article, top notch work",
+    "Thanks, net result is good",
+    "the dot com bubble burst in 2000",
+    "it is listed as a .com but it is actually a .org",
+])
+def test_ordinary_text_has_no_links(text: str) -> None:
+    norm = normalize(text)
+    assert norm.links == (), norm.links
+    assert "xxurl" not in norm.text

@@ -1,0 +1,464 @@
+"""Tests of the service core: the JSON API, the operator endpoints, errors, the server wiring, `serve`.
+
+Flask test-client tests with the session's tiny real model (tests/conftest.py);
+one slow test starts the real gunicorn server and talks to it with httpx.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import types
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from commentguard.cli import cli
+from model.artifact import PICKLE_NAME
+from model.scorer import Scorer
+from service import server
+from service.app import get_state
+
+RESULT_KEYS = {"verdict", "score", "reasons", "model_version", "check_id"}
+SPAM_TEXT = "Buy cheap viagra online now!!! click http://bit.ly/cheap-pills"
+HAM_TEXT = "Thanks for the clear explanation, it helped me fix my build."
+REPO = Path(__file__).resolve().parents[1]
+
+
+def post_json(client: FlaskClient, path: str, body: Any, **kwargs: Any) -> Any:
+    return client.post(path, data=json.dumps(body), content_type="application/json", **kwargs)
+
+
+def assert_error(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
+    """The response is the one error shape with ``status`` (and names ``field`` when given)."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert isinstance(body["error"], str) and body["error"]
+    assert body["status"] == status
+    if field is not None:
+        assert body["field"] == field
+    assert "Traceback" not in response.get_data(as_text=True)
+    return body
+
+
+class SpyScorer:
+    """Wraps a scorer, recording how it is called."""
+
+    def __init__(self, inner: Scorer) -> None:
+        self.inner = inner
+        self.version = inner.version
+        self.thresholds = inner.thresholds
+        self.metadata = inner.metadata
+        self.calls: list[tuple[str, int]] = []
+
+    def score(self, comment: Any, thresholds: Any = None) -> Any:
+        self.calls.append(("score", 1))
+        return self.inner.score(comment, thresholds)
+
+    def score_many(self, comments: list[Any], thresholds: Any = None) -> Any:
+        self.calls.append(("score_many", len(comments)))
+        return self.inner.score_many(comments, thresholds)
+
+
+# --- operator endpoints -------------------------------------------------------------------
+
+def test_healthz(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_with_model(client: FlaskClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "model_version": "test-model-1"}
+
+
+def test_app_loads_the_model_from_model_path(make_app: Callable[..., Flask]) -> None:
+    app = make_app(scorer=None)
+    assert get_state(app).scorer is not None
+    assert app.test_client().get("/readyz").get_json()["model_version"] == "test-model-1"
+    assert app.config["MAX_CONTENT_LENGTH"] == 65536
+
+
+def test_without_model_the_app_starts_but_is_not_ready(
+        make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    client = make_app(scorer=None, model_path=tmp_path / "no-such-model").test_client()
+    assert client.get("/healthz").status_code == 200
+    body = assert_error(client.get("/readyz"), 503)
+    assert body["error"] == "model not loaded"
+    assert "no-such-model" in body["reason"]
+    for path, payload in [("/api/v1/check", {"comment_content": "hi"}),
+                          ("/api/v1/check/batch", {"comments": []})]:
+        body = assert_error(post_json(client, path, payload), 503)
+        assert body["error"] == "model not loaded"
+
+
+def test_corrupt_model_is_not_ready(make_app: Callable[..., Flask], model_dir: Path,
+                                    tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / PICKLE_NAME).write_bytes(b"not a pickle")
+    body = assert_error(make_app(scorer=None, model_path=broken).test_client().get("/readyz"), 503)
+    assert "SHA-256" in body["reason"]
+
+
+def test_threshold_overrides_apply(make_app: Callable[..., Flask]) -> None:
+    client = make_app(threshold_unsure=0.0, threshold_spam=0.0, threshold_discard=0.0).test_client()
+    assert post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT}).get_json()["verdict"] == "discard"
+
+
+def test_threshold_overrides_contradicting_the_model_are_not_ready(
+        make_app: Callable[..., Flask]) -> None:
+    client = make_app(threshold_unsure=0.95).test_client()  # above the model's spam threshold
+    body = assert_error(client.get("/readyz"), 503)
+    assert "COMMENTGUARD_THRESHOLD_UNSURE" in body["reason"]
+    assert_error(post_json(client, "/api/v1/check", {"comment_content": "hi"}), 503)
+
+
+# --- POST /api/v1/check: good input --------------------------------------------------------
+
+def test_check_spam_and_ham(client: FlaskClient) -> None:
+    spam = post_json(client, "/api/v1/check", {"comment_content": SPAM_TEXT,
+                                               "comment_author_url": "http://bit.ly/x"})
+    ham = post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT, "comment_author": "Ann"})
+    assert spam.status_code == ham.status_code == 200
+    for body in (spam.get_json(), ham.get_json()):
+        assert set(body) == RESULT_KEYS
+        assert body["model_version"] == "test-model-1"
+        assert 0.0 <= body["score"] <= 1.0
+        assert all(set(r) == {"reason", "weight"} for r in body["reasons"])
+        assert uuid.UUID(hex=body["check_id"]).version == 4 and len(body["check_id"]) == 32
+    assert spam.get_json()["verdict"] in ("spam", "discard")
+    assert ham.get_json()["verdict"] == "ham"
+    assert spam.get_json()["check_id"] != ham.get_json()["check_id"]
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8",
+    "Application/JSON; charset=utf-8",
+])
+def test_check_accepts_json_with_any_charset_parameter(client: FlaskClient, content_type: str) -> None:
+    response = client.post("/api/v1/check", data=json.dumps({"comment_content": "héllo"}).encode(),
+                           content_type=content_type)
+    assert response.status_code == 200
+
+
+def test_check_honours_a_declared_charset(client: FlaskClient) -> None:
+    body = '{"comment_content": "café au lait, merci"}'.encode("latin-1")
+    response = client.post("/api/v1/check", data=body, content_type="application/json; charset=ISO-8859-1")
+    assert response.status_code == 200
+
+
+def test_check_keeps_unknown_fields_and_accepts_numbers_where_akismet_does(client: FlaskClient) -> None:
+    response = post_json(client, "/api/v1/check", {
+        "comment_content": HAM_TEXT, "comment_parent": 12, "is_test": 1, "HTTP_ACCEPT": "text/html",
+        "POST_extra": {"nested": True}, "comment_context": ["python", "flask"],
+    })
+    assert response.status_code == 200
+
+
+def test_log_only_mode_keeps_the_real_verdict_and_says_so(make_app: Callable[..., Flask]) -> None:
+    client = make_app(mode="log_only").test_client()
+    body = post_json(client, "/api/v1/check", {"comment_content": SPAM_TEXT}).get_json()
+    assert body["verdict"] in ("spam", "discard")
+    assert body["enforced"] is False
+    batch = post_json(client, "/api/v1/check/batch", {"comments": [{"comment_content": SPAM_TEXT}]})
+    assert batch.get_json()["results"][0]["enforced"] is False
+
+
+def test_enforce_mode_has_no_enforced_field(client: FlaskClient) -> None:
+    assert "enforced" not in post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT}).get_json()
+
+
+# --- POST /api/v1/check: bad input ---------------------------------------------------------
+
+@pytest.mark.parametrize("content_type", [
+    "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None,
+])
+def test_wrong_content_type_is_415(client: FlaskClient, content_type: str | None) -> None:
+    body = json.dumps({"comment_content": "hi"})
+    assert_error(client.post("/api/v1/check", data=body, content_type=content_type), 415)
+
+
+def test_unknown_charset_is_415(client: FlaskClient) -> None:
+    response = client.post("/api/v1/check", data=b'{"comment_content": "hi"}',
+                           content_type="application/json; charset=no-such-charset")
+    assert assert_error(response, 415)["charset"] == "no-such-charset"
+
+
+@pytest.mark.parametrize("raw", [b'{"comment_content": "hi"', b"{'comment_content': 'hi'}", b"",
+                                 b"   ", b'{"comment_content": NaN}', b"\xff\xfe{}"])
+def test_malformed_json_is_400(client: FlaskClient, raw: bytes) -> None:
+    assert_error(client.post("/api/v1/check", data=raw, content_type="application/json"), 400)
+
+
+def test_malformed_json_says_where(client: FlaskClient) -> None:
+    raw = b'{\n  "comment_content": "hi",\n}'
+    body = assert_error(client.post("/api/v1/check", data=raw, content_type="application/json"), 400)
+    assert body["error"].startswith("malformed JSON")
+    assert body["line"] == 3
+
+
+@pytest.mark.parametrize("payload, kind", [([{"comment_content": "hi"}], "array"), ("hi", "string"),
+                                           (3, "number"), (None, "null"), (True, "boolean")])
+def test_body_that_is_not_an_object_is_400(client: FlaskClient, payload: Any, kind: str) -> None:
+    assert assert_error(post_json(client, "/api/v1/check", payload), 400)["type"] == kind
+
+
+@pytest.mark.parametrize("payload, words", [
+    ({}, "required"), ({"comment_author": "Ann"}, "required"), ({"comment_content": None}, "required"),
+    ({"comment_content": ""}, "empty"), ({"comment_content": " \n\t "}, "empty"),
+    ({"comment_content": 42}, "string"), ({"comment_content": ["hi"]}, "string"),
+    ({"comment_content": {"text": "hi"}}, "string"),
+])
+def test_bad_comment_content_is_422(client: FlaskClient, payload: dict[str, Any], words: str) -> None:
+    body = assert_error(post_json(client, "/api/v1/check", payload), 422, field="comment_content")
+    assert words in body["error"]
+
+
+@pytest.mark.parametrize("field, value", [("comment_author", 5), ("user_ip", ["1.2.3.4"]),
+                                          ("comment_author_email", {"a": 1}), ("blog", 1.5),
+                                          ("comment_context", [1, 2])])
+def test_field_of_wrong_type_is_422(client: FlaskClient, field: str, value: Any) -> None:
+    payload = {"comment_content": HAM_TEXT, field: value}
+    body = assert_error(post_json(client, "/api/v1/check", payload), 422, field=field)
+    assert field in body["error"]
+
+
+def test_body_over_the_size_limit_is_413(make_app: Callable[..., Flask]) -> None:
+    client = make_app(max_body_bytes=1024).test_client()
+    payload = {"comment_content": "x" * 2000}
+    body = assert_error(post_json(client, "/api/v1/check", payload), 413)
+    assert body["max_body_bytes"] == 1024
+    assert_error(post_json(client, "/api/v1/check/batch", {"comments": [payload]}), 413)
+    assert post_json(client, "/api/v1/check", {"comment_content": "x" * 900}).status_code == 200
+
+
+def test_unknown_path_is_404_json(client: FlaskClient) -> None:
+    assert_error(client.get("/api/v1/nope"), 404)
+    assert_error(client.get("/nope"), 404)
+
+
+def test_wrong_method_is_405_json(client: FlaskClient) -> None:
+    response = client.get("/api/v1/check")
+    assert assert_error(response, 405)["allowed"] == ["OPTIONS", "POST"]
+    assert response.headers["Allow"] == "OPTIONS, POST"
+
+
+def test_unexpected_error_is_500_without_traceback_or_personal_data(
+        app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    email, text = "reader@" + "example.org", "private " + "text"
+
+    def explode() -> None:  # the data is built apart, so no source line in the stack quotes it
+        raise ValueError(f"{email} sent {text!r}")
+
+    app.add_url_rule("/explode", "explode", explode)
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().get("/explode")
+    body = assert_error(response, 500)
+    assert body == {"error": "internal server error", "status": 500}
+    assert "ValueError" in caplog.text and "/explode" in caplog.text
+    assert "reader@example.org" not in caplog.text and "private text" not in caplog.text
+
+
+# --- POST /api/v1/check/batch --------------------------------------------------------------
+
+def test_batch_preserves_order_and_scores_once(make_app: Callable[..., Flask], scorer: Scorer) -> None:
+    spy = SpyScorer(scorer)
+    client = make_app(scorer=spy).test_client()
+    texts = [HAM_TEXT, SPAM_TEXT, "Where did you buy the fabric?", "cheap loans http://bit.ly/x now"]
+    response = post_json(client, "/api/v1/check/batch", {"comments": [{"comment_content": t} for t in texts]})
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert spy.calls == [("score_many", 4)]
+    assert [set(r) for r in results] == [RESULT_KEYS] * 4
+    assert len({r["check_id"] for r in results}) == 4
+    singles = [post_json(client, "/api/v1/check", {"comment_content": t}).get_json() for t in texts]
+    assert [r["score"] for r in results] == [s["score"] for s in singles]
+    assert [r["verdict"] for r in results][:2] == ["ham", singles[1]["verdict"]]
+
+
+def test_empty_batch_scores_nothing(make_app: Callable[..., Flask], scorer: Scorer) -> None:
+    spy = SpyScorer(scorer)
+    response = post_json(make_app(scorer=spy).test_client(), "/api/v1/check/batch", {"comments": []})
+    assert response.status_code == 200 and response.get_json() == {"results": []}
+    assert spy.calls == []
+
+
+def test_batch_at_the_limit_passes_and_over_it_is_422(make_app: Callable[..., Flask]) -> None:
+    client = make_app(max_batch_items=3).test_client()
+    items = [{"comment_content": HAM_TEXT}] * 3
+    assert post_json(client, "/api/v1/check/batch", {"comments": items}).status_code == 200
+    body = assert_error(post_json(client, "/api/v1/check/batch", {"comments": items + items[:1]}),
+                        422, field="comments")
+    assert body["max_items"] == 3 and body["received"] == 4
+
+
+@pytest.mark.parametrize("payload", [{}, {"comment": []}, {"comments": None}, {"comments": "hi"},
+                                     {"comments": {"comment_content": "hi"}}])
+def test_batch_without_a_comments_list_is_422(client: FlaskClient, payload: dict[str, Any]) -> None:
+    assert_error(post_json(client, "/api/v1/check/batch", payload), 422, field="comments")
+
+
+def test_batch_body_not_an_object_is_400(client: FlaskClient) -> None:
+    assert_error(post_json(client, "/api/v1/check/batch", [{"comment_content": "hi"}]), 400)
+
+
+def test_batch_wrong_content_type_is_415(client: FlaskClient) -> None:
+    assert_error(client.post("/api/v1/check/batch", data="comments=1"), 415)
+
+
+@pytest.mark.parametrize("bad_item, field", [
+    ("just text", "comments[3]"), (None, "comments[3]"),
+    ({"comment_content": HAM_TEXT, "comment_author": 7}, "comments[3].comment_author"),
+    ({"comment_content": "  "}, "comments[3].comment_content"),
+    ({"comment_author": "Ann"}, "comments[3].comment_content"),
+])
+def test_bad_batch_item_is_422_with_its_path(make_app: Callable[..., Flask], scorer: Scorer,
+                                             bad_item: Any, field: str) -> None:
+    spy = SpyScorer(scorer)
+    items: list[Any] = [{"comment_content": HAM_TEXT}] * 3 + [bad_item]
+    body = assert_error(post_json(make_app(scorer=spy).test_client(), "/api/v1/check/batch",
+                                  {"comments": items}), 422, field=field)
+    assert field in body["error"]
+    assert spy.calls == []  # nothing scored when any item is bad
+
+
+def test_batch_lists_every_bad_item(client: FlaskClient) -> None:
+    items = [{"comment_content": 1}, {"comment_content": HAM_TEXT}, [], {"comment_content": HAM_TEXT, "blog": 2}]
+    body = assert_error(post_json(client, "/api/v1/check/batch", {"comments": items}), 422,
+                        field="comments[0].comment_content")
+    assert [e["field"] for e in body["errors"]] == [
+        "comments[0].comment_content", "comments[2]", "comments[3].blog"]
+
+
+# --- server wiring and the serve command ---------------------------------------------------
+
+def test_gunicorn_options(settings: Any) -> None:
+    options = server.gunicorn_options(settings)
+    assert options["bind"] == ["127.0.0.1:8000"] and options["workers"] == 2
+    assert options["worker_class"] == "sync" and options["preload_app"] is False
+    assert options["accesslog"] is None and options["graceful_timeout"] > 0
+    options = server.gunicorn_options(settings, host="::1", port=9000, workers=4,
+                                      worker_class="gthread", access_log=True)
+    assert options["bind"] == ["[::1]:9000"] and options["workers"] == 4
+    assert options["worker_class"] == "gthread" and options["accesslog"] == "-"
+
+
+def test_gunicorn_application_takes_the_options(settings: Any, scorer: Scorer) -> None:
+    from service.app import create_app
+
+    options = server.gunicorn_options(settings, port=9001, workers=3)
+    gunicorn_app = server.CommentGuardServer(lambda: create_app(settings, scorer=scorer), options)
+    assert gunicorn_app.cfg.workers == 3 and gunicorn_app.cfg.bind == ["127.0.0.1:9001"]
+    assert gunicorn_app.cfg.preload_app is False
+    assert isinstance(gunicorn_app.load(), Flask)
+    with pytest.raises(ValueError, match="no_such_option"):
+        server.CommentGuardServer(lambda: create_app(settings), {"no_such_option": 1})
+
+
+@pytest.fixture
+def fake_serve(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(server, "serve", lambda settings, **kw: calls.append({"settings": settings, **kw}))
+    return calls
+
+
+def test_serve_command_uses_settings_and_options(runner: FlaskCliRunner, model_dir: Path,
+                                                 tmp_path: Path, fake_serve: list[dict[str, Any]]) -> None:
+    env = {"COMMENTGUARD_DATA_DIR": str(tmp_path / "var"), "COMMENTGUARD_MODEL_PATH": str(model_dir),
+           "COMMENTGUARD_WORKERS": "3"}
+    result = runner.invoke(cli, ["serve", "--port", "9100"], env=env)
+    assert result.exit_code == 0, result.output
+    (call,) = fake_serve
+    assert call["port"] == 9100 and call["host"] is None and call["workers"] is None
+    assert call["settings"].workers == 3 and call["worker_class"] == "sync"
+    assert (tmp_path / "var").is_dir()
+
+
+def test_serve_command_trains_the_default_model_when_missing(
+        runner: FlaskCliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        fake_serve: list[dict[str, Any]]) -> None:
+    trained: list[Path] = []
+    fake = types.ModuleType("training.defaults")
+    fake.ensure_default_model = lambda path: trained.append(Path(path))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "training.defaults", fake)
+    result = runner.invoke(cli, ["serve"], env={"COMMENTGUARD_DATA_DIR": str(tmp_path),
+                                                "COMMENTGUARD_MODEL_PATH": ""})
+    assert result.exit_code == 0, result.output
+    assert trained == [tmp_path / "model"] and len(fake_serve) == 1
+
+
+def test_serve_command_explains_when_training_is_unavailable(
+        runner: FlaskCliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        fake_serve: list[dict[str, Any]]) -> None:
+    monkeypatch.setitem(sys.modules, "training.defaults", None)  # import raises ImportError
+    result = runner.invoke(cli, ["serve"], env={"COMMENTGUARD_DATA_DIR": str(tmp_path),
+                                                "COMMENTGUARD_MODEL_PATH": str(tmp_path / "m")})
+    assert result.exit_code == 1 and "commentguard train" in result.output
+    assert fake_serve == []
+
+
+def test_serve_command_reports_a_bad_setting(runner: FlaskCliRunner,
+                                             fake_serve: list[dict[str, Any]]) -> None:
+    result = runner.invoke(cli, ["serve"], env={"COMMENTGUARD_PORT": "eighty"})
+    assert result.exit_code == 1 and "COMMENTGUARD_PORT" in result.output
+    assert fake_serve == []
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_real_server_end_to_end(model_dir: Path, tmp_path: Path) -> None:
+    port = _free_port()
+    script = textwrap.dedent(f"""
+        from service.server import serve
+        from service.settings import Settings
+        serve(Settings(data_dir={str(tmp_path)!r}, model_path={str(model_dir)!r}, port={port}, workers=1))
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        response = httpx.post(f"{base}/api/v1/check", json={"comment_content": SPAM_TEXT}, timeout=5)
+        assert response.status_code == 200 and set(response.json()) == RESULT_KEYS
+        response = httpx.post(f"{base}/api/v1/check", content=b"[1]",
+                              headers={"Content-Type": "application/json"}, timeout=5)
+        assert response.status_code == 400 and response.json()["status"] == 400
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
