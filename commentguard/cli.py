@@ -11,6 +11,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "commentguard.commands.train",
     "commentguard.commands.evaluate",
     "commentguard.commands.check",
+    "commentguard.commands.keys",
+    "commentguard.commands.feedback",
 )
 
 

@@ -54,7 +54,7 @@ def gunicorn_options(settings: Settings, *, host: str | None = None, port: int |
                      access_log: bool = False,
                      graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT) -> dict[str, Any]:
     """The gunicorn options for ``settings``, with explicit arguments taking precedence."""
-    return {
+    options: dict[str, Any] = {
         "bind": [bind_address(host or settings.host, port or settings.port)],
         "workers": workers or settings.workers,
         "worker_class": worker_class,
@@ -67,6 +67,11 @@ def gunicorn_options(settings: Settings, *, host: str | None = None, port: int |
         "proc_name": "commentguard",
         # The body limit is enforced by the app (413 JSON); gunicorn's own limits stay at defaults.
     }
+    if "control_socket_disable" in Config().settings:
+        # gunicorn 27+ opens ~/.gunicorn/gunicorn.ctl by default: unused here, shared between
+        # instances of one user, and unwritable in a read-only container home.
+        options["control_socket_disable"] = True
+    return options
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None,

@@ -353,6 +353,7 @@ def test_gunicorn_options(settings: Any) -> None:
     assert options["bind"] == ["127.0.0.1:8000"] and options["workers"] == 2
     assert options["worker_class"] == "sync" and options["preload_app"] is False
     assert options["accesslog"] is None and options["graceful_timeout"] > 0
+    assert options.get("control_socket_disable", True) is True
     options = server.gunicorn_options(settings, host="::1", port=9000, workers=4,
                                       worker_class="gthread", access_log=True)
     assert options["bind"] == ["[::1]:9000"] and options["workers"] == 4

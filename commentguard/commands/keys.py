@@ -1,0 +1,85 @@
+"""``commentguard keys``: create, list and revoke the API keys sites authenticate with.
+
+The store keeps only a keyed digest of each key, so ``keys create`` is the one
+moment the key exists in clear: it is printed once and cannot be recovered.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from commentguard.context import cli_store
+from store import KeyInfo
+
+ONCE_NOTICE = "This key is shown only once and cannot be shown again: store it now."
+
+
+def key_dict(info: KeyInfo) -> dict[str, Any]:
+    """What a listing may show of a key: never the key or its digest."""
+    return {
+        "id": info.id,
+        "site": info.site_url,
+        "label": info.label,
+        "created": info.created.isoformat(timespec="seconds"),
+        "revoked": info.revoked,
+        "revoked_at": info.revoked_at.isoformat(timespec="seconds") if info.revoked_at else None,
+    }
+
+
+@click.group("keys")
+def command() -> None:
+    """Manage API keys (the service and these commands share COMMENTGUARD_DATABASE_URL and the secret)."""
+
+
+@command.command("create")
+@click.option("--site", required=True, help="The site's front-page URL (blog), e.g. https://blog.example.org.")
+@click.option("--label", default="", help="A note for operators, e.g. which installation uses the key.")
+@click.option("--json", "as_json", is_flag=True, help="Print the key and its details as JSON.")
+def create(site: str, label: str, as_json: bool) -> None:
+    """Create a key for --site and print it (once)."""
+    if not site.strip():
+        raise click.BadParameter("must not be empty", param_hint="--site")
+    with cli_store() as store:
+        key, info = store.create_key(site, label=label)
+    if as_json:
+        click.echo(json.dumps({"key": key, **key_dict(info), "notice": ONCE_NOTICE}, indent=2))
+        return
+    click.echo(f"key: {key}")
+    click.echo(f"id {info.id} for {info.site_url}" + (f" ({info.label})" if info.label else ""))
+    click.echo(ONCE_NOTICE)
+
+
+@command.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the keys as a JSON array.")
+def list_keys(as_json: bool) -> None:
+    """List every key, revoked ones included (without the keys themselves)."""
+    with cli_store() as store:
+        rows = [key_dict(info) for info in store.list_keys()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no keys; create one with `commentguard keys create --site URL`")
+        return
+    header = ("id", "site", "label", "created", "revoked")
+    table = [header] + [(str(r["id"]), r["site"], r["label"], r["created"], r["revoked_at"] or "no")
+                        for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@command.command("revoke")
+@click.argument("key_id", type=click.IntRange(min=1))
+def revoke(key_id: int) -> None:
+    """Revoke the key with id KEY_ID (from `keys list`); it stops authenticating at once."""
+    with cli_store() as store:
+        if store.revoke_key(key_id):
+            click.echo(f"key {key_id} revoked")
+            return
+        info = store.get_key(key_id)
+    if info is None:
+        raise click.ClickException(f"no key with id {key_id}")
+    click.echo(f"key {key_id} was already revoked")

@@ -1,0 +1,49 @@
+"""Opening the store the way the service does, for commands that work on its data.
+
+The store keys API-key digests and personal-data hashes with the server secret
+and refuses a database first opened with a different one, so every process that
+opens it must derive the secret identically: :func:`resolve_secret_key` (the
+``COMMENTGUARD_SECRET_KEY`` setting, else ``<data_dir>/secret_key``), encoded as
+UTF-8. The service cannot import this package (the import arrows point the
+other way), so it must open its store with exactly these arguments; the
+command-line tests open a store here and authenticate through the app to keep
+the two in step.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import click
+
+from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
+from store import Store, StoreError, open_store
+
+
+def store_secret(settings: Settings) -> bytes:
+    """The bytes the store is keyed with for ``settings``."""
+    return resolve_secret_key(settings).encode("utf-8")
+
+
+def open_store_from_settings(settings: Settings) -> Store:
+    """The store at ``settings.database_url``, keyed with the server secret (close it when done)."""
+    return open_store(str(settings.database_url), secret=store_secret(settings),
+                      store_personal_data=settings.store_personal_data)
+
+
+@contextmanager
+def cli_store() -> Iterator[Store]:
+    """The service's store for a command, from the environment; bad settings or store errors exit 1."""
+    try:
+        store = open_store_from_settings(load_settings())
+    except (SettingsError, StoreError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        yield store
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+
+
+__all__ = ["cli_store", "open_store_from_settings", "store_secret"]

@@ -1,0 +1,162 @@
+"""CliRunner tests of `commentguard train`, `evaluate` and `check` on a small generic CSV."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from commentguard.cli import cli
+from model.artifact import METADATA_NAME, PICKLE_NAME
+
+SPAM_TEXTS = [
+    "Buy cheap viagra online today at http://bit.ly/pills{}",
+    "Check out my channel and subscribe, sub for sub number {}",
+    "Earn ${}00 a day working from home, click here",
+    "FREE gift cards!!! visit cheap-deals{}.xyz today",
+    "Casino bonus code WIN{} claim your free spins now",
+    "Congratulations you have won prize {}, call 0800 123 4567",
+    "Cheap replica watches, best prices at replicas{}.top",
+    "Follow me on instagram: hotdeals_{} for giveaways",
+    "Make money fast with crypto, guaranteed profit {} percent",
+    "Loans with no credit check, apply at fastloans{}.biz",
+]
+HAM_TEXTS = [
+    "Thanks for the clear explanation of part {} of the series",
+    "I tried recipe {} and it turned out great",
+    "Could you share the source code for example {}?",
+    "I disagree with point {} about interest rates",
+    "Great photos, where was picture {} taken?",
+    "The docs explain option {} in more detail",
+    "Is there a version {} for Windows users?",
+    "This helped me fix my bike brakes, step {} was key",
+    "Typo in paragraph {}: 'their' should be 'there'",
+    "How long should the dough rest in step {}?",
+]
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["comment_content", "label", "comment_author_url"])
+        for text, label in rows:
+            writer.writerow([text, label, "https://deals.xyz" if label == "spam" else ""])
+    return path
+
+
+def small_rows() -> list[tuple[str, str]]:
+    rows = []
+    for i in range(3):
+        rows += [(t.format(i + 1), "spam") for t in SPAM_TEXTS]
+        rows += [(t.format(i + 1), "ham") for t in HAM_TEXTS]
+    return rows  # 60 rows, 30 of each
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, runner: CliRunner) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("cli")
+    data = write_csv(base / "small.csv", small_rows())
+    out = base / "model"
+    result = runner.invoke(cli, ["train", "--data", str(data), "--no-seed", "--out", str(out)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return data, out
+
+
+def test_train_writes_an_artifact(trained) -> None:
+    data, out = trained
+    assert (out / PICKLE_NAME).is_file() and (out / METADATA_NAME).is_file()
+    meta = json.loads((out / METADATA_NAME).read_text())
+    assert meta["training"]["rows"] == 60
+    assert meta["training"]["seed_corpus"] is False
+    assert [s["path"] for s in meta["training"]["sources"]] == [str(data)]
+
+
+def test_train_json_output(tmp_path: Path, runner: CliRunner, trained) -> None:
+    data, _ = trained
+    result = runner.invoke(cli, ["train", "--data", str(data), "--no-seed", "--out", str(tmp_path / "m"), "--json"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(result.stdout)
+    assert meta["training"]["rows"] == 60 and "sha256" in meta
+
+
+def test_evaluate_prints_the_documented_json(trained, runner: CliRunner) -> None:
+    data, out = trained
+    result = runner.invoke(cli, ["evaluate", "--model", str(out), "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    for key in ("n", "spam", "accuracy", "precision", "recall", "f1", "mcc", "false_positive_rate",
+                "unsure_rate", "roc_auc", "at_0_5", "model_version"):
+        assert key in figures, key
+    assert set(figures["at_0_5"]) >= {"accuracy", "precision", "recall", "f1", "mcc", "false_positive_rate"}
+    assert figures["n"] == 60 and figures["spam"] == 30
+    assert figures["at_0_5"]["accuracy"] > 0.9  # it has seen these rows
+
+
+def test_evaluate_plain_text(trained, runner: CliRunner) -> None:
+    data, out = trained
+    result = runner.invoke(cli, ["evaluate", "--model", str(out), "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert "60 comments" in result.output and "ROC AUC" in result.output
+
+
+def test_check_prints_a_verdict(trained, runner: CliRunner) -> None:
+    _, out = trained
+    result = runner.invoke(cli, ["check", "Buy cheap viagra online today at http://bit.ly/x", "--model", str(out)])
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.stdout)
+    assert verdict["verdict"] in ("ham", "unsure", "spam", "discard")
+    assert 0.0 <= verdict["score"] <= 1.0
+    assert isinstance(verdict["reasons"], list)
+    assert verdict["model_version"] == json.loads((out / METADATA_NAME).read_text())["version"]
+
+
+def test_check_spam_scores_above_ham(trained, runner: CliRunner) -> None:
+    _, out = trained
+    spam = json.loads(runner.invoke(cli, ["check", "Casino bonus code WIN9 claim your free spins now",
+                                          "--model", str(out)]).stdout)
+    ham = json.loads(runner.invoke(cli, ["check", "Could you share the source code for example 9?",
+                                         "--model", str(out)]).stdout)
+    assert spam["score"] > ham["score"]
+
+
+def test_train_no_seed_without_data_is_a_usage_error(tmp_path: Path, runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["train", "--no-seed", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert "--no-seed" in result.output and "--data" in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_evaluate_on_a_missing_model_fails_clearly(trained, tmp_path: Path, runner: CliRunner) -> None:
+    data, _ = trained
+    missing = tmp_path / "no-model"
+    result = runner.invoke(cli, ["evaluate", "--model", str(missing), "--data", str(data)])
+    assert result.exit_code not in (0, None)
+    assert "Traceback" not in result.output
+    assert "no model artifact" in result.output and str(missing) in result.output
+    assert isinstance(result.exception, SystemExit)  # a handled error, not a crash
+
+
+def test_check_on_a_missing_model_fails_clearly(tmp_path: Path, runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["check", "hello", "--model", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert "no model artifact" in result.output and "Traceback" not in result.output
+
+
+def test_malformed_row_is_reported_with_file_and_line(tmp_path: Path, runner: CliRunner) -> None:
+    rows = small_rows()
+    rows.insert(4, ("This row has a label nobody understands", "maybe"))  # file line 6
+    data = write_csv(tmp_path / "bad.csv", rows)
+    result = runner.invoke(cli, ["train", "--data", str(data), "--no-seed", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {data}:6:" in result.stderr
+    strict = runner.invoke(cli, ["train", "--data", str(data), "--no-seed", "--strict",
+                                 "--out", str(tmp_path / "m2")])
+    assert strict.exit_code == 1
+    assert f"{data}:6" in strict.output and "Traceback" not in strict.output

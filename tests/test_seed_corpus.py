@@ -1,0 +1,116 @@
+"""Tests of the seed corpus (training/seed/*.jsonl): size, balance, variety and cleanliness."""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from training.loaders import load_files
+from training.records import dedup_key
+from training.seed import seed_files
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    out = []
+    for path in seed_files():
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    row = json.loads(line)
+                    row["_where"] = f"{path.name}:{number}"
+                    out.append(row)
+    return out
+
+
+def test_seed_files_exist() -> None:
+    files = seed_files()
+    assert len(files) >= 2
+    assert all(isinstance(p, Path) and p.suffix == ".jsonl" for p in files)
+
+
+def test_size_and_balance(rows: list[dict]) -> None:
+    labels = Counter(r["label"] for r in rows)
+    assert len(rows) >= 2000
+    assert set(labels) == {"spam", "ham"}
+    assert labels["spam"] >= 800 and labels["ham"] >= 800
+
+
+def test_families(rows: list[dict]) -> None:
+    families: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        assert r.get("family"), f"{r['_where']} has no family"
+        families[r["label"]].add(r["family"])
+    assert len(families["spam"]) >= 12, sorted(families["spam"])
+    assert len(families["ham"]) >= 12, sorted(families["ham"])
+
+
+def test_languages(rows: list[dict]) -> None:
+    langs = Counter(r.get("lang") for r in rows)
+    assert None not in langs
+    assert len(langs) >= 5, langs
+    for label in ("spam", "ham"):  # each class speaks more than English
+        assert len({r["lang"] for r in rows if r["label"] == label}) >= 3
+
+
+def test_every_row_loads_without_problems(rows: list[dict]) -> None:
+    data = load_files(seed_files())
+    assert data.problems == []
+    assert len(data.records) == len(rows)  # nothing dropped as a duplicate either
+    assert sum(s["rows_read"] for s in data.sources) == len(rows)
+
+
+def test_no_exact_duplicates(rows: list[dict]) -> None:
+    seen: dict[str, str] = {}
+    dups = []
+    for r in rows:
+        key = dedup_key(r["comment_content"])
+        if key in seen:
+            dups.append((seen[key], r["_where"]))
+        seen.setdefault(key, r["_where"])
+    assert dups == []
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+def test_near_duplicates_are_rare(rows: list[dict]) -> None:
+    sets = [_word_set(r["comment_content"]) for r in rows]
+    long_enough = [i for i, s in enumerate(sets) if len(s) >= 4]
+    # Only pairs sharing at least one token can reach Jaccard 0.8; index by token and
+    # compare each pair once (an all-pairs loop over ~2,300 rows is also fine, this is faster).
+    index: dict[str, list[int]] = defaultdict(list)
+    for i in long_enough:
+        for token in sets[i]:
+            index[token].append(i)
+    near: set[int] = set()
+    examples = []
+    for i in long_enough:
+        candidates = set()
+        for token in sets[i]:
+            candidates.update(j for j in index[token] if j > i)
+        for j in candidates:
+            a, b = sets[i], sets[j]
+            # size filter: Jaccard <= min/max
+            if min(len(a), len(b)) < 0.8 * max(len(a), len(b)):
+                continue
+            if len(a & b) / len(a | b) >= 0.8:
+                near.update((i, j))
+                if len(examples) < 10:
+                    examples.append((rows[i]["_where"], rows[j]["_where"]))
+    assert len(near) / len(rows) < 0.02, f"{len(near)} rows in near-duplicate pairs, e.g. {examples}"
+
+
+def test_many_rows_carry_metadata(rows: list[dict]) -> None:
+    with_meta = sum(1 for r in rows if r.get("comment_author_url") or r.get("comment_author_email"))
+    assert with_meta / len(rows) >= 0.30
+    for label in ("spam", "ham"):  # both classes, or the metadata would leak the label
+        subset = [r for r in rows if r["label"] == label]
+        share = sum(1 for r in subset if r.get("comment_author_url") or r.get("comment_author_email")) / len(subset)
+        assert share >= 0.15, f"{label}: {share:.2f}"

@@ -1,0 +1,221 @@
+"""Tests of service.settings: parsing every variable, refusing bad values by name, docs, the secret file."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model.verdict import Thresholds
+from service.settings import (
+    SETTINGS,
+    Settings,
+    SettingsError,
+    load_or_create_secret_key,
+    load_settings,
+    resolve_secret_key,
+    settings_doc,
+    settings_markdown,
+    unknown_variables,
+    variable_name,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+
+
+def test_defaults() -> None:
+    s = load_settings({})
+    assert s == Settings()
+    assert s.data_dir == Path("var") and s.model_path == Path("var/model")
+    assert s.database_url == str(Path("var/commentguard.sqlite3"))
+    assert (s.host, s.port, s.workers) == ("127.0.0.1", 8000, 2)
+    assert (s.max_body_bytes, s.max_batch_items) == (65536, 100)
+    assert (s.threshold_unsure, s.threshold_spam, s.threshold_discard) == (None, None, None)
+    assert s.mode == "enforce" and not s.log_only
+    assert s.secret_key is None
+    assert (s.allow_anonymous_json, s.unsure_is_spam, s.store_personal_data) == (False, True, False)
+    assert (s.retention_days, s.log_level) == (90, "INFO")
+
+
+@pytest.mark.parametrize("variable, raw, field, expected", [
+    ("COMMENTGUARD_DATA_DIR", "/srv/cg", "data_dir", Path("/srv/cg")),
+    ("COMMENTGUARD_MODEL_PATH", "/models/v2", "model_path", Path("/models/v2")),
+    ("COMMENTGUARD_HOST", "0.0.0.0", "host", "0.0.0.0"),
+    ("COMMENTGUARD_PORT", "9000", "port", 9000),
+    ("COMMENTGUARD_WORKERS", " 4 ", "workers", 4),
+    ("COMMENTGUARD_MAX_BODY_BYTES", "1024", "max_body_bytes", 1024),
+    ("COMMENTGUARD_MAX_BATCH_ITEMS", "10", "max_batch_items", 10),
+    ("COMMENTGUARD_THRESHOLD_UNSURE", "0.3", "threshold_unsure", 0.3),
+    ("COMMENTGUARD_THRESHOLD_SPAM", "0.7", "threshold_spam", 0.7),
+    ("COMMENTGUARD_THRESHOLD_DISCARD", "1", "threshold_discard", 1.0),
+    ("COMMENTGUARD_MODE", "log_only", "mode", "log_only"),
+    ("COMMENTGUARD_MODE", "Log-Only", "mode", "log_only"),
+    ("COMMENTGUARD_MODE", "ENFORCE", "mode", "enforce"),
+    ("COMMENTGUARD_DATABASE_URL", "postgresql://cg@db/cg", "database_url", "postgresql://cg@db/cg"),
+    ("COMMENTGUARD_SECRET_KEY", "0123456789abcdef0123", "secret_key", "0123456789abcdef0123"),
+    ("COMMENTGUARD_ALLOW_ANONYMOUS_JSON", "yes", "allow_anonymous_json", True),
+    ("COMMENTGUARD_AKISMET_UNSURE_AS_SPAM", "off", "unsure_is_spam", False),
+    ("COMMENTGUARD_STORE_PERSONAL_DATA", "1", "store_personal_data", True),
+    ("COMMENTGUARD_RETENTION_DAYS", "0", "retention_days", 0),
+    ("COMMENTGUARD_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+])
+def test_every_variable_is_read(variable: str, raw: str, field: str, expected: Any) -> None:
+    assert getattr(load_settings({variable: raw}), field) == expected
+
+
+def test_every_setting_is_covered_by_the_parsing_test() -> None:
+    params = test_every_variable_is_read.pytestmark[0].args[1]  # type: ignore[attr-defined]
+    assert {p[0] for p in params} == {d.variable for d in settings_doc()}
+
+
+def test_paths_derive_from_data_dir_unless_set() -> None:
+    s = load_settings({"COMMENTGUARD_DATA_DIR": "/srv/cg"})
+    assert s.model_path == Path("/srv/cg/model")
+    assert s.database_url == "/srv/cg/commentguard.sqlite3"
+    s = Settings(data_dir=Path("/a"), model_path=Path("/b/model"), database_url="sqlite:///c.db")
+    assert (s.model_path, s.database_url) == (Path("/b/model"), "sqlite:///c.db")
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("1", True), ("true", True), ("TRUE", True), ("yes", True), ("on", True), (" On ", True),
+    ("0", False), ("false", False), ("False", False), ("no", False), ("off", False),
+])
+def test_boolean_spellings(raw: str, expected: bool) -> None:
+    assert load_settings({"COMMENTGUARD_STORE_PERSONAL_DATA": raw}).store_personal_data is expected
+
+
+def test_empty_value_counts_as_unset() -> None:
+    assert load_settings({"COMMENTGUARD_PORT": "", "COMMENTGUARD_SECRET_KEY": "  "}) == Settings()
+
+
+@pytest.mark.parametrize("variable, raw", [
+    ("COMMENTGUARD_PORT", "eighty"), ("COMMENTGUARD_PORT", "0"), ("COMMENTGUARD_PORT", "70000"),
+    ("COMMENTGUARD_PORT", "80.5"), ("COMMENTGUARD_WORKERS", "0"), ("COMMENTGUARD_WORKERS", "two"),
+    ("COMMENTGUARD_MAX_BODY_BYTES", "0"), ("COMMENTGUARD_MAX_BODY_BYTES", "64k"),
+    ("COMMENTGUARD_MAX_BATCH_ITEMS", "-1"), ("COMMENTGUARD_RETENTION_DAYS", "-1"),
+    ("COMMENTGUARD_RETENTION_DAYS", "forever"),
+    ("COMMENTGUARD_THRESHOLD_UNSURE", "high"), ("COMMENTGUARD_THRESHOLD_SPAM", "1.5"),
+    ("COMMENTGUARD_THRESHOLD_DISCARD", "-0.1"), ("COMMENTGUARD_THRESHOLD_SPAM", "nan"),
+    ("COMMENTGUARD_MODE", "strict"), ("COMMENTGUARD_LOG_LEVEL", "LOUD"),
+    ("COMMENTGUARD_SECRET_KEY", "short"),
+    ("COMMENTGUARD_ALLOW_ANONYMOUS_JSON", "maybe"), ("COMMENTGUARD_AKISMET_UNSURE_AS_SPAM", "2"),
+    ("COMMENTGUARD_STORE_PERSONAL_DATA", "y"),
+])
+def test_bad_values_raise_naming_the_variable(variable: str, raw: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({variable: raw})
+    assert info.value.variable == variable
+    assert variable in str(info.value)
+
+
+def test_threshold_overrides_out_of_order_are_refused() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({"COMMENTGUARD_THRESHOLD_UNSURE": "0.8", "COMMENTGUARD_THRESHOLD_SPAM": "0.5"})
+    assert info.value.variable == "COMMENTGUARD_THRESHOLD_SPAM"
+
+
+def test_thresholds_for_merges_overrides_with_the_model() -> None:
+    model = Thresholds(0.4, 0.6, 0.9)
+    assert Settings().thresholds_for(model) == model
+    assert not Settings().has_threshold_overrides
+    s = Settings(threshold_spam=0.7)
+    assert s.has_threshold_overrides and s.thresholds_for(model) == Thresholds(0.4, 0.7, 0.9)
+    with pytest.raises(SettingsError, match="COMMENTGUARD_THRESHOLD_SPAM"):
+        Settings(threshold_spam=0.95).thresholds_for(model)
+
+
+def test_settings_are_frozen_and_hide_credentials() -> None:
+    s = Settings(secret_key="x" * 20, database_url="postgresql://u:hunter2@db/cg")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.port = 1  # type: ignore[misc]
+    assert "hunter2" not in repr(s) and "x" * 20 not in repr(s)
+
+
+def test_direct_construction_is_validated() -> None:
+    with pytest.raises(SettingsError, match="COMMENTGUARD_WORKERS"):
+        Settings(workers=0)
+    assert Settings(mode="log_only").log_only
+
+
+def test_nothing_is_read_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fresh interpreter: reloading the module here would swap classes under other tests.
+    env = {**os.environ, "COMMENTGUARD_PORT": "not a port", "COMMENTGUARD_MODE": "bad"}
+    code = "import service.settings, service.app, service.server, commentguard.commands.serve"
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("COMMENTGUARD_PORT", "8123")
+    assert load_settings().port == 8123
+
+
+def test_unknown_variables_are_reported() -> None:
+    env = {"COMMENTGUARD_PORT": "1", "COMMENTGUARD_WORKER": "3", "COMMENTGUARD_TEST_DATABASE_URL": "x",
+           "PATH": "/bin"}
+    assert unknown_variables(env) == ["COMMENTGUARD_WORKER"]
+
+
+# --- documentation ------------------------------------------------------------------------
+
+def test_every_field_is_documented_once() -> None:
+    fields = [f.name for f in dataclasses.fields(Settings)]
+    assert [s.field for s in SETTINGS] == fields
+    docs = settings_doc()
+    assert [d.variable for d in docs] == [variable_name(f) for f in fields]
+    assert len({d.variable for d in docs}) == len(docs)
+    for doc in docs:
+        assert doc.variable.startswith("COMMENTGUARD_") and doc.default
+        assert doc.description and "\n" not in doc.description
+    assert variable_name("unsure_is_spam") == "COMMENTGUARD_AKISMET_UNSURE_AS_SPAM"
+
+
+def test_markdown_table_lists_every_variable() -> None:
+    table = settings_markdown()
+    assert all(f"`{d.variable}`" in table for d in settings_doc())
+
+
+@pytest.mark.skipif(not README.exists(), reason="README.md not written yet")
+def test_readme_documents_every_setting() -> None:
+    text = README.read_text(encoding="utf-8")
+    missing = [d.variable for d in settings_doc() if d.variable not in text]
+    assert not missing, f"README.md does not document {missing}; paste service.settings.settings_markdown()"
+
+
+# --- the secret file ----------------------------------------------------------------------
+
+def test_secret_file_is_created_private_and_reused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "new" / "var"
+    first = load_or_create_secret_key(data_dir)
+    path = data_dir / "secret_key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(first) >= 32 and load_or_create_secret_key(data_dir) == first
+    assert [p.name for p in data_dir.iterdir()] == ["secret_key"]  # no temporary files left
+
+
+def test_configured_secret_wins(tmp_path: Path) -> None:
+    assert resolve_secret_key(Settings(data_dir=tmp_path, secret_key="s" * 16)) == "s" * 16
+    assert not (tmp_path / "secret_key").exists()
+    generated = resolve_secret_key(Settings(data_dir=tmp_path))
+    assert generated == (tmp_path / "secret_key").read_text().strip()
+
+
+def test_concurrent_first_use_agrees_on_one_secret(tmp_path: Path) -> None:
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(load_or_create_secret_key(tmp_path)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 8 and len(set(results)) == 1
+
+
+def test_short_secret_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "secret_key").write_text("abc\n")
+    with pytest.raises(SettingsError, match="COMMENTGUARD_SECRET_KEY"):
+        load_or_create_secret_key(tmp_path)
