@@ -27,6 +27,7 @@ from model.errors import (
     ArtifactError,
     ArtifactIncompatibleError,
     ArtifactMissingError,
+    FastPathUnsupportedError,
 )
 from model.scorer import Scorer
 from model.verdict import Thresholds
@@ -135,7 +136,10 @@ def load_model(path: str | Path) -> Scorer:
         thresholds = Thresholds.from_dict(meta["thresholds"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactCorruptError(f"bad thresholds in {path}/{METADATA_NAME}: {exc}") from exc
-    return Scorer(pipeline, thresholds=thresholds, version=str(meta["version"]), metadata=meta)
+    try:
+        return Scorer(pipeline, thresholds=thresholds, version=str(meta["version"]), metadata=meta)
+    except FastPathUnsupportedError as exc:  # e.g. a vectorizer option the fast path cannot reproduce
+        raise ArtifactIncompatibleError(f"the model at {path} cannot be served: {exc}") from exc
 
 
 def sha256_file(path: Path) -> str:

@@ -47,7 +47,7 @@ CUES: dict[str, re.Pattern[str]] = {
     ),
     # "Txt CHAT to 86688", "reply WIN to 80082": premium short-code replies
     "text_to_short_code": re.compile(
-        r"\b(?:txt|text|sms|send|reply|call|ring|dial)\b[^.!?\n]{0,40}?(?<![\d.])\d{4,6}(?![\d.])",
+        r"\b(?:txt|text|sms|send|reply|call|ring|dial)\b[^.!?\n]{0,40}?(?<![\d.])\d{4,6}(?!\d|\.\d)",
         re.IGNORECASE,
     ),
     "premium_rate": re.compile(
@@ -58,6 +58,17 @@ CUES: dict[str, re.Pattern[str]] = {
     "prize_claim": re.compile(
         r"\b(?:you(?:'ve|\s+have)?\s+(?:won|been\s+(?:selected|chosen))|winner|claim\s+(?:your|a|the|now)|"
         r"guaranteed\s+(?:prize|cash|win)|cash\s+prize|prize\s+(?:draw|claim)|congratulations?\s*!*\s*you)",
+        re.IGNORECASE,
+    ),
+    # "reply HARRY", "txt back NAME and AGE", "send STOP": a keyword in capitals to send back,
+    # the way bulk senders route replies. The keyword alone is case-sensitive.
+    "reply_with_keyword": re.compile(
+        r"\b(?i:reply|txt|text|send|sms)(?:\s+(?i:back|with|the\s+word))*\s+[\"'“]?"
+        r"(?!(?:ME|US|IT|THE|TO|MY|YOU|YOUR|HIM|HER|THEM|IN|ON|AND|OF|SOME|THIS|THAT|ALL|IS|AN|OK|LOVE)\b)"
+        r"[A-Z][A-Z0-9#]{1,}\b"
+    ),
+    "opt_out": re.compile(
+        r"\b(?:unsubscribe|opt[\s-]?(?:out|in)|(?:send|reply|txt|text)\s+stop|stop\s+to\s+\d{3,}|to\s+stop\s+(?:receiving|these|messages|texts))\b",
         re.IGNORECASE,
     ),
 }
@@ -79,4 +90,6 @@ CUE_DESCRIPTIONS: dict[str, str] = {
     "text_to_short_code": "asks to text or call a short code",
     "premium_rate": "mentions premium-rate charges",
     "prize_claim": "claims the reader has won a prize",
+    "reply_with_keyword": "asks to reply with a keyword in capitals",
+    "opt_out": "tells how to opt out of further messages",
 }

@@ -33,3 +33,11 @@ class ArtifactCorruptError(ArtifactError):
 
 class ArtifactIncompatibleError(ArtifactError):
     """Raised when the artifact was written by another scikit-learn version or format version."""
+
+
+class FastPathUnsupportedError(ModelError, ValueError):
+    """Raised when a fitted pipeline uses an option the compiled fast scoring path does not reproduce.
+
+    Raised while the model is loaded (see :mod:`model.fastpath`), so a change of
+    vectorizer settings fails loudly instead of scoring differently from the pipeline.
+    """

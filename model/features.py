@@ -20,12 +20,14 @@ _MONEY = re.compile(r"[$£€¥₹]\s?\d|\d\s?(?:usd|eur|gbp|dollars?|bucks|k/mo
 _REPEAT_CHAR = re.compile(r"([^\W\d_])\1{3,}")
 _REPEAT_PUNCT = re.compile(r"([!?.$*])\1{2,}")
 _LETTER = re.compile(r"[^\W\d_]")
+_PLACEHOLDER = re.compile(r"\bxx(?:url|email)\b")
 
 #: Metadata token prefixes whose features fire only when a link is present.
 #: Their weights are kept non-negative after fitting (see model.pipeline), so
 #: that adding a link to a comment's author URL, or a shortener link to its
 #: text, can never make it look more legitimate.
-MONOTONE_PREFIXES: tuple[str, ...] = ("author_url", "link_shortener", "link_obfuscated")
+MONOTONE_PREFIXES: tuple[str, ...] = ("author_url", "link_shortener", "link_obfuscated", "link_referral",
+                                     "link_only")
 
 _LENGTH_BUCKETS = ((20, "lt20"), (60, "lt60"), (150, "lt150"), (400, "lt400"), (1500, "lt1500"))
 
@@ -46,7 +48,7 @@ def prepare(comment: Comment) -> PreparedComment:
     tokens += _author_url_tokens(comment.comment_author_url)
     tokens += _email_tokens(comment.comment_author_email, norm.email_domains)
     tokens.append(f"type={(comment.comment_type or 'comment').strip().lower()[:32]}")
-    tokens += _shape_tokens(norm.text)
+    tokens += _shape_tokens(norm.text, bool(norm.links))
     tokens += [f"cue={name}" for name in find_cues(norm.text)]
     return PreparedComment(text=norm.text, meta=tuple(tokens))
 
@@ -56,6 +58,10 @@ def _link_tokens(links: tuple[Link, ...]) -> list[str]:
     tokens = [f"links={min(count, 3)}{'+' if count >= 3 else ''}"]
     for link in links[:10]:  # a flood of links says enough by its count
         tokens.append(f"link_host={link.host}")
+        if link.domain != link.host:
+            tokens.append(f"link_domain={link.domain}")
+        if link.is_referral:
+            tokens.append("link_referral")
         tokens.append(f"link_tld={link.tld}")
         if link.is_shortener:
             tokens.append(f"link_shortener={link.host}")
@@ -86,7 +92,11 @@ def _email_tokens(author_email: str, text_domains: tuple[str, ...]) -> list[str]
     return tokens
 
 
-def _shape_tokens(text: str) -> list[str]:
+def _shape_tokens(text: str, has_links: bool = False) -> list[str]:
+    # A comment that is nothing but links says nothing to its readers: name that, rather
+    # than call it "a very short text" (which short, friendly comments make look harmless).
+    if has_links and not _LETTER.search(_PLACEHOLDER.sub("", text)):
+        return ["link_only"]
     tokens = [f"length={_length_bucket(len(text))}"]
     letters = _LETTER.findall(text)
     if len(letters) >= 8:

@@ -67,6 +67,25 @@ SHORTENERS: frozenset[str] = frozenset(
 )
 
 
+#: Second-level labels under which a country's registrable domains sit ("example.co.uk").
+_SECOND_LEVEL = frozenset("co com net org gov edu ac or ne go gob mil nic ltd plc".split())
+#: A referral, invite or affiliate code in a link's path or query: "?ref=abc", "/invite/x1",
+#: "/share/url/505b" — a link that pays its poster for every click.
+_REFERRAL = re.compile(
+    r"(?:^|[/?&#])(?:ref|refer|referr?al|refid|ref_id|aff|aff_id|affiliate|affid|invite|invitation|"
+    r"promo|promocode|coupon|share|partner|sponsor|r)(?:[=/_-]|$)",
+    re.IGNORECASE,
+)
+
+
+def registrable_domain(host: str) -> str:
+    """The last two labels of a host, or three under a country's second level (``co.uk``)."""
+    labels = host.split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
 @dataclass(frozen=True)
 class Link:
     """One link found in a text: its host (``www.`` removed), top-level domain and how it was written."""
@@ -78,7 +97,18 @@ class Link:
 
     @property
     def is_shortener(self) -> bool:
-        return self.host in SHORTENERS
+        return self.host in SHORTENERS or self.domain in SHORTENERS
+
+    @property
+    def domain(self) -> str:
+        """The registrable domain (``m.shop.example.co.uk`` → ``example.co.uk``), so that
+        every subdomain of one site counts as that site."""
+        return registrable_domain(self.host)
+
+    @property
+    def is_referral(self) -> bool:
+        """Whether the link's path or query carries a referral, invite or affiliate code."""
+        return bool(_REFERRAL.search(self.url.split("//", 1)[-1].partition("/")[2]))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ _FIXED: dict[str, str] = {
     "links=2": "two links in the text",
     "links=3+": "three or more links in the text",
     "link_obfuscated": "a disguised link (like 'example dot com' or 'hxxp://')",
+    "link_only": "nothing but links, no words for the readers",
+    "link_referral": "a link carrying a referral, invite or affiliate code",
     "author_url": "the author gave a website",
     "email_in_text": "an e-mail address in the text",
     "caps=most": "written mostly in capital letters",
@@ -42,6 +44,7 @@ _FIXED: dict[str, str] = {
 _PREFIXED: tuple[tuple[str, str], ...] = (
     ("link_shortener=", "link to a URL shortener ({})"),
     ("link_host=", "link to {}"),
+    ("link_domain=", "link to a site on {}"),
     ("link_tld=", "link to a .{} domain"),
     ("author_url_shortener=", "author website behind a URL shortener ({})"),
     ("author_url_tld=", "author website on a .{} domain"),
@@ -86,10 +89,26 @@ def credit_char_ngrams(text: str, contributions: Iterable[tuple[str, float]]) ->
     counts = defaultdict(int)
     for w in words:
         counts[w] += 1
+    contributions = list(contributions)
+    # Index every substring of the gram lengths in play with its holders and their occurrence
+    # counts, so crediting a gram is one lookup rather than a scan of every word; the holders
+    # keep the order of ``padded``, so the sums come out bit for bit as a scan gives them.
+    holders_of: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for length in {len(gram) for gram, _ in contributions}:
+        for w, p in padded.items():
+            times = counts[w]
+            for piece in dict.fromkeys([p[i:i + length] for i in range(len(p) - length + 1)]):
+                holders_of[piece].append((w, times * p.count(piece)))
     credit: dict[str, float] = defaultdict(float)
     for gram, value in contributions:
-        holders = [(w, counts[w] * padded[w].count(gram)) for w in padded if gram in padded[w]]
-        total = sum(n for _, n in holders)
+        holders = holders_of.get(gram)
+        if not holders:
+            continue
+        if len(holders) == 1:
+            w, n = holders[0]
+            credit[w] += value * n / n
+            continue
+        total = sum([n for _, n in holders])
         for w, n in holders:
             credit[w] += value * n / total
     return credit

@@ -1,9 +1,12 @@
 """The scorer: a fitted pipeline plus thresholds, giving verdicts with reasons.
 
 It owns the path from comment records to :class:`~model.verdict.Verdict`: the
-spam probability (the logistic regression's, computed from the same feature
-row used for the explanation, so score and reasons always agree), the tier
-from the thresholds, and the reasons from the per-feature contributions.
+spam probability (the logistic regression's, computed from the same per-feature
+contributions used for the explanation, so score and reasons always agree), the
+tier from the thresholds, and the reasons from those contributions. Scoring goes
+through :class:`~model.fastpath.CompiledModel`, compiled from the pipeline when
+the scorer is built; it gives the pipeline's own numbers without its per-call
+overhead.
 """
 from __future__ import annotations
 
@@ -11,11 +14,10 @@ from collections import defaultdict
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from scipy import sparse
 from sklearn.pipeline import Pipeline
 
 from model.comment import Comment
-from model.features import PreparedComment
+from model.fastpath import CompiledModel, Contribution
 from model.pipeline import feature_names
 from model.reasons import credit_char_ngrams, describe_meta, describe_ngram, top_reasons
 from model.verdict import Reason, Thresholds, Verdict
@@ -30,15 +32,12 @@ class Scorer:
         self.thresholds = thresholds
         self.version = version
         self.metadata: dict[str, Any] = dict(metadata or {})
-        classifier = pipeline.named_steps["classifier"]
-        self._coef = np.asarray(classifier.coef_[0], dtype=np.float64)
-        self._intercept = float(classifier.intercept_[0])
-        names = feature_names(pipeline).astype(str)
-        # Split "block__feature" once, so explaining a comment is a few lookups.
-        self._block = np.array([n.split("__", 1)[0] for n in names])
-        self._name = np.array([n.split("__", 1)[1] for n in names], dtype=object)
-        self._prepare = pipeline.named_steps["prepare"]
-        self._features = pipeline.named_steps["features"]
+        names = feature_names(pipeline).astype(str).tolist()
+        # Split "block__feature" once, so explaining a comment is a few list lookups.
+        self._block: list[str] = [n.split("__", 1)[0] for n in names]
+        self._name: list[str] = [n.split("__", 1)[1] for n in names]
+        # Raises FastPathUnsupportedError for a pipeline it cannot reproduce exactly.
+        self.compiled = CompiledModel(pipeline)
 
     def score(self, comment: Comment, thresholds: Thresholds | None = None) -> Verdict:
         """The verdict for one comment."""
@@ -46,41 +45,34 @@ class Scorer:
 
     def score_many(self, comments: Sequence[Comment],
                    thresholds: Thresholds | None = None) -> list[Verdict]:
-        """Verdicts for many comments, computed together (one feature matrix)."""
-        if not comments:
-            return []
+        """Verdicts for many comments, in one call (each scored by the compiled fast path)."""
         limits = thresholds or self.thresholds
-        prepared: list[PreparedComment] = self._prepare.transform(comments)
-        matrix = sparse.csr_matrix(self._features.transform(prepared))
-        logits = matrix @ self._coef + self._intercept
-        scores = _sigmoid(logits)
         verdicts = []
-        for i, (item, score) in enumerate(zip(prepared, scores)):
-            reasons = self._explain(item.text, matrix.getrow(i), float(score))
-            verdicts.append(Verdict(limits.tier(float(score)), float(score), reasons, self.version))
+        for result in self.compiled.score_many(comments):
+            reasons = self._explain(result.text, result.contributions, result.score)
+            verdicts.append(Verdict(limits.tier(result.score), result.score, reasons, self.version))
         return verdicts
 
     def spam_probability(self, comments: Iterable[Any]) -> np.ndarray:
-        """Spam probabilities only (no reasons), for evaluation over many comments."""
-        return self.pipeline.predict_proba(list(comments))[:, 1]
+        """Spam probabilities only (no reasons), for evaluation over many comments.
 
-    def _explain(self, text: str, row: sparse.csr_matrix, score: float) -> tuple[Reason, ...]:
-        cols = row.indices
-        values = row.data * self._coef[cols]
+        Equal to ``pipeline.predict_proba(comments)[:, 1]`` (to ~1e-15), computed by the fast path.
+        """
+        return self.compiled.spam_probability(comments)
+
+    def _explain(self, text: str, contributions: Iterable[Contribution],
+                 score: float) -> tuple[Reason, ...]:
+        """Reasons from (column, log-odds contribution) pairs, in the feature matrix's column order."""
         grouped: dict[str, float] = defaultdict(float)
         char_grams: list[tuple[str, float]] = []
-        for col, value in zip(cols, values):
+        for col, value in contributions:
             block, name = self._block[col], self._name[col]
             if block == "chars":
-                char_grams.append((name, float(value)))
+                char_grams.append((name, value))
             elif block == "words":
-                grouped[describe_ngram(name)] += float(value)
+                grouped[describe_ngram(name)] += value
             else:
-                grouped[describe_meta(name)] += float(value)
+                grouped[describe_meta(name)] += value
         for word, value in credit_char_ngrams(text, char_grams).items():
             grouped[describe_ngram(word)] += value
         return top_reasons(grouped, score)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -500, 500)))

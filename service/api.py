@@ -4,16 +4,18 @@ Requests carry comments with the Akismet field names; responses carry the
 verdict, score, reasons, model version and a check id. Every bad input is a
 4xx in the one error shape (:mod:`service.errors`), naming the offending field
 by its path (``comments[3].comment_author``). :func:`read_json_object` and
-:func:`parse_comment` are public so later JSON endpoints (feedback) validate
-the same way. Authentication is not done here: it is meant to arrive as a
-``before_request`` hook on this blueprint (or the app), so views stay unaware of it.
+:func:`parse_comment` are public so every JSON endpoint validates the same way.
+Every call needs an API key (``Authorization: Bearer <key>``), checked by the
+``before_request`` hook :func:`service.auth.require_json_key`; every check is
+logged through the recorder with the check id the client gets back, and
+counted in the key's usage.
 """
 from __future__ import annotations
 
 import codecs
 import json
-import uuid
-from typing import Any, Mapping
+import logging
+from typing import Any, Mapping, Optional
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -22,11 +24,18 @@ from model.errors import CommentFieldError
 from model.scorer import Scorer
 from model.verdict import Thresholds, Verdict
 from service.app import get_state
+from service.auth import current_key, require_json_key
 from service.errors import ApiError
+from service.feedback import add_feedback, check_by_comment, check_by_id
+from store import LABELS, CheckRecord, StoreError, new_check_id
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp.before_request(require_json_key)
+log = logging.getLogger(__name__)
 
 JSON_MIMETYPE = "application/json"
+#: Top-level members of a feedback body that are not comment fields.
+FEEDBACK_MEMBERS = frozenset({"label", "reporter", "check_id", "comment"})
 
 
 @bp.post("/check")
@@ -34,7 +43,8 @@ def check() -> Response:
     """Score one comment: a JSON object with Akismet field names."""
     scorer, thresholds = require_scorer()
     comment = parse_comment(read_json_object())
-    return jsonify(result_dict(scorer.score(comment, thresholds)))
+    verdict = scorer.score(comment, thresholds)
+    return jsonify(result_dict(verdict, record_check(comment, verdict)))
 
 
 @bp.post("/check/batch")
@@ -44,7 +54,86 @@ def check_batch() -> Response:
     items = _batch_items(read_json_object(), get_state().settings.max_batch_items)
     comments = _parse_batch(items)
     verdicts = scorer.score_many(comments, thresholds) if comments else []
-    return jsonify({"results": [result_dict(v) for v in verdicts]})
+    return jsonify({"results": [result_dict(v, record_check(c, v)) for c, v in zip(comments, verdicts)]})
+
+
+@bp.post("/feedback")
+def feedback() -> tuple[Response, int]:
+    """Record a moderator's label for a comment: 201 ``{"feedback_id": N, "check_id": ... or null}``.
+
+    The body names the comment in one of three ways:
+
+    * ``{"check_id": "<32 hex>", "label": "spam"}``: the comment of that check
+      (404 when the check is unknown, purged, or another site's);
+    * ``{"comment": {<Akismet fields>}, "label": "ham"}``;
+    * the comment's fields at the top level: ``{"comment_content": "...", "label": "ham"}``.
+
+    With a comment and no ``check_id``, the latest check of the same comment on
+    the key's site is linked when there is one. ``label`` is ``spam`` or ``ham``
+    (422 otherwise); ``reporter`` (optional) is a free-text moderator name. A
+    label for an ``is_test`` comment or check is stored as test feedback, which
+    is never learned from.
+    """
+    data = read_json_object()
+    label = data.get("label")
+    if label not in LABELS:
+        problem = "is required" if label is None else f"must be one of {', '.join(LABELS)}"
+        raise ApiError(422, f"label {problem}", field="label", allowed=list(LABELS))
+    reporter = data.get("reporter", "")
+    if not isinstance(reporter, str):
+        raise ApiError(422, "reporter must be a string", field="reporter")
+    state, key = get_state(), current_key()
+    site_id = key.site_id if key is not None else None
+    comment, check = _feedback_comment(data, site_id)
+    try:
+        if check is None:
+            check = check_by_comment(state, comment, site_id)
+        feedback_id = add_feedback(state, label=label, comment=comment, source="api",
+                                   reporter=reporter, check=check, key=key)
+    except StoreError as exc:
+        log.error("storing feedback failed: %s", type(exc).__name__)
+        raise ApiError(503, "the feedback store is temporarily unavailable") from None
+    return jsonify({"feedback_id": feedback_id, "check_id": check.id if check is not None else None}), 201
+
+
+def _feedback_comment(data: Mapping[str, Any], site_id: Optional[int]) -> tuple[Comment, Optional[CheckRecord]]:
+    check_id = data.get("check_id")
+    check = None
+    if check_id is not None:
+        if not isinstance(check_id, str):
+            raise ApiError(422, "check_id must be a string", field="check_id")
+        state = get_state()
+        if state.store is None:
+            raise ApiError(503, "the feedback store is not available", readiness="/readyz")
+        try:
+            check = check_by_id(state, check_id.strip().lower(), site_id)
+        except StoreError:
+            raise ApiError(503, "the feedback store is temporarily unavailable") from None
+        if check is None:
+            raise ApiError(404, "no such check", field="check_id", check_id=check_id)
+    if "comment" in data:
+        if not isinstance(data["comment"], dict):
+            raise ApiError(422, "comment must be a JSON object", field="comment")
+        return parse_comment(data["comment"], "comment."), check
+    fields = {k: v for k, v in data.items() if k not in FEEDBACK_MEMBERS}
+    if check is not None and not fields:
+        return check.comment, check
+    if not fields:
+        raise ApiError(422, "send check_id, comment, or the comment's fields", field="comment")
+    return parse_comment(fields), check
+
+
+def record_check(comment: Comment, verdict: Verdict) -> str:
+    """Queue the check for the log, count it for the key, and return its fresh id."""
+    state, key = get_state(), current_key()
+    check_id = new_check_id()
+    if state.recorder is not None:
+        state.recorder.record_check(CheckRecord.from_verdict(
+            comment, verdict, surface="json", check_id=check_id,
+            site_id=key.site_id if key is not None else None, key_id=key.id if key is not None else None))
+        if key is not None:
+            state.recorder.count_usage(key.id, api_calls=1, **{"spam" if verdict.is_spam else "ham": 1})
+    return check_id
 
 
 def require_scorer() -> tuple[Scorer, Thresholds | None]:
@@ -56,10 +145,10 @@ def require_scorer() -> tuple[Scorer, Thresholds | None]:
     return state.scorer, state.thresholds
 
 
-def result_dict(verdict: Verdict) -> dict[str, Any]:
-    """A verdict as the JSON API returns it, with a fresh check id."""
+def result_dict(verdict: Verdict, check_id: str) -> dict[str, Any]:
+    """A verdict as the JSON API returns it, with its check id."""
     out = verdict.to_dict()
-    out["check_id"] = uuid.uuid4().hex
+    out["check_id"] = check_id
     if get_state().settings.log_only:
         # The JSON API is our own surface: keep the real verdict, say it is not enforced.
         out["enforced"] = False
@@ -166,4 +255,5 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-__all__ = ["bp", "check", "check_batch", "parse_comment", "read_json_object", "require_scorer", "result_dict"]
+__all__ = ["bp", "check", "check_batch", "feedback", "parse_comment", "read_json_object", "record_check",
+           "require_scorer", "result_dict"]

@@ -1,12 +1,16 @@
-"""The application factory and the per-app state (settings, scorer) it keeps in ``app.extensions``.
+"""The application factory and the per-app state (settings, scorer, store, recorder) in ``app.extensions``.
 
-:func:`create_app` loads the model once per app. A model that fails to load
+:func:`create_app` loads the model and opens the store once per app, and starts
+the :class:`~service.recorder.Recorder` that writes the check log in the
+background; :func:`close_app` (registered with ``atexit``, and called by the
+gunicorn ``worker_exit`` hook) flushes it and closes the store. A model that fails to load
 does not stop the app: ``/healthz`` still answers, ``/readyz`` says why it is
 not ready, and the check endpoints answer 503, so an orchestrator can tell
 "process up" from "able to score" and an operator can read the reason.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +22,9 @@ from model.errors import ArtifactError
 from model.scorer import Scorer
 from model.verdict import Thresholds
 from service import errors
+from service.recorder import Recorder
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
+from store import Store, StoreError, open_store
 
 EXTENSION_KEY = "commentguard"
 
@@ -27,7 +33,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ServiceState:
-    """What the views of one app share: its settings and its scorer (if one loaded).
+    """What the views of one app share: settings, scorer (if one loaded), store and recorder.
+
+    ``store`` is ``None`` when the database could not be opened; the app then
+    is not ready, like without a model, and ``not_ready_reason`` says why.
 
     ``thresholds`` is what views pass to ``Scorer.score``: ``None`` to use the
     model's own, or the model's with the configured overrides applied.
@@ -37,17 +46,29 @@ class ServiceState:
     scorer: Scorer | None = None
     thresholds: Thresholds | None = None
     not_ready_reason: str | None = None
+    store: Store | None = None
+    recorder: Recorder | None = None
     _secret_key: str | None = field(default=None, repr=False)
 
     @property
     def ready(self) -> bool:
-        return self.scorer is not None and self.not_ready_reason is None
+        return self.scorer is not None and self.store is not None and self.not_ready_reason is None
 
     def secret_key(self) -> str:
         """The server secret, created in the data directory on first use (see settings)."""
         if self._secret_key is None:
             self._secret_key = resolve_secret_key(self.settings)
         return self._secret_key
+
+    def close(self) -> None:
+        """Write the queued check log and close the store (idempotent)."""
+        atexit.unregister(self.close)
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
 
 def get_state(app: Flask | None = None) -> ServiceState:
@@ -62,14 +83,44 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Keep keys in the order the views wrote them: verdict first reads better than sorted.
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION_KEY] = build_state(settings, scorer)
+    state = build_state(settings, scorer)
+    open_storage(state)
+    app.extensions[EXTENSION_KEY] = state
     errors.init_app(app)
     # Imported here, as flaskr does, because the views import get_state from this module.
-    from service import api, ops
+    from service import akismet, api, ops
 
     app.register_blueprint(ops.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(akismet.bp)
+    from service.docs import bp as docs_bp; app.register_blueprint(docs_bp)  # noqa: E702 (one line: app.py is shared)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Flush the app's check log and close its store; safe to call more than once."""
+    state = app.extensions.get(EXTENSION_KEY)
+    if isinstance(state, ServiceState):
+        state.close()
+
+
+def open_storage(state: ServiceState) -> None:
+    """Open the store and start the recorder; a failure leaves the app up but not ready.
+
+    The recorder's first act is the retention purge, in its own thread, so a large
+    purge never delays start-up.
+    """
+    settings = state.settings
+    try:
+        state.store = open_store(str(settings.database_url), secret=state.secret_key().encode("utf-8"),
+                                 store_personal_data=settings.store_personal_data)
+    except (StoreError, SettingsError, OSError) as exc:
+        # The message names the target (the store redacts a URL's password), never request data.
+        state.not_ready_reason = state.not_ready_reason or f"the store could not be opened: {exc}"
+        log.error("not ready: %s", state.not_ready_reason)
+        return
+    state.recorder = Recorder(state.store, retention_days=settings.retention_days).start()
+    atexit.register(state.close)
 
 
 def build_state(settings: Settings, scorer: Scorer | None = None) -> ServiceState:
@@ -102,4 +153,5 @@ def _load_scorer(path: Path | None) -> tuple[Scorer | None, str | None]:
         return None, f"loading the model at {path} failed: {type(exc).__name__}"
 
 
-__all__ = ["EXTENSION_KEY", "ServiceState", "build_state", "create_app", "get_state"]
+__all__ = ["EXTENSION_KEY", "ServiceState", "build_state", "close_app", "create_app", "get_state",
+           "open_storage"]

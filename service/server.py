@@ -5,6 +5,9 @@ without starting anything); :class:`CommentGuardServer` feeds them to gunicorn;
 :func:`serve` runs it until it is stopped. ``preload_app`` is off: each worker
 builds its own app and loads the model after the fork, so a worker restart
 reloads a retrained model and no scikit-learn state is shared across a fork.
+The ``worker_exit`` hook (:func:`worker_exit`) flushes the worker's queued
+check log and closes its store when gunicorn stops the worker (SIGTERM);
+``atexit`` does the same for any other way the process ends normally.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.config import Config
 
-from service.app import create_app
+from service.app import close_app, create_app
 from service.settings import Settings
 
 DEFAULT_WORKER_CLASS = "sync"
@@ -44,6 +47,13 @@ class CommentGuardServer(BaseApplication):  # type: ignore[misc]  # gunicorn shi
         return self.app_factory()
 
 
+def worker_exit(arbiter: Any, worker: Any) -> None:
+    """gunicorn hook, run in the worker as it exits: flush the check log, close the store."""
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, Flask):
+        close_app(app)
+
+
 def bind_address(host: str, port: int) -> str:
     """gunicorn's bind string; IPv6 literals need brackets."""
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
@@ -65,6 +75,7 @@ def gunicorn_options(settings: Settings, *, host: str | None = None, port: int |
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "proc_name": "commentguard",
+        "worker_exit": worker_exit,
         # The body limit is enforced by the app (413 JSON); gunicorn's own limits stay at defaults.
     }
     if "control_socket_disable" in Config().settings:
@@ -85,4 +96,5 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     CommentGuardServer(functools.partial(create_app, settings), options).run()
 
 
-__all__ = ["CommentGuardServer", "DEFAULT_WORKER_CLASS", "bind_address", "gunicorn_options", "serve"]
+__all__ = ["CommentGuardServer", "DEFAULT_WORKER_CLASS", "bind_address", "gunicorn_options", "serve",
+           "worker_exit"]

@@ -5,12 +5,33 @@ second or so), saved and loaded through the real artifact code, so service
 tests exercise the real scorer. Settings point into ``tmp_path``, so no test
 writes to the working directory. Add fixtures here when several test modules
 need them; keep module-specific ones in the module.
+
+API keys: :func:`api_key` creates a key in the test database before any app is
+built, and apps from :func:`make_app` hand out test clients that send it as
+``Authorization: Bearer <key>`` (pass ``headers={"Authorization": ...}`` to
+override it, or use :func:`anonymous_client`). Apps are closed (check log
+flushed, store closed) when the test ends.
+
+:func:`live_server` runs the real ``commentguard serve`` once per session;
+:func:`start_live_server` starts more (for instance on PostgreSQL, from
+:func:`pg_url`, a throwaway database made on ``COMMENTGUARD_TEST_DATABASE_URL``).
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Optional
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
 
 import pytest
 from flask import Flask
@@ -21,11 +42,15 @@ from model.comment import Comment
 from model.pipeline import build_pipeline, fit_pipeline
 from model.scorer import Scorer
 from model.verdict import Thresholds
-from service.app import create_app
-from service.settings import Settings
+from service.app import close_app, create_app
+from service.settings import Settings, load_or_create_secret_key
+from store import open_store
 
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
 TEST_THRESHOLDS = Thresholds(unsure=0.4, spam=0.6, discard=0.9)
+TEST_SITE = "https://blog.example.org"
+PG_ENV = "COMMENTGUARD_TEST_DATABASE_URL"
+REPO = Path(__file__).resolve().parents[1]
 
 _HAM = [
     "Thanks for the clear explanation, the second example finally made it click for me.",
@@ -79,19 +104,55 @@ def settings(tmp_path: Path, model_dir: Path) -> Settings:
     return Settings(data_dir=tmp_path / "var", model_path=model_dir, secret_key=TEST_SECRET_KEY)
 
 
+def create_test_key(settings: Settings, site: str = TEST_SITE, label: str = "tests") -> str:
+    """A new API key in the database ``settings`` point to, made through the store API."""
+    secret = settings.secret_key or load_or_create_secret_key(settings.data_dir)
+    with open_store(str(settings.database_url), secret=secret.encode("utf-8")) as store:
+        key, _ = store.create_key(site, label=label)
+    return key
+
+
 @pytest.fixture
-def make_app(settings: Settings, scorer: Scorer) -> Callable[..., Flask]:
+def api_key(settings: Settings) -> str:
+    """A live API key (12 hex characters) in the test database, for :data:`TEST_SITE`."""
+    return create_test_key(settings)
+
+
+def auth_headers(key: str) -> dict[str, str]:
+    """The JSON API's authentication header for ``key``."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+class KeyedClient(FlaskClient):
+    """A test client that sends the app's test key (``app.config["TEST_API_KEY"]``) on every request."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key = self.application.config.get("TEST_API_KEY")
+        if key:
+            self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+
+
+@pytest.fixture
+def make_app(settings: Settings, scorer: Scorer, api_key: str) -> Iterator[Callable[..., Flask]]:
     """Build an app with setting overrides: ``make_app(mode="log_only")``, ``make_app(scorer=None)``.
 
     ``scorer`` defaults to the session scorer; pass ``scorer=None`` to load from
-    ``model_path`` as the real service does.
+    ``model_path`` as the real service does. Its test clients send :func:`api_key`.
     """
+    apps: list[Flask] = []
+
     def build(*, scorer: Any = scorer, **overrides: Any) -> Flask:
         app = create_app(dataclasses.replace(settings, **overrides), scorer=scorer)
         app.config["TESTING"] = True
+        app.config["TEST_API_KEY"] = api_key
+        app.test_client_class = KeyedClient
+        apps.append(app)
         return app
 
-    return build
+    yield build
+    for app in apps:
+        close_app(app)
 
 
 @pytest.fixture
@@ -102,10 +163,113 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
+    """A test client sending the test key."""
     return app.test_client()
+
+
+@pytest.fixture
+def anonymous_client(app: Flask) -> FlaskClient:
+    """A test client sending no key."""
+    return FlaskClient(app, app.response_class)
 
 
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     """A CLI runner bound to ``app``; pass the command: ``runner.invoke(cli, ["serve"])``."""
     return app.test_cli_runner()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+def replace_url(url: str, *, dbname: Optional[str] = None, **query: str) -> str:
+    """``url`` with another database name and/or extra query parameters."""
+    parts = urlsplit(url)
+    params = dict(parse_qsl(parts.query))
+    params.update(query)
+    path = f"/{dbname}" if dbname is not None else parts.path
+    return urlunsplit(parts._replace(path=path, query=urlencode(params)))
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database on the test server, dropped when the session ends."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set: the PostgreSQL cases need a server (CI sets it)")
+    import psycopg
+    from psycopg import sql
+
+    admin = replace_url(base, dbname="postgres")
+    name = f"commentguard_svc_{secrets.token_hex(5)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield replace_url(base, dbname=name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+# --- a live server ----------------------------------------------------------------------------
+
+@dataclass
+class LiveServer:
+    """A running ``commentguard serve``: where it listens, its key and its settings."""
+
+    base_url: str
+    key: str
+    settings: Settings
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        """SIGTERM, as an orchestrator stops it; kill if it does not stop in 20 s."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_live_server(data_dir: Path, model_path: Path, *, database_url: Optional[str] = None,
+                      workers: int = 2, env: Optional[dict[str, str]] = None) -> LiveServer:
+    """Create a key, then run the real CLI (``python -m commentguard serve``) and wait for ``/readyz``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = Settings(data_dir=data_dir, model_path=model_path, database_url=database_url)
+    key = create_test_key(settings)
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
+    environ.update({"COMMENTGUARD_DATA_DIR": str(data_dir), "COMMENTGUARD_MODEL_PATH": str(model_path),
+                    "COMMENTGUARD_WORKERS": str(workers), "COMMENTGUARD_LOG_LEVEL": "WARNING"})
+    if database_url:
+        environ["COMMENTGUARD_DATABASE_URL"] = database_url
+    environ.update(env or {})
+    log = open(data_dir / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "commentguard", "serve", "--port", str(port)],
+                            cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT)
+    server = LiveServer(f"http://127.0.0.1:{port}", key, settings, proc)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            output = (data_dir / "server.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"commentguard serve did not become ready:\n{output}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[LiveServer]:
+    """``commentguard serve`` on a free 127.0.0.1 port with SQLite in a temp data dir, for the session."""
+    server = start_live_server(tmp_path_factory.mktemp("live") / "var", model_dir)
+    yield server
+    server.stop()

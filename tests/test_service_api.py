@@ -30,6 +30,8 @@ from model.artifact import PICKLE_NAME
 from model.scorer import Scorer
 from service import server
 from service.app import get_state
+from service.settings import Settings
+from tests.conftest import auth_headers, create_test_key
 
 RESULT_KEYS = {"verdict", "score", "reasons", "model_version", "check_id"}
 SPAM_TEXT = "Buy cheap viagra online now!!! click http://bit.ly/cheap-pills"
@@ -438,6 +440,7 @@ def test_real_server_end_to_end(model_dir: Path, tmp_path: Path) -> None:
         serve(Settings(data_dir={str(tmp_path)!r}, model_path={str(model_dir)!r}, port={port}, workers=1))
     """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
+    key = create_test_key(Settings(data_dir=tmp_path, model_path=model_dir))
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -451,10 +454,12 @@ def test_real_server_end_to_end(model_dir: Path, tmp_path: Path) -> None:
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "server did not become ready"
             time.sleep(0.1)
-        response = httpx.post(f"{base}/api/v1/check", json={"comment_content": SPAM_TEXT}, timeout=5)
+        headers = auth_headers(key)
+        response = httpx.post(f"{base}/api/v1/check", json={"comment_content": SPAM_TEXT},
+                              headers=headers, timeout=5)
         assert response.status_code == 200 and set(response.json()) == RESULT_KEYS
         response = httpx.post(f"{base}/api/v1/check", content=b"[1]",
-                              headers={"Content-Type": "application/json"}, timeout=5)
+                              headers={"Content-Type": "application/json", **headers}, timeout=5)
         assert response.status_code == 400 and response.json()["status"] == 400
     finally:
         proc.send_signal(signal.SIGTERM)

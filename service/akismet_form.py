@@ -1,0 +1,163 @@
+"""Reading an Akismet request: the raw body, its charset, its fields, and the comment in it.
+
+Flask's ``request.form`` decodes bodies as UTF-8 and would turn a client's
+ISO-8859-1 ``café`` into replacement characters, so the body is parsed here
+from its raw bytes: fields are split and percent-decoded to bytes first, then
+decoded in the charset the request names: the ``Content-Type`` charset (it
+describes the bytes on the wire), else ``blog_charset``, else UTF-8. A body
+that is not valid in that charset falls back to Windows-1252, which decodes any
+byte, rather than failing the call. Query-string fields are read too (the
+``/1.2`` endpoints are GETs), with body fields winning over them.
+"""
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+from urllib.parse import unquote_to_bytes
+
+from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from model.comment import TEXT_FIELDS, Comment
+
+DEFAULT_CHARSET = "utf-8"
+FALLBACK_CHARSET = "cp1252"
+#: Never stored with a comment: they are the credential.
+KEY_FIELDS = frozenset({"api_key", "key"})
+#: Where a client may send back the check id of the comment it reports (``X-akismet-guid``).
+GUID_FIELDS = frozenset({"guid", "akismet_guid", "x-akismet-guid", "x_akismet_guid"})
+_CONTEXT = re.compile(r"comment_context(\[\d*\])?")
+_TEXT_SET = frozenset(TEXT_FIELDS)
+#: Most bytes read (and thrown away) from an oversized body so the client can read the answer.
+_DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    """Raised by :func:`read_body` when the body is over the limit (its bytes are drained, not kept)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body larger than {limit} bytes")
+        self.limit = limit
+
+
+@dataclass
+class AkismetForm:
+    """The fields of one request: the last value of each name, and ``comment_context`` values in order."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    context: list[str] = field(default_factory=list)
+    charset: str = DEFAULT_CHARSET
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.fields.get(name, default)
+
+    def flag(self, name: str) -> bool:
+        """A boolean field as Akismet clients send them (``1``, ``true``)."""
+        return self.get(name).strip().lower() not in ("", "0", "false", "no", "off")
+
+    def guid(self) -> str:
+        """The check id the client sent back with a submit call, if any (lowercased)."""
+        for name, value in self.fields.items():
+            if name.lower() in GUID_FIELDS and value.strip():
+                return value.strip().lower()
+        return ""
+
+
+def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, at most ``limit`` bytes; :class:`BodyTooLarge` (after draining it) otherwise.
+
+    The body is drained (up to 16 MiB) rather than left unread, because a server
+    that answers and closes while the client is still sending makes many clients
+    see a connection reset instead of the answer.
+    """
+    length = request.content_length
+    if length is not None and length > limit:
+        _drain(request, length)
+        raise BodyTooLarge(limit)
+    try:
+        return request.get_data(cache=True)
+    except RequestEntityTooLarge:  # a chunked body that turned out too long
+        raise BodyTooLarge(limit) from None
+
+
+def _drain(request: Request, length: int) -> None:
+    stream = request.environ.get("wsgi.input")
+    if stream is None:
+        return
+    remaining = min(length, _DRAIN_LIMIT)
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(65536, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except (OSError, ValueError):
+        pass  # the client went away; nothing to answer
+
+
+def parse_form(body: bytes, query: bytes = b"", content_type_charset: Optional[str] = None) -> AkismetForm:
+    """Split, percent-decode and charset-decode an ``application/x-www-form-urlencoded`` body and query."""
+    pairs = _split(query) + _split(body)  # body last: its values win
+    charset = _charset(content_type_charset) or _charset(_ascii_value(pairs, b"blog_charset")) or DEFAULT_CHARSET
+    try:
+        decoded = [(k.decode(charset), v.decode(charset)) for k, v in pairs]
+    except UnicodeDecodeError:
+        charset = FALLBACK_CHARSET
+        decoded = [(k.decode(charset, "replace"), v.decode(charset, "replace")) for k, v in pairs]
+    form = AkismetForm(charset=charset)
+    for name, value in decoded:
+        if _CONTEXT.fullmatch(name):
+            if value:
+                form.context.append(value)
+        else:
+            form.fields[name] = value
+    return form
+
+
+def comment_from_form(form: AkismetForm) -> Comment:
+    """The :class:`Comment` a request describes; unknown fields go to ``extra``, the key nowhere."""
+    values: dict[str, str] = {}
+    extra: dict[str, str] = {}
+    for name, value in form.fields.items():
+        if name in KEY_FIELDS:
+            continue
+        if name in _TEXT_SET:
+            values[name] = value
+        else:
+            extra[name] = value
+    return Comment(**values, comment_context=tuple(form.context), extra=extra)
+
+
+def _split(raw: bytes) -> list[tuple[bytes, bytes]]:
+    pairs = []
+    # "&" only: ";" as a separator is obsolete, and user agents contain raw semicolons.
+    for part in raw.split(b"&"):
+        if not part:
+            continue
+        name, _, value = part.partition(b"=")
+        pairs.append((unquote_to_bytes(name.replace(b"+", b" ")), unquote_to_bytes(value.replace(b"+", b" "))))
+    return [(k, v) for k, v in pairs if k]
+
+
+def _ascii_value(pairs: list[tuple[bytes, bytes]], name: bytes) -> Optional[str]:
+    value = None
+    for key, raw in pairs:
+        if key == name:
+            value = raw.decode("ascii", "ignore")
+    return value
+
+
+def _charset(name: Optional[str]) -> Optional[str]:
+    """A usable codec name for a declared charset, or ``None`` for absent or unknown ones."""
+    if not name or not name.strip():
+        return None
+    try:
+        return codecs.lookup(name.strip().strip('"')).name
+    except LookupError:
+        return None
+
+
+__all__ = ["AkismetForm", "BodyTooLarge", "GUID_FIELDS", "KEY_FIELDS", "comment_from_form",
+           "parse_form", "read_body"]

@@ -1,0 +1,70 @@
+"""Moderator feedback, shared by the Akismet submit calls and ``POST /api/v1/feedback``.
+
+Owns finding the check a report corrects (by its id, else by the same comment
+on the same site) and storing the label. A check may still sit in the
+recorder's queue when its report arrives (a moderator can be quick); a lookup
+that misses while anything is queued flushes the queue and looks once more.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from model.comment import Comment
+from service.app import ServiceState
+from store import CheckRecord, FeedbackRecord, KeyInfo
+
+CHECK_ID = re.compile(r"[0-9a-f]{32}")
+MAX_REPORTER = 200
+
+
+def check_by_id(state: ServiceState, check_id: str, site_id: Optional[int]) -> Optional[CheckRecord]:
+    """The check with this id, if it exists and (given ``site_id``) belongs to that site."""
+    if state.store is None or not CHECK_ID.fullmatch(check_id):
+        return None
+    check = state.store.get_check(check_id)
+    if check is None and state.recorder is not None and state.recorder.pending:
+        state.recorder.flush()
+        check = state.store.get_check(check_id)
+    if check is not None and site_id is not None and check.site_id != site_id:
+        return None  # another site's check: as good as unknown
+    return check
+
+
+def check_by_comment(state: ServiceState, comment: Comment, site_id: Optional[int]) -> Optional[CheckRecord]:
+    """The latest check of the same comment (content, author, email) on the site."""
+    if state.store is None:
+        return None
+    digest = state.store.comment_hash(comment)
+    check = state.store.find_check(digest, site_id)
+    if check is None and state.recorder is not None and state.recorder.pending:
+        state.recorder.flush()
+        check = state.store.find_check(digest, site_id)
+    return check
+
+
+def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: str, reporter: str,
+                 check: Optional[CheckRecord], key: Optional[KeyInfo]) -> int:
+    """Store one label (test feedback stays test feedback) and count it; return the feedback id.
+
+    Raises :class:`store.StoreError` when the store fails; callers answer that.
+    """
+    assert state.store is not None
+    record = FeedbackRecord(
+        label=label,
+        comment=comment,
+        source=source,
+        reporter=reporter.strip()[:MAX_REPORTER],
+        check_id=check.id if check is not None else None,
+        site_id=key.site_id if key is not None else (check.site_id if check is not None else None),
+        key_id=key.id if key is not None else None,
+        # A report on a test check is a test too: is_test calls must never be learned from.
+        is_test=comment.is_test_call or bool(check is not None and check.is_test),
+    )
+    feedback_id = state.store.add_feedback(record)
+    if state.recorder is not None and key is not None:
+        state.recorder.count_usage(key.id, **{"missed_spam" if label == "spam" else "false_positives": 1})
+    return feedback_id
+
+
+__all__ = ["CHECK_ID", "add_feedback", "check_by_comment", "check_by_id"]

@@ -1,0 +1,201 @@
+"""The background writer of the check log and the usage counters.
+
+A request must not wait for the database, and workers must not queue behind
+one another on SQLite's single writer, so views hand :class:`CheckRecord` objects
+and usage increments to a :class:`Recorder`, which returns at once. A daemon
+thread writes what has piled up every ``interval`` seconds (0.2 by default), or
+sooner once ``batch_size`` records wait: all pending checks in one transaction
+and one UPSERT per key and month for the counters. The same thread purges
+checks older than ``retention_days`` when it starts and then at most once per
+``purge_every`` seconds.
+
+Nothing here raises into a request. A failed write is logged by exception type
+only (an exception message may quote a comment, an email or an IP) and the batch
+goes back to the front of the queue for the next flush, at most
+``max_attempts`` times; the queue itself holds at most ``max_pending`` checks,
+the oldest being dropped (and counted in the log) beyond that. :meth:`close`
+stops the thread and writes what is left; the app registers it with ``atexit``
+and the gunicorn ``worker_exit`` hook (see :mod:`service.server`).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Optional
+
+from store import CheckRecord, Store, current_month
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 0.2
+DEFAULT_BATCH_SIZE = 200
+DEFAULT_PURGE_EVERY = 3600.0
+DEFAULT_MAX_PENDING = 50_000
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+@dataclass
+class _Pending:
+    """What waits to be written; ``attempts`` counts failed flushes per item."""
+
+    checks: list[tuple[CheckRecord, int]] = field(default_factory=list)
+    usage: dict[tuple[int, str], tuple[Counter[str], int]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.checks) + len(self.usage)
+
+
+class Recorder:
+    """Queues checks and usage increments and writes them in batches from one thread."""
+
+    def __init__(self, store: Store, *, interval: float = DEFAULT_INTERVAL,
+                 batch_size: int = DEFAULT_BATCH_SIZE, retention_days: int = 0,
+                 purge_every: float = DEFAULT_PURGE_EVERY, max_pending: int = DEFAULT_MAX_PENDING,
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+        self.store = store
+        self.interval = interval
+        self.batch_size = batch_size
+        self.retention_days = retention_days
+        self.purge_every = purge_every
+        self.max_pending = max_pending
+        self.max_attempts = max_attempts
+        self._pending = _Pending()
+        self._queue_lock = threading.Lock()   # guards _pending; held for microseconds
+        self._write_lock = threading.Lock()   # one flush at a time, so a flush() sees earlier writes done
+        self._wake = threading.Event()
+        self._stopping = False
+        self._closed = False
+        self._last_purge: Optional[float] = None
+        self._thread: Optional[threading.Thread] = None
+        self.dropped = 0
+
+    # --- producers (request threads) ----------------------------------------------------
+
+    def record_check(self, record: CheckRecord) -> None:
+        """Queue one check for the next flush."""
+        with self._queue_lock:
+            self._pending.checks.append((record, 0))
+            overflow = len(self._pending.checks) - self.max_pending
+            if overflow > 0:
+                del self._pending.checks[:overflow]
+                self.dropped += overflow
+            full = len(self._pending.checks) >= self.batch_size
+        if overflow > 0:
+            log.warning("check log queue full: dropped %d oldest checks (%d so far)", overflow, self.dropped)
+        if full:
+            self._wake.set()
+
+    def count_usage(self, key_id: Optional[int], month: Optional[str] = None, **increments: int) -> None:
+        """Queue usage increments (``api_calls=1, spam=1``) for a key; no-op without a key."""
+        if key_id is None or not any(increments.values()):
+            return
+        slot = (int(key_id), month or current_month())
+        with self._queue_lock:
+            counter, attempts = self._pending.usage.get(slot, (Counter(), 0))
+            counter.update({k: v for k, v in increments.items() if v})
+            self._pending.usage[slot] = (counter, attempts)
+
+    @property
+    def pending(self) -> int:
+        """How many checks and usage slots wait to be written."""
+        with self._queue_lock:
+            return len(self._pending)
+
+    # --- the writer ---------------------------------------------------------------------
+
+    def start(self) -> "Recorder":
+        """Start the writer thread (idempotent)."""
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._run, name="commentguard-recorder", daemon=True)
+            self._thread.start()
+        return self
+
+    def flush(self) -> bool:
+        """Write everything queued so far, now, in the calling thread; False if a write failed."""
+        with self._write_lock:
+            with self._queue_lock:
+                batch, self._pending = self._pending, _Pending()
+            if not batch:
+                return True
+            ok = self._write_checks(batch.checks)
+            return self._write_usage(batch.usage) and ok
+
+    def purge(self) -> int:
+        """Delete checks past the retention period now; 0 when retention is off or the purge failed."""
+        self._last_purge = time.monotonic()
+        if self.retention_days <= 0:
+            return 0
+        try:
+            removed = self.store.purge_checks(self.retention_days)
+        except Exception as exc:  # noqa: BLE001 - logged; the next purge retries
+            log.error("purging checks older than %d days failed: %s", self.retention_days, type(exc).__name__)
+            return 0
+        if removed:
+            log.info("purged %d checks older than %d days", removed, self.retention_days)
+        return removed
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread and write what is left (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        for _ in range(self.max_attempts):
+            if self.flush():
+                break
+
+    def _run(self) -> None:
+        self.purge()
+        while not self._stopping:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stopping:
+                break
+            try:
+                self.flush()
+                if self._last_purge is None or time.monotonic() - self._last_purge >= self.purge_every:
+                    self.purge()
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive any one failure
+                log.error("recorder flush failed unexpectedly: %s", type(exc).__name__)
+
+    def _write_checks(self, items: list[tuple[CheckRecord, int]]) -> bool:
+        if not items:
+            return True
+        try:
+            self.store.record_checks([record for record, _ in items])
+            return True
+        except Exception as exc:  # noqa: BLE001 - requeued below
+            retry = [(r, n + 1) for r, n in items if n + 1 < self.max_attempts]
+            lost = len(items) - len(retry)
+            log.error("writing %d checks failed (%s); %d will be retried, %d dropped",
+                      len(items), type(exc).__name__, len(retry), lost)
+            with self._queue_lock:
+                self._pending.checks[:0] = retry
+            self.dropped += lost
+            return False
+
+    def _write_usage(self, usage: dict[tuple[int, str], tuple[Counter[str], int]]) -> bool:
+        ok = True
+        for (key_id, month), (counter, attempts) in usage.items():
+            try:
+                self.store.count_usage(key_id, month, **dict(counter))
+            except Exception as exc:  # noqa: BLE001 - requeued below
+                ok = False
+                if attempts + 1 >= self.max_attempts:
+                    log.error("counting usage failed (%s); increments for one key dropped", type(exc).__name__)
+                    continue
+                log.error("counting usage failed (%s); will retry", type(exc).__name__)
+                with self._queue_lock:
+                    current, _ = self._pending.usage.get((key_id, month), (Counter(), 0))
+                    current.update(counter)
+                    self._pending.usage[(key_id, month)] = (current, attempts + 1)
+        return ok
+
+
+__all__ = ["Recorder"]

@@ -1,0 +1,363 @@
+"""The Akismet surface over raw HTTP (Flask test client): what real clients send that the PyPI client cannot.
+
+Key in the Host header, ``key`` instead of ``api_key``, ``comment_context[]``,
+unknown fields, non-UTF-8 bodies, empty and oversized bodies, missing fields,
+the fixed rules (test values, administrator, honeypot), log-only mode, the
+unsure mapping, test calls never learned from, feedback linking, and usage.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable, Sequence
+from urllib.parse import quote, urlencode
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service.akismet import THANKS, reasons_header
+from service.akismet_rules import HONEYPOT_REASON
+from service.app import get_state
+from store import Store, current_month
+from tests.conftest import TEST_SITE
+
+SPAM_TEXT = "Buy cheap viagra online now!!! click http://bit.ly/cheap-pills"
+HAM_TEXT = "Thanks for the clear explanation, it helped me fix my build."
+FORM = "application/x-www-form-urlencoded"
+HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+def post(client: FlaskClient, path: str, fields: dict[str, str] | Sequence[tuple[str, str]] | bytes,
+         content_type: str = FORM, **kwargs: Any) -> Any:
+    body = fields if isinstance(fields, bytes) else urlencode(fields).encode()
+    return client.post(path, data=body, content_type=content_type, **kwargs)
+
+
+def base(api_key: str, **fields: str) -> dict[str, str]:
+    out = {"api_key": api_key, "blog": TEST_SITE, "user_ip": "203.0.113.9",
+           "user_agent": "Mozilla/5.0", "comment_type": "comment", "comment_author": "Ann",
+           "comment_content": HAM_TEXT}
+    out.update(fields)
+    return out
+
+
+def flushed_store(app: Flask) -> Store:
+    state = get_state(app)
+    assert state.recorder is not None and state.store is not None
+    state.recorder.flush()
+    return state.store
+
+
+def assert_answer(response: Any, body: str) -> None:
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert response.get_data(as_text=True) == body
+    assert "X-akismet-debug-help" not in response.headers, "debug help only goes with 'invalid'"
+
+
+def assert_protocol_error(response: Any, starts: str) -> None:
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert text.startswith(starts), text
+    assert text not in ("true", "false", "invalid", "valid", THANKS)
+    assert response.headers.get("X-akismet-debug-help")
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+def test_verify_key(client: FlaskClient, api_key: str) -> None:
+    assert_answer(post(client, "/1.1/verify-key", {"key": api_key, "blog": TEST_SITE}), "valid")
+    assert_answer(post(client, "/1.1/verify-key", {"api_key": api_key, "blog": TEST_SITE}), "valid")
+    wrong = post(client, "/1.1/verify-key", {"key": "0123456789ab", "blog": TEST_SITE})
+    assert wrong.get_data(as_text=True) == "invalid" and wrong.headers["X-akismet-debug-help"]
+    none = post(client, "/1.1/verify-key", {"blog": TEST_SITE})
+    assert none.get_data(as_text=True) == "invalid"
+    assert none.headers["X-akismet-debug-help"] == 'Empty "api_key" value'
+
+
+def test_key_only_in_the_host_header(client: FlaskClient, api_key: str) -> None:
+    fields = base(api_key)
+    del fields["api_key"]
+    response = post(client, "/1.1/comment-check", fields, headers={"Host": f"{api_key.upper()}.rest.example.org"})
+    assert_answer(response, "false")
+    plain_host = post(client, "/1.1/comment-check", fields, headers={"Host": "rest.example.org"})
+    assert plain_host.get_data(as_text=True) == "invalid"
+
+
+def test_key_field_instead_of_api_key(client: FlaskClient, api_key: str) -> None:
+    fields = base(api_key)
+    fields["key"] = fields.pop("api_key")
+    assert_answer(post(client, "/1.1/comment-check", fields), "false")
+
+
+def test_api_key_wins_over_key_and_host(client: FlaskClient, api_key: str) -> None:
+    fields = base("0123456789ab", key=api_key)
+    response = post(client, "/1.1/comment-check", fields, headers={"Host": f"{api_key}.rest.example.org"})
+    assert response.get_data(as_text=True) == "invalid"
+
+
+def test_revoked_key_is_invalid(app: Flask, client: FlaskClient, api_key: str) -> None:
+    store = flushed_store(app)
+    (info,) = store.list_keys()
+    store.revoke_key(info.id)
+    response = post(client, "/1.1/comment-check", base(api_key))
+    assert response.get_data(as_text=True) == "invalid" and response.headers["X-akismet-debug-help"]
+
+
+# --- body and fields ----------------------------------------------------------------------
+
+def test_comment_context_array_and_unknown_fields_are_kept(app: Flask, client: FlaskClient, api_key: str) -> None:
+    fields = list(base(api_key).items()) + [
+        ("comment_context[]", "cooking"), ("comment_context[]", "bread"), ("comment_context[2]", "rye"),
+        ("HTTP_ACCEPT", "text/html"), ("POST_comment_post_ID", "42"), ("REQUEST_URI", "/post/42"),
+        ("something_new", "kept"), ("akismet_comment_nonce", "abc123"),
+    ]
+    response = post(client, "/1.1/comment-check", fields)
+    assert_answer(response, "false")
+    check = flushed_store(app).get_check(response.headers["X-akismet-guid"])
+    assert check is not None
+    assert check.comment.comment_context == ("cooking", "bread", "rye")
+    extra = dict(check.comment.extra)
+    assert extra["HTTP_ACCEPT"] == "text/html" and extra["POST_comment_post_ID"] == "42"
+    assert extra["something_new"] == "kept" and extra["REQUEST_URI"] == "/post/42"
+    assert "api_key" not in extra and "key" not in extra
+    assert "akismet_comment_nonce" not in extra  # a credential: the store drops it
+
+
+def test_comment_context_as_one_string(app: Flask, client: FlaskClient, api_key: str) -> None:
+    response = post(client, "/1.1/comment-check", base(api_key, comment_context="recipes"))
+    check = flushed_store(app).get_check(response.headers["X-akismet-guid"])
+    assert check is not None and check.comment.comment_context == ("recipes",)
+
+
+@pytest.mark.parametrize("how", ["blog_charset", "content_type", "raw_bytes"])
+def test_latin1_body_is_decoded(app: Flask, client: FlaskClient, api_key: str, how: str) -> None:
+    text = "Un café au lait, s'il vous plaît, à côté"
+    fields = base(api_key, comment_author="Zoë")
+    fields.pop("comment_content")
+    fields.pop("comment_author")
+    body = urlencode(fields).encode()
+    if how == "raw_bytes":  # not percent-encoded at all, as some old clients send it
+        body += b"&comment_author=Zo\xeb&comment_content=" + text.encode("latin-1")
+    else:
+        body += ("&comment_author=" + quote("Zoë".encode("latin-1"))
+                 + "&comment_content=" + quote(text.encode("latin-1"))).encode()
+    content_type = FORM + "; charset=ISO-8859-1" if how == "content_type" else FORM
+    if how in ("blog_charset", "raw_bytes"):
+        body += b"&blog_charset=ISO-8859-1"
+    response = post(client, "/1.1/comment-check", body, content_type=content_type)
+    assert response.get_data(as_text=True) in ("true", "false")
+    check = flushed_store(app).get_check(response.headers["X-akismet-guid"])
+    assert check is not None
+    assert check.comment.comment_content == text and check.comment.comment_author == "Zoë"
+
+
+def test_utf8_is_the_default(app: Flask, client: FlaskClient, api_key: str) -> None:
+    response = post(client, "/1.1/comment-check", base(api_key, comment_content="Grüße aus Köln 👋"))
+    check = flushed_store(app).get_check(response.headers["X-akismet-guid"])
+    assert check is not None and check.comment.comment_content == "Grüße aus Köln 👋"
+
+
+def test_empty_body_is_invalid(client: FlaskClient) -> None:
+    response = client.post("/1.1/comment-check", data=b"", content_type=FORM)
+    assert response.status_code == 200 and response.get_data(as_text=True) == "invalid"
+    assert response.headers["X-akismet-debug-help"] == 'Empty "api_key" value'
+
+
+@pytest.mark.parametrize("missing", ["user_ip", "blog"])
+def test_missing_required_field(client: FlaskClient, api_key: str, missing: str) -> None:
+    fields = base(api_key)
+    del fields[missing]
+    for path in ("/1.1/comment-check", "/1.1/submit-spam", "/1.1/submit-ham"):
+        response = post(client, path, fields)
+        assert_protocol_error(response, f"Missing required field: {missing}.")
+        assert response.headers["X-akismet-debug-help"] == f'Empty "{missing}" value'
+
+
+def test_one_megabyte_body_gets_a_protocol_answer(client: FlaskClient, api_key: str) -> None:
+    response = post(client, "/1.1/comment-check", base(api_key, comment_content="x" * 1_000_000))
+    assert_protocol_error(response, "Request body too large: at most 65536 bytes.")
+    assert response.headers["X-akismet-error"]
+
+
+def test_wrong_method_and_internal_errors_stay_protocol_answers(
+        app: Flask, client: FlaskClient, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert_protocol_error(client.get("/1.1/comment-check"), "This endpoint takes POST requests.")
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(get_state(app).scorer, "score", explode)
+    assert_protocol_error(post(client, "/1.1/comment-check", base(api_key)), "Temporarily unavailable")
+
+
+def test_model_not_loaded_is_a_protocol_error(make_app: Callable[..., Flask], api_key: str, tmp_path: Any) -> None:
+    client = make_app(scorer=None, model_path=tmp_path / "nothing").test_client()
+    assert_protocol_error(post(client, "/1.1/comment-check", base(api_key)), "Temporarily unavailable")
+
+
+# --- answers and headers ------------------------------------------------------------------
+
+def test_ham_and_spam_answers_with_our_headers(app: Flask, client: FlaskClient, api_key: str) -> None:
+    ham = post(client, "/1.1/comment-check", base(api_key))
+    spam = post(client, "/1.1/comment-check", base(api_key, comment_content=SPAM_TEXT,
+                                                     comment_author_url="http://bit.ly/x"))
+    assert_answer(ham, "false")
+    assert_answer(spam, "true")
+    for response in (ham, spam):
+        guid = response.headers["X-akismet-guid"]
+        assert HEX32.fullmatch(guid) and response.headers["X-CommentGuard-Check-Id"] == guid
+        assert 0.0 <= float(response.headers["X-CommentGuard-Score"]) <= 1.0
+        assert response.headers["X-CommentGuard-Model-Version"] == "test-model-1"
+        reasons = json.loads(response.headers["X-CommentGuard-Reasons"])
+        assert isinstance(reasons, list) and all(isinstance(r, str) for r in reasons)
+    assert ham.headers["X-CommentGuard-Verdict"] == "ham"
+    assert spam.headers["X-CommentGuard-Verdict"] in ("spam", "discard")
+    store = flushed_store(app)
+    check = store.get_check(spam.headers["X-akismet-guid"])
+    assert check is not None and check.surface == "akismet" and check.tier == spam.headers["X-CommentGuard-Verdict"]
+    assert check.key_id is not None and check.site_id is not None and not check.is_test
+    assert check.comment.user_ip.startswith("hmac:")  # personal data hashed by default
+
+
+def test_discard_carries_the_pro_tip(make_app: Callable[..., Flask], api_key: str) -> None:
+    client = make_app(threshold_unsure=0.0, threshold_spam=0.0, threshold_discard=0.0).test_client()
+    response = post(client, "/1.1/comment-check", base(api_key))
+    assert_answer(response, "true")
+    assert response.headers["X-akismet-pro-tip"] == "discard"
+    assert response.headers["X-CommentGuard-Verdict"] == "discard"
+
+
+@pytest.mark.parametrize("unsure_is_spam, answer", [(True, "true"), (False, "false")])
+def test_unsure_mapping(make_app: Callable[..., Flask], api_key: str, unsure_is_spam: bool, answer: str) -> None:
+    # Every score below 1.0 is "unsure" with these thresholds.
+    client = make_app(threshold_unsure=0.0, threshold_spam=1.0, threshold_discard=1.0,
+                      unsure_is_spam=unsure_is_spam).test_client()
+    response = post(client, "/1.1/comment-check", base(api_key))
+    assert_answer(response, answer)
+    assert response.headers["X-CommentGuard-Verdict"] == "unsure"
+    assert "X-akismet-pro-tip" not in response.headers
+
+
+def test_log_only_mode_answers_false_but_records_the_verdict(make_app: Callable[..., Flask], api_key: str) -> None:
+    app = make_app(mode="log_only")
+    client = app.test_client()
+    response = post(client, "/1.1/comment-check", base(api_key, comment_content=SPAM_TEXT,
+                                                        comment_author_url="http://bit.ly/x"))
+    assert_answer(response, "false")
+    assert response.headers["X-CommentGuard-Verdict"] in ("spam", "discard")
+    assert response.headers["X-CommentGuard-Enforced"] == "false"
+    assert "X-akismet-pro-tip" not in response.headers
+    guaranteed = post(client, "/1.1/comment-check", base(api_key, comment_author="akismet-guaranteed-spam"))
+    assert_answer(guaranteed, "false")
+    check = flushed_store(app).get_check(response.headers["X-akismet-guid"])
+    assert check is not None and check.tier in ("spam", "discard")
+
+
+@pytest.mark.parametrize("fields", [
+    {"comment_author": "akismet-guaranteed-spam"},
+    {"comment_author": "viagra-test-123"},
+    {"comment_author_email": "akismet-guaranteed-spam@example.com"},
+])
+def test_guaranteed_spam_test_values(client: FlaskClient, api_key: str, fields: dict[str, str]) -> None:
+    response = post(client, "/1.1/comment-check", base(api_key, **fields))
+    assert_answer(response, "true")
+    assert response.headers["X-CommentGuard-Verdict"] == "spam"
+
+
+def test_administrator_is_always_ham(client: FlaskClient, api_key: str) -> None:
+    response = post(client, "/1.1/comment-check", base(api_key, comment_content=SPAM_TEXT,
+                                                        comment_author_url="http://bit.ly/x",
+                                                        user_role="administrator"))
+    assert_answer(response, "false")
+    assert response.headers["X-CommentGuard-Verdict"] == "ham"
+
+
+def test_honeypot(client: FlaskClient, api_key: str) -> None:
+    filled = post(client, "/1.1/comment-check", base(api_key, honeypot_field_name="hp_website", hp_website="x"))
+    assert_answer(filled, "true")
+    assert json.loads(filled.headers["X-CommentGuard-Reasons"])[0] == HONEYPOT_REASON
+    empty = post(client, "/1.1/comment-check", base(api_key, honeypot_field_name="hp_website", hp_website=""))
+    assert_answer(empty, "false")
+
+
+def test_reasons_header_is_short_ascii_json() -> None:
+    value = reasons_header(["liens raccourcis «bit.ly»", "x" * 2000, "third"], limit=120)
+    assert value.isascii() and "\n" not in value and len(value) <= 120
+    assert json.loads(value) == ["liens raccourcis «bit.ly»"]
+    alone = reasons_header(["y" * 2000], limit=100)
+    assert len(alone) <= 100 and json.loads(alone)[0].endswith("...")
+
+
+# --- test calls, feedback, usage ----------------------------------------------------------
+
+def test_is_test_is_answered_but_never_learned(app: Flask, client: FlaskClient, api_key: str) -> None:
+    check = post(client, "/1.1/comment-check", base(api_key, comment_author="akismet-guaranteed-spam", is_test="1"))
+    assert_answer(check, "true")
+    submitted = post(client, "/1.1/submit-spam", base(api_key, comment_content="Fresh spam text", is_test="true"))
+    assert_answer(submitted, THANKS)
+    linked = post(client, "/1.1/submit-ham", base(api_key, comment_author="akismet-guaranteed-spam"))
+    assert_answer(linked, THANKS)  # not marked is_test itself, but corrects a test check
+    store = flushed_store(app)
+    record = store.get_check(check.headers["X-akismet-guid"])
+    assert record is not None and record.is_test
+    assert store.list_feedback() == []
+    assert len(store.list_feedback(include_test=True)) == 2
+
+
+def test_submit_linked_by_guid(app: Flask, client: FlaskClient, api_key: str) -> None:
+    check = post(client, "/1.1/comment-check", base(api_key))
+    guid = check.headers["X-akismet-guid"]
+    # Edited before the report, so only the guid can link it.
+    response = post(client, "/1.1/submit-spam", base(api_key, comment_content="edited text", guid=guid,
+                                                     reporter="mod-anna"))
+    assert_answer(response, THANKS)
+    assert response.headers["X-CommentGuard-Check-Id"] == guid
+    (feedback,) = flushed_store(app).list_feedback()
+    assert feedback.check_id == guid and feedback.label == "spam" and feedback.source == "akismet"
+    assert feedback.reporter == "mod-anna" and feedback.key_id is not None
+
+
+def test_submit_linked_by_the_same_comment(app: Flask, client: FlaskClient, api_key: str) -> None:
+    fields = base(api_key, comment_author_email="ann@example.org")
+    check = post(client, "/1.1/comment-check", fields)
+    assert_answer(post(client, "/1.1/submit-ham", fields), THANKS)
+    other = post(client, "/1.1/submit-ham", base(api_key, comment_content="never checked"))
+    assert "X-CommentGuard-Check-Id" not in other.headers
+    feedback = flushed_store(app).list_feedback()
+    assert [f.check_id for f in feedback] == [check.headers["X-akismet-guid"], None]
+    assert [f.label for f in feedback] == ["ham", "ham"]
+
+
+def test_usage_is_counted(app: Flask, client: FlaskClient, api_key: str) -> None:
+    post(client, "/1.1/comment-check", base(api_key))
+    post(client, "/1.1/comment-check", base(api_key, comment_author="akismet-guaranteed-spam"))
+    post(client, "/1.1/comment-check", base(api_key, comment_author="akismet-guaranteed-spam"))
+    post(client, "/1.1/submit-spam", base(api_key))
+    post(client, "/1.1/submit-ham", base(api_key, comment_author="akismet-guaranteed-spam"))
+    post(client, "/1.1/comment-check", base("0123456789ab"))  # invalid: not counted
+    usage = client.get(f"/1.2/usage-limit?api_key={api_key}")
+    assert usage.status_code == 200 and "X-akismet-debug-help" not in usage.headers
+    assert usage.get_json() == {"limit": "none", "usage": 3, "percentage": "0.00", "throttled": False}
+    month = current_month()
+    sites = post(client, "/1.2/key-sites", {"api_key": api_key, "month": month}).get_json()
+    assert sites["total"] == 1 and sites["offset"] == 0 and sites["limit"] == 500
+    assert sites[month] == [{"site": TEST_SITE, "api_calls": 3, "spam": 2, "ham": 1, "missed_spam": 1,
+                             "false_positives": 1, "is_revoked": False}]
+    empty = client.get(f"/1.2/key-sites?api_key={api_key}&month=2001-01").get_json()
+    assert empty["2001-01"][0]["api_calls"] == 0
+    csv_text = client.get(f"/1.2/key-sites?api_key={api_key}&format=csv").get_data(as_text=True)
+    lines = csv_text.splitlines()
+    assert lines[0].startswith(f"Active sites for {api_key} during {month}")
+    assert lines[1] == "Site,Total API Calls,Spam,Ham,Missed Spam,False Positives,Is Revoked"
+    assert lines[2] == f"{TEST_SITE},3,2,1,1,1,false"
+    filtered = client.get(f"/1.2/key-sites?api_key={api_key}&filter=nowhere").get_json()
+    assert filtered["total"] == 0
+
+
+def test_usage_endpoints_with_a_bad_key_or_bad_month(client: FlaskClient, api_key: str) -> None:
+    for path in ("/1.2/usage-limit", "/1.2/key-sites"):
+        response = client.get(f"{path}?api_key=0123456789ab")
+        assert response.get_data(as_text=True) == "invalid" and response.headers["X-akismet-debug-help"]
+    assert_protocol_error(client.get(f"/1.2/key-sites?api_key={api_key}&month=2024-13"), "Invalid month")

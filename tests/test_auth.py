@@ -1,0 +1,143 @@
+"""API keys on the JSON API (401s, Bearer keys, the anonymous setting), JSON checks in the log, and feedback."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from service.app import get_state
+from service.auth import akismet_key, bearer_key, key_from_host
+from store import current_month
+from tests.conftest import auth_headers
+
+HAM_TEXT = "Thanks for the clear explanation, it helped me fix my build."
+
+
+def post_json(client: FlaskClient, path: str, body: Any, **kwargs: Any) -> Any:
+    return client.post(path, data=json.dumps(body), content_type="application/json", **kwargs)
+
+
+def assert_401(response: Any) -> None:
+    assert response.status_code == 401 and response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["status"] == 401 and isinstance(body["error"], str) and body["error"]
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_no_key_is_401(anonymous_client: FlaskClient) -> None:
+    assert_401(post_json(anonymous_client, "/api/v1/check", {"comment_content": HAM_TEXT}))
+    assert_401(post_json(anonymous_client, "/api/v1/check/batch", {"comments": []}))
+    assert_401(post_json(anonymous_client, "/api/v1/feedback", {"comment_content": "x", "label": "ham"}))
+
+
+@pytest.mark.parametrize("header", ["Bearer 0123456789ab", "Bearer not-a-key", "Basic dXNlcjpwYXNz", "Bearer"])
+def test_wrong_key_is_401(anonymous_client: FlaskClient, header: str) -> None:
+    assert_401(post_json(anonymous_client, "/api/v1/check", {"comment_content": HAM_TEXT},
+                         headers={"Authorization": header}))
+
+
+def test_revoked_key_is_401(app: Flask, anonymous_client: FlaskClient, api_key: str) -> None:
+    headers = auth_headers(api_key)
+    assert post_json(anonymous_client, "/api/v1/check", {"comment_content": HAM_TEXT}, headers=headers).status_code == 200
+    store = get_state(app).store
+    assert store is not None
+    (info,) = store.list_keys()
+    assert store.revoke_key(info.id)
+    response = post_json(anonymous_client, "/api/v1/check", {"comment_content": HAM_TEXT}, headers=headers)
+    assert_401(response)
+    assert "invalid_token" in response.headers["WWW-Authenticate"]
+
+
+def test_bearer_key_is_200_and_keeps_the_key_out_of_logs(
+        app: Flask, anonymous_client: FlaskClient, api_key: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        response = post_json(anonymous_client, "/api/v1/check", {"comment_content": HAM_TEXT},
+                             headers={"Authorization": f"bearer {api_key}"})
+    assert response.status_code == 200 and response.get_json()["verdict"] == "ham"
+    assert api_key not in caplog.text
+
+
+def test_anonymous_setting(make_app: Callable[..., Flask]) -> None:
+    app = make_app(allow_anonymous_json=True)
+    anonymous = app.test_client()
+    anonymous.environ_base.pop("HTTP_AUTHORIZATION")
+    assert post_json(anonymous, "/api/v1/check", {"comment_content": HAM_TEXT}).status_code == 200
+    # A wrong key is still refused: a typo must not turn a site's calls anonymous.
+    assert_401(post_json(anonymous, "/api/v1/check", {"comment_content": HAM_TEXT},
+                         headers={"Authorization": "Bearer 0123456789ab"}))
+
+
+def test_health_endpoints_need_no_key(anonymous_client: FlaskClient) -> None:
+    assert anonymous_client.get("/healthz").status_code == 200
+    assert anonymous_client.get("/readyz").status_code == 200
+
+
+def test_key_sources() -> None:
+    assert bearer_key("Bearer abc") == "abc" and bearer_key("Basic abc") == "" and bearer_key(None) == ""
+    assert key_from_host("0123456789AB.rest.example.org:8000") == "0123456789ab"
+    assert key_from_host("localhost:8000") == "" and key_from_host("[::1]:80") == ""
+    assert akismet_key({"api_key": "a" * 12, "key": "b" * 12}, "c" * 12 + ".x") == "a" * 12
+    assert akismet_key({"key": "b" * 12}, "c" * 12 + ".x") == "b" * 12
+    assert akismet_key({"api_key": " "}, "c" * 12 + ".x") == "c" * 12
+
+
+# --- JSON checks are logged and counted ---------------------------------------------------------
+
+def test_json_checks_are_recorded_with_the_returned_id(app: Flask, client: FlaskClient) -> None:
+    one = post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT, "is_test": 1}).get_json()
+    batch = post_json(client, "/api/v1/check/batch", {"comments": [{"comment_content": "a b c"},
+                                                                   {"comment_content": "d e f"}]}).get_json()
+    state = get_state(app)
+    assert state.recorder is not None and state.store is not None
+    state.recorder.flush()
+    stored = state.store.get_check(one["check_id"])
+    assert stored is not None and stored.surface == "json" and stored.tier == one["verdict"]
+    assert stored.is_test and stored.key_id is not None and stored.model_version == "test-model-1"
+    assert stored.reasons == tuple(r["reason"] for r in one["reasons"])
+    for result in batch["results"]:
+        assert state.store.get_check(result["check_id"]) is not None
+    (info,) = state.store.list_keys()
+    assert state.store.usage(info.id, current_month())["api_calls"] == 3
+
+
+# --- POST /api/v1/feedback ------------------------------------------------------------------
+
+def test_feedback_by_check_id(app: Flask, client: FlaskClient) -> None:
+    check_id = post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT}).get_json()["check_id"]
+    response = post_json(client, "/api/v1/feedback", {"check_id": check_id, "label": "spam", "reporter": "mod"})
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["check_id"] == check_id and isinstance(body["feedback_id"], int)
+    store = get_state(app).store
+    assert store is not None
+    (feedback,) = store.list_feedback()
+    assert feedback.id == body["feedback_id"] and feedback.comment.comment_content == HAM_TEXT
+    assert feedback.source == "api" and feedback.reporter == "mod" and feedback.label == "spam"
+
+
+def test_feedback_by_comment_links_the_same_comment(client: FlaskClient) -> None:
+    comment = {"comment_content": HAM_TEXT, "comment_author": "Ann"}
+    check_id = post_json(client, "/api/v1/check", comment).get_json()["check_id"]
+    nested = post_json(client, "/api/v1/feedback", {"comment": comment, "label": "ham"})
+    top = post_json(client, "/api/v1/feedback", {**comment, "label": "ham"})
+    fresh = post_json(client, "/api/v1/feedback", {"comment_content": "never checked", "label": "spam"})
+    assert [r.status_code for r in (nested, top, fresh)] == [201, 201, 201]
+    assert nested.get_json()["check_id"] == top.get_json()["check_id"] == check_id
+    assert fresh.get_json()["check_id"] is None
+
+
+def test_feedback_errors(client: FlaskClient) -> None:
+    unknown = post_json(client, "/api/v1/feedback", {"check_id": "0" * 32, "label": "spam"})
+    assert unknown.status_code == 404 and unknown.get_json()["field"] == "check_id"
+    for label in ("maybe", None, 1):
+        body = {"comment_content": "x", **({"label": label} if label is not None else {})}
+        response = post_json(client, "/api/v1/feedback", body)
+        assert response.status_code == 422 and response.get_json()["field"] == "label"
+    empty = post_json(client, "/api/v1/feedback", {"label": "ham"})
+    assert empty.status_code == 422
+    bad_comment = post_json(client, "/api/v1/feedback", {"comment": {"comment_content": 5}, "label": "ham"})
+    assert bad_comment.status_code == 422 and bad_comment.get_json()["field"] == "comment.comment_content"

@@ -1,0 +1,223 @@
+"""CliRunner tests of `commentguard keys` and `commentguard feedback`.
+
+The commands read the same COMMENTGUARD_* settings as the service and open the
+store through :func:`commentguard.context.open_store_from_settings`, so a key
+made on the command line authenticates in the store and the app, and feedback
+exported here trains with `commentguard train --data`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+from flask.testing import FlaskClient
+
+from commentguard.cli import cli
+from commentguard.context import open_store_from_settings
+from model.artifact import METADATA_NAME
+from model.comment import Comment
+from service.settings import PREFIX, Settings, load_settings
+from store import FeedbackRecord, SecretMismatchError, Store, open_store
+from tests.conftest import TEST_SECRET_KEY
+from tests.test_cli_training import small_rows
+
+CHECK_ID = "ab" * 16
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """COMMENTGUARD_* pointing into tmp_path (and nothing else set); the settings they give."""
+    for name in list(os.environ):
+        if name.startswith(PREFIX) and not name.startswith(PREFIX + "TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv(PREFIX + "DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv(PREFIX + "SECRET_KEY", TEST_SECRET_KEY)
+    return load_settings()
+
+
+@pytest.fixture
+def store(env: Settings) -> Iterator[Store]:
+    with open_store_from_settings(env) as opened:
+        yield opened
+
+
+def run(*args: str) -> Result:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result
+
+
+def ok(*args: str) -> str:
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+def test_keys_create_prints_a_working_key_once(env: Settings, store: Store) -> None:
+    out = ok("keys", "create", "--site", "https://blog.example.org/", "--label", "main blog")
+    key = out.split("key: ", 1)[1].split()[0]
+    assert len(key) == 12 and int(key, 16) >= 0
+    assert "cannot be shown again" in out
+    info = store.authenticate(key)
+    assert info is not None and info.site_url == "https://blog.example.org" and info.label == "main blog"
+
+
+def test_keys_create_json(env: Settings, store: Store) -> None:
+    data = json.loads(ok("keys", "create", "--site", "https://b.example", "--json"))
+    assert store.authenticate(data["key"]).id == data["id"]
+    assert data["site"] == "https://b.example" and data["revoked"] is False
+    assert "cannot be shown again" in data["notice"]
+
+
+def test_keys_create_needs_a_site(env: Settings) -> None:
+    assert run("keys", "create").exit_code == 2
+    assert run("keys", "create", "--site", "  ").exit_code == 2
+
+
+def test_keys_list_never_shows_the_key(env: Settings, store: Store) -> None:
+    key_a, info_a = store.create_key("https://a.example", label="first")
+    key_b, _ = store.create_key("https://b.example")
+    store.revoke_key(info_a.id)
+    text = ok("keys", "list")
+    data = json.loads(ok("keys", "list", "--json"))
+    for out in (text, json.dumps(data)):
+        assert key_a not in out and key_b not in out
+    assert [(d["id"], d["site"], d["label"], d["revoked"]) for d in data] == [
+        (1, "https://a.example", "first", True), (2, "https://b.example", "", False)]
+    assert set(data[0]) == {"id", "site", "label", "created", "revoked", "revoked_at"}
+    lines = text.splitlines()
+    assert lines[0].split() == ["id", "site", "label", "created", "revoked"]
+    assert "https://a.example" in lines[1] and "first" in lines[1] and lines[2].endswith("no")
+
+
+def test_keys_list_when_empty(env: Settings) -> None:
+    assert "no keys" in ok("keys", "list")
+    assert json.loads(ok("keys", "list", "--json")) == []
+
+
+def test_keys_revoke_stops_the_key(env: Settings, store: Store) -> None:
+    key, info = store.create_key("https://a.example")
+    assert f"key {info.id} revoked" in ok("keys", "revoke", str(info.id))
+    assert store.authenticate(key) is None
+    assert "already revoked" in ok("keys", "revoke", str(info.id))
+    missing = run("keys", "revoke", "99")
+    assert missing.exit_code == 1 and "no key with id 99" in missing.output
+
+
+def test_cli_key_authenticates_in_the_app_until_revoked(env: Settings, make_app: Callable[..., Flask],
+                                                        settings: Settings) -> None:
+    """The command line and the service open the same store with the same secret."""
+    key = json.loads(ok("keys", "create", "--site", "https://a.example", "--json"))["key"]
+    app = make_app(data_dir=env.data_dir, database_url=env.database_url, allow_anonymous_json=False)
+    client = FlaskClient(app, app.response_class)  # sends only the headers given here
+    body = {"comment_content": "Thanks for the post, very helpful."}
+    auth = {"Authorization": f"Bearer {key}"}
+    assert client.post("/api/v1/check", json=body, headers=auth).status_code == 200
+    assert client.post("/api/v1/check", json=body).status_code == 401
+    key_id = json.loads(ok("keys", "list", "--json"))[-1]["id"]
+    ok("keys", "revoke", str(key_id))
+    assert client.post("/api/v1/check", json=body, headers=auth).status_code == 401
+
+
+def test_a_store_with_another_secret_is_refused(env: Settings, store: Store,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PREFIX + "SECRET_KEY", "another-secret-0123456789")
+    result = run("keys", "list")
+    assert result.exit_code == 1 and "different secret" in result.output
+    with pytest.raises(SecretMismatchError):
+        open_store(str(env.database_url), secret=b"another-secret-0123456789")
+
+
+def test_the_generated_secret_file_is_shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without COMMENTGUARD_SECRET_KEY both sides use <data_dir>/secret_key, created on first use."""
+    for name in list(os.environ):
+        if name.startswith(PREFIX) and not name.startswith(PREFIX + "TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv(PREFIX + "DATA_DIR", str(tmp_path / "var"))
+    key = json.loads(ok("keys", "create", "--site", "https://a.example", "--json"))["key"]
+    assert (tmp_path / "var" / "secret_key").is_file()
+    settings = dataclasses.replace(load_settings())
+    with open_store_from_settings(settings) as store:
+        assert store.authenticate(key) is not None
+
+
+# --- feedback --------------------------------------------------------------------------------
+
+def add(store: Store, text: str, label: str, **kwargs: object) -> int:
+    return store.add_feedback(FeedbackRecord(label=label, comment=Comment(comment_content=text), **kwargs))
+
+
+def read_jsonl(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_feedback_list_shows_a_preview(env: Settings, store: Store) -> None:
+    long_text = "This is a long comment " * 10
+    first = add(store, long_text, "ham", source="json", check_id=CHECK_ID)
+    add(store, "Buy pills http://bit.ly/x", "spam", source="akismet")
+    add(store, "a test call", "spam", is_test=True)
+    data = json.loads(ok("feedback", "list", "--json"))
+    assert [d["id"] for d in data] == [first, first + 1]
+    assert data[0]["check_id"] == CHECK_ID and data[0]["source"] == "json" and data[0]["label"] == "ham"
+    assert len(data[0]["preview"]) == 60 and data[0]["preview"].endswith("…")
+    assert data[1]["preview"] == "Buy pills http://bit.ly/x"
+    assert len(json.loads(ok("feedback", "list", "--json", "--include-test"))) == 3
+    text = ok("feedback", "list")
+    assert text.splitlines()[0].split() == ["id", "created", "label", "source", "check", "id", "content"]
+    assert CHECK_ID in text and long_text not in text
+
+
+def test_feedback_export_forget_round_trip(env: Settings, store: Store, tmp_path: Path) -> None:
+    keep = add(store, "Thanks, this fixed my build.", "ham", source="json")
+    wrong = add(store, "Cheap watches http://replica.example", "spam", check_id=CHECK_ID)
+    add(store, "Cheap watches http://replica.example", "ham", check_id=CHECK_ID)  # relabelled
+    gone = add(store, "Win money now http://bit.ly/win", "spam")
+    out = tmp_path / "exports" / "feedback.jsonl"
+    assert "exported 3 labelled comments" in ok("feedback", "export", "--out", str(out))
+    rows = read_jsonl(out)
+    assert {(r["comment_content"], r["label"]) for r in rows} == {
+        ("Thanks, this fixed my build.", "ham"), ("Cheap watches http://replica.example", "ham"),
+        ("Win money now http://bit.ly/win", "spam")}
+
+    assert f"forgot feedback {gone}" in ok("feedback", "forget", str(gone))
+    assert "forgot 2 labels" in ok("feedback", "forget", "--check", CHECK_ID)
+    assert "exported 1 labelled comment " in ok("feedback", "export", "--out", str(out))
+    assert read_jsonl(out) == [{"comment_content": "Thanks, this fixed my build.", "label": "ham"}]
+    assert [r.id for r in store.list_feedback()] == [keep]
+    assert wrong not in [r.id for r in store.list_feedback()]
+
+
+def test_feedback_forget_errors(env: Settings, store: Store) -> None:
+    assert run("feedback", "forget").exit_code == 2
+    assert run("feedback", "forget", "1", "--check", CHECK_ID).exit_code == 2
+    missing = run("feedback", "forget", "7")
+    assert missing.exit_code == 1 and "no feedback with id 7" in missing.output
+    missing = run("feedback", "forget", "--check", CHECK_ID)
+    assert missing.exit_code == 1 and "no feedback for check" in missing.output
+
+
+@pytest.mark.slow
+def test_exported_feedback_trains_a_model(env: Settings, store: Store, tmp_path: Path) -> None:
+    """`feedback export` writes the generic training format `train --data` reads."""
+    rows = small_rows()
+    for text, label in rows:
+        add(store, text, label, source="json")
+    forgotten = add(store, "Unlearn me: cheap pills at http://bit.ly/unlearn", "spam")
+    ok("feedback", "forget", str(forgotten))
+    data = tmp_path / "feedback.jsonl"
+    assert f"exported {len(rows)} labelled comments" in ok("feedback", "export", "--out", str(data))
+    model = tmp_path / "model"
+    result = CliRunner().invoke(cli, ["train", "--no-seed", "--data", str(data), "--out", str(model), "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((model / METADATA_NAME).read_text(encoding="utf-8"))
+    assert meta["training"]["rows"] == len(rows)
+    assert meta["training"]["spam"] == sum(1 for _, label in rows if label == "spam")
+    assert "unlearn" not in data.read_text(encoding="utf-8").lower()
