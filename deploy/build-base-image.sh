@@ -41,17 +41,21 @@ timeout 900 debootstrap --variant=minbase \
 
 if compgen -G "/usr/local/share/ca-certificates/*.crt" > /dev/null; then
   cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
-  chroot "$rootfs" update-ca-certificates > /dev/null
+  chroot "$rootfs" update-ca-certificates > /dev/null 2>&1
 fi
 # The same apt sources for later `apt-get` in derived images; no package lists or archives.
 echo "deb $MIRROR $SUITE main" > "$rootfs/etc/apt/sources.list"
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
        "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/log/* "$rootfs"/tmp/*
+# Documentation, manual pages and translations (about 50 MB); licences are kept.
+find "$rootfs/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
+rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/locale/*
 # Mount points that must not be baked in.
 rm -rf "${rootfs:?}"/proc/* "${rootfs:?}"/sys/* "${rootfs:?}"/dev/*
 
 bundle=/etc/ssl/certs/ca-certificates.crt
-tar --numeric-owner -C "$rootfs" -c . | "${PODMAN[@]}" import \
+tar --numeric-owner -C "$rootfs" -c . | "${PODMAN[@]}" import --quiet \
   --change "ENV LANG=C.UTF-8" \
   --change "ENV PIP_CERT=$bundle" \
   --change "ENV REQUESTS_CA_BUNDLE=$bundle" \

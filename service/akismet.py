@@ -168,11 +168,15 @@ def comment_check() -> Response:
         _fail("the model is not loaded")
     comment = comment_from_form(form)
     thresholds = state.thresholds or state.scorer.thresholds
-    verdict = apply_rules(comment, state.scorer.score(comment, state.thresholds), thresholds)
+    verdict, upstream = state.scorer.score(comment, state.thresholds), None
+    if state.upstream is not None:  # the upstream cross-check (service.upstream); the fixed rules still win
+        verdict, upstream = state.upstream.check(comment, verdict, thresholds, blog=key.site_url)
+    verdict = apply_rules(comment, verdict, thresholds)
     flagged = is_flagged(verdict.tier, state.settings.unsure_is_spam)
     check_id = new_check_id()
     state.recorder.record_check(CheckRecord.from_verdict(
-        comment, verdict, surface="akismet", site_id=key.site_id, key_id=key.id, check_id=check_id))
+        comment, verdict, surface="akismet", site_id=key.site_id, key_id=key.id, check_id=check_id,
+        upstream=upstream))
     state.recorder.count_usage(key.id, api_calls=1, **{"spam" if flagged else "ham": 1})
     enforce = not state.settings.log_only
     response = text_answer("true" if flagged and enforce else "false")

@@ -43,8 +43,8 @@ def check() -> Response:
     """Score one comment: a JSON object with Akismet field names."""
     scorer, thresholds = require_scorer()
     comment = parse_comment(read_json_object())
-    verdict = scorer.score(comment, thresholds)
-    return jsonify(result_dict(verdict, record_check(comment, verdict)))
+    verdict, upstream = cross_check([comment], [scorer.score(comment, thresholds)], scorer)[0]
+    return jsonify(result_dict(verdict, record_check(comment, verdict, upstream)))
 
 
 @bp.post("/check/batch")
@@ -54,7 +54,21 @@ def check_batch() -> Response:
     items = _batch_items(read_json_object(), get_state().settings.max_batch_items)
     comments = _parse_batch(items)
     verdicts = scorer.score_many(comments, thresholds) if comments else []
-    return jsonify({"results": [result_dict(v, record_check(c, v)) for c, v in zip(comments, verdicts)]})
+    checked = cross_check(comments, verdicts, scorer)
+    return jsonify({"results": [result_dict(v, record_check(c, v, u)) for c, (v, u) in zip(comments, checked)]})
+
+
+def cross_check(comments: list[Comment], verdicts: list[Verdict],
+                scorer: Scorer) -> list[tuple[Verdict, Optional[dict[str, Any]]]]:
+    """The verdicts after the upstream cross-check (service.upstream), with the JSON to keep per check.
+
+    A batch asks about all its comments concurrently within one shared budget.
+    """
+    state, key = get_state(), current_key()
+    if state.upstream is None or not comments:
+        return [(v, None) for v in verdicts]
+    return state.upstream.check_many(comments, verdicts, state.thresholds or scorer.thresholds,
+                                     blog=key.site_url if key is not None else "")
 
 
 @bp.post("/feedback")
@@ -123,13 +137,13 @@ def _feedback_comment(data: Mapping[str, Any], site_id: Optional[int]) -> tuple[
     return parse_comment(fields), check
 
 
-def record_check(comment: Comment, verdict: Verdict) -> str:
+def record_check(comment: Comment, verdict: Verdict, upstream: Optional[Mapping[str, Any]] = None) -> str:
     """Queue the check for the log, count it for the key, and return its fresh id."""
     state, key = get_state(), current_key()
     check_id = new_check_id()
     if state.recorder is not None:
         state.recorder.record_check(CheckRecord.from_verdict(
-            comment, verdict, surface="json", check_id=check_id,
+            comment, verdict, surface="json", check_id=check_id, upstream=upstream,
             site_id=key.site_id if key is not None else None, key_id=key.id if key is not None else None))
         if key is not None:
             state.recorder.count_usage(key.id, api_calls=1, **{"spam" if verdict.is_spam else "ham": 1})

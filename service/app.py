@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from flask import Flask, current_app
@@ -48,6 +49,8 @@ class ServiceState:
     not_ready_reason: str | None = None
     store: Store | None = None
     recorder: Recorder | None = None
+    #: The upstream cross-check and report forwarder (service.upstream); None when both are off.
+    upstream: Any = None
     _secret_key: str | None = field(default=None, repr=False)
 
     @property
@@ -63,6 +66,9 @@ class ServiceState:
     def close(self) -> None:
         """Write the queued check log and close the store (idempotent)."""
         atexit.unregister(self.close)
+        if self.upstream is not None:
+            self.upstream.close()
+            self.upstream = None
         if self.recorder is not None:
             self.recorder.close()
             self.recorder = None
@@ -120,6 +126,8 @@ def open_storage(state: ServiceState) -> None:
         log.error("not ready: %s", state.not_ready_reason)
         return
     state.recorder = Recorder(state.store, retention_days=settings.retention_days).start()
+    from service.upstream import build_upstream  # imported here: it imports settings, not the app
+    state.upstream = build_upstream(settings, state.store)
     atexit.register(state.close)
 
 

@@ -12,6 +12,7 @@ from typing import Optional
 
 from model.comment import Comment
 from service.app import ServiceState
+from service.upstream_outbox import forward_report
 from store import CheckRecord, FeedbackRecord, KeyInfo
 
 CHECK_ID = re.compile(r"[0-9a-f]{32}")
@@ -62,6 +63,10 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
         is_test=comment.is_test_call or bool(check is not None and check.is_test),
     )
     feedback_id = state.store.add_feedback(record)
+    if state.upstream is not None and state.upstream.forwarder is not None:
+        forward_report(state.upstream.forwarder, label, comment, feedback_id=feedback_id,
+                       blog=key.site_url if key is not None else comment.blog,
+                       upstream_json=check.upstream if check is not None else None)
     if state.recorder is not None and key is not None:
         state.recorder.count_usage(key.id, **{"missed_spam" if label == "spam" else "false_positives": 1})
     return feedback_id

@@ -24,6 +24,10 @@ ENFORCE = "enforce"
 LOG_ONLY = "log_only"
 MODES: tuple[str, ...] = (ENFORCE, LOG_ONLY)
 LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: gunicorn worker classes `commentguard serve` supports (gevent needs the optional gevent package).
+WORKER_CLASSES: tuple[str, ...] = ("gthread", "sync", "gevent")
+#: How the upstream Akismet-compatible API is consulted (see service/upstream.py).
+UPSTREAM_MODES: tuple[str, ...] = ("off", "shadow", "gray", "always")
 SECRET_FILE_NAME = "secret_key"
 #: The store keys its digests with the secret; shorter secrets are too easy to guess.
 MIN_SECRET_LENGTH = 16
@@ -93,6 +97,13 @@ def _parse_path(raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+def _parse_band(raw: str) -> tuple[float, float]:
+    parts = [p.strip() for p in raw.split(",")]
+    if len(parts) != 2:
+        raise ValueError(f"expected two scores 'low,high', got {raw!r}")
+    return _parse_float(parts[0]), _parse_float(parts[1])
+
+
 #: Every setting, in README order. The variable name is PREFIX + field name upper-cased,
 #: except where ``_VARIABLE_NAMES`` says otherwise.
 SETTINGS: tuple[_Spec, ...] = (
@@ -100,12 +111,23 @@ SETTINGS: tuple[_Spec, ...] = (
           "Directory for the model, the SQLite database and the secret key."),
     _Spec("model_path", _parse_path, "<data_dir>/model",
           "Model artifact directory; `commentguard serve` trains a default model there when it is missing."),
+    _Spec("models_dir", _parse_path, "<data_dir>/models",
+          "Where `commentguard retrain` writes model versions (`<models_dir>/<version>/`); "
+          "share it between instances that share a database."),
+    _Spec("model_check_seconds", _parse_float, "2",
+          "How often each worker asks the registry which model is active and loads a new one "
+          "in the background; 0 turns hot reload off."),
     _Spec("host", _parse_str, "127.0.0.1",
           "Address `commentguard serve` binds to."),
     _Spec("port", _parse_int, "8000",
           "TCP port `commentguard serve` listens on."),
     _Spec("workers", _parse_int, "2",
           "Number of server worker processes (each loads the model)."),
+    _Spec("worker_class", _parse_str, "gthread",
+          "gunicorn worker class: `gthread` (threads in each worker process), `sync`, or `gevent` "
+          "(needs the gevent package)."),
+    _Spec("threads", _parse_int, "4",
+          "Threads per worker process for the `gthread` worker class (other classes ignore it)."),
     _Spec("max_body_bytes", _parse_int, "65536",
           "Largest request body accepted; larger bodies get 413."),
     _Spec("max_batch_items", _parse_int, "100",
@@ -133,6 +155,27 @@ SETTINGS: tuple[_Spec, ...] = (
           "Days to keep stored checks; 0 keeps them forever."),
     _Spec("log_level", _parse_str, "INFO",
           "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
+    _Spec("upstream_mode", _parse_mode, "off",
+          "Cross-check an upstream Akismet-compatible API: `off`, `shadow` (ask and record, never change "
+          "the verdict), `gray` (ask only for `unsure` verdicts and let it decide), `always` (ask every "
+          "time and combine; see Upstream cross-check). Comments, IPs and e-mails are sent to it."),
+    _Spec("upstream_url", _parse_str, "https://rest.akismet.com",
+          "Base URL of the upstream API (`/1.1/comment-check` is appended)."),
+    _Spec("upstream_key", _parse_str, "(none)",
+          "API key for the upstream; required when `COMMENTGUARD_UPSTREAM_MODE` is not `off` "
+          "or feedback is forwarded."),
+    _Spec("upstream_budget_ms", _parse_int, "800",
+          "Total time one upstream check may take, retry included; past it our own verdict stands."),
+    _Spec("upstream_gray_band", _parse_band, "(the unsure tier)",
+          "In `gray` mode, ask upstream when the score lies in `low,high` (low inclusive, high exclusive) "
+          "instead of when the verdict is `unsure`."),
+    _Spec("upstream_breaker_failures", _parse_int, "5",
+          "Consecutive upstream failures (timeout, error, invalid key) that open the circuit breaker."),
+    _Spec("upstream_breaker_open_seconds", _parse_float, "30",
+          "Seconds the breaker stays open (upstream not asked) before one probe call may close it."),
+    _Spec("upstream_forward_feedback", _parse_bool, "false",
+          "Forward moderator reports (submit-spam / submit-ham, `POST /api/v1/feedback`) to the upstream, "
+          "through a durable outbox."),
 )
 # The Akismet-specific setting says so in its name; the field stays short.
 _VARIABLE_NAMES: dict[str, str] = {"unsure_is_spam": PREFIX + "AKISMET_UNSURE_AS_SPAM"}
@@ -165,9 +208,13 @@ class Settings:
 
     data_dir: Path = Path("./var")
     model_path: Path | None = None
+    models_dir: Path | None = None
+    model_check_seconds: float = 2.0
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
+    worker_class: str = "gthread"
+    threads: int = 4
     max_body_bytes: int = 65536
     max_batch_items: int = 100
     threshold_unsure: float | None = None
@@ -182,12 +229,21 @@ class Settings:
     store_personal_data: bool = False
     retention_days: int = 90
     log_level: str = "INFO"
+    upstream_mode: str = "off"
+    upstream_url: str = "https://rest.akismet.com"
+    upstream_key: str = field(default="", repr=False)
+    upstream_budget_ms: int = 800
+    upstream_gray_band: tuple[float, float] | None = None
+    upstream_breaker_failures: int = 5
+    upstream_breaker_open_seconds: float = 30.0
+    upstream_forward_feedback: bool = False
 
     def __post_init__(self) -> None:
         # Frozen, so defaults derived from data_dir are set through object.__setattr__.
         data_dir = Path(self.data_dir)
         object.__setattr__(self, "data_dir", data_dir)
         object.__setattr__(self, "model_path", Path(self.model_path or data_dir / "model"))
+        object.__setattr__(self, "models_dir", Path(self.models_dir or data_dir / "models"))
         if not self.database_url:
             object.__setattr__(self, "database_url", str(data_dir / "commentguard.sqlite3"))
         object.__setattr__(self, "log_level", str(self.log_level).upper())
@@ -230,13 +286,19 @@ def _validate(s: Settings) -> None:
     check("host", bool(s.host), "must not be empty")
     check("port", 1 <= s.port <= 65535, f"must be a TCP port (1-65535), got {s.port}")
     check("workers", s.workers >= 1, f"must be at least 1, got {s.workers}")
+    check("worker_class", s.worker_class in WORKER_CLASSES,
+          f"must be one of {', '.join(WORKER_CLASSES)}, got {s.worker_class!r}")
+    check("threads", s.threads >= 1, f"must be at least 1, got {s.threads}")
     check("max_body_bytes", s.max_body_bytes >= 1, f"must be at least 1, got {s.max_body_bytes}")
     check("max_batch_items", s.max_batch_items >= 1, f"must be at least 1, got {s.max_batch_items}")
+    check("model_check_seconds", s.model_check_seconds >= 0,
+          f"must be 0 (no hot reload) or more, got {s.model_check_seconds}")
     check("retention_days", s.retention_days >= 0, f"must be 0 (keep forever) or more, got {s.retention_days}")
     check("mode", s.mode in MODES, f"must be one of {', '.join(MODES)}, got {s.mode!r}")
     check("log_level", s.log_level in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
     check("secret_key", s.secret_key is None or len(s.secret_key) >= MIN_SECRET_LENGTH,
           f"must be at least {MIN_SECRET_LENGTH} characters")
+    _validate_upstream(s, check)
     present = []
     for tier in ("unsure", "spam", "discard"):
         value = getattr(s, f"threshold_{tier}")
@@ -247,6 +309,24 @@ def _validate(s: Settings) -> None:
     for (low_tier, low), (high_tier, high) in zip(present, present[1:]):
         check(f"threshold_{high_tier}", low <= high,
               f"must not be below {variable_name(f'threshold_{low_tier}')} ({high} < {low})")
+
+
+def _validate_upstream(s: Settings, check: Callable[[str, bool, str], None]) -> None:
+    check("upstream_mode", s.upstream_mode in UPSTREAM_MODES,
+          f"must be one of {', '.join(UPSTREAM_MODES)}, got {s.upstream_mode!r}")
+    check("upstream_url", s.upstream_url.startswith(("http://", "https://")),
+          f"must be an http:// or https:// URL, got {s.upstream_url!r}")
+    check("upstream_key", bool(s.upstream_key) or (s.upstream_mode == "off" and not s.upstream_forward_feedback),
+          "is required when the upstream mode is not off or feedback is forwarded")
+    check("upstream_budget_ms", 50 <= s.upstream_budget_ms <= 60_000,
+          f"must be between 50 and 60000, got {s.upstream_budget_ms}")
+    check("upstream_breaker_failures", s.upstream_breaker_failures >= 1,
+          f"must be at least 1, got {s.upstream_breaker_failures}")
+    check("upstream_breaker_open_seconds", s.upstream_breaker_open_seconds > 0,
+          f"must be more than 0, got {s.upstream_breaker_open_seconds}")
+    band = s.upstream_gray_band
+    check("upstream_gray_band", band is None or (len(band) == 2 and 0.0 <= band[0] <= band[1] <= 1.0),
+          f"must be two scores 'low,high' with 0 <= low <= high <= 1, got {band!r}")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -323,7 +403,7 @@ def _create_secret_file(path: Path) -> None:
 
 
 __all__ = [
-    "ENFORCE", "LOG_ONLY", "MODES", "SETTINGS", "SettingDoc", "Settings", "SettingsError",
+    "ENFORCE", "LOG_ONLY", "MODES", "SETTINGS", "WORKER_CLASSES", "UPSTREAM_MODES", "SettingDoc", "Settings", "SettingsError",
     "load_or_create_secret_key", "load_settings", "resolve_secret_key", "settings_doc",
     "settings_markdown", "unknown_variables", "variable_name",
 ]

@@ -24,6 +24,7 @@ from store.errors import (
     StoreDatabaseError,
     StoreError,
 )
+from store.registry import ActiveModel, ModelVersion, RegistryError
 from store.records import (
     LABELS,
     SURFACES,
@@ -37,6 +38,9 @@ from store.records import (
 )
 
 __all__ = [
+    "ActiveModel",
+    "ModelVersion",
+    "RegistryError",
     "CheckRecord",
     "FeedbackRecord",
     "InvalidRecordError",

@@ -11,12 +11,13 @@ from store.feedback import FeedbackMixin
 from store.keys import KeysMixin
 from store.migrations import migrate
 from store.privacy import Privacy
+from store.registry import RegistryMixin
 
 MIN_SECRET_BYTES = 16
 
 
-class Store(KeysMixin, ChecksMixin, FeedbackMixin):
-    """Sites, API keys, usage, checks and feedback over SQLite or PostgreSQL.
+class Store(KeysMixin, ChecksMixin, FeedbackMixin, RegistryMixin):
+    """Sites, API keys, usage, checks, feedback and the model registry over SQLite or PostgreSQL.
 
     Thread-safe: every method takes a pooled connection for one transaction.
     Build it with :func:`open_store`; close it with :meth:`close` or ``with``.

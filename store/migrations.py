@@ -110,6 +110,53 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX feedback_by_hash ON feedback (comment_hash, created)",
         "CREATE INDEX feedback_by_check ON feedback (check_id)",
     )),
+    Migration(4, "model registry", (
+        # One row per trained model; metrics and sources are JSON text. status is
+        # 'candidate', 'active', 'retired' or 'rejected'; at most one row is 'active'.
+        """CREATE TABLE models (
+            id TEXT PRIMARY KEY,
+            path TEXT NOT NULL,
+            created {ts} NOT NULL,
+            registered_at {ts} NOT NULL,
+            metrics TEXT NOT NULL DEFAULT '{{}}',
+            sources TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL CHECK (status IN ('candidate', 'active', 'retired', 'rejected')),
+            note TEXT NOT NULL DEFAULT '',
+            promoted_by TEXT,
+            promoted_reason TEXT,
+            promoted_at {ts})""",
+        "CREATE UNIQUE INDEX models_one_active ON models (status) WHERE status = 'active'",
+        # Every switch of the active model; previous_id chains them so rollback pops a stack.
+        """CREATE TABLE model_activations (
+            id {serial},
+            version TEXT NOT NULL REFERENCES models (id),
+            previous_id {bigint} REFERENCES model_activations (id),
+            action TEXT NOT NULL CHECK (action IN ('activate', 'rollback', 'bootstrap')),
+            actor TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL DEFAULT '',
+            at {ts} NOT NULL)""",
+        # The single row every service instance polls: which activation is current.
+        """CREATE TABLE active_model (
+            slot INTEGER PRIMARY KEY CHECK (slot = 1),
+            activation_id {bigint} REFERENCES model_activations (id))""",
+        "INSERT INTO active_model (slot, activation_id) VALUES (1, NULL)",
+    )),
+    Migration(5, "upstream report outbox", (
+        # Moderator reports waiting to be forwarded upstream (service/upstream_outbox.py).
+        # claimed_until is a sender's lease; payload is emptied once delivered.
+        """CREATE TABLE upstream_outbox (
+            id {serial},
+            created {ts} NOT NULL,
+            label TEXT NOT NULL CHECK (label IN ('spam', 'ham')),
+            feedback_id {bigint},
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt {ts} NOT NULL,
+            claimed_until {ts},
+            delivered_at {ts},
+            last_error TEXT NOT NULL DEFAULT '')""",
+        "CREATE INDEX upstream_outbox_due ON upstream_outbox (delivered_at, next_attempt)",
+    )),
 )
 
 

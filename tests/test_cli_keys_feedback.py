@@ -7,7 +7,6 @@ exported here trains with `commentguard train --data`.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -143,7 +142,7 @@ def test_the_generated_secret_file_is_shared(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv(PREFIX + "DATA_DIR", str(tmp_path / "var"))
     key = json.loads(ok("keys", "create", "--site", "https://a.example", "--json"))["key"]
     assert (tmp_path / "var" / "secret_key").is_file()
-    settings = dataclasses.replace(load_settings())
+    settings = load_settings()
     with open_store_from_settings(settings) as store:
         assert store.authenticate(key) is not None
 

@@ -83,9 +83,6 @@ class Contract:
         resource = Resource.from_contents(doc, default_specification=DRAFT202012)
         self.registry: Registry = Registry().with_resource(DOC_URI, resource)
 
-    def component(self, name: str) -> Draft202012Validator:
-        return Draft202012Validator({"$ref": f"{DOC_URI}#/components/schemas/{name}"}, registry=self.registry)
-
     def _deref(self, node: dict[str, Any]) -> dict[str, Any]:
         while "$ref" in node:
             target: Any = self.doc

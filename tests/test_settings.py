@@ -47,6 +47,8 @@ def test_defaults() -> None:
 @pytest.mark.parametrize("variable, raw, field, expected", [
     ("COMMENTGUARD_DATA_DIR", "/srv/cg", "data_dir", Path("/srv/cg")),
     ("COMMENTGUARD_MODEL_PATH", "/models/v2", "model_path", Path("/models/v2")),
+    ("COMMENTGUARD_MODELS_DIR", "/srv/models", "models_dir", Path("/srv/models")),
+    ("COMMENTGUARD_MODEL_CHECK_SECONDS", "0.5", "model_check_seconds", 0.5),
     ("COMMENTGUARD_HOST", "0.0.0.0", "host", "0.0.0.0"),
     ("COMMENTGUARD_PORT", "9000", "port", 9000),
     ("COMMENTGUARD_WORKERS", " 4 ", "workers", 4),
@@ -65,6 +67,15 @@ def test_defaults() -> None:
     ("COMMENTGUARD_STORE_PERSONAL_DATA", "1", "store_personal_data", True),
     ("COMMENTGUARD_RETENTION_DAYS", "0", "retention_days", 0),
     ("COMMENTGUARD_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+    # A mode other than off (or forwarding) also needs a key: see test_upstream.py.
+    ("COMMENTGUARD_UPSTREAM_MODE", "OFF", "upstream_mode", "off"),
+    ("COMMENTGUARD_UPSTREAM_URL", "http://127.0.0.1:9", "upstream_url", "http://127.0.0.1:9"),
+    ("COMMENTGUARD_UPSTREAM_KEY", "0123456789ab", "upstream_key", "0123456789ab"),
+    ("COMMENTGUARD_UPSTREAM_BUDGET_MS", "500", "upstream_budget_ms", 500),
+    ("COMMENTGUARD_UPSTREAM_GRAY_BAND", "0.3, 0.8", "upstream_gray_band", (0.3, 0.8)),
+    ("COMMENTGUARD_UPSTREAM_BREAKER_FAILURES", "3", "upstream_breaker_failures", 3),
+    ("COMMENTGUARD_UPSTREAM_BREAKER_OPEN_SECONDS", "2.5", "upstream_breaker_open_seconds", 2.5),
+    ("COMMENTGUARD_UPSTREAM_FORWARD_FEEDBACK", "no", "upstream_forward_feedback", False),
 ])
 def test_every_variable_is_read(variable: str, raw: str, field: str, expected: Any) -> None:
     assert getattr(load_settings({variable: raw}), field) == expected

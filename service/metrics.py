@@ -1,0 +1,213 @@
+"""Prometheus metrics (``GET /metrics``): what the service counts and how a scrape renders it.
+
+The metrics:
+
+* ``commentguard_checks_total{verdict, surface}``: every check recorded (counted
+  where every check passes, :meth:`service.recorder.Recorder.record_check`);
+* ``commentguard_check_duration_seconds{surface}``: request time of the check endpoints;
+* ``commentguard_upstream_total{outcome}``: upstream cross-check outcomes
+  (the upstream client calls :func:`count_upstream`);
+* ``commentguard_feedback_total{label, source}``: moderator feedback stored;
+* ``commentguard_model_info{version}``: 1 for the model version a live worker serves;
+* ``commentguard_check_verdict_share{verdict}``: each verdict's share of all
+  checks, computed at scrape from the counter (0 when there were none).
+
+Under gunicorn each worker is a process, so the counts must be summed across
+them: ``commentguard serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh,
+empty directory per server start (:func:`prepare_multiprocess_dir`), each worker
+writes its values to files there, a scrape (answered by any one worker) merges
+them, and gunicorn's ``child_exit`` hook calls :func:`mark_process_dead` so a
+dead worker's gauges disappear (its counters stay counted). Without the
+variable (tests, a single process) the default in-process registry is used.
+
+The metric objects are process-wide, unlike the rest of the app's state (which
+lives in ``app.extensions``): prometheus_client registers each name once per
+registry, and a counter must survive app re-creation within a process. They are
+created on first use rather than at import, because prometheus_client picks its
+value storage (in memory or multiprocess files) from the environment, and the
+gunicorn master may import this module before ``commentguard serve`` sets the
+variable. No label ever holds request data: verdicts, surfaces, outcomes,
+labels and sources are fixed vocabularies, the version comes from the artifact.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge,
+                               Histogram, generate_latest, values)
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+VERDICTS: tuple[str, ...] = ("ham", "unsure", "spam", "discard")
+#: Check latency buckets (seconds): the service answers in a few milliseconds; the tail matters.
+LATENCY_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1,
+                                      0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    checks: Counter
+    check_seconds: Histogram
+    upstream: Counter
+    feedback: Counter
+    model: Gauge
+
+
+_lock = threading.Lock()
+_metrics: Optional[_Metrics] = None
+_model_version: Optional[str] = None
+
+
+def multiprocess_enabled() -> bool:
+    """True when the values go to files in ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn workers)."""
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def _get() -> _Metrics:
+    global _metrics
+    if _metrics is None:
+        with _lock:
+            if _metrics is None:
+                if multiprocess_enabled() and values.ValueClass.__name__ != "MmapedValue":
+                    # prometheus_client was imported before the variable was set (the gunicorn
+                    # master imports it before `serve` sets it); pick the file-backed values now.
+                    values.ValueClass = values.get_value_class()
+                _metrics = _Metrics(
+                    checks=Counter("commentguard_checks", "Checks recorded, by verdict and surface.",
+                                   ["verdict", "surface"]),
+                    check_seconds=Histogram("commentguard_check_duration_seconds",
+                                            "Time to answer a check request, by surface.", ["surface"],
+                                            buckets=LATENCY_BUCKETS),
+                    upstream=Counter("commentguard_upstream", "Upstream cross-check outcomes.", ["outcome"]),
+                    feedback=Counter("commentguard_feedback", "Moderator feedback stored, by label and source.",
+                                     ["label", "source"]),
+                    # livemax: a version shows 1 while any live worker serves it.
+                    model=Gauge("commentguard_model_info", "The model version a live worker serves (1).",
+                                ["version"], multiprocess_mode="livemax"),
+                )
+    return _metrics
+
+
+# --- what the service calls --------------------------------------------------------------
+
+def count_check(verdict: str, surface: str) -> None:
+    """One check recorded with ``verdict`` (tier) on ``surface`` (``json``, ``akismet``)."""
+    _get().checks.labels(verdict=verdict, surface=surface).inc()
+
+
+def observe_check_seconds(surface: str, seconds: float) -> None:
+    """The time one check request took to answer."""
+    _get().check_seconds.labels(surface=surface).observe(seconds)
+
+
+def count_upstream(outcome: str) -> None:
+    """One upstream cross-check ended with ``outcome`` (a short fixed word: ``spam``, ``ham``, ``error``, ...)."""
+    _get().upstream.labels(outcome=outcome).inc()
+
+
+def count_feedback(label: str, source: str) -> None:
+    """One moderator label stored (``spam``/``ham``) from ``source`` (``api``, ``akismet``, ...)."""
+    _get().feedback.labels(label=label, source=source).inc()
+
+
+def set_model_version(version: Optional[str]) -> None:
+    """Say which model version this process serves now (call after loading or reloading one)."""
+    global _model_version
+    metrics = _get()
+    with _lock:
+        if _model_version == version:
+            return
+        if _model_version is not None:
+            metrics.model.labels(version=_model_version).set(0)
+        if version is not None:
+            metrics.model.labels(version=version).set(1)
+        _model_version = version
+
+
+# --- a scrape -----------------------------------------------------------------------------
+
+class _Families:
+    """A collector-like object over already collected families, for ``generate_latest``."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def _source() -> Any:
+    if multiprocess_enabled():
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
+def verdict_shares(families: Iterable[Metric]) -> GaugeMetricFamily:
+    """Each verdict's share of all checks, from the collected ``commentguard_checks`` counter."""
+    totals = {v: 0.0 for v in VERDICTS}
+    for family in families:
+        if family.name != "commentguard_checks":
+            continue
+        for sample in family.samples:
+            if sample.name == "commentguard_checks_total":
+                verdict = sample.labels.get("verdict", "")
+                totals[verdict] = totals.get(verdict, 0.0) + sample.value
+    all_checks = sum(totals.values())
+    share = GaugeMetricFamily("commentguard_check_verdict_share",
+                              "Share of all checks (since the server started) that got each verdict.",
+                              labels=["verdict"])
+    for verdict, count in totals.items():
+        share.add_metric([verdict], count / all_checks if all_checks else 0.0)
+    return share
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of every metric (merged across workers) and its content type."""
+    _get()  # so the families exist (with no samples) before the first check
+    families = list(_source().collect())
+    families.append(verdict_shares(families))
+    return generate_latest(_Families(families)), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
+
+
+# --- gunicorn wiring ----------------------------------------------------------------------
+
+def prepare_multiprocess_dir(parent: Optional[Path] = None) -> Path:
+    """Create a fresh, empty directory for this server's metric files and export it to workers.
+
+    Called by ``commentguard serve`` before gunicorn forks: files of an earlier
+    run would otherwise be summed into this one's counts.
+    """
+    path = Path(tempfile.mkdtemp(prefix="commentguard-metrics-", dir=parent))
+    for child in path.iterdir():  # mkdtemp is fresh; cleared anyway, as the contract says
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    os.environ[MULTIPROC_ENV] = str(path)
+    return path
+
+
+def remove_multiprocess_dir(path: Path) -> None:
+    """Remove the metric files directory when the server stops."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (gunicorn ``child_exit`` hook); no-op without multiprocess."""
+    if multiprocess_enabled():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+
+
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "VERDICTS", "count_check", "count_feedback",
+           "count_upstream", "mark_process_dead", "multiprocess_enabled", "observe_check_seconds",
+           "prepare_multiprocess_dir", "remove_multiprocess_dir", "render", "set_model_version",
+           "verdict_shares"]
