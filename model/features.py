@@ -100,7 +100,7 @@ def _shape_tokens(text: str, has_links: bool = False) -> list[str]:
     tokens = [f"length={_length_bucket(len(text))}"]
     letters = _LETTER.findall(text)
     if len(letters) >= 8:
-        caps = sum(1 for c in letters if c.isupper()) / len(letters)
+        caps = sum(map(str.isupper, letters)) / len(letters)
         if caps >= 0.7:
             tokens.append("caps=most")
         elif caps >= 0.3:

@@ -12,7 +12,10 @@ import re
 from collections import defaultdict
 from typing import Iterable
 
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
 from model.cues import CUE_DESCRIPTIONS
+from model.normalize import SHORTENERS
 from model.verdict import Reason
 
 _WORD = re.compile(r"(?u)\b\w+\b")
@@ -56,8 +59,23 @@ _PREFIXED: tuple[tuple[str, str], ...] = (
 _PLACEHOLDERS = {"xxurl": "a link in the text", "xxemail": "an e-mail address in the text"}
 
 
+#: Tokens every ordinary comment carries; they shift the baseline, they do not
+#: explain a verdict, so they are never shown as reasons (their weight still counts).
+_BASELINE_TOKENS = frozenset({"type=comment"})
+#: Function words say nothing a moderator can act on.
+_QUIET_WORDS = frozenset(ENGLISH_STOP_WORDS)
+
+
 def describe_meta(token: str) -> str:
-    """Words for one metadata token (``link_shortener=bit.ly`` → "link to a URL shortener (bit.ly)")."""
+    """Words for one metadata token (``link_shortener=bit.ly`` → "link to a URL shortener (bit.ly)").
+
+    Returns "" for baseline tokens, which are not shown as reasons. A link's host
+    and its shortener token get the same words, so they add up to one reason.
+    """
+    if token in _BASELINE_TOKENS:
+        return ""
+    if token.startswith("link_host=") and token[len("link_host="):] in SHORTENERS:
+        return f"link to a URL shortener ({token[len('link_host='):]})"
     if token in _FIXED:
         return _FIXED[token]
     if token.startswith("cue="):
@@ -72,6 +90,8 @@ def describe_ngram(ngram: str) -> str:
     """Words for a word n-gram: "word 'free'" or "phrase 'check out'"."""
     if ngram in _PLACEHOLDERS:
         return _PLACEHOLDERS[ngram]
+    if ngram in _QUIET_WORDS:
+        return ""
     if " " in ngram:
         return f"phrase '{ngram}'"
     return f"word '{ngram}'"
@@ -125,7 +145,7 @@ def top_reasons(contributions: dict[str, float], score: float, limit: int = 5,
     towards_spam = score >= 0.5
     chosen = [
         (text, weight) for text, weight in contributions.items()
-        if (weight >= min_weight if towards_spam else weight <= -min_weight)
+        if text and (weight >= min_weight if towards_spam else weight <= -min_weight)
     ]
     chosen.sort(key=lambda item: -abs(item[1]))
     return tuple(Reason(text, weight) for text, weight in chosen[:limit])

@@ -134,6 +134,8 @@ CUE_CASES = {
     "text_to_short_code": ("Txt WIN to 80082 to claim", "I texted my sister about the recipe"),
     "premium_rate": ("Calls cost 150p/min from a landline", "It took 150 minutes to bake"),
     "prize_claim": ("Congratulations! You have won a guaranteed prize", "We finally won the match on Sunday"),
+    "reply_with_keyword": ("For a free ringtone reply TONE now", "Reply to my comment if you agree"),
+    "opt_out": ("To unsubscribe send STOP to 80082", "Stop it, you are too funny"),
 }
 
 
@@ -158,3 +160,16 @@ def test_cue_silent_on_nearby_legitimate_text(name: str) -> None:
 
 def test_ordinary_comment_has_no_cues() -> None:
     assert cues("Thanks for the clear explanation; the second example finally made it click for me.") == []
+
+
+def test_cue_keyword_shortcut_never_changes_a_result() -> None:
+    from model.cues import CUE_KEYWORDS, find_cues_exhaustively
+    from model.normalize import normalize
+    from training.loaders import load_files
+    from training.seed import seed_files
+
+    assert set(CUE_KEYWORDS) == set(CUES)
+    texts = [normalize(r.comment.comment_content).text for r in load_files(seed_files()).records]
+    texts += [positive for positive, _ in CUE_CASES.values()] + [negative for _, negative in CUE_CASES.values()]
+    differing = [t for t in texts if find_cues(t) != find_cues_exhaustively(t)]
+    assert not differing, differing[:3]
