@@ -3,53 +3,63 @@
 #   docker build -t commentguard .                      (base: the official python:3.11-slim)
 #   podman build --format docker --build-arg BASE_IMAGE=localhost/commentguard-base:bookworm .
 #
-# BASE_IMAGE is any Debian-like image with Python >= 3.10 as `python3` and the venv module:
+# BASE_IMAGE is any Debian-like image with Python >= 3.11 as `python3` and the venv module:
 # python:3.11-slim, or the debootstrap image built by deploy/build-base-image.sh where no
 # registry can be reached. Both stages use it, so the venv's interpreter path is the same in
 # the stage that builds it and the stage that runs it.
 ARG BASE_IMAGE=python:3.11-slim
 
 # ---------------------------------------------------------------------------------------------
-# build: wheels for the project and its dependencies, a venv installed from them, the model.
+# build: a venv with the dependencies, then the project, then the default model.
 FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# The package's metadata and sources only (see .dockerignore); tests and tools stay out.
-COPY pyproject.toml README.md ./
+# Dependencies first, read from pyproject.toml alone (tomllib: Python 3.11+), so this slow layer
+# is rebuilt only when they change, not on every source edit. All of them come as manylinux
+# wheels (numpy, scipy, scikit-learn, psycopg-binary), so no compiler is needed here either.
+# The `postgres` extra is included: the image is meant to scale out onto PostgreSQL.
+COPY pyproject.toml ./
+RUN python3 -m venv /opt/commentguard/venv \
+ && python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres']))" > requirements.txt \
+ && /opt/commentguard/venv/bin/pip install --requirement requirements.txt
+# The package itself: its metadata and sources only (see .dockerignore). Then the build tools
+# leave the venv, and so do the libraries' own test suites (about 65 MB in numpy, scipy and
+# scikit-learn); the model below is trained after that, which shows nothing needs them.
+COPY README.md ./
 COPY model/ model/
 COPY training/ training/
 COPY store/ store/
 COPY service/ service/
 COPY commentguard/ commentguard/
-# All dependencies come as wheels (scikit-learn, numpy, scipy and psycopg publish manylinux
-# wheels), so no compiler is needed here either; the network is used in this step only. The
-# `postgres` extra is included: the image is meant to scale out onto PostgreSQL.
-RUN python3 -m venv /opt/commentguard/venv \
- && /opt/commentguard/venv/bin/pip wheel --wheel-dir /wheels ".[postgres]" \
- && /opt/commentguard/venv/bin/pip install --no-index --find-links /wheels "commentguard[postgres]" \
- && /opt/commentguard/venv/bin/pip uninstall --yes pip setuptools wheel \
- && rm -rf /wheels
+RUN /opt/commentguard/venv/bin/pip install --no-deps . \
+ && /opt/commentguard/venv/bin/pip uninstall --yes pip setuptools \
+ && find /opt/commentguard/venv -depth -type d -name tests -exec rm -rf {} +
 # Train the default model once, here, with the exact libraries the image runs: the artifact
-# records the scikit-learn version and is refused by any other.
+# records the scikit-learn version and is refused by any other. Artifact files are written
+# owner-only (0600, by root here): made readable for the service user, who copies them.
 RUN /opt/commentguard/venv/bin/python -c \
-    "from training.defaults import ensure_default_model; ensure_default_model('/opt/commentguard/model-default')"
+    "from training.defaults import ensure_default_model; ensure_default_model('/opt/commentguard/model-default')" \
+ && chmod -R a+rX /opt/commentguard/model-default
 
 # ---------------------------------------------------------------------------------------------
-# runtime: the base image plus the venv and the model; no sources, wheels, pip or caches.
+# runtime: the base image plus the venv and the model; no sources, pip or caches.
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="CommentGuard" \
       org.opencontainers.image.description="Self-hosted comment spam moderation (JSON and Akismet APIs)" \
       org.opencontainers.image.licenses="MIT"
 
 # A fixed uid/gid, so a host directory used as the data volume can be chowned to it (10001).
+# /var/lib/commentguard-models: where several instances mount one shared model volume
+# (compose.yaml); created here so such a volume starts out owned by the service user.
 # -l: no lastlog/faillog entry (a large uid would otherwise make sparse multi-GB files).
-RUN groupadd --system --gid 10001 commentguard \
- && useradd --system -l --uid 10001 --gid commentguard --no-create-home \
+RUN groupadd --gid 10001 commentguard \
+ && useradd -l --uid 10001 --gid commentguard --no-create-home \
             --home-dir /var/lib/commentguard --shell /usr/sbin/nologin commentguard \
- && mkdir -p /var/lib/commentguard \
- && chown commentguard:commentguard /var/lib/commentguard
+ && mkdir -p /var/lib/commentguard /var/lib/commentguard-models \
+ && chown commentguard:commentguard /var/lib/commentguard /var/lib/commentguard-models
 
 COPY --from=build /opt/commentguard /opt/commentguard
 COPY --chmod=0755 deploy/entrypoint.sh /usr/local/bin/commentguard-entrypoint
@@ -57,14 +67,13 @@ COPY --chmod=0755 deploy/entrypoint.sh /usr/local/bin/commentguard-entrypoint
 # Settings (all COMMENTGUARD_* variables in the README apply; override them with -e / env).
 # HOST 0.0.0.0: reachable through the published port. The model path is left to its default,
 # <data_dir>/model, on the volume; the entry point copies the built-in model there on first
-# start. COMMENTGUARD_DEFAULT_MODEL is read only by the entry point.
+# start (deploy/entrypoint.sh).
 ENV PATH=/opt/commentguard/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     COMMENTGUARD_HOST=0.0.0.0 \
     COMMENTGUARD_PORT=8000 \
-    COMMENTGUARD_DATA_DIR=/var/lib/commentguard \
-    COMMENTGUARD_DEFAULT_MODEL=/opt/commentguard/model-default
+    COMMENTGUARD_DATA_DIR=/var/lib/commentguard
 
 # Numeric, so Kubernetes runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001

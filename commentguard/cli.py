@@ -13,6 +13,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "commentguard.commands.check",
     "commentguard.commands.keys",
     "commentguard.commands.feedback",
+    "commentguard.commands.retrain",
+    "commentguard.commands.models",
+    "commentguard.commands.upstream",
 )
 
 

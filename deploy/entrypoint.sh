@@ -1,7 +1,8 @@
 #!/bin/sh
 # Container entry point: give the data volume a model on first start, then run the command.
 #
-# The image carries a default model trained at build time (COMMENTGUARD_DEFAULT_MODEL). The
+# The image carries a default model trained at build time (in /opt/commentguard/model-default;
+# BUILTIN_MODEL overrides the path - not a COMMENTGUARD_* name, the service warns about those). The
 # service reads its model from COMMENTGUARD_MODEL_PATH (default <data_dir>/model), which lives
 # on the volume, so a model retrained later is kept across restarts and image upgrades. When
 # that path has no artifact yet, the built-in one is copied there (through a temporary
@@ -11,15 +12,18 @@ set -eu
 
 data_dir=${COMMENTGUARD_DATA_DIR:-/var/lib/commentguard}
 model_path=${COMMENTGUARD_MODEL_PATH:-$data_dir/model}
-default_model=${COMMENTGUARD_DEFAULT_MODEL:-/opt/commentguard/model-default}
+default_model=${BUILTIN_MODEL:-/opt/commentguard/model-default}
 
 seed_model() {
     [ -f "$model_path/metadata.json" ] && return 0
     [ -f "$default_model/metadata.json" ] || return 0  # `commentguard serve` trains one instead
     parent=$(dirname "$model_path")
-    mkdir -p "$parent"
-    tmp=$(mktemp -d "$parent/.model-seed.XXXXXX")
-    cp -R "$default_model/." "$tmp/"
+    mkdir -p "$parent" || return 1
+    tmp=$(mktemp -d "$parent/.model-seed.XXXXXX") || return 1
+    if ! cp -R "$default_model/." "$tmp/"; then
+        rm -rf "$tmp"
+        return 1
+    fi
     if [ -d "$model_path" ] && [ -z "$(ls -A "$model_path")" ]; then
         rmdir "$model_path" 2>/dev/null || true  # an empty mount point or leftover
     fi
@@ -31,7 +35,8 @@ seed_model() {
     fi
 }
 
+# Not fatal: `commentguard serve` then trains a default model itself (slower, same result).
 if ! seed_model; then
-    echo "entrypoint: could not copy the built-in model into $model_path (is the volume writable by uid $(id -u)?)" >&2
+    echo "entrypoint: could not copy the built-in model into $model_path (is it writable by uid $(id -u)?)" >&2
 fi
 exec "$@"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from pathlib import Path
 
 from flask import Flask, current_app
@@ -26,6 +26,9 @@ from service import errors
 from service.recorder import Recorder
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
 from store import Store, StoreError, open_store
+
+if TYPE_CHECKING:
+    from service.model_watch import ModelWatcher
 
 EXTENSION_KEY = "commentguard"
 
@@ -51,6 +54,8 @@ class ServiceState:
     recorder: Recorder | None = None
     #: The upstream cross-check and report forwarder (service.upstream); None when both are off.
     upstream: Any = None
+    #: Follows the registry's active model and swaps ``scorer``/``thresholds`` (service.model_watch).
+    watcher: "ModelWatcher | None" = None
     _secret_key: str | None = field(default=None, repr=False)
 
     @property
@@ -66,6 +71,9 @@ class ServiceState:
     def close(self) -> None:
         """Write the queued check log and close the store (idempotent)."""
         atexit.unregister(self.close)
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
@@ -83,16 +91,34 @@ def get_state(app: Flask | None = None) -> ServiceState:
 
 
 def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None) -> Flask:
-    """Build the service app. ``scorer`` skips loading the model from ``settings.model_path``."""
+    """Build the service app. ``scorer`` skips loading the model and following the registry.
+
+    Without it, the store opens first so the registry can name the model to load
+    (its active version, else ``settings.model_path``), and a
+    :class:`~service.model_watch.ModelWatcher` thread then follows the registry.
+    """
     settings = settings if settings is not None else load_settings()
+    from service import logging_setup, metrics
+    logging_setup.configure_logging(settings.log_level)
     app = Flask(__name__)
+    logging_setup.init_app(app)  # first: the request id is set before any other hook logs
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Keep keys in the order the views wrote them: verdict first reads better than sorted.
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    state = build_state(settings, scorer)
-    open_storage(state)
+    if scorer is None:
+        from service.model_watch import ModelWatcher
+
+        state = ServiceState(settings=settings)
+        open_storage(state)
+        state.watcher = ModelWatcher(state, settings.model_check_seconds)
+        state.watcher.startup_reason = load_scorer(state, state.watcher.startup_path())
+    else:
+        state = build_state(settings, scorer)
+        open_storage(state)
     app.extensions[EXTENSION_KEY] = state
     errors.init_app(app)
+    metrics.init_app(app)
+    metrics.set_model_version(state.scorer.version if state.scorer is not None else None)
     # Imported here, as flaskr does, because the views import get_state from this module.
     from service import akismet, api, ops
 
@@ -100,6 +126,8 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     app.register_blueprint(api.bp)
     app.register_blueprint(akismet.bp)
     from service.docs import bp as docs_bp; app.register_blueprint(docs_bp)  # noqa: E702 (one line: app.py is shared)
+    if state.watcher is not None:
+        state.watcher.start()
     return app
 
 
@@ -134,19 +162,30 @@ def open_storage(state: ServiceState) -> None:
 def build_state(settings: Settings, scorer: Scorer | None = None) -> ServiceState:
     """Load the model (unless given) and resolve thresholds; failures become a not-ready reason."""
     state = ServiceState(settings=settings, scorer=scorer)
+    load_scorer(state, settings.model_path)
+    return state
+
+
+def load_scorer(state: ServiceState, path: Path | None) -> str | None:
+    """Load the model at ``path`` into ``state`` (unless it has one) and resolve the thresholds.
+
+    A failure becomes the not-ready reason (unless one is set already); returns the model's own reason.
+    """
+    reason = None
     if state.scorer is None:
-        state.scorer, state.not_ready_reason = _load_scorer(settings.model_path)
-    if state.scorer is not None and settings.has_threshold_overrides:
+        state.scorer, reason = _load_scorer(path)
+    if state.scorer is not None and state.settings.has_threshold_overrides:
         try:
-            state.thresholds = settings.thresholds_for(state.scorer.thresholds)
+            state.thresholds = state.settings.thresholds_for(state.scorer.thresholds)
         except SettingsError as exc:
             # Overrides that contradict the model's thresholds: refuse to score rather than guess.
-            state.not_ready_reason = str(exc)
+            reason = str(exc)
+    state.not_ready_reason = state.not_ready_reason or reason
     if state.not_ready_reason:
         log.error("not ready: %s", state.not_ready_reason)
     else:
         log.info("model %s loaded", state.scorer.version if state.scorer else "?")
-    return state
+    return reason
 
 
 def _load_scorer(path: Path | None) -> tuple[Scorer | None, str | None]:
@@ -161,5 +200,5 @@ def _load_scorer(path: Path | None) -> tuple[Scorer | None, str | None]:
         return None, f"loading the model at {path} failed: {type(exc).__name__}"
 
 
-__all__ = ["EXTENSION_KEY", "ServiceState", "build_state", "close_app", "create_app", "get_state",
+__all__ = ["EXTENSION_KEY", "ServiceState", "build_state", "load_scorer", "close_app", "create_app", "get_state",
            "open_storage"]

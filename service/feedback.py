@@ -4,6 +4,8 @@ Owns finding the check a report corrects (by its id, else by the same comment
 on the same site) and storing the label. A check may still sit in the
 recorder's queue when its report arrives (a moderator can be quick); a lookup
 that misses while anything is queued flushes the queue and looks once more.
+With ``COMMENTGUARD_UPSTREAM_FORWARD_FEEDBACK`` on, a stored label is also queued
+for the upstream (:mod:`service.upstream_outbox`), never waiting for it.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Optional
 
 from model.comment import Comment
 from service.app import ServiceState
+from service.metrics import count_feedback
 from service.upstream_outbox import forward_report
 from store import CheckRecord, FeedbackRecord, KeyInfo
 
@@ -63,6 +66,7 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
         is_test=comment.is_test_call or bool(check is not None and check.is_test),
     )
     feedback_id = state.store.add_feedback(record)
+    count_feedback(label, source)
     if state.upstream is not None and state.upstream.forwarder is not None:
         forward_report(state.upstream.forwarder, label, comment, feedback_id=feedback_id,
                        blog=key.site_url if key is not None else comment.blog,

@@ -1,4 +1,4 @@
-"""Operator endpoints: liveness (``/healthz``) and readiness (``/readyz``).
+"""Operator endpoints: liveness (``/healthz``), readiness (``/readyz``) and metrics (``/metrics``).
 
 Neither needs an API key or touches the model beyond asking whether it loaded:
 orchestrators call them often, and a liveness probe must not fail just because
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from service import metrics
 from service.app import get_state
 from service.errors import error_response
 
@@ -24,7 +25,18 @@ def healthz() -> Response:
 def readyz() -> Response:
     """The model is loaded and checks can be scored; 503 with the reason otherwise."""
     state = get_state()
+    # The registry's view (active version, a refused artifact), from service.model_watch.
+    registry = state.watcher.status() if state.watcher is not None else {}
     if not state.ready or state.scorer is None:
         return error_response(503, "model not loaded",
-                              reason=state.not_ready_reason or "no model")
-    return jsonify({"status": "ready", "model_version": state.scorer.version})
+                              reason=state.not_ready_reason or "no model", **registry)
+    return jsonify({"status": "ready", "model_version": state.scorer.version, **registry})
+
+
+@bp.get("/metrics")
+def metrics_endpoint() -> Response:
+    """Prometheus metrics, summed across the server's worker processes (see :mod:`service.metrics`)."""
+    state = get_state()
+    metrics.set_model_version(state.scorer.version if state.scorer is not None else None)
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)

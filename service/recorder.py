@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
+from service.metrics import count_check
 from store import CheckRecord, Store, current_month
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ class Recorder:
     # --- producers (request threads) ----------------------------------------------------
 
     def record_check(self, record: CheckRecord) -> None:
-        """Queue one check for the next flush."""
+        """Queue one check for the next flush (and count it in the metrics: every check passes here)."""
+        count_check(record.tier, record.surface)
         with self._queue_lock:
             self._pending.checks.append((record, 0))
             overflow = len(self._pending.checks) - self.max_pending

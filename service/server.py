@@ -8,21 +8,32 @@ reloads a retrained model and no scikit-learn state is shared across a fork.
 The ``worker_exit`` hook (:func:`worker_exit`) flushes the worker's queued
 check log and closes its store when gunicorn stops the worker (SIGTERM);
 ``atexit`` does the same for any other way the process ends normally.
+
+On SIGTERM gunicorn stops accepting, lets in-flight requests finish (up to
+``graceful_timeout`` seconds), then each worker runs ``worker_exit``, so every
+answered check is in the store when the master exits. The ``child_exit`` hook
+(:func:`child_exit`, in the master) drops a dead worker's live metrics. Logs are
+JSON lines (:mod:`service.logging_setup`), gunicorn's own included.
+
+The worker class and counts come from settings (``COMMENTGUARD_WORKER_CLASS``,
+``COMMENTGUARD_WORKERS``, ``COMMENTGUARD_THREADS``); the defaults were chosen by
+measurement with ``bench/http.py`` (see the README's Performance section).
 """
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any, Callable
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.config import Config
 
+from service import metrics
 from service.app import close_app, create_app
+from service.logging_setup import GunicornLogger, configure_logging
 from service.settings import Settings
 
-DEFAULT_WORKER_CLASS = "sync"
+DEFAULT_WORKER_CLASS = Settings.worker_class
 DEFAULT_GRACEFUL_TIMEOUT = 30
 DEFAULT_TIMEOUT = 30
 
@@ -54,20 +65,28 @@ def worker_exit(arbiter: Any, worker: Any) -> None:
         close_app(app)
 
 
+def child_exit(arbiter: Any, worker: Any) -> None:
+    """gunicorn hook, run in the master when a worker has exited: forget its live metrics."""
+    metrics.mark_process_dead(worker.pid)
+
+
 def bind_address(host: str, port: int) -> str:
     """gunicorn's bind string; IPv6 literals need brackets."""
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 def gunicorn_options(settings: Settings, *, host: str | None = None, port: int | None = None,
-                     workers: int | None = None, worker_class: str = DEFAULT_WORKER_CLASS,
-                     access_log: bool = False,
+                     workers: int | None = None, worker_class: str | None = None,
+                     threads: int | None = None, access_log: bool = False,
                      graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT) -> dict[str, Any]:
     """The gunicorn options for ``settings``, with explicit arguments taking precedence."""
+    worker_class = worker_class or settings.worker_class
     options: dict[str, Any] = {
         "bind": [bind_address(host or settings.host, port or settings.port)],
         "workers": workers or settings.workers,
         "worker_class": worker_class,
+        # gunicorn turns `sync` with threads > 1 into gthread: only gthread gets threads.
+        "threads": (threads or settings.threads) if worker_class == "gthread" else 1,
         "timeout": DEFAULT_TIMEOUT,
         "graceful_timeout": graceful_timeout,
         "preload_app": False,
@@ -75,7 +94,9 @@ def gunicorn_options(settings: Settings, *, host: str | None = None, port: int |
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "proc_name": "commentguard",
+        "logger_class": GunicornLogger,
         "worker_exit": worker_exit,
+        "child_exit": child_exit,
         # The body limit is enforced by the app (413 JSON); gunicorn's own limits stay at defaults.
     }
     if "control_socket_disable" in Config().settings:
@@ -86,15 +107,19 @@ def gunicorn_options(settings: Settings, *, host: str | None = None, port: int |
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
-          workers: int | None = None, *, worker_class: str = DEFAULT_WORKER_CLASS,
+          workers: int | None = None, *, worker_class: str | None = None, threads: int | None = None,
           access_log: bool = False) -> None:
     """Serve the app with gunicorn until stopped (SIGTERM: graceful shutdown)."""
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     options = gunicorn_options(settings, host=host, port=port, workers=workers,
-                               worker_class=worker_class, access_log=access_log)
-    CommentGuardServer(functools.partial(create_app, settings), options).run()
+                               worker_class=worker_class, threads=threads, access_log=access_log)
+    # Before the fork: every worker writes its metric values into this server's own fresh directory.
+    metrics_dir = metrics.prepare_multiprocess_dir()
+    try:
+        CommentGuardServer(functools.partial(create_app, settings), options).run()
+    finally:
+        metrics.remove_multiprocess_dir(metrics_dir)
 
 
-__all__ = ["CommentGuardServer", "DEFAULT_WORKER_CLASS", "bind_address", "gunicorn_options", "serve",
+__all__ = ["CommentGuardServer", "DEFAULT_WORKER_CLASS", "bind_address", "child_exit", "gunicorn_options", "serve",
            "worker_exit"]

@@ -126,7 +126,7 @@ SETTINGS: tuple[_Spec, ...] = (
     _Spec("worker_class", _parse_str, "gthread",
           "gunicorn worker class: `gthread` (threads in each worker process), `sync`, or `gevent` "
           "(needs the gevent package)."),
-    _Spec("threads", _parse_int, "4",
+    _Spec("threads", _parse_int, "2",
           "Threads per worker process for the `gthread` worker class (other classes ignore it)."),
     _Spec("max_body_bytes", _parse_int, "65536",
           "Largest request body accepted; larger bodies get 413."),
@@ -214,7 +214,7 @@ class Settings:
     port: int = 8000
     workers: int = 2
     worker_class: str = "gthread"
-    threads: int = 4
+    threads: int = 2
     max_body_bytes: int = 65536
     max_batch_items: int = 100
     threshold_unsure: float | None = None

@@ -36,7 +36,10 @@ Outcomes, counted in-process (:attr:`Upstream.counters`) and stored with the
 check: ``agreed``/``disagreed`` (our verdict *before* combining, as the
 Akismet surface would answer it, i.e. ``unsure`` counted by
 ``COMMENTGUARD_AKISMET_UNSURE_AS_SPAM``, against the upstream's),
-``timeout``, ``error``, ``invalid_key``, ``skipped_breaker``, ``skipped_mode``.
+``timeout``, ``error``, ``invalid_key``, ``skipped_breaker``, ``skipped_mode``, and
+``skipped_fields``: Akismet requires ``blog`` and ``user_ip``, so a JSON API
+check without them is not sent (it would only be refused, and count against
+the breaker).
 
 The circuit breaker (one per worker process): after
 ``COMMENTGUARD_UPSTREAM_BREAKER_FAILURES`` consecutive failures (timeout,
@@ -68,8 +71,9 @@ log = logging.getLogger(__name__)
 
 OFF, SHADOW, GRAY, ALWAYS = "off", "shadow", "gray", "always"
 AGREED, DISAGREED = "agreed", "disagreed"
-SKIPPED_BREAKER, SKIPPED_MODE = "skipped_breaker", "skipped_mode"
-OUTCOMES: tuple[str, ...] = (AGREED, DISAGREED, "timeout", "error", "invalid_key", SKIPPED_BREAKER, SKIPPED_MODE)
+SKIPPED_BREAKER, SKIPPED_MODE, SKIPPED_FIELDS = "skipped_breaker", "skipped_mode", "skipped_fields"
+OUTCOMES: tuple[str, ...] = (AGREED, DISAGREED, "timeout", "error", "invalid_key", SKIPPED_BREAKER, SKIPPED_MODE,
+                             SKIPPED_FIELDS)
 _TIER_ORDER: tuple[str, ...] = (HAM, UNSURE, SPAM, DISCARD)
 #: At most this many upstream calls run at once per worker process (a batch shares them).
 POOL_SIZE = 16
@@ -212,6 +216,8 @@ class Upstream:
         for i, (comment, verdict) in enumerate(zip(comments, verdicts)):
             if not self._wants(verdict, thresholds):
                 outcomes[i] = SKIPPED_MODE
+            elif not comment.user_ip.strip() or not (comment.blog or blog).strip():
+                outcomes[i] = SKIPPED_FIELDS
             elif not self.breaker.allow():
                 outcomes[i] = SKIPPED_BREAKER
             else:

@@ -131,7 +131,8 @@ class UpstreamClient:
         if text == "invalid":
             raise UpstreamSubmitError("invalid key")
         if not text.startswith("Thanks"):
-            raise UpstreamSubmitError(f"unexpected answer {text[:40]!r}")
+            # A 200 protocol answer such as "Missing required field": sending it again changes nothing.
+            raise UpstreamSubmitError(f"refused: {text[:60]!r}", permanent=True)
 
     def _attempt(self, form: Mapping[str, Any], deadline: float) -> UpstreamAnswer:
         left = deadline - time.monotonic()
@@ -169,7 +170,15 @@ def parse_answer(status: int, body: bytes) -> UpstreamAnswer:
 
 
 class UpstreamSubmitError(Exception):
-    """Raised by :meth:`UpstreamClient.submit` when the upstream did not accept a report."""
+    """Raised by :meth:`UpstreamClient.submit` when the upstream did not accept a report.
+
+    ``permanent``: the upstream answered, and refused this report for what it is
+    (not for being down, or for the key); retrying cannot help.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class _BudgetSpent(Exception):

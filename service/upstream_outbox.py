@@ -7,6 +7,8 @@ delivery (upstream down, 5xx, a refused key, anything but the thank-you
 sentence) is retried with exponential backoff (``backoff_base`` doubling up to
 ``backoff_cap`` seconds, with jitter); a report stays in the outbox until it is
 delivered, across restarts, so nothing is lost while the upstream is down.
+A report the upstream answers but refuses for what it is (say ``Missing
+required field: user_ip.``) is marked rejected, with the reason, and not retried.
 
 Delivery is at-least-once, and duplicates are harmless. A sender claims rows
 with a lease (``lease_s``, well beyond the request timeout) so two senders
@@ -36,6 +38,7 @@ from store.upstream import (
     enqueue_upstream_report,
     mark_upstream_delivered,
     mark_upstream_failed,
+    mark_upstream_rejected,
 )
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class FeedbackForwarder:
         self.batch = batch
         self.delivered = 0
         self.failed_attempts = 0
+        self.rejected = 0
         self._wake = threading.Event()
         self._stopping = False
         self._thread: Optional[threading.Thread] = None
@@ -95,6 +99,11 @@ class FeedbackForwarder:
             try:
                 self.client.submit(item.label, item.payload)
             except UpstreamSubmitError as exc:
+                if exc.permanent:
+                    log.error("the upstream refused a forwarded report for good: %s", exc)
+                    mark_upstream_rejected(self.store, item.id, str(exc))
+                    self.rejected += 1
+                    continue
                 self.failed_attempts += 1
                 delay = min(self.backoff_cap, self.backoff_base * 2 ** item.attempts) * (0.5 + random.random() / 2)
                 retry_at = utcnow() + timedelta(seconds=delay)

@@ -81,26 +81,37 @@ class FeedbackMixin(StoreBase):
         """Delete every label given for a check (also after the check was purged); return how many."""
         return self._db.run(lambda tx: tx.execute("DELETE FROM feedback WHERE check_id = ?", (check_id,)))
 
-    def export_feedback(self, path: Union[str, "os.PathLike[str]"]) -> int:
+    def export_feedback(self, path: Union[str, "os.PathLike[str]"], *, include_upstream: bool = False) -> int:
         """Write the training set as JSON Lines; return the number of lines.
 
         One object per comment: its latest label wins; test feedback is never
         exported. Each line has ``comment_content``, ``label`` and every other
         non-empty Akismet field (``comment_context`` as a list). The file is
-        replaced atomically.
+        replaced atomically. ``include_upstream`` adds the upstream's answers
+        recorded with checks as weak labels, after the moderators' labels, for
+        comments no moderator labelled; they carry ``"label_source": "upstream"``
+        (moderator lines carry ``"moderator"`` then).
         """
         records = self.list_feedback(include_test=False, latest_per_comment=True)
+        rows = [_training_row(r) for r in records]
+        if include_upstream:
+            from store.upstream import upstream_weak_labels  # store.upstream imports this package's base
+
+            for row in rows:
+                row["label_source"] = "moderator"
+            rows += [{**_training_row(FeedbackRecord(label=label, comment=comment)), "label_source": "upstream"}
+                     for comment, label in upstream_weak_labels(self)]
         target = Path(path)
         fd, tmp = tempfile.mkstemp(prefix=".feedback-", suffix=".jsonl", dir=target.parent or ".")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                for record in records:
-                    out.write(json.dumps(_training_row(record), ensure_ascii=False) + "\n")
+                for row in rows:
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return len(records)
+        return len(rows)
 
 
 def _training_row(record: FeedbackRecord) -> dict[str, Any]:

@@ -89,13 +89,22 @@ def mark_upstream_failed(store: StoreBase, item_id: int, error: str, retry_at: d
         f"attempts = attempts + {1 if attempted else 0} WHERE id = ?", (retry_at, error[:200], item_id)))
 
 
+def mark_upstream_rejected(store: StoreBase, item_id: int, error: str) -> None:
+    """Record that the upstream refused a report for good: done, not delivered (``last_error`` says why)."""
+    store.database.run(lambda tx: tx.execute(
+        "UPDATE upstream_outbox SET delivered_at = ?, claimed_until = NULL, payload = '{}', last_error = ?, "
+        "attempts = attempts + 1 WHERE id = ?", (utcnow(), "rejected: " + error[:190], item_id)))
+
+
 def upstream_outbox_counts(store: StoreBase) -> dict[str, int]:
-    """``{"pending": n, "delivered": n}``."""
+    """``{"pending": n, "delivered": n}``, plus ``"rejected": n`` when the upstream refused any for good."""
     rows = store.database.read(lambda tx: tx.fetchall(
-        "SELECT delivered_at IS NULL AS pending, COUNT(*) AS n FROM upstream_outbox GROUP BY delivered_at IS NULL"))
+        "SELECT delivered_at IS NULL AS pending, last_error = '' AS clean, COUNT(*) AS n FROM upstream_outbox "
+        "GROUP BY delivered_at IS NULL, last_error = ''"))
     out = {"pending": 0, "delivered": 0}
     for row in rows:
-        out["pending" if row["pending"] else "delivered"] += int(row["n"])
+        name = "pending" if row["pending"] else ("delivered" if row["clean"] else "rejected")
+        out[name] = out.get(name, 0) + int(row["n"])
     return out
 
 
@@ -131,4 +140,4 @@ def upstream_weak_labels(store: StoreBase) -> list[tuple[Comment, str]]:
 
 
 __all__ = ["OutboxItem", "claim_upstream_reports", "enqueue_upstream_report", "mark_upstream_delivered",
-           "mark_upstream_failed", "upstream_checks", "upstream_outbox_counts", "upstream_weak_labels"]
+           "mark_upstream_failed", "mark_upstream_rejected", "upstream_checks", "upstream_outbox_counts", "upstream_weak_labels"]

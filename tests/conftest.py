@@ -237,8 +237,9 @@ def free_port() -> int:
 
 
 def start_live_server(data_dir: Path, model_path: Path, *, database_url: Optional[str] = None,
-                      workers: int = 2, env: Optional[dict[str, str]] = None) -> LiveServer:
-    """Create a key, then run the real CLI (``python -m commentguard serve``) and wait for ``/readyz``."""
+                      workers: int = 2, env: Optional[dict[str, str]] = None,
+                      args: tuple[str, ...] = ()) -> LiveServer:
+    """Create a key, then run the real CLI (``python -m commentguard serve [args]``) and wait for ``/readyz``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=data_dir, model_path=model_path, database_url=database_url)
     key = create_test_key(settings)
@@ -250,7 +251,7 @@ def start_live_server(data_dir: Path, model_path: Path, *, database_url: Optiona
         environ["COMMENTGUARD_DATABASE_URL"] = database_url
     environ.update(env or {})
     log = open(data_dir / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "commentguard", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "commentguard", "serve", "--port", str(port), *args],
                             cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT)
     server = LiveServer(f"http://127.0.0.1:{port}", key, settings, proc)
     deadline = time.monotonic() + 60

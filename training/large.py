@@ -41,7 +41,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
@@ -53,6 +52,7 @@ from model.pipeline import (
     build_pipeline,
     fold_feature_scaling,
 )
+from training.fast_features import FastFeatures
 from training.formats import detect_format
 from training.loaders import iter_file
 from training.metrics import evaluate_scores
@@ -62,9 +62,11 @@ from training.thresholds import ThresholdPolicy, choose_thresholds
 Progress = Callable[[str], None]
 
 #: Inputs with more rows than this (seed corpus included) train on the streaming path.
-STREAMING_ROWS = 200_000
-#: Rows the vocabularies, idf and naive-Bayes scaling are fitted on.
-SAMPLE_ROWS = 60_000
+STREAMING_ROWS = 50_000
+#: Rows the vocabularies, idf and naive-Bayes scaling are fitted on: this share of the
+#: training rows, within SAMPLE_ROWS (proportional, so that the cost stays linear).
+SAMPLE_SHARE = 0.06
+SAMPLE_ROWS = (5_000, 60_000)
 #: Size caps of the word and character vocabularies.
 MAX_FEATURES = 2 ** 18
 #: Rows set aside to choose thresholds and evaluate: about this many, within HOLDOUT_SHARE.
@@ -78,7 +80,6 @@ PROBLEMS_KEPT = 1_000
 #: L2 penalty of the SGD learner (per row; about C = 1 / (alpha · rows)).
 SGD_ALPHA = 2e-6
 _KEEP, _DROP = 1, 0
-_WORD_CACHE = 200_000
 
 
 def count_lines(paths: Sequence[str | Path]) -> int:
@@ -157,6 +158,7 @@ def _survey(files: list[tuple[Path, str]], share: float, estimate: int, random_s
     rng = random.Random(random_state)
     meter = _Meter(say, "pass 1/2 (count, deduplicate, sample)", estimate)
     seen_train, previous, done = 0, -1, 0
+    size = int(np.clip(SAMPLE_SHARE * estimate, *SAMPLE_ROWS))
     for path, name in files:
         counts = dict.fromkeys(("rows_read", "rows_kept", "duplicates_removed", "rows_skipped",
                                 "rows_invalid"), 0)
@@ -173,9 +175,9 @@ def _survey(files: list[tuple[Path, str]], share: float, estimate: int, random_s
                 flag = _accept(survey, first, row, counts, share)
                 if flag == _KEEP and not _held_out(_digest(row.comment.comment_content), share):
                     seen_train += 1  # reservoir sampling (algorithm R) over the training rows
-                    if len(survey.sample) < SAMPLE_ROWS:
+                    if len(survey.sample) < size:
                         survey.sample.append((row.comment, row.label))
-                    elif (j := rng.randrange(seen_train)) < SAMPLE_ROWS:
+                    elif (j := rng.randrange(seen_train)) < size:
                         survey.sample[j] = (row.comment, row.label)
                 if flag == _KEEP:
                     survey.label_runs += row.label != previous
@@ -211,73 +213,267 @@ def _report(survey: _Survey, problem: RowProblem) -> None:
         survey.problems.append(problem)
 
 
-# -- features: fitted on the sample; a fast, identical transform for pass 2 ------------------------
+# -- workers ---------------------------------------------------------------------------------------
 
-class FastFeatures:
-    """``FeatureUnion.transform`` of prepared comments, with char_wb n-grams counted per word.
+_WORKER: dict[str, Any] = {}
 
-    The fitted union is used as it is; only a ``char_wb`` TfidfVectorizer's
-    counting is replaced by a per-word cache of column ids (the analyser pads
-    and slices each word on its own, so a word always gives the same columns).
-    The idf, sublinear tf and norm are the vectorizer's own ``_tfidf`` step.
+
+def _init_worker(features: FeatureUnion) -> None:
+    _WORKER["fast"] = FastFeatures(features)
+    _WORKER["prepare"] = CommentPreparer()
+
+
+def _featurise(comments: list[Comment]) -> sparse.csr_matrix:
+    return _WORKER["fast"].transform(_WORKER["prepare"].transform(comments))
+
+
+def _prepare(comments: list[Comment]) -> list[Any]:
+    return CommentPreparer().transform(comments)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class _Workers:
+    """A process pool fed at most ``ahead`` chunks in advance, results in submission order."""
+
+    def __init__(self, processes: int, features: FeatureUnion | None = None) -> None:
+        context = get_context("fork") if "fork" in _start_methods() else get_context()
+        self.pool = context.Pool(processes, _init_worker, (features,)) if features is not None \
+            else context.Pool(processes)
+        self.pending: deque[Any] = deque()
+        self.ahead = 2 * processes + 1
+
+    def submit(self, func: Callable[..., Any], arg: Any, tag: Any = None) -> Iterator[tuple[Any, Any]]:
+        """Queue one task; yield (tag, result) of the oldest tasks while too many are waiting."""
+        self.pending.append((tag, self.pool.apply_async(func, (arg,))))
+        while len(self.pending) > self.ahead:
+            tag_, result = self.pending.popleft()
+            yield tag_, result.get()
+
+    def drain(self) -> Iterator[tuple[Any, Any]]:
+        while self.pending:
+            tag, result = self.pending.popleft()
+            yield tag, result.get()
+
+    def close(self) -> None:
+        self.pool.close()
+        self.pool.join()
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
+
+
+# -- training --------------------------------------------------------------------------------------
+
+def _fit_features(sample: list[tuple[Comment, int]], workers: int, random_state: int,
+                  say: Progress) -> Pipeline:
+    """The pipeline with its feature blocks (and naive-Bayes scaling) fitted on the sample."""
+    say(f"fitting the vocabularies on a sample of {len(sample):,} rows")
+    comments = [c for c, _ in sample]
+    labels = np.array([y for _, y in sample], dtype=int)
+    pool = _Workers(workers)
+    prepared: list[Any] = []
+    for chunk in _chunks(comments, CHUNK_ROWS):
+        for _, part in pool.submit(_prepare, chunk):
+            prepared += part
+    for _, part in pool.drain():
+        prepared += part
+    pool.close()
+    pipeline = build_pipeline(min_df=2, max_features=MAX_FEATURES, random_state=random_state)
+    features = pipeline.named_steps["features"]
+    # The blocks fit side by side in forked processes that inherit the prepared sample (no
+    # copying it through pickles, and no worker pool left behind as joblib's would be).
+    _WORKER["sample"] = (prepared, labels)
+    pool = _Workers(min(workers, len(features.transformer_list)))
+    try:
+        fitted = [(name, pool.pool.apply_async(_fit_block, (block,)))
+                  for name, block in features.transformer_list]
+        features.transformer_list = [(name, result.get()) for name, result in fitted]
+    finally:
+        _WORKER.pop("sample", None)
+        pool.close()
+    return pipeline
+
+
+def _fit_block(block: Pipeline) -> Pipeline:
+    prepared, labels = _WORKER["sample"]
+    return block.fit(prepared, labels)
+
+
+def _class_weight(counts: np.ndarray) -> dict[int, float]:
+    total = counts.sum()
+    return {k: float(total / (2 * counts[k])) for k in (0, 1)}
+
+
+def _pass_two(files: list[tuple[Path, str]], survey: _Survey, features: FeatureUnion,
+              sgd: SGDClassifier, share: float, workers: int, random_state: int,
+              say: Progress) -> tuple[list[sparse.csr_matrix], list[np.ndarray]]:
+    """Stream the kept rows through the workers into ``sgd``; return the held-out X and y."""
+    rng = np.random.default_rng(random_state)
+    buffer_rows: list[tuple[Comment, int]] = []
+    held_x: list[sparse.csr_matrix] = []
+    held_y: list[np.ndarray] = []
+    pool = _Workers(workers, features)
+    total = int(survey.train_counts.sum() + survey.held_counts.sum())
+    meter = _Meter(say, "pass 2/2 (features, learning)", total)
+    done = 0
+
+    def learn(results: Iterator[tuple[Any, sparse.csr_matrix]]) -> None:
+        nonlocal done
+        for (labels, held), X in results:
+            if held.any():
+                held_x.append(X[held])
+                held_y.append(labels[held])
+            train = ~held
+            if train.any():
+                sgd.partial_fit(X[train], labels[train], classes=np.array([0, 1]))
+            done += len(labels)
+            meter.tick(done)
+
+    def send(rows: list[tuple[Comment, int]]) -> None:
+        labels = np.array([y for _, y in rows], dtype=int)
+        held = np.array([_held_out(_digest(c.comment_content), share) for c, _ in rows], dtype=bool)
+        learn(pool.submit(_featurise, [c for c, _ in rows], (labels, held)))
+
+    index = 0
+    for path, name in files:
+        for _, row in iter_file(path, name):
+            flag = survey.keep[index]
+            index += 1
+            if flag != _KEEP or not isinstance(row, LabeledComment):
+                continue
+            buffer_rows.append((row.comment, row.label))
+            if len(buffer_rows) >= SHUFFLE_ROWS:
+                # Send a random half of the buffer: mixes the order within ~SHUFFLE_ROWS rows.
+                order = rng.permutation(len(buffer_rows))
+                out = [buffer_rows[i] for i in order[:SHUFFLE_ROWS // 2]]
+                buffer_rows = [buffer_rows[i] for i in order[SHUFFLE_ROWS // 2:]]
+                for chunk in _chunks(out, CHUNK_ROWS):
+                    send(chunk)
+    order = rng.permutation(len(buffer_rows))
+    rest = [buffer_rows[i] for i in order]
+    for chunk in _chunks(rest, CHUNK_ROWS):
+        send(chunk)
+    learn(pool.drain())
+    pool.close()
+    return held_x, held_y
+
+
+def _as_logistic_regression(sgd: SGDClassifier, rows: int) -> LogisticRegression:
+    """The SGD weights as a fitted LogisticRegression: the same ``sigmoid(X·w + b)`` model."""
+    model = LogisticRegression(C=1.0 / (sgd.alpha * max(rows, 1)), class_weight=sgd.class_weight)
+    model.classes_ = np.array([0, 1])
+    model.coef_ = np.array(sgd.coef_, dtype=np.float64, copy=True)
+    model.intercept_ = np.array(sgd.intercept_, dtype=np.float64, copy=True)
+    model.n_features_in_ = sgd.coef_.shape[1]
+    model.n_iter_ = np.array([1], dtype=np.int32)
+    return model
+
+
+def _peak_rss_mb() -> dict[str, float]:
+    # ru_maxrss is in KiB on Linux; the children's figure is the largest single worker.
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    scale = 1 / 1024 if sys.platform == "darwin" else 1
+    return {"main": round(own * scale, 1), "largest_worker": round(child * scale, 1)}
+
+
+def _resolve(paths: Sequence[tuple[str | Path, str | None]]) -> list[tuple[Path, str]]:
+    files = []
+    for path, fmt in paths:
+        file = Path(path)
+        files.append((file, fmt if fmt is not None else detect_format(file)))
+    return files
+
+
+def train_streaming(out_dir: str | Path, paths: Sequence[tuple[str | Path, str | None]], *,
+                    strict: bool = False, policy: ThresholdPolicy = ThresholdPolicy(),
+                    random_state: int = 0, use_seed: bool = False, workers: int | None = None,
+                    progress: Progress | None = None) -> Any:
+    """Train on ``paths`` (each ``(path, format or None)``) in two streaming passes; write the artifact.
+
+    Returns a :class:`training.train.TrainingResult`; raises ``TrainingError``
+    (no usable data, one class only, a held-out slice without both classes) or
+    ``DataFormatError`` (unreadable files; any problem in ``strict`` mode).
     """
+    from training.loaders import _strict_error
+    from training.train import TrainingError, TrainingResult
 
-    def __init__(self, features: FeatureUnion) -> None:
-        self.features = features
-        self._caches: dict[int, dict[str, np.ndarray]] = {}
+    started = time.monotonic()
+    tell = progress or (lambda _msg: None)
 
-    def transform(self, prepared: list[Any]) -> sparse.csr_matrix:
-        weights = self.features.transformer_weights or {}
-        blocks = []
-        for name, block in self.features.transformer_list:
-            X: Any = prepared
-            for _step, transformer in block.steps:
-                if type(transformer) is TfidfVectorizer and transformer.analyzer == "char_wb":
-                    X = self._char_wb(transformer, X)
-                else:
-                    X = transformer.transform(X)
-            X = sparse.csr_matrix(X)
-            if weights.get(name, 1) != 1:
-                X = X * weights[name]
-            blocks.append(X)
-        return sparse.hstack(blocks, format="csr")
+    def say(message: str) -> None:
+        tell(f"{time.monotonic() - started:6.1f}s {message}")
 
-    def _char_wb(self, vec: TfidfVectorizer, texts: list[str]) -> sparse.csr_matrix:
-        cache = self._caches.setdefault(id(vec), {})
-        if len(cache) > _WORD_CACHE:
-            cache.clear()
-        vocabulary, analyse = vec.vocabulary_, vec.build_analyzer()
-        preprocess = vec.build_preprocessor()
-        indices: list[np.ndarray] = []
-        indptr = [0]
-        for text in texts:
-            for word in preprocess(text).split():
-                ids = cache.get(word)
-                if ids is None:
-                    ids = np.fromiter((vocabulary[g] for g in analyse(word) if g in vocabulary),
-                                      dtype=np.int32)
-                    cache[word] = ids
-                indices.append(ids)
-            indptr.append(indptr[-1] + sum(len(a) for a in indices[len(indices) - 0:]) if False else 0)
-            indptr[-1] = sum(map(len, indices)) if False else indptr[-1]
-        return self._counts(vec, texts, preprocess, cache)
-
-    def _counts(self, vec: TfidfVectorizer, texts: list[str], preprocess: Callable[[str], str],
-                cache: dict[str, np.ndarray]) -> sparse.csr_matrix:
-        parts: list[np.ndarray] = []
-        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-        for i, text in enumerate(texts):
-            n = 0
-            for word in preprocess(text).split():
-                ids = cache[word]
-                parts.append(ids)
-                n += len(ids)
-            indptr[i + 1] = indptr[i] + n
-        indices = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-        counts = sparse.csr_matrix((np.ones(len(indices), dtype=vec.dtype), indices, indptr),
-                                   shape=(len(texts), len(vec.vocabulary_)))
-        counts.sum_duplicates()
-        counts.sort_indices()
-        if vec.binary:
-            counts.data.fill(1)
-        return vec._tfidf.transform(counts, copy=False)
+    workers = workers or max(1, min(os.cpu_count() or 1, 4))
+    files = _resolve(paths)
+    estimate = count_lines([f for f, _ in files])
+    share = float(np.clip(HOLDOUT_ROWS / max(estimate, 1), *HOLDOUT_SHARE))
+    say(f"streaming path: ~{estimate:,} rows in {len(files)} file(s), {workers} worker(s), "
+        f"{share:.1%} held out")
+    survey = _survey(files, share, estimate, random_state, say)
+    sample_rows = len(survey.sample)
+    if strict and survey.problems:
+        raise _strict_error(survey.problems)
+    train_n, held_n = survey.train_counts, survey.held_counts
+    if (train_n + held_n).min() == 0:
+        raise TrainingError("training data must contain both spam and ham")
+    if train_n.min() == 0 or held_n.min() == 0:
+        raise TrainingError("too few rows to set both classes aside for the held-out slice; "
+                            "use the in-memory path (--in-memory)")
+    rows = int(train_n.sum() + held_n.sum())
+    say(f"{rows:,} comments ({int(train_n[1] + held_n[1]):,} spam) after removing duplicates; "
+        f"{survey.problem_count} rows reported; {int(held_n.sum()):,} held out")
+    spam_share = float(train_n[1] + held_n[1]) / rows
+    if survey.label_runs < 0.1 * 2 * rows * spam_share * (1 - spam_share):
+        say("warning: the rows look sorted by label; shuffled only within "
+            f"{SHUFFLE_ROWS:,}-row windows, so the model may lean to the last label")
+    pipeline = _fit_features(survey.sample, workers, random_state, say)
+    survey.sample = []
+    features = pipeline.named_steps["features"]
+    sgd = SGDClassifier(loss="log_loss", alpha=SGD_ALPHA, class_weight=_class_weight(train_n),
+                        average=True, random_state=random_state)
+    held_x, held_y = _pass_two(files, survey, features, sgd, share, workers, random_state, say)
+    pipeline.steps[-1] = ("classifier", _as_logistic_regression(sgd, int(train_n.sum())))
+    # The constraints touch metadata columns only, which carry no naive-Bayes scaling, so they
+    # may be applied before the scaling is folded in; the held-out rows (scaled features) are
+    # then scored by exactly the weights the artifact will hold.
+    apply_monotone_constraints(pipeline)
+    say("scoring the held-out rows and choosing thresholds")
+    labels = np.concatenate(held_y)
+    scores = pipeline.named_steps["classifier"].predict_proba(sparse.vstack(held_x, format="csr"))[:, 1]
+    fold_feature_scaling(pipeline)
+    thresholds = choose_thresholds(labels, scores, policy)
+    evaluation = evaluate_scores(labels, scores, thresholds)
+    metadata = {
+        "training": {
+            "path": "streaming",
+            "sources": survey.sources,
+            "rows": rows,
+            "spam": int(train_n[1] + held_n[1]),
+            "ham": int(train_n[0] + held_n[0]),
+            "trained_on": int(train_n.sum()),
+            "held_out": int(held_n.sum()),
+            "seed_corpus": use_seed,
+            "problems": survey.problem_count,
+            "random_state": random_state,
+            "optimizer": {"name": "SGDClassifier", "loss": "log_loss", "alpha": SGD_ALPHA,
+                          "average": True, "epochs": 1},
+            "sample_rows": sample_rows,
+            "max_features": MAX_FEATURES,
+            "workers": workers,
+            "seconds": round(time.monotonic() - started, 2),
+            "peak_rss_mb": _peak_rss_mb(),
+            "threshold_policy": policy.__dict__,
+        },
+        "metrics": {"held_out": evaluation},
+    }
+    say(f"writing the artifact to {out_dir}")
+    meta = save_model(pipeline, out_dir, thresholds=thresholds, metadata=metadata)
+    return TrainingResult(metadata=meta, problems=[str(p) for p in survey.problems])

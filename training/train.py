@@ -74,8 +74,24 @@ def out_of_fold_scores(comments: list[Any], labels: np.ndarray, *, folds: int = 
 def train_model(out_dir: str | Path, data: Sequence[str | Path] = (), *, use_seed: bool = True,
                 fmt: str | None = None, strict: bool = False,
                 policy: ThresholdPolicy = ThresholdPolicy(), random_state: int = 0,
-                progress: Progress | None = None) -> TrainingResult:
-    """Train on the seed corpus and/or files and write the artifact to ``out_dir``."""
+                progress: Progress | None = None, streaming: bool | None = None) -> TrainingResult:
+    """Train on the seed corpus and/or files and write the artifact to ``out_dir``.
+
+    ``streaming`` None picks the path by the input's size (see :mod:`training.large`);
+    True or False forces the streaming or the in-memory path.
+    """
+    from training import large
+
+    files = ([*seed_files()] if use_seed else []) + list(data)
+    if streaming is None:
+        streaming = bool(data) and large.should_stream(files)
+    if streaming:
+        if not files:
+            raise TrainingError("no training data: give --data files or leave the seed corpus on")
+        paths = [(p, None) for p in seed_files()] if use_seed else []
+        paths += [(p, fmt) for p in data]  # a named format applies to the --data files only
+        return large.train_streaming(out_dir, paths, strict=strict, policy=policy, use_seed=use_seed,
+                                     random_state=random_state, progress=progress)
     say = progress or (lambda _msg: None)
     started = time.monotonic()
     say("loading training data")
@@ -93,6 +109,7 @@ def train_model(out_dir: str | Path, data: Sequence[str | Path] = (), *, use_see
     evaluation = evaluate_scores(labels, oof, thresholds)
     metadata = {
         "training": {
+            "path": "in-memory",
             "sources": loaded.sources,
             "rows": int(len(labels)),
             "spam": int(labels.sum()),

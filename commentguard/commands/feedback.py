@@ -48,12 +48,15 @@ def command() -> None:
 @command.command("export")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True),
               help="The JSON Lines file to write (replaced atomically).")
-def export(out: str) -> None:
+@click.option("--include-upstream", is_flag=True,
+              help="Also export upstream answers recorded in shadow/gray/always mode, as weak labels "
+                   "(\"label_source\": \"upstream\") for comments no moderator labelled.")
+def export(out: str, include_upstream: bool) -> None:
     """Write the training set (each comment's latest label; test calls left out) to --out."""
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     with cli_store() as store:
-        count = store.export_feedback(target)
+        count = store.export_feedback(target, include_upstream=include_upstream)
     click.echo(f"exported {count} labelled comment{'' if count == 1 else 's'} to {target}")
     if count:
         click.echo(f"train on it with: commentguard train --data {target} --out DIR", err=True)

@@ -12,7 +12,7 @@ import click
 
 from model.artifact import METADATA_NAME
 from service import server
-from service.settings import Settings, SettingsError, load_settings, unknown_variables
+from service.settings import WORKER_CLASSES, Settings, SettingsError, load_settings, unknown_variables
 
 
 @click.command("serve")
@@ -21,12 +21,14 @@ from service.settings import Settings, SettingsError, load_settings, unknown_var
               help="Port to listen on (default: COMMENTGUARD_PORT or 8000).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: COMMENTGUARD_WORKERS or 2).")
-@click.option("--worker-class", default=server.DEFAULT_WORKER_CLASS, show_default=True,
-              help="gunicorn worker class (sync, gthread, ...).")
+@click.option("--worker-class", type=click.Choice(WORKER_CLASSES), default=None,
+              help=f"gunicorn worker class (default: COMMENTGUARD_WORKER_CLASS or {server.DEFAULT_WORKER_CLASS}).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads per worker with gthread (default: COMMENTGUARD_THREADS).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Log every request to standard output.")
-def command(host: str | None, port: int | None, workers: int | None, worker_class: str,
-            access_log: bool) -> None:
+def command(host: str | None, port: int | None, workers: int | None, worker_class: str | None,
+            threads: int | None, access_log: bool) -> None:
     """Serve the JSON API (and the other surfaces) with gunicorn."""
     try:
         settings = load_settings()
@@ -37,7 +39,7 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_model(settings)
     server.serve(settings, host=host, port=port, workers=workers,
-                 worker_class=worker_class, access_log=access_log)
+                 worker_class=worker_class, threads=threads, access_log=access_log)
 
 
 def ensure_model(settings: Settings) -> None:

@@ -23,16 +23,20 @@ from training.train import TrainingError, train_model
               help="Largest share of ham the spam tier may flag (out-of-fold).")
 @click.option("--discard-max-fpr", type=float, default=0.001, show_default=True,
               help="Largest share of ham the discard tier may catch.")
+@click.option("--streaming/--in-memory", "streaming", default=None,
+              help="Force the streaming path (two passes, held-out thresholds) or the in-memory path "
+                   "(5-fold cross-validation). Default: streaming above 50,000 rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the artifact's metadata as JSON.")
 def command(data: tuple[str, ...], no_seed: bool, fmt: str | None, out: str, strict: bool,
-            spam_max_fpr: float, discard_max_fpr: float, as_json: bool) -> None:
+            spam_max_fpr: float, discard_max_fpr: float, streaming: bool | None, as_json: bool) -> None:
     """Train a model and write its artifact to --out."""
     if no_seed and not data:
         raise click.UsageError("--no-seed needs at least one --data file")
     policy = ThresholdPolicy(spam_max_fpr=spam_max_fpr, discard_max_fpr=discard_max_fpr)
     try:
         result = train_model(out, data, use_seed=not no_seed, fmt=fmt, strict=strict, policy=policy,
-                             progress=lambda m: click.echo(f"[train] {m}", err=True))
+                             progress=lambda m: click.echo(f"[train] {m}", err=True),
+                             streaming=streaming)
     except (DataFormatError, TrainingError) as exc:
         raise click.ClickException(str(exc)) from exc
     for problem in result.problems[:50]:
@@ -43,10 +47,10 @@ def command(data: tuple[str, ...], no_seed: bool, fmt: str | None, out: str, str
     if as_json:
         click.echo(json.dumps(meta, indent=2))
         return
-    oof = meta["metrics"]["out_of_fold"]
+    kind, oof = next(iter(meta["metrics"].items()))  # out_of_fold, or held_out (streaming)
     click.echo(f"model {meta['version']} written to {out}")
     click.echo(f"trained on {meta['training']['rows']} comments ({meta['training']['spam']} spam) "
                f"in {meta['training']['seconds']} s")
     click.echo("thresholds: " + ", ".join(f"{k} {v:.4f}" for k, v in meta["thresholds"].items()))
-    click.echo(f"out-of-fold: spam caught {oof['recall']:.3f}, ham flagged {oof['false_positive_rate']:.4f}, "
+    click.echo(f"{kind.replace('_', '-')}: spam caught {oof['recall']:.3f}, ham flagged {oof['false_positive_rate']:.4f}, "
                f"held for moderation {oof['unsure_rate']:.3f}, MCC {oof['mcc']:.3f}, ROC AUC {oof['roc_auc']:.4f}")

@@ -1,0 +1,86 @@
+"""``commentguard models``: the registry of trained models: list, activate, roll back.
+
+Activation and rollback change one row in the shared database; every running
+instance that uses that database picks the new model up within a few seconds
+(see :mod:`service.model_watch`), without a restart.
+"""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import click
+
+from commentguard.commands.retrain import default_actor
+from commentguard.context import cli_store
+from model.artifact import verify_artifact
+from model.errors import ArtifactError
+from service.model_watch import artifact_path
+from service.settings import SettingsError, load_settings
+from store import ActiveModel, RegistryError
+
+
+@click.group("models")
+def command() -> None:
+    """Registered model versions and which one is active."""
+
+
+@command.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as a JSON array.")
+def list_models(as_json: bool) -> None:
+    """Every registered version, newest first (the active one marked with *)."""
+    with cli_store() as store:
+        rows = [m.to_dict() for m in store.list_models()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no models registered; `commentguard serve` registers the default model on first start")
+        return
+    for r in rows:
+        held = (r["metrics"] or {}).get("held_out") or {}
+        figures = (f"spam caught {held['recall']:.3f}, ham flagged {held['false_positive_rate']:.4f}"
+                   if held else "no held-out figures")
+        mark = "*" if r["status"] == "active" else " "
+        click.echo(f"{mark} {r['version']}  {r['status']:<9} {r['created']}  {figures}")
+        if r["promoted_reason"]:
+            click.echo(f"    {r['promoted_by']}: {r['promoted_reason']}")
+
+
+@command.command("activate")
+@click.argument("version")
+@click.option("--reason", default="", help="Why: recorded in the registry.")
+@click.option("--by", "actor", default=None, help="Who (default: $USER).")
+def activate(version: str, reason: str, actor: Optional[str]) -> None:
+    """Make VERSION the active model for every instance sharing the database."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with cli_store() as store:
+        model = store.get_model(version)
+        if model is None:
+            raise click.ClickException(f"no registered model {version!r} (see `commentguard models list`)")
+        path = artifact_path(ActiveModel(version, model.path, 0), settings.models_dir)
+        try:  # the workers check again before loading; this catches the mistake before anyone sees it
+            verify_artifact(path)
+        except ArtifactError as exc:
+            raise click.ClickException(f"refusing to activate {version}: {exc}") from exc
+        try:
+            store.activate_model(version, actor or default_actor(), reason or "activated by hand")
+        except RegistryError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"{version} is now the active model; running instances switch within a few seconds")
+
+
+@command.command("rollback")
+@click.option("--reason", default="", help="Why: recorded in the registry.")
+@click.option("--by", "actor", default=None, help="Who (default: $USER).")
+def rollback(reason: str, actor: Optional[str]) -> None:
+    """Reactivate the model the current one replaced."""
+    with cli_store() as store:
+        try:
+            model = store.rollback(actor or default_actor(), reason or "rolled back by hand")
+        except RegistryError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"rolled back: {model.id} is the active model again")

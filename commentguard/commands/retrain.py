@@ -1,0 +1,131 @@
+"""``commentguard retrain``: learn from moderator feedback, and promote the result only if it is no worse.
+
+Wires the store (feedback, registry), the training package (candidate, gate,
+report) and the service's artifact lookup together; the logic lives in
+:mod:`training.retrain` and :mod:`training.report`. The candidate is written to
+``<models_dir>/<version>/`` with ``report.html`` beside it, and registered
+either way: ``active`` when promoted (every running instance switches to it
+within a few seconds), ``rejected`` otherwise.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from commentguard.context import cli_store
+from model.artifact import load_model, read_metadata
+from model.errors import ArtifactError
+from model.scorer import Scorer
+from service.model_watch import BOOTSTRAP_ACTOR, artifact_path
+from service.settings import Settings, SettingsError, load_settings
+from store import Store
+from training.loaders import DataFormatError
+from training.report import write_report
+from training.retrain import Gate, RetrainResult, retrain
+from training.train import TrainingError
+
+
+def default_actor() -> str:
+    """Who the registry records as having promoted a model from this command line."""
+    return os.environ.get("USER") or os.environ.get("LOGNAME") or "commentguard cli"
+
+
+def current_model(store: Store, settings: Settings) -> tuple[Optional[Scorer], Optional[str]]:
+    """The active model, registering the configured one first if the registry is empty."""
+    try:
+        meta = read_metadata(settings.model_path)  # type: ignore[arg-type]
+        store.activate_if_none(meta, str(Path(settings.model_path).resolve()), BOOTSTRAP_ACTOR,  # type: ignore[arg-type]
+                               "the configured model, registered on first retrain")
+    except ArtifactError:
+        pass
+    active = store.get_active_model()
+    if active is None:
+        return None, "no active model and none at COMMENTGUARD_MODEL_PATH"
+    try:
+        return load_model(artifact_path(active, settings.models_dir)), None
+    except ArtifactError as exc:
+        return None, f"the active model {active.version} cannot be loaded: {exc}"
+
+
+def summary(result: RetrainResult, report: Path) -> dict[str, Any]:
+    return {"version": result.version, "path": str(result.path), "report": str(report),
+            "promoted": result.promoted, "forced": result.forced, "decision": result.decision,
+            "current_version": result.current_version,
+            "gate": {"tolerance_fpr": result.gate.tolerance_fpr, "tolerance_recall": result.gate.tolerance_recall},
+            "candidate": _figures(result.candidate_eval), "current": _figures(result.current_eval),
+            "recent_feedback": {"held_out": result.feedback_held_out,
+                                "candidate": _figures(result.candidate_feedback_eval),
+                                "current": _figures(result.current_feedback_eval)},
+            "feedback_labels": len(result.feedback)}
+
+
+def _figures(ev: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    if ev is None:
+        return None
+    return {k: ev.get(k) for k in ("n", "spam", "recall", "false_positive_rate", "precision", "unsure_rate",
+                                   "roc_auc")}
+
+
+@click.command("retrain")
+@click.option("--data", "data", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An extra labelled file for the base data. Repeatable.")
+@click.option("--no-seed", is_flag=True, help="Leave the seed corpus out of the base data.")
+@click.option("--holdout", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
+              help="Share of the base data (stratified) and of the most recent feedback held out for the gate.")
+@click.option("--tolerance-fpr", type=click.FloatRange(0, 1), default=0.005, show_default=True,
+              help="How much higher the candidate's ham-flagged rate may be than the current model's.")
+@click.option("--tolerance-recall", type=click.FloatRange(0, 1), default=0.02, show_default=True,
+              help="How much lower the candidate's spam-caught rate may be than the current model's.")
+@click.option("--force", is_flag=True, help="Promote even if the gate says no (needs --reason).")
+@click.option("--reason", default=None, help="Why: recorded in the registry with the promotion.")
+@click.option("--by", "actor", default=None, help="Who promotes (default: $USER).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr: float,
+            tolerance_recall: float, force: bool, reason: Optional[str], actor: Optional[str],
+            as_json: bool) -> None:
+    """Train a candidate on the base data plus all moderator feedback; promote it if the gate passes."""
+    if force and not (reason and reason.strip()):
+        raise click.UsageError("--force needs --reason TEXT (it is recorded with the promotion)")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    say = (lambda m: click.echo(f"[retrain] {m}", err=True))
+    with cli_store() as store:
+        current, problem = current_model(store, settings)
+        if problem:
+            click.echo(f"warning: {problem}; the candidate is compared with nothing", err=True)
+        try:
+            result = retrain(store=store, models_dir=Path(settings.models_dir), current=current,  # type: ignore[arg-type]
+                             data=data, use_seed=not no_seed, holdout=holdout,
+                             gate=Gate(tolerance_fpr, tolerance_recall), force=force, progress=say)
+        except (DataFormatError, TrainingError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        report = write_report(result)
+        meta = dict(result.metadata)
+        meta["metrics"] = {**meta.get("metrics", {}), "held_out": result.candidate_eval,
+                           "held_out_current": result.current_eval,
+                           "recent_feedback": result.candidate_feedback_eval}
+        who = actor or default_actor()
+        if result.promoted:
+            store.register_model(meta, str(result.path.resolve()), note=result.decision)
+            why = (f"--force: {reason}" if result.forced else (reason or f"retrain gate passed: {result.decision}"))
+            store.activate_model(result.version, who, why)
+        else:
+            store.register_model(meta, str(result.path.resolve()), status="rejected", note=result.decision)
+    out = summary(result, report)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    verb = "PROMOTED (forced)" if result.forced else ("PROMOTED" if result.promoted else "REJECTED")
+    click.echo(f"{verb}: candidate {result.version} vs current {result.current_version or 'none'}")
+    click.echo(f"why: {result.decision}")
+    fb = out["recent_feedback"]
+    if fb["candidate"] is not None and fb["current"] is not None:
+        click.echo(f"recent feedback held out ({fb['held_out']}): spam caught {fb['candidate']['recall']:.3f} "
+                   f"(current {fb['current']['recall']:.3f})")
+    click.echo(f"report: {report}")

@@ -1,0 +1,39 @@
+"""Static checks of compose.yaml (no Docker engine needed): YAML syntax and the promises it makes.
+
+    python deploy/check_compose.py [compose.yaml]      (needs PyYAML)
+
+Prints the readiness probe command as JSON on success, so a caller can run it inside an image.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def check(path: Path) -> list[str]:
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    services = doc["services"]
+    instances = {name: svc for name, svc in services.items() if name.startswith("commentguard")}
+    assert len(instances) >= 2, "at least two service instances"
+    ports = sorted(p.split(":")[0] for svc in instances.values() for p in svc["ports"])
+    assert ports == ["8001", "8002"], ports
+    envs = [svc["environment"] for svc in instances.values()]
+    for key in ("COMMENTGUARD_DATABASE_URL", "COMMENTGUARD_SECRET_KEY", "COMMENTGUARD_MODEL_PATH"):
+        assert len({env[key] for env in envs}) == 1, f"{key} differs between instances"
+    assert envs[0]["COMMENTGUARD_DATABASE_URL"].startswith("postgresql://"), "PostgreSQL store"
+    assert all(any(v.startswith("models:") for v in svc["volumes"]) for svc in instances.values())
+    assert services["postgres"]["image"].startswith("postgres:16")
+    for name, svc in services.items():
+        assert svc.get("restart") in ("always", "unless-stopped", "on-failure"), f"{name}: restart"
+        assert "healthcheck" in svc, f"{name}: healthcheck"
+    probe = next(iter(instances.values()))["healthcheck"]["test"]
+    assert probe[0] == "CMD" and any("/readyz" in part for part in probe), probe
+    assert set(doc["volumes"]) >= {"models", "pgdata"}
+    return probe[1:]
+
+
+if __name__ == "__main__":
+    print(json.dumps(check(Path(sys.argv[1] if len(sys.argv) > 1 else "compose.yaml"))))

@@ -1,0 +1,189 @@
+"""Structured logs: one JSON object per line on standard error, each carrying the request id.
+
+Every line has ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message`` and
+``request_id`` (``null`` outside a request), plus whatever a call passes as
+``extra={...}``. The request id comes from an incoming ``X-Request-Id`` header
+when it is a safe token (:data:`REQUEST_ID_RE`), else it is generated; it is
+echoed in the response's ``X-Request-Id`` and set in a context variable for the
+request's life, so every line logged while serving it carries it, whichever
+module logs (:class:`RequestIdFilter`). gunicorn's own loggers go through the
+same formatter (:class:`GunicornLogger`), its access lines included.
+
+No personal data in logs: the code never logs a comment, an IP address, an
+email or a key, and this module adds two guards. An exception is logged by type
+and stack frames only, never its message (a message can quote the input). The
+access line has method, route path without query string (Akismet keys may ride
+in the query), status and duration, never the client address or user agent.
+"""
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from flask import Flask, Response, g, request
+
+REQUEST_ID_HEADER = "X-Request-Id"
+#: An incoming request id is kept only when it is this shape: short, no spaces, nothing to escape.
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+
+_request_id: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("commentguard_request_id",
+                                                                            default=None)
+#: LogRecord attributes that are not "extra" fields.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime",
+                                                                             "request_id"}
+
+
+def current_request_id() -> Optional[str]:
+    """The id of the request being served in this thread (or greenlet), if any."""
+    return _request_id.get()
+
+
+def request_id_from(header: Optional[str]) -> str:
+    """The incoming id when it is a safe token, else a fresh random one (32 hex characters)."""
+    if header and REQUEST_ID_RE.fullmatch(header):
+        return header
+    return os.urandom(16).hex()
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps ``record.request_id`` with the current request's id (``None`` outside requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = _request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, request_id, then extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            # Type and frames only: the message of an exception may quote a comment, an email or an IP.
+            out["exc_type"] = record.exc_info[0].__name__
+            out["stack"] = "".join(traceback.format_tb(record.exc_info[2]))
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def json_handler() -> logging.Handler:
+    """A standard-error handler with the JSON formatter and the request-id filter."""
+    handler = _StderrHandler()
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    handler._commentguard = True  # type: ignore[attr-defined]  # ours: replaced, not duplicated
+    return handler
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send the root logger's records to standard error as JSON lines at ``level`` (idempotent).
+
+    Only our own handler is replaced; handlers others installed (a test runner's) stay.
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_commentguard", False)]:
+        root.removeHandler(handler)
+    root.addHandler(json_handler())
+    root.setLevel(level.upper())
+
+
+def init_app(app: Flask) -> None:
+    """Give every request an id (echoed in ``X-Request-Id``) that every log line of the request carries."""
+
+    @app.before_request
+    def _start() -> None:
+        rid = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        g.request_id = rid
+        g.request_id_token = _request_id.set(rid)
+        g.request_started = time.perf_counter()
+
+    request_log = logging.getLogger("service.request")
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        rid = g.get("request_id")
+        if rid:
+            response.headers[REQUEST_ID_HEADER] = rid
+            if request_log.isEnabledFor(logging.DEBUG):  # the hot path builds nothing when off
+                request_log.debug("request done", extra={
+                    "method": request.method, "route": request.url_rule.rule if request.url_rule else None,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - g.request_started) * 1000, 3)})
+        return response
+
+    @app.teardown_request
+    def _reset(_exc: Optional[BaseException]) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            try:
+                _request_id.reset(token)
+            except ValueError:  # set in another context (should not happen); clear instead
+                _request_id.set(None)
+
+
+# --- gunicorn ------------------------------------------------------------------------------
+
+try:
+    from gunicorn.glogging import Logger as _GunicornBase
+except ImportError:  # pragma: no cover - gunicorn is a dependency; tests may run without it
+    _GunicornBase = object  # type: ignore[assignment,misc]
+
+
+class GunicornLogger(_GunicornBase):  # type: ignore[misc,valid-type]
+    """gunicorn's logger with JSON lines: its error log through our formatter, access lines as JSON."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in logger.handlers:
+                handler.setFormatter(JsonFormatter())
+                handler.addFilter(RequestIdFilter())
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.logconfig_dict or self.cfg.syslog):
+            return
+        headers = dict((k.lower(), v) for k, v in (getattr(resp, "headers", None) or []))
+        duration = request_time.total_seconds() if hasattr(request_time, "total_seconds") else None
+        self.access_log.info("request", extra={
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"),
+            "status": getattr(resp, "status_code", None) or str(getattr(resp, "status", "")).split(" ")[0],
+            "duration_ms": round(duration * 1000, 3) if duration is not None else None,
+            "request_id": headers.get(REQUEST_ID_HEADER.lower()),
+        })
+
+
+__all__ = ["GunicornLogger", "JsonFormatter", "REQUEST_ID_HEADER", "REQUEST_ID_RE", "RequestIdFilter",
+           "configure_logging", "current_request_id", "init_app", "json_handler", "request_id_from"]

@@ -1,0 +1,250 @@
+"""Hot model reload: each worker follows the registry's active model without a restart.
+
+The registry (:mod:`store.registry`) names one active version for every
+instance sharing the database. :class:`ModelWatcher` runs one daemon thread per
+app (so one per gunicorn worker, since workers build their own app after the
+fork). Every ``model_check_seconds`` it asks the registry for the active version
+(one indexed query on a one-row table); when that differs from the version being
+served, it verifies and loads the new artifact *in that thread*, off the request
+path, and then swaps ``state.thresholds`` and ``state.scorer`` by plain attribute
+assignment. A request that already took the old scorer finishes with it; the
+next one gets the new one. Nothing waits on a lock, so no request fails or
+stalls while a model loads (the load competes for the GIL for ~0.2 s, no more).
+
+An artifact that fails its checks (checksum, scikit-learn version, version id
+not the one registered, thresholds that contradict the configured overrides) is
+refused: logged, reported by ``/readyz``, and remembered with the artifact
+files' size and modification time, so it is not retried every two seconds but
+is retried once someone repairs the files. The old model keeps serving.
+
+At start-up, :meth:`ModelWatcher.startup_path` registers the configured model
+(``settings.model_path``, the default model trained on first run) and makes it
+active if nothing is, so the registry is never empty; then the app loads the
+active version's artifact directly, falling back to ``settings.model_path``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from model.artifact import PICKLE_NAME, load_model, read_metadata, verify_artifact
+from model.errors import ArtifactError
+from service.settings import SettingsError
+from store import ActiveModel, StoreError
+
+if TYPE_CHECKING:
+    from service.app import ServiceState
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_ACTOR = "commentguard serve"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A registry version this worker would not serve, and why."""
+
+    version: str
+    path: str
+    reason: str
+    fingerprint: tuple[Any, ...]
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "reason": self.reason,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.at))}
+
+
+def artifact_path(active: ActiveModel, models_dir: Optional[Path]) -> Path:
+    """Where to find the active artifact: its registered path, else ``<models_dir>/<version>``.
+
+    The fallback serves instances that mount the shared model volume at another place.
+    """
+    registered = Path(active.path)
+    if registered.is_dir() or models_dir is None:
+        return registered
+    local = Path(models_dir) / active.version
+    return local if local.is_dir() else registered
+
+
+def _fingerprint(path: Path) -> tuple[Any, ...]:
+    """The artifact files' sizes and modification times: a refused artifact is retried once they change."""
+    out: list[Any] = [str(path)]
+    for name in (PICKLE_NAME, "metadata.json"):
+        try:
+            st = (path / name).stat()
+            out += [st.st_size, st.st_mtime_ns]
+        except OSError:
+            out += [None, None]
+    return tuple(out)
+
+
+class ModelWatcher:
+    """Follows the registry's active model for one app; see the module docstring."""
+
+    def __init__(self, state: "ServiceState", interval: float) -> None:
+        self.state = state
+        self.interval = interval
+        self.registry_version: Optional[str] = None
+        self.refused: Optional[Refusal] = None
+        self.last_check: Optional[float] = None
+        self.last_error: Optional[str] = None
+        self.reloads = 0
+        #: The not-ready reason the first load left (cleared when a model loads later).
+        self.startup_reason: Optional[str] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._refusals: dict[str, Refusal] = {}
+
+    # --- start-up ------------------------------------------------------------------------
+
+    def startup_path(self) -> Path:
+        """Register the configured model if the registry is empty; the path of the model to load first."""
+        settings, store = self.state.settings, self.state.store
+        fallback = Path(settings.model_path)  # type: ignore[arg-type]
+        if store is None:
+            return fallback
+        try:
+            self._bootstrap(store, fallback)
+            active = store.get_active_model()
+        except StoreError as exc:
+            log.error("the model registry is unavailable (%s); serving %s", exc, fallback)
+            return fallback
+        if active is None:
+            return fallback
+        self.registry_version = active.version
+        path = artifact_path(active, settings.models_dir)
+        try:
+            verify_artifact(path)
+        except ArtifactError as exc:
+            self._refuse(active, path, str(exc))
+            return fallback
+        return path
+
+    def _bootstrap(self, store: Any, path: Path) -> None:
+        try:
+            meta = read_metadata(path)
+        except ArtifactError:
+            return  # nothing to register; /readyz reports the missing model
+        if store.activate_if_none(meta, str(path.resolve()), BOOTSTRAP_ACTOR,
+                                  "the configured model, registered on first start"):
+            log.info("registered %s (%s) as the active model", meta.get("version"), path)
+
+    # --- the thread ------------------------------------------------------------------------
+
+    def start(self) -> "ModelWatcher":
+        if self._thread is None and self.interval > 0 and self.state.store is not None:
+            self._thread = threading.Thread(target=self._run, name="commentguard-model-watch", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        # A random first delay spreads the workers' polls over the interval.
+        wait = random.uniform(0, self.interval)
+        while not self._stop.wait(wait):
+            try:
+                self.check_once()
+            except Exception:  # noqa: BLE001 - the watcher must outlive any surprise
+                log.exception("model check failed")
+            wait = self.interval
+
+    def check_once(self) -> bool:
+        """Ask the registry once and switch models if it names another; True when it switched."""
+        store = self.state.store
+        if store is None:
+            return False
+        self.last_check = time.time()
+        try:
+            active = store.get_active_model()
+            self.last_error = None
+        except StoreError as exc:
+            if self.last_error is None:
+                log.warning("cannot read the active model from the registry: %s", exc)
+            self.last_error = str(exc)
+            return False
+        if active is None:
+            return False
+        self.registry_version = active.version
+        current = self.state.scorer
+        if current is not None and current.version == active.version:
+            self.refused = None
+            return False
+        path = artifact_path(active, self.state.settings.models_dir)
+        earlier = self._refusals.get(active.version)
+        if earlier is not None and earlier.fingerprint == _fingerprint(path):
+            self.refused = earlier
+            return False
+        return self._load(active, path)
+
+    def _load(self, active: ActiveModel, path: Path) -> bool:
+        fingerprint = _fingerprint(path)
+        started = time.monotonic()
+        try:
+            meta = verify_artifact(path)  # cheap, and refuses before anything is unpickled
+            if str(meta.get("version")) != active.version:
+                raise ArtifactError(f"the artifact at {path} is version {meta.get('version')!r}, "
+                                    f"not the registered {active.version!r}")
+            scorer = load_model(path)
+            thresholds = None
+            if self.state.settings.has_threshold_overrides:
+                thresholds = self.state.settings.thresholds_for(scorer.thresholds)
+        except (ArtifactError, SettingsError) as exc:
+            self._refuse(active, path, str(exc), fingerprint)
+            return False
+        except Exception as exc:  # noqa: BLE001 - an unexpected failure is a refusal too
+            log.exception("loading model %s from %s failed", active.version, path)
+            self._refuse(active, path, f"loading failed: {type(exc).__name__}: {exc}", fingerprint)
+            return False
+        old = self.state.scorer.version if self.state.scorer is not None else None
+        # The swap: two reference assignments, no lock on the request path.
+        self.state.thresholds = thresholds
+        self.state.scorer = scorer
+        _report_version(scorer.version)
+        if self.startup_reason is not None and self.state.not_ready_reason == self.startup_reason:
+            self.state.not_ready_reason = None
+            self.startup_reason = None
+        self._refusals.pop(active.version, None)
+        self.refused = None
+        self.reloads += 1
+        log.warning("model %s -> %s loaded from %s in %.2f s (process %d)", old, active.version, path,
+                    time.monotonic() - started, os.getpid())
+        return True
+
+    def _refuse(self, active: ActiveModel, path: Path, reason: str,
+                fingerprint: Optional[tuple[Any, ...]] = None) -> None:
+        refusal = Refusal(active.version, str(path), reason, fingerprint or _fingerprint(path), time.time())
+        self._refusals[active.version] = refusal
+        self.refused = refusal
+        log.error("refused model %s from %s: %s; still serving %s", active.version, path, reason,
+                  self.state.scorer.version if self.state.scorer is not None else "nothing")
+
+    def status(self) -> dict[str, Any]:
+        """What ``/readyz`` tells operators about the registry and any refused model."""
+        out: dict[str, Any] = {"registry_version": self.registry_version}
+        if self.refused is not None:
+            out["refused"] = self.refused.to_dict()
+        if self.last_error is not None:
+            out["registry_error"] = self.last_error
+        return out
+
+
+def _report_version(version: str) -> None:
+    try:
+        from service import metrics
+    except ImportError:  # pragma: no cover - metrics is optional to this module
+        return
+    metrics.set_model_version(version)
+
+
+__all__ = ["ModelWatcher", "Refusal", "artifact_path"]

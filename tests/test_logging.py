@@ -1,0 +1,164 @@
+"""Structured logs: JSON lines, a request id on every line of a request (and echoed), no personal data."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import pytest
+from flask import Flask
+
+from service.logging_setup import JsonFormatter, RequestIdFilter, request_id_from
+from tests.conftest import start_live_server
+
+# Distinctive personal data: none of it may appear in any log line.
+CONTENT = "Zanzibar-marmalade-7731 is my secret recipe, see http://bit.ly/zz7731"
+EMAIL = "private.person.7731@example.net"
+IP = "198.51.100.231"
+AUTHOR = "Quentin Privatus"
+
+
+def comment() -> dict[str, str]:
+    return {"comment_content": CONTENT, "comment_author_email": EMAIL, "user_ip": IP,
+            "comment_author": AUTHOR, "blog": "https://blog.example.org"}
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every non-empty line parsed as a JSON object (fails on a line that is not one)."""
+    out = []
+    for line in text.splitlines():
+        if line.strip():
+            record = json.loads(line)
+            assert isinstance(record, dict), line
+            out.append(record)
+    return out
+
+
+def assert_no_personal_data(text: str, key: str) -> None:
+    for secret in (CONTENT, "Zanzibar", EMAIL, IP, AUTHOR, key):
+        assert secret not in text, f"{secret!r} appears in the logs"
+
+
+def test_formatter_writes_one_json_object_with_the_fields() -> None:
+    record = logging.LogRecord("service.x", logging.WARNING, __file__, 1, "hello %s", ("there",), None)
+    record.check_id = "abc"
+    RequestIdFilter().filter(record)
+    out = json.loads(JsonFormatter().format(record))
+    assert out["message"] == "hello there" and out["level"] == "WARNING" and out["logger"] == "service.x"
+    assert out["request_id"] is None and out["check_id"] == "abc"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", out["time"])
+
+
+def test_exception_is_logged_without_its_message() -> None:
+    try:
+        raise ValueError(f"bad email {EMAIL}")
+    except ValueError:
+        import sys
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    out = JsonFormatter().format(record)
+    assert EMAIL not in out and json.loads(out)["exc_type"] == "ValueError"
+
+
+@pytest.mark.parametrize("header, kept", [("req-123_abc.DEF:9", True), ("a" * 64, True), ("a" * 65, False),
+                                          ("bad id", False), ("x\r\nSet-Cookie: a", False), ("", False),
+                                          ("<script>", False)])
+def test_incoming_request_id_is_kept_only_when_safe(header: str, kept: bool) -> None:
+    rid = request_id_from(header)
+    assert (rid == header) is kept
+    if not kept:
+        assert re.fullmatch(r"[0-9a-f]{32}", rid)
+
+
+def test_request_lines_carry_the_request_id_and_it_is_echoed(
+        make_app: Callable[..., Flask], api_key: str, capsys: pytest.CaptureFixture[str]) -> None:
+    app = make_app(log_level="DEBUG")
+    client = app.test_client()
+    capsys.readouterr()
+    response = client.post("/api/v1/check", json=comment(), headers={"X-Request-Id": "trace-42"})
+    assert response.status_code == 200 and response.headers["X-Request-Id"] == "trace-42"
+    generated = client.post("/api/v1/check", json=comment(), headers={"X-Request-Id": "not safe!"})
+    rid = generated.headers["X-Request-Id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", rid)
+    assert client.get("/healthz").headers["X-Request-Id"] != rid  # a new one per request
+    err = capsys.readouterr().err
+    records = json_lines(err)
+    assert {"time", "level", "logger", "message", "request_id"} <= set(records[0])
+    done = [r for r in records if r["message"] == "request done"]
+    assert [r["request_id"] for r in done][:2] == ["trace-42", rid]
+    assert done[0]["route"] == "/api/v1/check" and done[0]["status"] == 200
+    assert_no_personal_data(err, api_key)
+
+
+def test_every_line_of_a_failing_request_has_its_id_and_no_personal_data(
+        make_app: Callable[..., Flask], api_key: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    app = make_app(log_level="DEBUG")
+    client = app.test_client()
+
+    def explode(self: Any, comment: Any, thresholds: Any = None) -> Any:
+        logging.getLogger("model.test").warning("scoring a comment")
+        raise RuntimeError(f"cannot score {comment.comment_content} from {comment.user_ip}")
+
+    state = app.extensions["commentguard"]
+    monkeypatch.setattr(type(state.scorer), "score", explode)
+    capsys.readouterr()
+    response = client.post("/api/v1/check", json=comment(), headers={"X-Request-Id": "boom-1"})
+    assert response.status_code == 500
+    form = {**comment(), "api_key": api_key}
+    akismet = client.post("/1.1/comment-check", data=form, headers={"X-Request-Id": "boom-2"})
+    assert akismet.headers["X-Request-Id"] == "boom-2"
+    bad_key = client.post("/api/v1/check", json=comment(), headers={"Authorization": "Bearer 0123456789ab",
+                                                                     "X-Request-Id": "boom-3"})
+    assert bad_key.status_code == 401
+    err = capsys.readouterr().err
+    records = json_lines(err)
+    assert records, "the failures should have been logged"
+    ids = {r["request_id"] for r in records}
+    assert None not in ids and ids <= {"boom-1", "boom-2", "boom-3"}
+    assert any(r["level"] == "ERROR" and r["request_id"] == "boom-1" for r in records)
+    assert any(r["logger"] == "model.test" and r["request_id"] == "boom-1" for r in records)
+    assert_no_personal_data(err, api_key)
+    assert "0123456789ab" not in err
+
+
+def test_log_level_setting_filters(make_app: Callable[..., Flask], capsys: pytest.CaptureFixture[str]) -> None:
+    client = make_app(log_level="WARNING").test_client()
+    capsys.readouterr()
+    client.post("/api/v1/check", json=comment())
+    assert "request done" not in capsys.readouterr().err
+    assert logging.getLogger().level == logging.WARNING
+
+
+@pytest.mark.slow
+def test_live_server_logs_are_json_lines_with_request_ids(tmp_path: Path, model_dir: Path) -> None:
+    server = start_live_server(tmp_path / "var", model_dir, env={"COMMENTGUARD_LOG_LEVEL": "DEBUG"},
+                               args=("--access-log",))
+    try:
+        headers = {"Authorization": f"Bearer {server.key}"}
+        ids = [f"live-{i}" for i in range(6)]
+        for rid in ids[:3]:
+            response = httpx.post(f"{server.base_url}/api/v1/check", json=comment(),
+                                  headers={**headers, "X-Request-Id": rid}, timeout=10)
+            assert response.status_code == 200 and response.headers["x-request-id"] == rid
+        for rid in ids[3:]:
+            form = {**comment(), "api_key": server.key}
+            response = httpx.post(f"{server.base_url}/1.1/comment-check", data=form,
+                                  headers={"X-Request-Id": rid}, params={"api_key": server.key}, timeout=10)
+            assert response.status_code == 200 and response.headers["x-request-id"] == rid
+        generated = httpx.get(f"{server.base_url}/readyz", headers={"X-Request-Id": "no spaces allowed"})
+        assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
+    finally:
+        server.stop()
+    text = (tmp_path / "var" / "server.log").read_text()
+    records = json_lines(text)  # every line of the server's output, gunicorn's included
+    assert any(r["logger"].startswith("gunicorn") for r in records)
+    for rid in ids:
+        mine = [r for r in records if r.get("request_id") == rid]
+        assert {r["message"] for r in mine} >= {"request done", "request"}, rid  # app line + access line
+    access = [r for r in records if r["logger"] == "gunicorn.access"]
+    assert access and all(r["request_id"] for r in access)
+    assert all("?" not in (r.get("path") or "") for r in access)
+    assert_no_personal_data(text, server.key)

@@ -1,0 +1,361 @@
+"""The moderator loop end to end: reports -> retrain -> promotion -> hot reload in running servers.
+
+Each test runs the real ``commentguard serve`` (gunicorn, several workers) and the
+real command line (``commentguard retrain`` / ``models activate``) as subprocesses.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from model.artifact import PICKLE_NAME, read_metadata, save_model
+from model.pipeline import build_pipeline, fit_pipeline
+from service.settings import load_or_create_secret_key
+from store import open_store
+from tests.campaign_data import GRANT_SCAM, OWN_HAM
+from tests.conftest import REPO, TEST_THRESHOLDS, LiveServer, start_live_server, tiny_training_set
+
+pytestmark = pytest.mark.slow
+
+REPORTED, FRESH = GRANT_SCAM[:30], GRANT_SCAM[30:]
+BLOG = "https://blog.example.org"
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def cli_env(server: LiveServer, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
+    env.update({"COMMENTGUARD_DATA_DIR": str(server.settings.data_dir),
+                "COMMENTGUARD_MODEL_PATH": str(server.settings.model_path)})
+    if server.settings.database_url and "://" in server.settings.database_url:
+        env["COMMENTGUARD_DATABASE_URL"] = server.settings.database_url
+    env.update(extra)
+    return env
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "commentguard", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def comment_form(server: LiveServer, text: str, author: str = "Linda M") -> dict[str, str]:
+    return {"api_key": server.key, "blog": BLOG, "user_ip": "198.51.100.4", "comment_type": "comment",
+            "comment_author": author, "comment_author_email": "linda@example.net", "comment_content": text}
+
+
+def check(client: httpx.Client, server: LiveServer, text: str, author: str = "Linda M") -> httpx.Response:
+    return client.post(f"{server.base_url}/1.1/comment-check", data=comment_form(server, text, author))
+
+
+def flagged(response: httpx.Response) -> bool:
+    return response.headers["X-CommentGuard-Verdict"] in ("spam", "discard")
+
+
+def version_of(response: httpx.Response) -> str:
+    return response.headers["X-CommentGuard-Model-Version"]
+
+
+def tiny_model(out: Path, version: str, flip: bool = False) -> dict[str, Any]:
+    """A small real artifact with its own version id (``flip`` swaps the labels: a different model)."""
+    comments, labels = tiny_training_set()
+    if flip:
+        labels = [1 - y for y in labels]
+    pipeline = fit_pipeline(build_pipeline(), comments, labels)
+    return save_model(pipeline, out, thresholds=TEST_THRESHOLDS, metadata={"version": version})
+
+
+def wait_for(predicate: Any, timeout: float, step: float = 0.1) -> float:
+    """Seconds until ``predicate()`` held; fails after ``timeout``."""
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - start
+
+
+class Load:
+    """Client threads sending a steady stream of checks; every answer is kept."""
+
+    def __init__(self, server: LiveServer, threads: int = 4) -> None:
+        self.server = server
+        self.results: list[tuple[float, int, str, float]] = []  # (time, status, version, seconds)
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    r = check(client, self.server, "Thanks, the second example made it click for me.")
+                    ok = r.status_code == 200 and r.text in ("true", "false")
+                    self.results.append((time.monotonic(), r.status_code if ok else -r.status_code,
+                                         version_of(r) if ok else r.text[:80], time.monotonic() - started))
+                except httpx.HTTPError as exc:
+                    self.errors.append(repr(exc))
+
+    def __enter__(self) -> "Load":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(15)
+
+    def failures(self) -> list[Any]:
+        return self.errors + [r for r in self.results if r[1] != 200]
+
+
+def switched_processes(server: LiveServer, version: str) -> set[int]:
+    log = (server.settings.data_dir / "server.log").read_text(errors="replace")
+    return {int(pid) for pid in re.findall(rf"-> {re.escape(version)} loaded .*?\(process (\d+)\)", log)}
+
+
+def worker_pids(server: LiveServer) -> set[int]:
+    """The gunicorn master's children, from /proc (the master is the serve process itself)."""
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    return {int(c) for c in children}
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def default_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real default model (trained from the seed corpus, as ``serve`` does on first run)."""
+    from training.defaults import ensure_default_model
+
+    path = tmp_path_factory.mktemp("default") / "model"
+    ensure_default_model(path, quiet=True)
+    return path
+
+
+@pytest.fixture
+def servers() -> Iterator[list[LiveServer]]:
+    started: list[LiveServer] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+# --- the loop end to end --------------------------------------------------------------------------
+
+def test_reported_campaign_is_learned_and_served_without_restart(
+        tmp_path: Path, default_model: Path, servers: list[LiveServer]) -> None:
+    server = start_live_server(tmp_path / "var", default_model, workers=2)
+    servers.append(server)
+    env = cli_env(server)
+    with httpx.Client(timeout=10) as client:
+        before_version = client.get(f"{server.base_url}/readyz").json()["model_version"]
+        fresh_before = sum(flagged(check(client, server, t)) for t in FRESH)
+        ham_before = sum(flagged(check(client, server, t, "Sam Reader")) for t in OWN_HAM)
+        reported_caught = 0
+        for text in REPORTED:  # a moderator finds each in the approved queue and reports it
+            r = check(client, server, text)
+            reported_caught += flagged(r)
+            s = client.post(f"{server.base_url}/1.1/submit-spam",
+                            data={**comment_form(server, text), "guid": r.headers["X-akismet-guid"]})
+            assert s.text == "Thanks for making the web a better place."
+    assert reported_caught <= 3 and fresh_before <= 2, "the campaign must be new to the default model"
+
+    run = cli(env, "retrain", "--json")
+    assert run.returncode == 0, run.stderr[-3000:]
+    outcome = json.loads(run.stdout)
+    assert outcome["promoted"] and not outcome["forced"], outcome["decision"]
+    assert outcome["recent_feedback"]["held_out"] == 6
+    report = Path(outcome["report"])
+    assert report.is_file() and report.parent == server.settings.data_dir / "models" / outcome["version"]
+
+    promoted_at = time.monotonic()
+    with httpx.Client(timeout=10) as client:
+        took = wait_for(lambda: client.get(f"{server.base_url}/readyz").json()["model_version"]
+                        == outcome["version"], timeout=15)
+        # Every worker, not just the one answering /readyz: 30 checks in a row on the new model.
+        wait_for(lambda: all(version_of(check(client, server, OWN_HAM[0], "Sam Reader")) == outcome["version"]
+                             for _ in range(30)), timeout=15)
+        fresh_after = [check(client, server, t) for t in FRESH]
+        ham_after = sum(flagged(check(client, server, t, "Sam Reader")) for t in OWN_HAM)
+    switch_seconds = time.monotonic() - promoted_at
+    assert {version_of(r) for r in fresh_after} == {outcome["version"]}
+    caught_after = sum(flagged(r) for r in fresh_after)
+    figures = {"model_before": before_version, "model_after": outcome["version"],
+               "fresh_caught_before": f"{fresh_before}/{len(FRESH)}",
+               "fresh_caught_after": f"{caught_after}/{len(FRESH)}",
+               "reported_caught_before": f"{reported_caught}/{len(REPORTED)}",
+               "own_ham_flagged_before": f"{ham_before}/{len(OWN_HAM)}",
+               "own_ham_flagged_after": f"{ham_after}/{len(OWN_HAM)}",
+               "readyz_switch_seconds": round(took, 2), "all_workers_seconds": round(switch_seconds, 2),
+               "gate": outcome["decision"]}
+    print("MODERATOR LOOP", json.dumps(figures, indent=2))
+    (tmp_path / "figures.json").write_text(json.dumps(figures))
+    assert caught_after >= 0.9 * len(FRESH), figures
+    assert ham_after <= ham_before, figures
+    assert switch_seconds < 20, figures
+
+    listing = json.loads(cli(env, "models", "list", "--json").stdout)
+    assert [m["status"] for m in listing if m["version"] == outcome["version"]] == ["active"]
+    assert [m["status"] for m in listing if m["version"] == before_version] == ["retired"]
+    promoted = next(m for m in listing if m["version"] == outcome["version"])
+    assert promoted["promoted_reason"].startswith("retrain gate passed")
+    assert promoted["metrics"]["held_out"]["n"] > 0
+
+    # Rollback: the running service goes back to the default model, again without a restart.
+    assert cli(env, "models", "rollback", "--reason", "test").returncode == 0
+    with httpx.Client(timeout=10) as client:
+        wait_for(lambda: client.get(f"{server.base_url}/readyz").json()["model_version"] == before_version,
+                 timeout=15)
+
+
+# --- reload under load ---------------------------------------------------------------------------
+
+def test_activation_under_load_fails_no_request_and_reaches_every_worker(
+        tmp_path: Path, model_dir: Path, servers: list[LiveServer]) -> None:
+    server = start_live_server(tmp_path / "var", model_dir, workers=3,
+                               env={"COMMENTGUARD_LOG_LEVEL": "WARNING"})
+    servers.append(server)
+    new = tiny_model(server.settings.data_dir / "models" / "test-model-2", "test-model-2", flip=True)
+    with open_store(str(server.settings.database_url),
+                    secret=load_or_create_secret_key(server.settings.data_dir).encode()) as store:
+        store.register_model(new, str(server.settings.data_dir / "models" / "test-model-2"))
+    workers = worker_pids(server)
+    assert len(workers) == 3
+    store = open_store(str(server.settings.database_url),
+                       secret=load_or_create_secret_key(server.settings.data_dir).encode())
+    with Load(server) as load:
+        time.sleep(2)
+        command = subprocess.Popen([sys.executable, "-m", "commentguard", "models", "activate", "test-model-2",
+                                    "--reason", "load test"], cwd=REPO, env=cli_env(server))
+        # Timed from the moment the registry row changes, not from the command's start-up.
+        wait_for(lambda: store.get_active_model().version == "test-model-2", timeout=30, step=0.02)
+        activated = time.monotonic()
+        assert command.wait(30) == 0
+        wait_for(lambda: any(r[2] == "test-model-2" for r in list(load.results)), timeout=10)
+        wait_for(lambda: switched_processes(server, "test-model-2") >= workers, timeout=10)
+        all_done = time.monotonic()
+        time.sleep(2)
+    store.close()
+    assert load.failures() == []
+    results = load.results
+    after = [r for r in results if r[0] > all_done + 0.2]
+    assert len(after) > 50 and {r[2] for r in after} == {"test-model-2"}
+    assert all_done - activated < 10
+    slowest = max(r[3] for r in results)
+    during = [r[3] for r in results if activated <= r[0] <= all_done + 0.5]
+    print("RELOAD UNDER LOAD", json.dumps({"requests": len(results), "failed": 0,
+                                           "all_workers_switched_s": round(all_done - activated, 2),
+                                           "slowest_request_s": round(slowest, 3),
+                                           "slowest_during_switch_s": round(max(during), 3)}))
+    assert slowest < 2.0
+
+
+# --- two instances, one database -----------------------------------------------------------------
+
+@pytest.mark.postgres
+def test_two_instances_sharing_postgres_and_models_dir_both_switch(
+        tmp_path: Path, model_dir: Path, pg_url: str, servers: list[LiveServer]) -> None:
+    shared_models = tmp_path / "shared-models"
+    secret = "shared-secret-0123456789abcdef"
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "secret_key").write_text(secret + "\n")
+        (tmp_path / name / "secret_key").chmod(0o600)
+    env = {"COMMENTGUARD_MODELS_DIR": str(shared_models)}
+    a = start_live_server(tmp_path / "a", model_dir, database_url=pg_url, workers=2, env=env)
+    servers.append(a)
+    b = start_live_server(tmp_path / "b", model_dir, database_url=pg_url, workers=2, env=env)
+    servers.append(b)
+    new = tiny_model(shared_models / "shared-2", "shared-2", flip=True)
+    with open_store(pg_url, secret=secret.encode()) as store:
+        assert store.get_active_model().version == "test-model-1"  # registered by the first start
+        store.register_model(new, str(shared_models / "shared-2"))
+    assert cli(cli_env(a, **env), "models", "activate", "shared-2").returncode == 0
+    with httpx.Client(timeout=10) as client:
+        for server in (a, b):
+            wait_for(lambda: all(version_of(check(client, server, OWN_HAM[1])) == "shared-2"
+                                 for _ in range(20)), timeout=10)
+            assert client.get(f"{server.base_url}/readyz").json()["model_version"] == "shared-2"
+
+
+# --- a corrupted artifact --------------------------------------------------------------------------
+
+def test_corrupted_artifact_is_refused_and_the_old_model_keeps_serving(
+        tmp_path: Path, model_dir: Path, servers: list[LiveServer]) -> None:
+    server = start_live_server(tmp_path / "var", model_dir, workers=2)
+    servers.append(server)
+    bad_dir = server.settings.data_dir / "models" / "broken-1"
+    meta = tiny_model(bad_dir, "broken-1", flip=True)
+    pickle = bad_dir / PICKLE_NAME
+    data = bytearray(pickle.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pickle.write_bytes(bytes(data))
+    # "By mistake": straight into the registry, past the CLI's own check.
+    with open_store(str(server.settings.database_url),
+                    secret=load_or_create_secret_key(server.settings.data_dir).encode()) as store:
+        store.register_model(meta, str(bad_dir))
+        store.activate_model("broken-1", "someone", "oops")
+    with httpx.Client(timeout=10) as client:
+        def refused_everywhere() -> bool:
+            bodies = [client.get(f"{server.base_url}/readyz") for _ in range(10)]
+            return all(b.status_code == 200 and b.json().get("refused", {}).get("version") == "broken-1"
+                       for b in bodies)
+        wait_for(refused_everywhere, timeout=10)
+        body = client.get(f"{server.base_url}/readyz").json()
+        assert body["model_version"] == "test-model-1" and body["registry_version"] == "broken-1"
+        assert "SHA-256" in body["refused"]["reason"]
+        answers = [check(client, server, "Great post, thanks!") for _ in range(20)]
+        assert all(r.status_code == 200 and version_of(r) == "test-model-1" for r in answers)
+    log = (server.settings.data_dir / "server.log").read_text(errors="replace")
+    # Refused once per worker, not retried every two seconds.
+    time.sleep(3)
+    log = (server.settings.data_dir / "server.log").read_text(errors="replace")
+    assert 1 <= log.count("refused model broken-1") <= 2
+    # The CLI refuses the same mistake up front.
+    run = cli(cli_env(server), "models", "activate", "broken-1")
+    assert run.returncode != 0
+
+
+# --- forgetting ----------------------------------------------------------------------------------
+
+def test_forgotten_feedback_is_not_learned_by_the_next_retrain(tmp_path: Path, model_dir: Path) -> None:
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    base = tmp_path / "base.jsonl"
+    comments, labels = tiny_training_set()
+    base.write_text("".join(json.dumps({"comment_content": c.comment_content, "label": "spam" if y else "ham"})
+                            + "\n" for c, y in zip(comments, labels)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
+    env.update({"COMMENTGUARD_DATA_DIR": str(data_dir), "COMMENTGUARD_MODEL_PATH": str(model_dir)})
+    from model.comment import Comment
+    from store import FeedbackRecord
+
+    secret = load_or_create_secret_key(data_dir).encode()
+    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+        ids = [store.add_feedback(FeedbackRecord(label="spam", comment=Comment(comment_content=t)))
+               for t in GRANT_SCAM[:10]]
+        store.add_feedback(FeedbackRecord(label="spam", comment=Comment(comment_content=GRANT_SCAM[11]),
+                                          is_test=True))
+    forgotten = ids[3]
+    assert cli(env, "feedback", "forget", str(forgotten)).returncode == 0
+    run = cli(env, "retrain", "--no-seed", "--data", str(base), "--json", "--force", "--reason", "test")
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    assert out["feedback_labels"] == 9  # forgotten and is_test labels never count
+    meta = read_metadata(out["path"])
+    source = next(s for s in meta["training"]["sources"] if s["path"] == "feedback")
+    learned, held = set(source["feedback_ids"]), set(source["held_out_feedback_ids"])
+    assert forgotten not in learned | held
+    assert learned | held == set(ids) - {forgotten} and len(held) == 2  # the 2 most recent are held out
+    assert held == set(sorted(set(ids) - {forgotten})[-2:])

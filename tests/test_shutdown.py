@@ -1,0 +1,73 @@
+"""Graceful shutdown: SIGTERM while checks are in flight loses no answered check."""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from store import open_store
+from tests.conftest import TEST_SITE, start_live_server
+
+pytestmark = pytest.mark.slow
+
+
+def test_sigterm_finishes_in_flight_requests_and_records_every_answered_check(
+        tmp_path: Path, model_dir: Path) -> None:
+    server = start_live_server(tmp_path / "var", model_dir, workers=2)
+    headers = {"Authorization": f"Bearer {server.key}"}
+    batch = {"comments": [{"comment_content": f"Comment number {i}: thanks for the article, it helped a lot.",
+                           "blog": TEST_SITE} for i in range(100)]}
+    answered: list[str] = []
+    finished_after_signal = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    signalled_at: list[float] = []
+
+    def load(use_batch: bool) -> None:
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                try:
+                    if use_batch:
+                        response = client.post("/api/v1/check/batch", json=batch)
+                    else:
+                        response = client.post("/api/v1/check", json={
+                            "comment_content": f"Single check {i}: could you share the code?"})
+                except httpx.TransportError:
+                    return  # the server stopped accepting: expected after SIGTERM
+                if response.status_code != 200:
+                    continue
+                body = response.json()
+                ids = [r["check_id"] for r in body["results"]] if use_batch else [body["check_id"]]
+                with lock:
+                    answered.extend(ids)
+                    if signalled_at:
+                        finished_after_signal.append(time.monotonic())
+
+    threads = [threading.Thread(target=load, args=(n % 2 == 0,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    with lock:
+        before_signal = len(answered)
+        signalled_at.append(time.monotonic())
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(timeout=60)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert server.proc.returncode == 0
+    assert before_signal > 0 and finished_after_signal, "some requests should have been in flight at SIGTERM"
+    with open_store(str(server.settings.database_url), secret=_secret(server.settings.data_dir)) as store:
+        missing = [check_id for check_id in answered if store.get_check(check_id) is None]
+    assert not missing, f"{len(missing)} of {len(answered)} answered checks are not in the store"
+
+
+def _secret(data_dir: Path) -> bytes:
+    return (data_dir / "secret_key").read_text().strip().encode("utf-8")

@@ -1,0 +1,322 @@
+"""Retraining from moderator feedback, with a promotion gate.
+
+:func:`retrain` is what ``commentguard retrain`` does:
+
+1. Gather the base data (the seed corpus and any ``--data`` files) and every
+   moderator label in the store (each comment's latest label; ``is_test``
+   feedback never counts; forgotten feedback is gone because forgetting deletes
+   the row). A feedback label overrides a base row with the same text.
+2. Hold out data for the gate: a stratified share of the base data (fixed
+   ``random_state``, so the same rows are held out every time the base data is
+   unchanged) plus the *most recent* share of the feedback, the part that tells
+   whether the model has learned what moderators are reporting now.
+3. Train a candidate on the rest (out-of-fold thresholds, as ``train`` does) into
+   ``<models_dir>/<version>/``.
+4. Score the held-out data with the candidate and with the current active model,
+   each at its own operating point (flagged = ``spam`` or ``discard``).
+5. The gate: promote only if the candidate's ham-flagged rate is at most the
+   current one's + ``tolerance_fpr`` and its spam-caught rate at least the
+   current one's − ``tolerance_recall``. ``force`` promotes anyway, with a reason.
+
+The current model may have been trained on some held-out rows (the default
+model saw the whole seed corpus), and its figures on those would flatter it. So
+the gate (:func:`gate_figures`) compares both models on the held-out rows the
+current model never saw, and on the rows it did see compares the candidate with
+the current model's own out-of-fold figure (its metadata's estimate for unseen
+data). Every comparison must pass.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from model.artifact import load_model, save_model
+from model.pipeline import build_pipeline, fit_pipeline
+from model.scorer import Scorer
+from training.loaders import LoadedData, LabeledComment
+from training.metrics import evaluate_scores
+from training.records import dedup_key
+from training.thresholds import ThresholdPolicy, choose_thresholds
+from training.train import TrainingError, load_training_data, out_of_fold_scores
+
+Progress = Callable[[str], None]
+FEEDBACK_SOURCE = "feedback"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The promotion rule's tolerances."""
+
+    tolerance_fpr: float = 0.005
+    tolerance_recall: float = 0.02
+
+    def decide(self, comparisons: Optional[list[dict[str, Any]]]) -> tuple[bool, str]:
+        """(promote?, why) from the comparisons :func:`gate_figures` made (None: no current model)."""
+        if comparisons is None:
+            return True, "there is no current model to compare with"
+        verdicts, ok_all = [], True
+        for c in comparisons:
+            cand, cur = c["candidate"], c["current"]
+            if c["key"] == "false_positive_rate":
+                limit, ok = cur + self.tolerance_fpr, cand <= cur + self.tolerance_fpr + 1e-12
+                verdicts.append(f"ham flagged {cand:.4f} vs {cur:.4f} (at most {limit:.4f}) "
+                                f"on {c['basis']}: {'ok' if ok else 'TOO HIGH'}")
+            else:
+                limit, ok = cur - self.tolerance_recall, cand >= cur - self.tolerance_recall - 1e-12
+                verdicts.append(f"spam caught {cand:.4f} vs {cur:.4f} (at least {limit:.4f}) "
+                                f"on {c['basis']}: {'ok' if ok else 'TOO LOW'}")
+            ok_all = ok_all and ok
+        return ok_all, "; ".join(verdicts)
+
+
+@dataclass
+class Split:
+    """The training part and the held-out part, as records; ``feedback_held_out`` marks held-out feedback."""
+
+    train: list[LabeledComment]
+    held_out: list[LabeledComment]
+    feedback: list[LabeledComment] = field(default_factory=list)
+
+
+@dataclass
+class RetrainResult:
+    """Everything the command prints and the report shows."""
+
+    version: str
+    path: Path
+    promoted: bool
+    forced: bool
+    decision: str
+    gate: Gate
+    candidate_eval: dict[str, Any]
+    current_eval: Optional[dict[str, Any]]
+    current_version: Optional[str]
+    metadata: dict[str, Any]
+    held_out: list[LabeledComment]
+    candidate_scores: np.ndarray
+    current_scores: Optional[np.ndarray]
+    feedback: list[LabeledComment]
+    feedback_held_out: int
+    candidate_feedback_eval: Optional[dict[str, Any]] = None
+    current_feedback_eval: Optional[dict[str, Any]] = None
+    #: Every feedback row's score by each model (for the report's "got wrong" list).
+    feedback_candidate_scores: Optional[np.ndarray] = None
+    feedback_current_scores: Optional[np.ndarray] = None
+    #: Whether the current model's verdict agreed with each feedback label (flagged = spam/discard).
+    feedback_current_right: Optional[list[bool]] = None
+
+
+def feedback_records(store: Any) -> list[LabeledComment]:
+    """The store's feedback as training rows: latest label per comment, no test calls, oldest first.
+
+    Two reports of the same text (different authors) count once, the later label winning.
+    """
+    latest: dict[str, LabeledComment] = {}
+    for record in store.list_feedback(include_test=False, latest_per_comment=True):
+        if not record.comment.comment_content.strip():
+            continue
+        row = LabeledComment(record.comment, 1 if record.label == "spam" else 0, FEEDBACK_SOURCE,
+                             int(record.id or 0))
+        key = dedup_key(record.comment.comment_content)
+        latest.pop(key, None)  # re-insert so dict order stays "oldest latest-label first"
+        latest[key] = row
+    return list(latest.values())
+
+
+def gather(data: Sequence[str | Path], *, use_seed: bool, store: Any) -> tuple[LoadedData, list[LabeledComment]]:
+    """The base data (minus rows a moderator relabelled) and the feedback rows."""
+    base = load_training_data(data, use_seed=use_seed) if (use_seed or data) else LoadedData()
+    feedback = feedback_records(store)
+    relabelled = {dedup_key(r.comment.comment_content) for r in feedback}
+    base.records = [r for r in base.records if dedup_key(r.comment.comment_content) not in relabelled]
+    return base, feedback
+
+
+def split(base: Sequence[LabeledComment], feedback: Sequence[LabeledComment], holdout: float,
+          random_state: int = 0) -> Split:
+    """Stratified held-out share of ``base`` plus the most recent share of ``feedback``."""
+    if not 0 < holdout < 1:
+        raise TrainingError(f"--holdout must be between 0 and 1, got {holdout}")
+    base = list(base)
+    labels = [r.label for r in base]
+    if base and min(labels.count(0), labels.count(1)) >= 2:
+        train_part, held_part = train_test_split(base, test_size=holdout, stratify=labels,
+                                                 random_state=random_state)
+    else:
+        train_part, held_part = base, []
+    n_recent = math.ceil(len(feedback) * holdout) if feedback else 0
+    ordered = list(feedback)  # oldest first (feedback ids grow with time)
+    recent = ordered[len(ordered) - n_recent:] if n_recent else []
+    older = ordered[: len(ordered) - n_recent]
+    return Split(train=list(train_part) + older, held_out=list(held_part) + recent, feedback=recent)
+
+
+def fit_records(out_dir: Path, records: Sequence[LabeledComment], *, sources: list[dict[str, Any]],
+                policy: ThresholdPolicy, random_state: int, progress: Progress,
+                extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Fit, choose thresholds out-of-fold and save, as ``train_model`` does, from in-memory rows."""
+    started = time.monotonic()
+    comments = [r.comment for r in records]
+    labels = np.array([r.label for r in records], dtype=int)
+    if len(set(labels.tolist())) < 2:
+        raise TrainingError("training data must contain both spam and ham")
+    oof = out_of_fold_scores(comments, labels, random_state=random_state, progress=progress)
+    thresholds = choose_thresholds(labels, oof, policy)
+    progress("fitting the candidate on the training part")
+    pipeline = fit_pipeline(build_pipeline(random_state=random_state), comments, labels)
+    metadata = {
+        "training": {"sources": sources, "rows": int(len(labels)), "spam": int(labels.sum()),
+                     "ham": int((labels == 0).sum()), "random_state": random_state,
+                     "seconds": round(time.monotonic() - started, 2), "threshold_policy": policy.__dict__,
+                     **(extra or {})},
+        "metrics": {"out_of_fold": evaluate_scores(labels, oof, thresholds)},
+    }
+    return save_model(pipeline, out_dir, thresholds=thresholds, metadata=metadata)
+
+
+def seen_by(scorer: Scorer, rows: Sequence[LabeledComment], file_sha: dict[str, str]) -> list[bool]:
+    """Which of ``rows`` the model at ``scorer`` was trained on, from its metadata.
+
+    A base row counts as seen when its file (by SHA-256) is among the model's
+    sources, unless the model was made by ``retrain`` and held that row out; a
+    feedback row when its id is among the model's feedback ids.
+    """
+    training = scorer.metadata.get("training", {}) or {}
+    shas = {src.get("sha256") for src in training.get("sources", []) if isinstance(src, dict)}
+    ids: set[int] = set()
+    for src in training.get("sources", []):
+        if isinstance(src, dict) and src.get("path") == FEEDBACK_SOURCE:
+            ids.update(int(i) for i in src.get("feedback_ids", []))
+    held = set(training.get("held_out_keys", []))
+    out = []
+    for row in rows:
+        if row.source == FEEDBACK_SOURCE:
+            out.append(row.line in ids)
+        else:
+            out.append(file_sha.get(row.source) in shas and _short_key(row) not in held)
+    return out
+
+
+def gate_figures(cand: dict[str, Any], cand_scores: np.ndarray, cur: Scorer, cur_scores: np.ndarray,
+                 rows: Sequence[LabeledComment], seen: Sequence[bool]) -> list[dict[str, Any]]:
+    """The comparisons the gate judges: ham-flagged and spam-caught rates of both models.
+
+    Per class: on the held-out rows the current model was not trained on, both
+    models on the same rows; on the held-out rows it *was* trained on (its figures
+    there would flatter it), the candidate against the current model's own
+    out-of-fold figure, its estimate for unseen data.
+    """
+    labels = np.array([r.label for r in rows])
+    unseen = ~np.array(seen, dtype=bool)
+    cand_flag = cand_scores >= cand["thresholds"]["spam"]
+    cur_flag = cur_scores >= cur.thresholds.spam
+    oof = (cur.metadata.get("metrics", {}) or {}).get("out_of_fold", {}) or {}
+    out: list[dict[str, Any]] = []
+    for label, key, name in ((0, "false_positive_rate", "ham"), (1, "recall", "spam")):
+        fair, learned = unseen & (labels == label), ~unseen & (labels == label)
+        if fair.any():
+            out.append({"key": key, "candidate": float(cand_flag[fair].mean()),
+                        "current": float(cur_flag[fair].mean()),
+                        "basis": f"{int(fair.sum())} held-out {name} neither model trained on"})
+        if learned.any():
+            reference = float(oof[key]) if key in oof else float(cur_flag[learned].mean())
+            what = "its out-of-fold figure" if key in oof else "its (in-sample) figure"
+            out.append({"key": key, "candidate": float(cand_flag[learned].mean()), "current": reference,
+                        "basis": f"{int(learned.sum())} held-out {name} the current model trained on ({what})"})
+    return out
+
+
+def _short_key(row: LabeledComment) -> str:
+    import hashlib
+
+    return hashlib.sha256(dedup_key(row.comment.comment_content).encode("utf-8")).hexdigest()[:16]
+
+
+def evaluate(scorer: Scorer, rows: Sequence[LabeledComment]) -> tuple[dict[str, Any], np.ndarray]:
+    """A model's held-out figures at its own operating point, and its scores."""
+    scores = np.asarray(scorer.spam_probability([r.comment for r in rows]), dtype=float)
+    result = evaluate_scores([r.label for r in rows], scores, scorer.thresholds)
+    result["model_version"] = scorer.version
+    return result, scores
+
+
+def retrain(*, store: Any, models_dir: Path, current: Optional[Scorer], data: Sequence[str | Path] = (),
+            use_seed: bool = True, holdout: float = 0.2, gate: Gate = Gate(), force: bool = False,
+            policy: ThresholdPolicy = ThresholdPolicy(), random_state: int = 0,
+            progress: Optional[Progress] = None) -> RetrainResult:
+    """Train a candidate, compare it with ``current`` on the same held-out data, and decide.
+
+    Writes the candidate to ``<models_dir>/<version>/``; registering and
+    activating it is the caller's job (see ``commentguard retrain``).
+    """
+    say = progress or (lambda _m: None)
+    say("gathering the base data and the moderator feedback")
+    base, feedback = gather(data, use_seed=use_seed, store=store)
+    parts = split(base.records, feedback, holdout, random_state)
+    say(f"{len(base.records)} base rows, {len(feedback)} feedback labels; training on {len(parts.train)}, "
+        f"holding out {len(parts.held_out)} ({len(parts.feedback)} of them recent feedback)")
+    held_labels = {r.label for r in parts.held_out}
+    if held_labels != {0, 1}:
+        raise TrainingError("the held-out data needs both spam and ham: add base data or feedback")
+    held_ids = {r.line for r in parts.feedback}
+    # feedback_ids: the labels the candidate learned from (seen_by reads them); the held-out ones apart.
+    feedback_source = {"path": FEEDBACK_SOURCE, "format": "store", "rows_kept": len(feedback),
+                       "spam": sum(r.label for r in feedback),
+                       "feedback_ids": sorted(r.line for r in feedback if r.line not in held_ids),
+                       "held_out_feedback_ids": sorted(held_ids)}
+    models_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".candidate-", dir=models_dir))
+    try:
+        meta = fit_records(scratch, parts.train, sources=base.sources + [feedback_source], policy=policy,
+                           random_state=random_state, progress=say,
+                           extra={"holdout": holdout, "held_out_rows": len(parts.held_out),
+                                  "held_out_keys": sorted(_short_key(r) for r in parts.held_out
+                                                          if r.source != FEEDBACK_SOURCE),
+                                  "held_out_feedback": len(parts.feedback), "seed_corpus": use_seed})
+        target = models_dir / str(meta["version"])
+        scratch.rename(target)  # atomic: the version directory appears complete or not at all
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    candidate = load_model(target)
+    say("evaluating the candidate and the current model on the same held-out data")
+    cand_eval, cand_scores = evaluate(candidate, parts.held_out)
+    cur_eval, cur_scores = evaluate(current, parts.held_out) if current is not None else (None, None)
+    comparisons = None
+    if current is not None:
+        file_sha = {str(src.get("path")): str(src.get("sha256")) for src in base.sources}
+        seen = seen_by(current, parts.held_out, file_sha)
+        comparisons = gate_figures(cand_eval, cand_scores, current, cur_scores, parts.held_out, seen)
+    promote, why = gate.decide(comparisons)
+    forced = force and not promote
+    result = RetrainResult(
+        version=str(meta["version"]), path=target, promoted=promote or force, forced=forced,
+        decision=why, gate=gate, candidate_eval=cand_eval, current_eval=cur_eval,
+        current_version=current.version if current is not None else None, metadata=meta,
+        held_out=parts.held_out, candidate_scores=cand_scores, current_scores=cur_scores,
+        feedback=feedback, feedback_held_out=len(parts.feedback))
+    if parts.feedback:
+        result.candidate_feedback_eval = evaluate(candidate, parts.feedback)[0]
+        if current is not None:
+            result.current_feedback_eval = evaluate(current, parts.feedback)[0]
+    if feedback:
+        comments = [r.comment for r in feedback]
+        result.feedback_candidate_scores = candidate.spam_probability(comments)
+        if current is not None:
+            result.feedback_current_scores = current.spam_probability(comments)
+            result.feedback_current_right = [
+                (current.thresholds.tier(float(s)) in ("spam", "discard")) == bool(row.label)
+                for row, s in zip(feedback, result.feedback_current_scores)]
+    return result
+
+
+__all__ = ["FEEDBACK_SOURCE", "Gate", "gate_figures", "seen_by", "RetrainResult", "Split", "evaluate", "feedback_records",
+           "fit_records", "gather", "retrain", "split"]
