@@ -165,6 +165,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def _temp_path(directory: Path, name: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     os.close(fd)
+    # mkstemp makes the file owner-only; an artifact is meant to be read by other
+    # users too (a container's service user, instances sharing a model volume).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o644 & ~umask)
     return Path(tmp)
 
 

@@ -6,6 +6,7 @@ so a deployment that ships its own model does not need it.
 """
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import click
@@ -54,4 +55,14 @@ def ensure_model(settings: Settings) -> None:
             f"no model at {path}, and the default model cannot be trained here: {exc}. "
             "Train one with `commentguard train --out PATH` and set COMMENTGUARD_MODEL_PATH."
         ) from exc
-    ensure_default_model(path)
+    # As PID 1 in a container, a process without a SIGTERM handler ignores
+    # SIGTERM; training takes a while, so make `podman stop` end it at once.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        ensure_default_model(path)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

@@ -89,11 +89,17 @@ fi
 
 log "building $IMAGE on $BASE_IMAGE"
 build_started=$(date +%s)
+OLD_IMAGE_ID=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 # --format docker: OCI image configs cannot carry HEALTHCHECK. --network host: pip needs the index.
 timeout 1800 podman build "${RUNTIME_OPTS[@]}" --network host --format docker --layers \
   --build-arg "BASE_IMAGE=$BASE_IMAGE" --tag "$IMAGE" --file "$REPO/Dockerfile" "$REPO" >&2 \
   || fail "image build"
 BUILD_SECONDS=$(( $(date +%s) - build_started ))
+# The previous build of $IMAGE is now untagged: remove it, so repeated runs do not fill the disk
+# (the build stage's layers stay, as the cache).
+if [[ -n $OLD_IMAGE_ID && $OLD_IMAGE_ID != $(podman image inspect --format '{{.Id}}' "$IMAGE") ]]; then
+  timeout 120 podman rmi "$OLD_IMAGE_ID" >/dev/null 2>&1 || true
+fi
 IMAGE_SIZE=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 BASE_SIZE=$(podman image inspect --format '{{.Size}}' "$BASE_IMAGE" 2>/dev/null || echo null)
 log "image $IMAGE: $IMAGE_SIZE bytes ($(( IMAGE_SIZE / 1000000 )) MB; base $BASE_SIZE bytes), built in ${BUILD_SECONDS}s"
