@@ -220,12 +220,24 @@ class Database:
     def _init_sqlite_file(self) -> None:
         # WAL lets readers run beside the one writer; the mode is stored in the file,
         # and cannot change inside a transaction, so it is set once here.
+        # Switching a new file to WAL takes an exclusive lock without calling the
+        # busy handler, so processes opening the same new database at once get
+        # "database is locked" at once: retry until the busy timeout runs out.
         conn = self._checkout()
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StoreDatabaseError(f"cannot open SQLite database {self.target}: {exc}") from exc
+        deadline = time.monotonic() + _SQLITE_BUSY_MS / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc).lower() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    continue
+                conn.close()
+                raise StoreDatabaseError(f"cannot open SQLite database {self.target}: {exc}") from exc
+            except sqlite3.Error as exc:
+                conn.close()
+                raise StoreDatabaseError(f"cannot open SQLite database {self.target}: {exc}") from exc
         self._checkin(conn, True)
 
 

@@ -1,6 +1,7 @@
 """Tests of model.artifact: save, load, and refusing bad artifacts before unpickling them."""
 from __future__ import annotations
 
+import os
 import json
 import shutil
 from pathlib import Path
@@ -213,3 +214,13 @@ def test_a_copied_artifact_still_loads(saved: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(saved, copy)
     assert load_model(copy).version == load_model(saved).version
+
+
+def test_artifact_files_are_readable_by_other_users(saved: Path) -> None:
+    # A container's service user and instances sharing a model volume read artifacts
+    # written by someone else; the umask, not the temporary-file default, decides.
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("model.joblib", "metadata.json"):
+        mode = (saved / name).stat().st_mode & 0o777
+        assert mode == 0o644 & ~umask, (name, oct(mode))

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 import pytest
 
 from store import RegistryError, Store, StoreDatabaseError, open_store
-from tests.test_store import SECRET, pg_database, store_url  # noqa: F401 - fixtures
+from tests.test_store import SECRET, store_url  # noqa: F401 - fixtures
 
 pytestmark = []
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from tests.conftest import replace_url
 
 import pytest
 
@@ -45,32 +45,6 @@ MONTH = "2025-03"
 
 # --- fixtures ---------------------------------------------------------------
 
-def _replace_url(url: str, *, dbname: str | None = None, **query: str) -> str:
-    parts = urlsplit(url)
-    params = dict(parse_qsl(parts.query))
-    params.update(query)
-    path = f"/{dbname}" if dbname is not None else parts.path
-    return urlunsplit(parts._replace(path=path, query=urlencode(params)))
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A throwaway database on the test server, dropped when the session ends."""
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set: the PostgreSQL cases need a server (CI sets it)")
-    import psycopg
-    from psycopg import sql
-
-    admin = _replace_url(base, dbname="postgres")
-    name = f"commentguard_test_{secrets.token_hex(5)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield _replace_url(base, dbname=name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database: a fresh SQLite file, or a fresh schema in the session's PostgreSQL database."""
@@ -78,11 +52,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "store.db")
     import psycopg
 
-    database = request.getfixturevalue("pg_database")
+    database = request.getfixturevalue("pg_url")
     schema = f"t_{secrets.token_hex(6)}"
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    return _replace_url(database, options=f"-csearch_path={schema}")
+    return replace_url(database, options=f"-csearch_path={schema}")
 
 
 @pytest.fixture
