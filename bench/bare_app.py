@@ -1,4 +1,4 @@
-"""The baseline for ``bench/http.py``: a bare Flask app with one route returning a constant JSON.
+"""The baseline for ``bench/http_load.py``: a bare Flask app with one route returning a constant JSON.
 
 It runs under exactly the gunicorn configuration ``commentguard serve`` uses
 (:func:`service.server.gunicorn_options`: the same worker class, worker and
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# bench/ holds http.py, which would shadow the standard library's http package: off sys.path.
+# bench/ holds scripts named like project packages (bench/training.py): keep it off sys.path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

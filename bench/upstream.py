@@ -22,7 +22,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# bench/ holds modules named like the standard library's (bench/http.py): keep it off the path.
+# bench/ holds scripts named like project packages (bench/training.py): keep it off the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse

@@ -44,8 +44,11 @@ Contribution = tuple[int, float]
 
 # sklearn's own whitespace rule for the character analysers (_VectorizerMixin._white_spaces).
 _WHITE_SPACES = re.compile(r"\s\s+")
-#: Distinct words whose char_wb n-gram ids are cached per model; the cache is
-#: emptied when full (a crude bound that keeps memory at a few megabytes).
+# The words char n-grams are credited to (model.reasons.credit_char_ngrams): runs of word characters.
+_CREDIT_WORD = re.compile(r"(?u)\b\w+\b")
+#: Distinct words whose char_wb n-gram ids are cached per model (and, for crediting
+#: n-grams to words, each token's words and each word's n-grams with their counts); each
+#: cache is emptied when full (a crude bound: at most ~20 MB per worker for all three).
 WORD_CACHE_SIZE = 20_000
 _SUPPORTED_ANALYZERS = ("word", "char", "char_wb")
 _SUPPORTED_NORMS = (None, "l1", "l2")
@@ -61,6 +64,23 @@ class FastScore:
     #: (column, contribution to the log-odds) in the feature matrix's column order; empty
     #: when scored with ``explain=False``.
     contributions: tuple[Contribution, ...]
+
+
+@dataclass(frozen=True)
+class Explained:
+    """One comment's score with what the reasons need, the char n-grams already credited to words.
+
+    ``contributions`` holds the (column, contribution) pairs of every block but the credited
+    one, in column order; ``word_credit`` maps each word of the text to the summed
+    contributions of the credited block's n-grams it holds, exactly as
+    :func:`model.reasons.credit_char_ngrams` shares them, ordered by the first column credited.
+    """
+
+    score: float
+    logit: float
+    text: str
+    contributions: tuple[Contribution, ...]
+    word_credit: dict[str, float]
 
 
 class _TextBlock:
@@ -87,6 +107,7 @@ class _TextBlock:
                          f"{option} changed after fitting (refit the model)")
         min_n, max_n = vec.ngram_range
         _require(1 <= min_n <= max_n, where, f"ngram_range={vec.ngram_range!r}")
+        self.name = name
         self.offset = offset
         self.vocab: dict[str, int] = vec.vocabulary_
         size = len(self.vocab)
@@ -113,7 +134,15 @@ class _TextBlock:
             _require(self.token_re.groups <= 1, where, "a token_pattern with several groups")
             stop = vec.get_stop_words()
             self.stop_words: frozenset[str] | None = None if stop is None else frozenset(stop)
-        self._word_ids: dict[str, tuple[int, ...]] = {}
+        self._word_ids: dict[str, np.ndarray] = {}
+        #: Crediting char n-grams to words (model.reasons) is done here only when the words the
+        #: reasons see (``\w+`` runs of ``text.lower()``) can be read off this block's own tokens.
+        self.can_credit = (self.analyzer == "char_wb" and self.lowercase and self.strip_accents is None)
+        self._token_words: dict[str, tuple[str, ...]] = {}
+        self._credit_cache: dict[str, np.ndarray] = {}
+        self._gram_lengths: tuple[int, ...] = ()
+        if self.can_credit:
+            self._gram_lengths = tuple(sorted({len(gram) for gram in self.vocab}))
 
     def preprocess(self, doc: str) -> str:
         if self.lowercase:
@@ -126,15 +155,16 @@ class _TextBlock:
         """Term counts by vocabulary index (what CountVectorizer.transform computes for one row)."""
         doc = self.preprocess(text)
         if self.analyzer == "char_wb":
-            return self._char_wb_counts(doc)
+            found = self._char_wb_arrays(_tokens(doc))
+            return {} if found is None else dict(zip(found[0].tolist(), found[1].astype(int).tolist()))
         grams = self._word_grams(doc) if self.analyzer == "word" else self._char_grams(doc)
         vocab = self.vocab
-        found: dict[int, int] = {}
+        found_: dict[int, int] = {}
         for gram, n in Counter(grams).items():
             j = vocab.get(gram)
             if j is not None:
-                found[j] = n
-        return found
+                found_[j] = n
+        return found_
 
     def _word_grams(self, doc: str) -> list[str]:
         tokens = self.token_re.findall(doc)
@@ -156,21 +186,29 @@ class _TextBlock:
             grams += [doc[i:i + n] for i in range(size - n + 1)]
         return grams
 
-    def _char_wb_counts(self, doc: str) -> dict[int, int]:
+    def _char_wb_arrays(self, tokens: Counter[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """(vocabulary ids, ascending; their counts as floats) of a document's whitespace tokens."""
         # Each word's n-grams depend on the word alone, so their vocabulary ids are cached per word.
         cache = self._word_ids
-        found: dict[int, int] = {}
-        get = found.get
-        for word, times in Counter(_WHITE_SPACES.sub(" ", doc).split()).items():
+        parts: list[np.ndarray] = []
+        for word, times in tokens.items():
             ids = cache.get(word)
             if ids is None:
-                ids = self._char_wb_ids(word)
+                ids = np.array(self._char_wb_ids(word), dtype=np.int32)  # compact: many are cached
                 if len(cache) >= WORD_CACHE_SIZE:
                     cache.clear()
                 cache[word] = ids
-            for j in ids:
-                found[j] = get(j, 0) + times
-        return found
+            if times == 1:
+                parts.append(ids)
+            else:
+                parts.append(np.tile(ids, times))
+        if not parts:
+            return None
+        every = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if not every.size:
+            return None
+        cols, tf = np.unique(every, return_counts=True)
+        return cols.astype(np.intp), tf.astype(np.float64)
 
     def _char_wb_ids(self, word: str) -> tuple[int, ...]:
         """Vocabulary ids of the n-grams sklearn's ``_char_wb_ngrams`` cuts from one word."""
@@ -192,6 +230,9 @@ class _TextBlock:
 
     def contributions(self, text: str) -> tuple[np.ndarray, np.ndarray] | None:
         """(columns, log-odds contributions) of the non-zero features, in column order; None if none."""
+        if self.analyzer == "char_wb":
+            found = self._char_wb_arrays(_tokens(self.preprocess(text)))
+            return None if found is None else self._weigh(*found)
         counts = self.counts(text)
         if not counts:
             return None
@@ -199,7 +240,93 @@ class _TextBlock:
         cols = np.fromiter(counts, dtype=np.intp, count=n)
         tf = np.fromiter(counts.values(), dtype=np.float64, count=n)
         order = cols.argsort()
-        cols, tf = cols[order], tf[order]
+        return self._weigh(cols[order], tf[order])
+
+    def contributions_and_credit(self, text: str) -> tuple[tuple[np.ndarray, np.ndarray] | None,
+                                                           dict[str, float]]:
+        """:meth:`contributions`, and the contributions credited to the words of ``text``.
+
+        The credit is :func:`model.reasons.credit_char_ngrams` computed from the cached
+        tokens: the words are the ``\\w+`` runs of each whitespace token (the same, in the
+        same order, as those of the whole lowercased text), each word's vocabulary n-grams
+        (every substring of its padded form ``" word "``, with ``str.count`` occurrences) are
+        cached, and an n-gram's contribution is shared among the words holding it in
+        proportion to (occurrences of the word) × (occurrences of the n-gram in it). Each
+        share is the reference's ``value * n / total`` and each word's shares are summed one
+        by one in column order (``np.bincount``), as the reference does, so the credit comes
+        out bit for bit the same. Only for blocks with :attr:`can_credit`.
+        """
+        tokens = _tokens(self.preprocess(text))
+        arrays = self._char_wb_arrays(tokens)
+        if arrays is None:
+            return None, {}
+        found = self._weigh(*arrays)
+        if found is None:
+            return None, {}
+        local = arrays[0]  # the block's own ids, ascending, as the values
+        values = found[1]
+        # The words of the text with their occurrences, in order of first occurrence.
+        token_words, credit_cache = self._token_words, self._credit_cache
+        words: dict[str, int] = {}
+        for token, times in tokens.items():
+            pieces = token_words.get(token)
+            if pieces is None:
+                pieces = tuple(_CREDIT_WORD.findall(token))
+                if len(token_words) >= WORD_CACHE_SIZE:
+                    token_words.clear()
+                token_words[token] = pieces
+            for word in pieces:
+                words[word] = words.get(word, 0) + times
+        if not words:
+            return found, {}
+        names = list(words)
+        id_parts, count_parts = [], []
+        for word, times in words.items():
+            grams = credit_cache.get(word)
+            if grams is None:
+                grams = self._credit_grams(word)
+                if len(credit_cache) >= WORD_CACHE_SIZE:
+                    credit_cache.clear()
+                credit_cache[word] = grams
+            id_parts.append(grams[0])
+            count_parts.append(grams[1] * np.int64(times) if times != 1 else grams[1])
+        ids = np.concatenate(id_parts)
+        held = np.concatenate(count_parts)  # (occurrences of the word) × (of the n-gram in it)
+        owner = np.repeat(np.arange(len(names)), [len(part) for part in id_parts])
+        # Keep the n-grams that are features of this comment; pos: their index in ``local``.
+        pos = np.searchsorted(local, ids)
+        np.minimum(pos, len(local) - 1, out=pos)
+        keep = local[pos] == ids
+        if not keep.any():
+            return found, {}
+        pos, held, owner, ids = pos[keep], held[keep], owner[keep], ids[keep]
+        totals = np.bincount(pos, weights=held, minlength=len(local))  # sums of small integers: exact
+        shares = values[pos] * held / totals[pos]
+        sums = np.bincount(owner, weights=shares, minlength=len(names))  # in order: column by column
+        # Credit in the order the reference gives it: by the first column each word is credited.
+        starts = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1])))
+        order = starts[np.argsort(ids[starts], kind="stable")]
+        credited = owner[order].tolist()
+        return found, dict(zip([names[w] for w in credited], sums[credited].tolist()))
+
+    def _credit_grams(self, word: str) -> np.ndarray:
+        """(vocabulary ids, ascending; ``str.count`` occurrences) of the n-grams in ``" word "``."""
+        padded = f" {word} "
+        size = len(padded)
+        vocab = self.vocab
+        grams: dict[int, int] = {}
+        for length in self._gram_lengths:
+            if length > size:
+                break
+            for piece in dict.fromkeys([padded[i:i + length] for i in range(size - length + 1)]):
+                j = vocab.get(piece)
+                if j is not None:
+                    grams[j] = padded.count(piece)
+        # One (2, n) array, ids over counts, in ascending id order: one object per cached word.
+        return np.array(sorted(grams.items()), dtype=np.int32).reshape(-1, 2).T.copy()
+
+    def _weigh(self, cols: np.ndarray, tf: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(columns, contributions) from ascending block ids and their term counts (a fresh array)."""
         # The steps of CountVectorizer(binary) and TfidfTransformer.transform, on one row.
         if self.binary:
             tf.fill(1.0)
@@ -215,6 +342,11 @@ class _TextBlock:
                 return None
             values = tf * self.weighted[cols] / norm
         return cols + self.offset, values
+
+
+def _tokens(doc: str) -> Counter[str]:
+    """The whitespace tokens of a preprocessed document, counted (sklearn's char_wb splitting)."""
+    return Counter(_WHITE_SPACES.sub(" ", doc).split())
 
 
 class _MetaBlock:
@@ -301,6 +433,40 @@ class CompiledModel:
         for block in self.blocks:
             if isinstance(block, _TextBlock):
                 block._word_ids.clear()
+                block._token_words.clear()
+                block._credit_cache.clear()
+
+    def can_credit(self, name: str) -> bool:
+        """True when :meth:`explain_prepared` can credit block ``name``'s n-grams to words."""
+        return any(isinstance(b, _TextBlock) and b.name == name and b.can_credit for b in self.blocks)
+
+    def explain_prepared(self, prepared: PreparedComment, credit_block: str) -> Explained:
+        """The score, the other blocks' contributions, and block ``credit_block`` credited to words.
+
+        ``credit_block`` must be one :meth:`can_credit` accepts. The score is the same number
+        :meth:`score_prepared` gives (the same values summed in the same order).
+        """
+        columns, values, pairs = [], [], []
+        credit: dict[str, float] = {}
+        for block in self.blocks:
+            if isinstance(block, _TextBlock):
+                if block.name == credit_block:
+                    found, credit = block.contributions_and_credit(prepared.text)
+                    if found is not None:
+                        columns.append(found[0])
+                        values.append(found[1])
+                    continue
+                found = block.contributions(prepared.text)
+            else:
+                found = block.contributions(prepared.meta)
+            if found is not None:
+                columns.append(found[0])
+                values.append(found[1])
+                pairs.extend(zip(found[0].tolist(), found[1].tolist()))
+        if not values:
+            return Explained(_sigmoid(self.intercept), self.intercept, prepared.text, (), {})
+        logit = self.intercept + float(np.concatenate(values).sum())
+        return Explained(_sigmoid(logit), logit, prepared.text, tuple(pairs), credit)
 
     @staticmethod
     def prepare(item: Any) -> PreparedComment:
@@ -361,4 +527,4 @@ def _require(condition: bool, where: str, what: str) -> None:
             "teach model/fastpath.py the option or keep the vectorizer's default")
 
 
-__all__ = ["CompiledModel", "Contribution", "FastScore", "FastPathUnsupportedError", "WORD_CACHE_SIZE"]
+__all__ = ["CompiledModel", "Contribution", "Explained", "FastScore", "FastPathUnsupportedError", "WORD_CACHE_SIZE"]

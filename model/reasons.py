@@ -8,6 +8,7 @@ shows up as the word it is, not as the fragments ``"1ag"`` and ``"agr"``.
 """
 from __future__ import annotations
 
+import heapq
 import re
 from collections import defaultdict
 from typing import Iterable
@@ -142,10 +143,13 @@ def top_reasons(contributions: dict[str, float], score: float, limit: int = 5,
     For a score of 0.5 or more the reasons are those that raised it, below 0.5
     those that lowered it.
     """
-    towards_spam = score >= 0.5
-    chosen = [
-        (text, weight) for text, weight in contributions.items()
-        if text and (weight >= min_weight if towards_spam else weight <= -min_weight)
-    ]
-    chosen.sort(key=lambda item: -abs(item[1]))
-    return tuple(Reason(text, weight) for text, weight in chosen[:limit])
+    if score >= 0.5:
+        chosen = [(text, weight) for text, weight in contributions.items() if weight >= min_weight and text]
+    else:
+        chosen = [(text, weight) for text, weight in contributions.items() if weight <= -min_weight and text]
+    # nsmallest is sorted(...)[:limit], ties in the same (insertion) order, without sorting them all.
+    return tuple(Reason(text, weight) for text, weight in heapq.nsmallest(limit, chosen, key=_strength))
+
+
+def _strength(item: tuple[str, float]) -> float:
+    return -abs(item[1])

@@ -177,7 +177,10 @@ def comment_check() -> Response:
     state.recorder.record_check(CheckRecord.from_verdict(
         comment, verdict, surface="akismet", site_id=key.site_id, key_id=key.id, check_id=check_id,
         upstream=upstream))
-    state.recorder.count_usage(key.id, api_calls=1, **{"spam" if flagged else "ham": 1})
+    if flagged:
+        state.recorder.count_usage(key.id, api_calls=1, spam=1)
+    else:
+        state.recorder.count_usage(key.id, api_calls=1, ham=1)
     enforce = not state.settings.log_only
     response = text_answer("true" if flagged and enforce else "false")
     if enforce and verdict.tier == DISCARD:

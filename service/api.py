@@ -23,7 +23,7 @@ from model.comment import CONTENT_ALIASES, Comment
 from model.errors import CommentFieldError
 from model.scorer import Scorer
 from model.verdict import Thresholds, Verdict
-from service.app import get_state
+from service.app import ServiceState, get_state
 from service.auth import current_key, require_json_key
 from service.errors import ApiError
 from service.feedback import add_feedback, check_by_comment, check_by_id
@@ -41,10 +41,13 @@ FEEDBACK_MEMBERS = frozenset({"label", "reporter", "check_id", "comment"})
 @bp.post("/check")
 def check() -> Response:
     """Score one comment: a JSON object with Akismet field names."""
-    scorer, thresholds = require_scorer()
+    state = get_state()
+    scorer, thresholds = require_scorer(state)
     comment = parse_comment(read_json_object())
-    verdict, upstream = cross_check([comment], [scorer.score(comment, thresholds)], scorer)[0]
-    return jsonify(result_dict(verdict, record_check(comment, verdict, upstream)))
+    verdict, upstream = scorer.score(comment, thresholds), None
+    if state.upstream is not None:
+        verdict, upstream = cross_check([comment], [verdict], scorer)[0]
+    return jsonify(result_dict(verdict, record_check(comment, verdict, upstream, state=state), state=state))
 
 
 @bp.post("/check/batch")
@@ -55,7 +58,9 @@ def check_batch() -> Response:
     comments = _parse_batch(items)
     verdicts = scorer.score_many(comments, thresholds) if comments else []
     checked = cross_check(comments, verdicts, scorer)
-    return jsonify({"results": [result_dict(v, record_check(c, v, u)) for c, (v, u) in zip(comments, checked)]})
+    state = get_state()
+    return jsonify({"results": [result_dict(v, record_check(c, v, u, state=state), state=state)
+                                for c, (v, u) in zip(comments, checked)]})
 
 
 def cross_check(comments: list[Comment], verdicts: list[Verdict],
@@ -137,33 +142,38 @@ def _feedback_comment(data: Mapping[str, Any], site_id: Optional[int]) -> tuple[
     return parse_comment(fields), check
 
 
-def record_check(comment: Comment, verdict: Verdict, upstream: Optional[Mapping[str, Any]] = None) -> str:
+def record_check(comment: Comment, verdict: Verdict, upstream: Optional[Mapping[str, Any]] = None,
+                 *, state: Optional[ServiceState] = None) -> str:
     """Queue the check for the log, count it for the key, and return its fresh id."""
-    state, key = get_state(), current_key()
+    state, key = state or get_state(), current_key()
     check_id = new_check_id()
-    if state.recorder is not None:
-        state.recorder.record_check(CheckRecord.from_verdict(
+    recorder = state.recorder
+    if recorder is not None:
+        recorder.record_check(CheckRecord.from_verdict(
             comment, verdict, surface="json", check_id=check_id, upstream=upstream,
             site_id=key.site_id if key is not None else None, key_id=key.id if key is not None else None))
         if key is not None:
-            state.recorder.count_usage(key.id, api_calls=1, **{"spam" if verdict.is_spam else "ham": 1})
+            if verdict.is_spam:
+                recorder.count_usage(key.id, api_calls=1, spam=1)
+            else:
+                recorder.count_usage(key.id, api_calls=1, ham=1)
     return check_id
 
 
-def require_scorer() -> tuple[Scorer, Thresholds | None]:
+def require_scorer(state: Optional[ServiceState] = None) -> tuple[Scorer, Thresholds | None]:
     """The scorer and the thresholds to pass it; 503 when the model is not loaded."""
-    state = get_state()
+    state = state or get_state()
     if not state.ready or state.scorer is None:
         # The reason (paths, versions) is for operators: it is on /readyz, not on every check.
         raise ApiError(503, "model not loaded", readiness="/readyz")
     return state.scorer, state.thresholds
 
 
-def result_dict(verdict: Verdict, check_id: str) -> dict[str, Any]:
+def result_dict(verdict: Verdict, check_id: str, *, state: Optional[ServiceState] = None) -> dict[str, Any]:
     """A verdict as the JSON API returns it, with its check id."""
     out = verdict.to_dict()
     out["check_id"] = check_id
-    if get_state().settings.log_only:
+    if (state or get_state()).settings.log_only:
         # The JSON API is our own surface: keep the real verdict, say it is not enforced.
         out["enforced"] = False
     return out
@@ -175,7 +185,7 @@ def read_json_object() -> dict[str, Any]:
         raise ApiError(415, f"the request body must be {JSON_MIMETYPE}",
                        content_type=request.mimetype or None)
     text = _decode_body(request.get_data(cache=True), request.mimetype_params.get("charset"))
-    if not text.strip():
+    if not text or text.isspace():
         raise ApiError(400, "the request body is empty; send a JSON object")
     try:
         data = json.loads(text, parse_constant=_reject_constant)
@@ -247,6 +257,11 @@ def _parse_batch(items: list[Any]) -> list[Comment]:
 def _decode_body(body: bytes, charset: str | None) -> str:
     # JSON is UTF-8 on the wire, but honour a declared charset rather than mangle the text.
     encoding = (charset or "utf-8").strip().lower()
+    if encoding == "utf-8":  # the usual case: no codec lookup
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ApiError(400, f"the request body is not valid {encoding}", position=exc.start) from None
     try:
         codecs.lookup(encoding)
     except LookupError:

@@ -14,13 +14,25 @@ key's hint: a log line names the key by its store id at most.
   ``allow_anonymous_json`` a request *without* a key is let through
   anonymously, but a wrong or revoked key is still refused: a typo must not
   quietly turn a site's calls anonymous.
+
+A key's authentication result (live key, or unknown/revoked) is reused in the
+process for :data:`KEY_CACHE_SECONDS` (:class:`KeyCache`, one per app), so a
+check does not ask the database about its key every time: **revoking a key
+takes effect within that many seconds** in every worker (at once for a worker
+that has not seen the key lately). The cache is keyed by an HMAC-SHA256 of the
+key under a random per-process secret, never by the key itself; store failures
+are never cached.
 """
 from __future__ import annotations
 
+import hmac
 import re
-from typing import Mapping, Optional
+import secrets
+import threading
+import time
+from typing import Callable, Mapping, Optional
 
-from flask import Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from service.app import get_state
 from service.errors import error_response
@@ -29,6 +41,62 @@ from store import KeyInfo, StoreError
 KEY_SHAPE = re.compile(r"[0-9a-f]{12}")
 AKISMET_KEY_FIELDS: tuple[str, ...] = ("api_key", "key")
 REALM = "commentguard"
+#: Seconds an authentication result is reused in-process: the most a revocation waits to apply.
+KEY_CACHE_SECONDS = 30.0
+#: Distinct keys remembered per app (the cache is emptied when full).
+KEY_CACHE_SIZE = 10_000
+KEY_CACHE_EXTENSION = "commentguard.key_cache"
+_cache_lock = threading.Lock()
+
+
+class KeyCache:
+    """Authentication results by keyed digest of the key, each for ``ttl`` seconds.
+
+    Thread-safe without a lock on the hot path: one dict read, and a dict write after a miss.
+    Two threads missing on the same key at once both ask the store; both answers are right.
+    """
+
+    def __init__(self, ttl: float = KEY_CACHE_SECONDS, size: int = KEY_CACHE_SIZE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._secret = secrets.token_bytes(32)
+        self._entries: dict[bytes, tuple[float, Optional[KeyInfo]]] = {}
+
+    def _digest(self, key: str) -> bytes:
+        return hmac.digest(self._secret, key.encode("utf-8", "surrogatepass"), "sha256")
+
+    def get(self, key: str, lookup: Callable[[str], Optional[KeyInfo]]) -> Optional[KeyInfo]:
+        """The cached result for ``key`` if still fresh, else ``lookup(key)`` (remembered; errors are not)."""
+        digest = self._digest(key)
+        now = self.clock()
+        hit = self._entries.get(digest)
+        if hit is not None and now < hit[0]:
+            return hit[1]
+        info = lookup(key)
+        if self.ttl > 0:
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            self._entries[digest] = (now + self.ttl, info)
+        return info
+
+    def clear(self) -> None:
+        """Forget every result (the next request of each key asks the store)."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def key_cache(app: Optional[Flask] = None) -> KeyCache:
+    """The app's :class:`KeyCache` (created on first use)."""
+    extensions = (app or current_app).extensions
+    cache = extensions.get(KEY_CACHE_EXTENSION)
+    if cache is None:
+        with _cache_lock:
+            cache = extensions.setdefault(KEY_CACHE_EXTENSION, KeyCache())
+    return cache
 
 
 def key_from_host(host: Optional[str]) -> str:
@@ -63,12 +131,15 @@ def authenticate(key: str) -> Optional[KeyInfo]:
     """The live key's info, or ``None`` (no store, unknown, revoked or malformed key).
 
     A store failure raises :class:`store.StoreError`; callers answer it as
-    "temporarily unavailable", never as "invalid key".
+    "temporarily unavailable", never as "invalid key". A well-formed key's
+    result comes from the app's :class:`KeyCache` for up to :data:`KEY_CACHE_SECONDS`.
     """
     store = get_state().store
     if store is None or not key:
         return None
-    return store.authenticate(key)
+    if not KEY_SHAPE.fullmatch(key):
+        return None  # what the store answers, without filling the cache with junk
+    return key_cache().get(key, store.authenticate)
 
 
 def current_key() -> Optional[KeyInfo]:
@@ -101,5 +172,5 @@ def require_json_key() -> Optional[Response]:
     return response
 
 
-__all__ = ["AKISMET_KEY_FIELDS", "KEY_SHAPE", "akismet_key", "authenticate", "bearer_key",
-           "current_key", "key_from_host", "require_json_key"]
+__all__ = ["AKISMET_KEY_FIELDS", "KEY_CACHE_SECONDS", "KEY_SHAPE", "KeyCache", "akismet_key", "authenticate",
+           "bearer_key", "current_key", "key_cache", "key_from_host", "require_json_key"]

@@ -124,10 +124,12 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _start() -> None:
+        started = time.perf_counter()
         rid = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-        g.request_id = rid
-        g.request_id_token = _request_id.set(rid)
-        g.request_started = time.perf_counter()
+        app_g = g._get_current_object()  # one context lookup for the three attributes
+        app_g.request_started = started
+        app_g.request_id = rid
+        app_g.request_id_token = _request_id.set(rid)
 
     request_log = logging.getLogger("service.request")
 
@@ -173,6 +175,8 @@ class GunicornLogger(_GunicornBase):  # type: ignore[misc,valid-type]
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.logconfig_dict or self.cfg.syslog):
+            return
+        if not self.access_log.isEnabledFor(logging.INFO):  # dropped anyway: build nothing
             return
         headers = dict((k.lower(), v) for k, v in (getattr(resp, "headers", None) or []))
         duration = request_time.total_seconds() if hasattr(request_time, "total_seconds") else None

@@ -64,6 +64,10 @@ class _Metrics:
 _lock = threading.Lock()
 _metrics: Optional[_Metrics] = None
 _model_version: Optional[str] = None
+#: Labelled children of the per-check metrics, by label values: ``labels()`` takes a lock and
+#: validates its arguments on every call; a child, once made, is the same object for good.
+_check_children: dict[tuple[str, str], Any] = {}
+_seconds_children: dict[str, Any] = {}
 
 
 def multiprocess_enabled() -> bool:
@@ -100,12 +104,19 @@ def _get() -> _Metrics:
 
 def count_check(verdict: str, surface: str) -> None:
     """One check recorded with ``verdict`` (tier) on ``surface`` (``json``, ``akismet``)."""
-    _get().checks.labels(verdict=verdict, surface=surface).inc()
+    child = _check_children.get((verdict, surface))
+    if child is None:
+        child = _check_children.setdefault((verdict, surface),
+                                           _get().checks.labels(verdict=verdict, surface=surface))
+    child.inc()
 
 
 def observe_check_seconds(surface: str, seconds: float) -> None:
     """The time one check request took to answer."""
-    _get().check_seconds.labels(surface=surface).observe(seconds)
+    child = _seconds_children.get(surface)
+    if child is None:
+        child = _seconds_children.setdefault(surface, _get().check_seconds.labels(surface=surface))
+    child.observe(seconds)
 
 
 def count_upstream(outcome: str) -> None:
@@ -198,9 +209,10 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _observe(response: Response) -> Response:
         surface = CHECK_ENDPOINTS.get(request.endpoint or "")
-        started = g.get("request_started")
-        if surface is not None and started is not None:
-            observe_check_seconds(surface, time.perf_counter() - started)
+        if surface is not None:
+            started = g.get("request_started")
+            if started is not None:
+                observe_check_seconds(surface, time.perf_counter() - started)
         return response
 
 

@@ -19,10 +19,11 @@ and the gunicorn ``worker_exit`` hook (see :mod:`service.server`).
 """
 from __future__ import annotations
 
+import calendar
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -42,7 +43,7 @@ DEFAULT_MAX_ATTEMPTS = 5
 class _Pending:
     """What waits to be written; ``attempts`` counts failed flushes per item."""
 
-    checks: list[tuple[CheckRecord, int]] = field(default_factory=list)
+    checks: deque[tuple[CheckRecord, int]] = field(default_factory=deque)
     usage: dict[tuple[int, str], tuple[Counter[str], int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -76,29 +77,41 @@ class Recorder:
     # --- producers (request threads) ----------------------------------------------------
 
     def record_check(self, record: CheckRecord) -> None:
-        """Queue one check for the next flush (and count it in the metrics: every check passes here)."""
+        """Queue one check for the next flush (and count it in the metrics: every check passes here).
+
+        O(1): an append to a deque under a lock held for that append (and, when the queue
+        is over ``max_pending``, dropping its oldest entries one by one).
+        """
         count_check(record.tier, record.surface)
+        overflow = 0
         with self._queue_lock:
-            self._pending.checks.append((record, 0))
-            overflow = len(self._pending.checks) - self.max_pending
-            if overflow > 0:
-                del self._pending.checks[:overflow]
+            checks = self._pending.checks
+            checks.append((record, 0))
+            while len(checks) > self.max_pending:
+                checks.popleft()
+                overflow += 1
+            full = len(checks) >= self.batch_size
+            if overflow:
                 self.dropped += overflow
-            full = len(self._pending.checks) >= self.batch_size
-        if overflow > 0:
+        if overflow:
             log.warning("check log queue full: dropped %d oldest checks (%d so far)", overflow, self.dropped)
-        if full:
+        if full and not self._wake.is_set():
             self._wake.set()
 
     def count_usage(self, key_id: Optional[int], month: Optional[str] = None, **increments: int) -> None:
-        """Queue usage increments (``api_calls=1, spam=1``) for a key; no-op without a key."""
+        """Queue usage increments (``api_calls=1, spam=1``) for a key; no-op without a key. O(1)."""
         if key_id is None or not any(increments.values()):
             return
-        slot = (int(key_id), month or current_month())
+        slot = (int(key_id), month or _this_month())
         with self._queue_lock:
-            counter, attempts = self._pending.usage.get(slot, (Counter(), 0))
-            counter.update({k: v for k, v in increments.items() if v})
-            self._pending.usage[slot] = (counter, attempts)
+            usage = self._pending.usage
+            entry = usage.get(slot)
+            if entry is None:
+                entry = usage[slot] = (Counter(), 0)
+            counter = entry[0]
+            for name, value in increments.items():
+                if value:
+                    counter[name] += value
 
     @property
     def pending(self) -> int:
@@ -178,13 +191,15 @@ class Recorder:
             log.error("writing %d checks failed (%s); %d will be retried, %d dropped",
                       len(items), type(exc).__name__, len(retry), lost)
             with self._queue_lock:
-                self._pending.checks[:0] = retry
+                self._pending.checks.extendleft(reversed(retry))
             self.dropped += lost
             return False
 
     def _write_usage(self, usage: dict[tuple[int, str], tuple[Counter[str], int]]) -> bool:
         ok = True
         for (key_id, month), (counter, attempts) in usage.items():
+            if not any(counter.values()):
+                continue  # a slot whose increments were all zero
             try:
                 self.store.count_usage(key_id, month, **dict(counter))
             except Exception as exc:  # noqa: BLE001 - requeued below
@@ -198,6 +213,28 @@ class Recorder:
                     current.update(counter)
                     self._pending.usage[(key_id, month)] = (current, attempts + 1)
         return ok
+
+
+_month_lock = threading.Lock()
+_month: tuple[float, float, str] = (0.0, 0.0, "")
+
+
+def _this_month() -> str:
+    """:func:`store.current_month`, computed once per month rather than per call (it formats a date)."""
+    global _month
+    now = time.time()
+    start, end, month = _month
+    if start <= now < end:
+        return month
+    with _month_lock:
+        month = current_month()
+        year, number = (int(part) for part in month.split("-"))
+        start = float(calendar.timegm((year, number, 1, 0, 0, 0)))
+        end = float(calendar.timegm((year + number // 12, number % 12 + 1, 1, 0, 0, 0)))
+        if not start <= now < end:  # the clock moved between the two reads: do not cache
+            return month
+        _month = (start, end, month)
+        return month
 
 
 __all__ = ["Recorder"]

@@ -17,7 +17,7 @@ JSON lines (:mod:`service.logging_setup`), gunicorn's own included.
 
 The worker class and counts come from settings (``COMMENTGUARD_WORKER_CLASS``,
 ``COMMENTGUARD_WORKERS``, ``COMMENTGUARD_THREADS``); the defaults were chosen by
-measurement with ``bench/http.py`` (see the README's Performance section).
+measurement with ``bench/http_load.py`` (see the README's Performance section).
 """
 from __future__ import annotations
 

@@ -191,7 +191,7 @@ def replace_url(url: str, *, dbname: Optional[str] = None, **query: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
+def pg_database() -> Iterator[str]:
     """A throwaway PostgreSQL database on the test server, dropped when the session ends."""
     base = os.environ.get(PG_ENV)
     if not base:
@@ -200,12 +200,27 @@ def pg_url() -> Iterator[str]:
     from psycopg import sql
 
     admin = replace_url(base, dbname="postgres")
-    name = f"commentguard_svc_{secrets.token_hex(5)}"
+    name = f"commentguard_test_{secrets.token_hex(5)}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     yield replace_url(base, dbname=name)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture()
+def pg_url(pg_database: str) -> str:
+    """An empty PostgreSQL store for one test: a fresh schema in the session's database.
+
+    Each test gets its own schema (through ``search_path`` in the URL), so stores opened
+    with different secrets, or left with rows, never meet.
+    """
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return replace_url(pg_database, options=f"-csearch_path={schema}")
 
 
 # --- a live server ----------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.app import get_state
-from service.auth import akismet_key, bearer_key, key_from_host
-from store import current_month
+from service.auth import KEY_CACHE_SECONDS, akismet_key, bearer_key, key_cache, key_from_host
+from store import StoreError, current_month
 from tests.conftest import auth_headers
 
 HAM_TEXT = "Thanks for the clear explanation, it helped me fix my build."
@@ -40,16 +40,84 @@ def test_wrong_key_is_401(anonymous_client: FlaskClient, header: str) -> None:
                          headers={"Authorization": header}))
 
 
-def test_revoked_key_is_401(app: Flask, anonymous_client: FlaskClient, api_key: str) -> None:
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fake_key_clock(app: Flask) -> FakeClock:
+    clock = FakeClock()
+    key_cache(app).clock = clock
+    return clock
+
+
+def test_revoked_key_is_401_within_the_cache_ttl(app: Flask, anonymous_client: FlaskClient, api_key: str) -> None:
+    clock = fake_key_clock(app)
     headers = auth_headers(api_key)
     assert post_json(anonymous_client, "/api/v1/check", {"comment_content": HAM_TEXT}, headers=headers).status_code == 200
     store = get_state(app).store
     assert store is not None
     (info,) = store.list_keys()
     assert store.revoke_key(info.id)
+    # The worker remembers the key's answer for up to KEY_CACHE_SECONDS...
+    clock.now += KEY_CACHE_SECONDS - 1
+    assert post_json(anonymous_client, "/api/v1/check", {"comment_content": HAM_TEXT}, headers=headers).status_code == 200
+    # ...and no longer: then the revocation applies.
+    clock.now += 1
     response = post_json(anonymous_client, "/api/v1/check", {"comment_content": HAM_TEXT}, headers=headers)
     assert_401(response)
     assert "invalid_token" in response.headers["WWW-Authenticate"]
+
+
+def test_a_key_revoked_before_this_worker_saw_it_is_401_at_once(app: Flask, anonymous_client: FlaskClient,
+                                                                api_key: str) -> None:
+    store = get_state(app).store
+    assert store is not None
+    (info,) = store.list_keys()
+    assert store.revoke_key(info.id)
+    assert_401(post_json(anonymous_client, "/api/v1/check", {"comment_content": HAM_TEXT},
+                         headers=auth_headers(api_key)))
+
+
+def test_key_checks_are_cached_by_digest_and_store_errors_are_not(
+        app: Flask, anonymous_client: FlaskClient, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = fake_key_clock(app)
+    store = get_state(app).store
+    assert store is not None
+    calls: list[str] = []
+    real = store.authenticate
+
+    def counting(key: str) -> Any:
+        calls.append("x")
+        return real(key)
+
+    def failing(key: str) -> Any:
+        raise StoreError("database is locked")
+
+    body, headers = {"comment_content": HAM_TEXT}, auth_headers(api_key)
+    monkeypatch.setattr(store, "authenticate", failing)
+    assert post_json(anonymous_client, "/api/v1/check", body, headers=headers).status_code == 503
+    monkeypatch.setattr(store, "authenticate", counting)
+    for _ in range(5):
+        assert post_json(anonymous_client, "/api/v1/check", body, headers=headers).status_code == 200
+    assert len(calls) == 1  # the failure was not remembered; the success was
+    unknown = auth_headers("0123456789ab")
+    for _ in range(3):
+        assert_401(post_json(anonymous_client, "/api/v1/check", body, headers=unknown))
+    assert len(calls) == 2  # an unknown key is remembered too
+    for _ in range(3):  # malformed keys never reach the store or the cache
+        assert_401(post_json(anonymous_client, "/api/v1/check", body, headers=auth_headers("not-a-key")))
+    assert len(calls) == 2
+    cache = key_cache(app)
+    assert len(cache) == 2
+    remembered = repr(cache._entries)
+    assert api_key not in remembered and "0123456789ab" not in remembered  # digests, never keys
+    clock.now += KEY_CACHE_SECONDS
+    assert post_json(anonymous_client, "/api/v1/check", body, headers=headers).status_code == 200
+    assert len(calls) == 3  # expired: asked again
 
 
 def test_bearer_key_is_200_and_keeps_the_key_out_of_logs(

@@ -21,6 +21,7 @@ from commentguard.cli import cli
 from commentguard.context import open_store_from_settings
 from model.artifact import METADATA_NAME
 from model.comment import Comment
+from service.auth import KEY_CACHE_SECONDS, key_cache
 from service.settings import PREFIX, Settings, load_settings
 from store import FeedbackRecord, SecretMismatchError, Store, open_store
 from tests.conftest import TEST_SECRET_KEY
@@ -122,6 +123,10 @@ def test_cli_key_authenticates_in_the_app_until_revoked(env: Settings, make_app:
     assert client.post("/api/v1/check", json=body).status_code == 401
     key_id = json.loads(ok("keys", "list", "--json"))[-1]["id"]
     ok("keys", "revoke", str(key_id))
+    # Each worker reuses a key's answer for up to KEY_CACHE_SECONDS: the revocation applies after that.
+    cache = key_cache(app)
+    clock = cache.clock
+    cache.clock = lambda: clock() + KEY_CACHE_SECONDS
     assert client.post("/api/v1/check", json=body, headers=auth).status_code == 401
 
 

@@ -133,6 +133,57 @@ def original_credit_char_ngrams(text: str, contributions: list[tuple[str, float]
     return credit
 
 
+def indexed_credit_char_ngrams(text: str, contributions: list[tuple[str, float]]) -> dict[str, float]:
+    """model.reasons.credit_char_ngrams as the scorer used it before the credit moved into the fast path."""
+    words = [w for w in re.findall(r"(?u)\b\w+\b", text.lower())]
+    padded = {w: f" {w} " for w in set(words)}
+    counts: dict[str, int] = defaultdict(int)
+    for w in words:
+        counts[w] += 1
+    holders_of: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for length in {len(gram) for gram, _ in contributions}:
+        for w, p in padded.items():
+            times = counts[w]
+            for piece in dict.fromkeys([p[i:i + length] for i in range(len(p) - length + 1)]):
+                holders_of[piece].append((w, times * p.count(piece)))
+    credit: dict[str, float] = defaultdict(float)
+    for gram, value in contributions:
+        holders = holders_of.get(gram)
+        if not holders:
+            continue
+        if len(holders) == 1:
+            w, n = holders[0]
+            credit[w] += value * n / n
+            continue
+        total = sum([n for _, n in holders])
+        for w, n in holders:
+            credit[w] += value * n / total
+    return credit
+
+
+def previous_reasons(scorer: Scorer, comment: Comment) -> tuple[float, tuple[Reason, ...]]:
+    """The score and reasons as Scorer.score gave them before the fast path credited the char n-grams:
+    every contribution from ``CompiledModel.score``, grouped by ``Scorer._explain`` as it was (above)."""
+    result = scorer.compiled.score(comment)
+    names = feature_names(scorer.pipeline).astype(str).tolist()
+    grouped: dict[str, float] = defaultdict(float)
+    char_grams: list[tuple[str, float]] = []
+    for col, value in result.contributions:
+        block, name = names[col].split("__", 1)
+        if block == "chars":
+            char_grams.append((name, value))
+        elif block == "words":
+            grouped[describe_ngram(name)] += value
+        else:
+            grouped[describe_meta(name)] += value
+    for word, value in indexed_credit_char_ngrams(result.text, char_grams).items():
+        grouped[describe_ngram(word)] += value
+    chosen = [(t, w) for t, w in grouped.items()
+              if t and (w >= 0.05 if result.score >= 0.5 else w <= -0.05)]
+    chosen.sort(key=lambda item: -abs(item[1]))
+    return result.score, tuple(Reason(t, w) for t, w in chosen[:5])
+
+
 def reference_reasons(names: list[str], text: str, row: list[tuple[int, float]],
                       score: float) -> tuple[Reason, ...]:
     """The scorer's original explanation, from a sparse feature row (as before the fast path)."""
@@ -213,6 +264,36 @@ def test_seed_corpus_reasons_match_the_slow_path(scorer: Scorer, seed_comments: 
 
 def test_youtube_reasons_match_the_slow_path(scorer: Scorer, youtube_comments: list[Comment]) -> None:
     assert_same_reasons(scorer, youtube_comments)
+
+
+def test_seed_corpus_reasons_equal_the_previous_implementation(scorer: Scorer,
+                                                               seed_comments: list[Comment]) -> None:
+    """The char n-grams credited inside the fast path give the reasons the scorer gave before."""
+    comments = seed_comments + list(EDGE_CASES.values())
+    assert scorer._fast_credit  # the default model takes the fast credit path
+    verdicts = scorer.score_many(comments)
+    for comment, verdict in zip(comments, verdicts):
+        score, before = previous_reasons(scorer, comment)
+        where = comment.comment_content[:80]
+        assert verdict.score == score, where
+        assert [r.text for r in verdict.reasons] == [r.text for r in before], where
+        np.testing.assert_allclose([r.weight for r in verdict.reasons], [r.weight for r in before],
+                                   rtol=1e-9, atol=1e-12, err_msg=where)
+
+
+def test_fast_credit_equals_the_indexed_credit(scorer: Scorer, seed_comments: list[Comment]) -> None:
+    """Word by word, the credit from the fast path equals credit_char_ngrams (to rounding)."""
+    names = feature_names(scorer.pipeline).astype(str).tolist()
+    compiled = scorer.compiled
+    for comment in seed_comments[::3] + list(EDGE_CASES.values()):
+        prepared = compiled.prepare(comment)
+        explained = compiled.explain_prepared(prepared, "chars")
+        grams = [(names[c].split("__", 1)[1], v) for c, v in compiled.score_prepared(prepared).contributions
+                 if names[c].startswith("chars__")]
+        want = indexed_credit_char_ngrams(prepared.text, grams)
+        assert set(explained.word_credit) == set(want), comment.comment_content[:80]
+        for word, value in want.items():
+            assert explained.word_credit[word] == pytest.approx(value, rel=1e-12, abs=1e-15), word
 
 
 def test_spam_probability_matches_predict_proba(scorer: Scorer, seed_comments: list[Comment]) -> None:

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
-import secrets
 import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from tests.conftest import replace_url
 
 import pytest
 
@@ -39,7 +36,6 @@ from store.privacy import Privacy
 from store.records import COMMENT_COLUMNS, new_check_id
 
 SECRET = b"test-secret-0123456789abcdef"
-PG_ENV = "COMMENTGUARD_TEST_DATABASE_URL"
 MONTH = "2025-03"
 
 
@@ -50,13 +46,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database: a fresh SQLite file, or a fresh schema in the session's PostgreSQL database."""
     if request.param == "sqlite":
         return str(tmp_path / "store.db")
-    import psycopg
-
-    database = request.getfixturevalue("pg_url")
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return replace_url(database, options=f"-csearch_path={schema}")
+    return request.getfixturevalue("pg_url")
 
 
 @pytest.fixture

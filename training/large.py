@@ -56,7 +56,7 @@ from training.fast_features import FastFeatures
 from training.formats import detect_format
 from training.loaders import iter_file
 from training.metrics import evaluate_scores
-from training.records import DataFormatError, LabeledComment, RowProblem, SkippedRow, dedup_key
+from training.records import LabeledComment, RowProblem, SkippedRow, dedup_key
 from training.thresholds import ThresholdPolicy, choose_thresholds
 
 Progress = Callable[[str], None]

@@ -28,16 +28,9 @@ time is up are answered by the server (and recorded) but not counted by wrk, so
 ``recorded`` may exceed ``answered_2xx`` by at most the connection count per run;
 it must never be below it.
 
-    python bench/http.py [--duration 10] [--model DIR] [--workers N] [--worker-class C] [--threads T]
+    python bench/http_load.py [--duration 10] [--model DIR] [--workers N] [--worker-class C] [--threads T]
 """
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named http.py, which would shadow the standard library's http package (that httpx
-# imports) while its own directory is first on sys.path: take the directory off.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
 import json
@@ -46,8 +39,10 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlencode
 
