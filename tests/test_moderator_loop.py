@@ -230,6 +230,8 @@ def test_activation_under_load_fails_no_request_and_reaches_every_worker(
     with open_store(str(server.settings.database_url),
                     secret=load_or_create_secret_key(server.settings.data_dir).encode()) as store:
         store.register_model(new, str(server.settings.data_dir / "models" / "test-model-2"))
+    # /readyz answers as soon as one worker is up; gunicorn may still be forking the others.
+    wait_for(lambda: len(worker_pids(server)) == 3, timeout=15)
     workers = worker_pids(server)
     assert len(workers) == 3
     store = open_store(str(server.settings.database_url),
