@@ -144,16 +144,31 @@ def read_generic(path: Path) -> Rows:
     return _read_generic_jsonl(path) if first == "{" else _read_generic_csv(path)
 
 
+def _labelled_csv_rows(path: Path, fmt: str, text_column: str,
+                       label_column: str) -> Iterator[tuple[int, Any, int]]:
+    """A fixed-layout CSV's rows with their parsed label, as ``(line, row, label)``.
+
+    Header names are compared in lower case. A malformed row or an unknown label
+    comes back as ``(line, RowProblem, -1)`` for the caller to pass on.
+    """
+    source = str(path)
+    for line, row in _csv_rows(path, fmt, str.lower, {text_column, label_column}):
+        if isinstance(row, RowProblem):
+            yield line, row, -1
+            continue
+        label = parse_label(row[label_column])
+        if label is None:
+            yield line, _label_problem(row[label_column], source, line), -1
+            continue
+        yield line, row, label
+
+
 def read_youtube(path: Path) -> Rows:
     """The YouTube Spam Collection CSV (one video's file, or all joined with a VIDEO column)."""
     source = str(path)
-    for line, row in _csv_rows(path, "youtube", str.lower, {"content", "class"}):
+    for line, row, label in _labelled_csv_rows(path, "youtube", "content", "class"):
         if isinstance(row, RowProblem):
             yield line, row
-            continue
-        label = parse_label(row["class"])
-        if label is None:
-            yield line, _label_problem(row["class"], source, line)
             continue
         # DATE and COMMENT_ID are never read: in this collection they reveal the class
         # (every Eminem spam row has an empty DATE). The trailing U+FEFF correlates with
@@ -181,13 +196,9 @@ _WORDPRESS_CSV_FIELDS: dict[str, str] = {
 def read_wordpress_csv(path: Path) -> Rows:
     """The shared WordPress spam CSV (comment_number, author, website, email, ip, …, content, …, label)."""
     source = str(path)
-    for line, row in _csv_rows(path, "wordpress_csv", str.lower, {"content", "label"}):
+    for line, row, label in _labelled_csv_rows(path, "wordpress_csv", "content", "label"):
         if isinstance(row, RowProblem):
             yield line, row
-            continue
-        label = parse_label(row["label"])
-        if label is None:
-            yield line, _label_problem(row["label"], source, line)
             continue
         fields = {field: row[column] for column, field in _WORDPRESS_CSV_FIELDS.items() if column in row}
         yield line, make_example(fields, label, source, line)
