@@ -79,12 +79,29 @@ def render_report(r: RetrainResult) -> str:
     if r.candidate_feedback_eval is not None:
         parts += [f"<h2>The {r.feedback_held_out} most recent moderator labels (held out)</h2>",
                   _metrics_table(r.candidate_feedback_eval, r.current_feedback_eval)]
-    parts += ["<h2>Curves</h2><div class='charts'>", _img(_curves_png(r), "ROC and precision-recall curves"),
-              "</div><h2>Score distributions</h2><div class='charts'>",
-              _img(_histograms_png(r), "score histograms for ham and spam"),
-              "</div><h2>Confusion matrices (held out)</h2>", _confusion(r),
+    parts += _charts(r) + ["<h2>Confusion matrices (held out)</h2>", _confusion(r),
               "<h2>Feedback the current model got wrong</h2>", _wrong_feedback(r), "</body></html>"]
     return "\n".join(parts)
+
+
+def _charts(r: RetrainResult) -> list[str]:
+    """The curves and histograms, or a note when matplotlib (the ``report`` extra) is missing."""
+    if not charts_available():
+        # The service image leaves plotting out; the figures and tables still tell the story.
+        return ["<h2>Curves and score distributions</h2><p class='muted'>Charts need matplotlib: "
+                "<code>pip install 'commentguard[report]'</code>.</p>"]
+    return ["<h2>Curves</h2><div class='charts'>", _img(_curves_png(r), "ROC and precision-recall curves"),
+            "</div><h2>Score distributions</h2><div class='charts'>",
+            _img(_histograms_png(r), "score histograms for ham and spam"), "</div>"]
+
+
+def charts_available() -> bool:
+    """Whether matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _metrics_table(cand: dict[str, Any], cur: Optional[dict[str, Any]]) -> str:

@@ -1,0 +1,61 @@
+"""The retrain report page, rendered from a small hand-made result (no training needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.comment import Comment
+from model.verdict import Thresholds
+from training import report
+from training.metrics import evaluate_scores
+from training.records import LabeledComment
+from training.retrain import Gate, RetrainResult
+
+THRESHOLDS = Thresholds(0.3, 0.6, 0.95)
+
+
+def _rows(texts_labels: list[tuple[str, int]]) -> list[LabeledComment]:
+    return [LabeledComment(Comment(comment_content=t), y, "test", i + 1) for i, (t, y) in enumerate(texts_labels)]
+
+
+@pytest.fixture()
+def result() -> RetrainResult:
+    held = _rows([("thanks, that fixed it", 0), ("how do I set the timeout?", 0),
+                  ("cheap pills bit.ly/x", 1), ("win cash now", 1)])
+    feedback = _rows([("<script>alert(1)</script> buy followers", 1), ("nice post", 0)])
+    cand, cur = np.array([0.1, 0.2, 0.9, 0.8]), np.array([0.2, 0.7, 0.9, 0.4])
+    labels = [r.label for r in held]
+    return RetrainResult(
+        version="v-candidate", path=Path("/nonexistent"), promoted=True, forced=False,
+        decision="ham flagged 0.000 vs 0.500: ok; spam caught 1.000 vs 0.500: ok", gate=Gate(),
+        candidate_eval=evaluate_scores(labels, cand, THRESHOLDS),
+        current_eval=evaluate_scores(labels, cur, THRESHOLDS), current_version="v-current",
+        metadata={"training": {"rows": 40, "spam": 20}}, held_out=held, candidate_scores=cand,
+        current_scores=cur, feedback=feedback, feedback_held_out=1,
+        feedback_candidate_scores=np.array([0.97, 0.1]), feedback_current_scores=np.array([0.2, 0.1]),
+        feedback_current_right=[False, True],
+    )
+
+
+def test_report_shows_both_models_the_decision_and_escapes_comment_text(result: RetrainResult) -> None:
+    page = report.render_report(result)
+    assert "v-candidate" in page and "v-current" in page and "Promoted" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "1 of 2 labels disagree" in page
+    assert page.count("<h3>") == 2  # a confusion matrix per model
+
+
+def test_report_embeds_charts_when_matplotlib_is_there(result: RetrainResult) -> None:
+    assert report.charts_available()  # matplotlib comes with the `test` extra
+    page = report.render_report(result)
+    assert page.count("data:image/png;base64,") == 2
+
+
+def test_report_without_matplotlib_still_renders(result: RetrainResult,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "charts_available", lambda: False)
+    page = report.render_report(result)
+    assert "data:image/png" not in page and "commentguard[report]" in page
+    assert "Confusion matrices" in page
