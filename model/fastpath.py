@@ -83,17 +83,23 @@ class Explained:
     word_credit: dict[str, float]
 
 
+def _fitted_block(name: str, vec: Any, expected: type) -> str:
+    """Check a block holds a fitted ``expected`` vectorizer; return its name for messages."""
+    where = f"FeatureUnion block {name!r}"
+    if type(vec) is not expected:
+        raise FastPathUnsupportedError(
+            f"{where}: the fast path reproduces {expected.__name__}, not {type(vec).__name__}")
+    if not hasattr(vec, "vocabulary_"):
+        raise FastPathUnsupportedError(f"{where}: the vectorizer is not fitted")
+    return where
+
+
 class _TextBlock:
     """One fitted TfidfVectorizer behind a TextOf selector, as lookup tables."""
 
     def __init__(self, name: str, vec: Any, offset: int, coef: np.ndarray,
                  weight: float | None) -> None:
-        where = f"FeatureUnion block {name!r}"
-        if type(vec) is not TfidfVectorizer:
-            raise FastPathUnsupportedError(
-                f"{where}: the fast path reproduces TfidfVectorizer, not {type(vec).__name__}")
-        if not hasattr(vec, "vocabulary_"):
-            raise FastPathUnsupportedError(f"{where}: the vectorizer is not fitted")
+        where = _fitted_block(name, vec, TfidfVectorizer)
         _require(vec.input == "content", where, f"input={vec.input!r} (only 'content')")
         _require(vec.preprocessor is None, where, "a custom preprocessor")
         _require(vec.analyzer in _SUPPORTED_ANALYZERS, where,
@@ -354,12 +360,7 @@ class _MetaBlock:
 
     def __init__(self, name: str, vec: Any, offset: int, coef: np.ndarray,
                  weight: float | None) -> None:
-        where = f"FeatureUnion block {name!r}"
-        if type(vec) is not DictVectorizer:
-            raise FastPathUnsupportedError(
-                f"{where}: the fast path reproduces DictVectorizer, not {type(vec).__name__}")
-        if not hasattr(vec, "vocabulary_"):
-            raise FastPathUnsupportedError(f"{where}: the vectorizer is not fitted")
+        where = _fitted_block(name, vec, DictVectorizer)
         _require(np.dtype(vec.dtype) == np.float64, where, f"dtype={vec.dtype!r} (only float64)")
         self.offset = offset
         self.vocab: dict[str, int] = vec.vocabulary_
