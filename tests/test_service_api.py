@@ -7,14 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import textwrap
-import time
 import types
 import uuid
 from pathlib import Path
@@ -30,13 +24,11 @@ from model.artifact import PICKLE_NAME
 from model.scorer import Scorer
 from service import server
 from service.app import get_state
-from service.settings import Settings
-from tests.conftest import auth_headers, create_test_key
+from tests.conftest import auth_headers, start_live_server
 
 RESULT_KEYS = {"verdict", "score", "reasons", "model_version", "check_id"}
 SPAM_TEXT = "Buy cheap viagra online now!!! click http://bit.ly/cheap-pills"
 HAM_TEXT = "Thanks for the clear explanation, it helped me fix my build."
-REPO = Path(__file__).resolve().parents[1]
 
 
 def post_json(client: FlaskClient, path: str, body: Any, **kwargs: Any) -> Any:
@@ -428,46 +420,17 @@ def test_serve_command_reports_a_bad_setting(runner: FlaskCliRunner,
 
 # --- end to end -----------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_real_server_end_to_end(model_dir: Path, tmp_path: Path) -> None:
-    port = _free_port()
-    script = textwrap.dedent(f"""
-        from service.server import serve
-        from service.settings import Settings
-        serve(Settings(data_dir={str(tmp_path)!r}, model_path={str(model_dir)!r}, port={port}, workers=1))
-    """)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
-    key = create_test_key(Settings(data_dir=tmp_path, model_path=model_dir))
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    """The real CLI, `commentguard serve` on a free port, answers a JSON check over HTTP."""
+    server = start_live_server(tmp_path / "var", model_dir, workers=1)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
-        headers = auth_headers(key)
-        response = httpx.post(f"{base}/api/v1/check", json={"comment_content": SPAM_TEXT},
+        headers = auth_headers(server.key)
+        response = httpx.post(f"{server.base_url}/api/v1/check", json={"comment_content": SPAM_TEXT},
                               headers=headers, timeout=5)
         assert response.status_code == 200 and set(response.json()) == RESULT_KEYS
-        response = httpx.post(f"{base}/api/v1/check", content=b"[1]",
+        response = httpx.post(f"{server.base_url}/api/v1/check", content=b"[1]",
                               headers={"Content-Type": "application/json", **headers}, timeout=5)
         assert response.status_code == 400 and response.json()["status"] == 400
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop()
