@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
-from model.verdict import Thresholds
+from model.verdict import TIERS, Thresholds
 
 PREFIX = "COMMENTGUARD_"
 ENFORCE = "enforce"
@@ -97,6 +97,14 @@ def _parse_path(raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+def _parse_tiers(raw: str) -> tuple[str, ...]:
+    tiers = tuple(dict.fromkeys(p.strip().lower() for p in raw.split(",") if p.strip()))
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown or not tiers:
+        raise ValueError(f"expected tiers from {', '.join(TIERS)} separated by commas, got {raw!r}")
+    return tiers
+
+
 def _parse_band(raw: str) -> tuple[float, float]:
     parts = [p.strip() for p in raw.split(",")]
     if len(parts) != 2:
@@ -166,9 +174,12 @@ SETTINGS: tuple[_Spec, ...] = (
           "or feedback is forwarded."),
     _Spec("upstream_budget_ms", _parse_int, "800",
           "Total time one upstream check may take, retry included; past it our own verdict stands."),
-    _Spec("upstream_gray_band", _parse_band, "(the unsure tier)",
+    _Spec("upstream_gray_tiers", _parse_tiers, "unsure",
+          "In `gray` mode, the verdicts upstream is asked about, as tiers separated by commas: `unsure`, "
+          "or `unsure,spam` for a second opinion before blocking too (see Upstream cross-check)."),
+    _Spec("upstream_gray_band", _parse_band, "(none)",
           "In `gray` mode, ask upstream when the score lies in `low,high` (low inclusive, high exclusive) "
-          "instead of when the verdict is `unsure`."),
+          "instead of by tier; overrides `COMMENTGUARD_UPSTREAM_GRAY_TIERS`."),
     _Spec("upstream_breaker_failures", _parse_int, "5",
           "Consecutive upstream failures (timeout, error, invalid key) that open the circuit breaker."),
     _Spec("upstream_breaker_open_seconds", _parse_float, "30",
@@ -233,6 +244,7 @@ class Settings:
     upstream_url: str = "https://rest.akismet.com"
     upstream_key: str = field(default="", repr=False)
     upstream_budget_ms: int = 800
+    upstream_gray_tiers: tuple[str, ...] = ("unsure",)
     upstream_gray_band: tuple[float, float] | None = None
     upstream_breaker_failures: int = 5
     upstream_breaker_open_seconds: float = 30.0

@@ -15,8 +15,10 @@ socket is still trickling bytes.
 Modes:
 
 * ``shadow``: ask for every check, record the answer, never change the verdict.
-* ``gray``: ask only when the verdict is ``unsure`` (or the score lies in
-  ``COMMENTGUARD_UPSTREAM_GRAY_BAND``); its answer decides: ``true`` → ``spam``
+* ``gray``: ask only when the verdict's tier is in
+  ``COMMENTGUARD_UPSTREAM_GRAY_TIERS`` (default ``unsure``; ``unsure,spam`` also
+  asks before blocking) or, when set, the score lies in
+  ``COMMENTGUARD_UPSTREAM_GRAY_BAND``; its answer decides: ``true`` → ``spam``
   (a ``discard`` stays ``discard``), ``false`` → ``ham``. Elsewhere the outcome
   is ``skipped_mode`` and no call is made.
 * ``always``: ask for every check and combine by one rule, **one step toward
@@ -186,6 +188,7 @@ class Upstream:
         self.mode = settings.upstream_mode
         self.budget_s = settings.upstream_budget_ms / 1000.0
         self.band = settings.upstream_gray_band
+        self.gray_tiers = frozenset(settings.upstream_gray_tiers)
         self.unsure_is_spam = settings.unsure_is_spam
         self.client = client or UpstreamClient(settings.upstream_url, settings.upstream_key, pool_size=POOL_SIZE)
         self.breaker = CircuitBreaker(settings.upstream_breaker_failures, settings.upstream_breaker_open_seconds)
@@ -254,7 +257,7 @@ class Upstream:
             return True
         if self.band is not None:
             return self.band[0] <= verdict.score < self.band[1]
-        return verdict.tier == UNSURE
+        return verdict.tier in self.gray_tiers
 
     def _ask(self, comment: Comment, blog: str, deadline: float) -> UpstreamAnswer:
         left = deadline - time.monotonic()

@@ -74,6 +74,7 @@ def test_defaults() -> None:
     ("COMMENTGUARD_UPSTREAM_URL", "http://127.0.0.1:9", "upstream_url", "http://127.0.0.1:9"),
     ("COMMENTGUARD_UPSTREAM_KEY", "0123456789ab", "upstream_key", "0123456789ab"),
     ("COMMENTGUARD_UPSTREAM_BUDGET_MS", "500", "upstream_budget_ms", 500),
+    ("COMMENTGUARD_UPSTREAM_GRAY_TIERS", "unsure,SPAM", "upstream_gray_tiers", ("unsure", "spam")),
     ("COMMENTGUARD_UPSTREAM_GRAY_BAND", "0.3, 0.8", "upstream_gray_band", (0.3, 0.8)),
     ("COMMENTGUARD_UPSTREAM_BREAKER_FAILURES", "3", "upstream_breaker_failures", 3),
     ("COMMENTGUARD_UPSTREAM_BREAKER_OPEN_SECONDS", "2.5", "upstream_breaker_open_seconds", 2.5),

@@ -369,6 +369,28 @@ def test_gray_asks_only_in_the_band_and_lets_the_upstream_decide(make_app: Calla
     assert record["mode"] == "gray" and record["upstream"] == "ham" and record["ours"] != HAM
 
 
+def test_gray_asks_about_the_configured_tiers_only(make_app: Callable[..., Flask],
+                                                 cg_upstream: LiveServer) -> None:
+    app = upstream_app(make_app, cg_upstream.base_url, GRAY, upstream_key=cg_upstream.key,
+                       upstream_budget_ms=800, upstream_gray_tiers=("ham",))
+    result, _ = json_check(app, HAM_TEXT, **UPSTREAM_SAYS_SPAM)
+    assert result["verdict"] == SPAM and reason_texts(result)[0] == "upstream: spam"
+    assert stored_upstream(app, result["check_id"])["ours"] == HAM
+    result, _ = json_check(app, SPAM_TEXT, **UPSTREAM_SAYS_HAM)
+    assert result["verdict"] != HAM
+    assert stored_upstream(app, result["check_id"])["outcome"] == "skipped_mode"
+    assert get_state(app).upstream.counters.snapshot()["calls"] == 1
+
+
+def test_gray_tiers_setting_is_checked() -> None:
+    assert load_settings({"COMMENTGUARD_UPSTREAM_GRAY_TIERS": "Unsure, spam"}).upstream_gray_tiers == (
+        "unsure", "spam")
+    assert load_settings({}).upstream_gray_tiers == ("unsure",)
+    for bad in ("maybe", "unsure,blocked", ","):
+        with pytest.raises(SettingsError, match="COMMENTGUARD_UPSTREAM_GRAY_TIERS"):
+            load_settings({"COMMENTGUARD_UPSTREAM_GRAY_TIERS": bad})
+
+
 def test_always_moves_one_step_toward_the_upstream(make_app: Callable[..., Flask],
                                                    cg_upstream: LiveServer) -> None:
     app = upstream_app(make_app, cg_upstream.base_url, ALWAYS, upstream_key=cg_upstream.key,
