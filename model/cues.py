@@ -94,13 +94,20 @@ CUE_KEYWORDS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Every keyword once, and each cue's keywords as a set: one pass of ``in`` tests per comment.
+_ALL_KEYWORDS: tuple[str, ...] = tuple(sorted({w for words in CUE_KEYWORDS.values() for w in words}))
+_KEYWORD_SETS: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = tuple(
+    (name, pattern, frozenset(CUE_KEYWORDS[name])) for name, pattern in CUES.items())
+
+
 def find_cues(text: str) -> list[str]:
     """Names of the cues present in a normalised text."""
     low = text.lower()
-    return [
-        name for name, pattern in CUES.items()
-        if any(word in low for word in CUE_KEYWORDS[name]) and pattern.search(text)
-    ]
+    present = {word for word in _ALL_KEYWORDS if word in low}
+    if not present:
+        return []
+    return [name for name, pattern, words in _KEYWORD_SETS
+            if not words.isdisjoint(present) and pattern.search(text)]
 
 
 def find_cues_exhaustively(text: str) -> list[str]:

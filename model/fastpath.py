@@ -526,9 +526,9 @@ class CompiledModel:
         pairs = tuple(zip(np.concatenate(columns).tolist(), all_values.tolist())) if explain else ()
         return FastScore(_sigmoid(logit), logit, prepared.text, pairs)
 
-    def score(self, item: Comment | Any) -> FastScore:
-        """Prepare and score one comment."""
-        return self.score_prepared(self.prepare(item))
+    def score(self, item: Comment | Any, *, explain: bool = True) -> FastScore:
+        """Prepare and score one comment (with ``explain``, keep its per-column contributions)."""
+        return self.score_prepared(self.prepare(item), explain=explain)
 
     def score_many(self, items: Iterable[Any], *, explain: bool = True) -> list[FastScore]:
         """Prepare and score each comment (one at a time: there is no per-call overhead to share)."""

@@ -20,6 +20,8 @@ _MONEY = re.compile(r"[$£€¥₹]\s?\d|\d\s?(?:usd|eur|gbp|dollars?|bucks|k/mo
 _REPEAT_CHAR = re.compile(r"([^\W\d_])\1{3,}")
 _REPEAT_PUNCT = re.compile(r"([!?.$*])\1{2,}")
 _LETTER = re.compile(r"[^\W\d_]")
+_NOT_LETTER = re.compile(r"[\W\d_]+")
+_DIGIT = re.compile(r"\d")
 _PLACEHOLDER = re.compile(r"\bxx(?:url|email)\b")
 
 #: Metadata token prefixes whose features fire only when a link is present.
@@ -98,7 +100,7 @@ def _shape_tokens(text: str, has_links: bool = False) -> list[str]:
     if has_links and not _LETTER.search(_PLACEHOLDER.sub("", text)):
         return ["link_only"]
     tokens = [f"length={_length_bucket(len(text))}"]
-    letters = _LETTER.findall(text)
+    letters = _NOT_LETTER.sub("", text)  # one string, not a list of one-letter strings
     if len(letters) >= 8:
         caps = sum(map(str.isupper, letters)) / len(letters)
         if caps >= 0.7:
@@ -109,10 +111,11 @@ def _shape_tokens(text: str, has_links: bool = False) -> list[str]:
         tokens.append("repeated_letters")
     if _REPEAT_PUNCT.search(text):
         tokens.append("repeated_punctuation")
-    if _PHONE.search(text):
-        tokens.append("phone_number")
-    if _MONEY.search(text):
-        tokens.append("money")
+    if _DIGIT.search(text):  # both need a digit; most comments have none
+        if _PHONE.search(text):
+            tokens.append("phone_number")
+        if _MONEY.search(text):
+            tokens.append("money")
     return tokens
 
 
