@@ -133,10 +133,6 @@ class _TextBlock:
         self.idf = idf
         #: coefficient × idf × block weight: all of a column's contribution but tf / norm.
         self.weighted = coef * idf if weight is None else coef * idf * weight
-        # The same as Python floats, for :meth:`_weigh_few` (word blocks only: a char block's
-        # vocabulary is large, and it is weighed with numpy).
-        self._weighted_list: list[float] = self.weighted.tolist() if vec.analyzer != "char_wb" else []
-        self._idf_list: list[float] = idf.tolist() if vec.analyzer != "char_wb" else []
         if self.analyzer == "word":
             _require(vec.tokenizer is None, where, "a custom tokenizer")
             _require(vec.token_pattern is not None, where, "token_pattern=None")
@@ -214,19 +210,11 @@ class _TextBlock:
                 parts.append(np.tile(ids, times))
         if not parts:
             return None
-        every = np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
-        size = every.size
-        if not size:
+        every = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if not every.size:
             return None
-        # np.unique(return_counts=True), without its per-call checks: sort, mark the first of
-        # each run, and count each run by the distance to the next start.
-        every.sort()
-        first = np.empty(size, dtype=bool)
-        first[0] = True
-        np.not_equal(every[1:], every[:-1], out=first[1:])
-        starts = np.flatnonzero(first)
-        tf = np.diff(starts, append=size).astype(np.float64)
-        return every[starts].astype(np.intp), tf
+        cols, tf = np.unique(every, return_counts=True)
+        return cols.astype(np.intp), tf.astype(np.float64)
 
     def _char_wb_ids(self, word: str) -> tuple[int, ...]:
         """Vocabulary ids of the n-grams sklearn's ``_char_wb_ngrams`` cuts from one word."""
@@ -254,32 +242,11 @@ class _TextBlock:
         counts = self.counts(text)
         if not counts:
             return None
-        return self._weigh_few(counts)
-
-    def _weigh_few(self, counts: dict[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
-        """:meth:`_weigh` in plain Python, for the few dozen terms of a word block.
-
-        numpy costs about a microsecond per call whatever the size; for a few dozen
-        terms the same arithmetic on Python floats is several times faster.
-        """
-        cols = sorted(counts)
-        if self.binary:
-            tf = [1.0] * len(cols)
-        elif self.sublinear:
-            tf = [math.log(counts[j]) + 1.0 for j in cols]
-        else:
-            tf = [float(counts[j]) for j in cols]
-        weighted = self._weighted_list
-        if self.norm is None:
-            values = [t * weighted[j] for t, j in zip(tf, cols)]
-        else:
-            idf = self._idf_list
-            x = [t * idf[j] for t, j in zip(tf, cols)] if self.use_idf else tf
-            norm = math.sqrt(math.fsum([v * v for v in x])) if self.norm == "l2" else math.fsum(map(abs, x))
-            if norm == 0.0:  # sklearn leaves an all-zero row as it is
-                return None
-            values = [t * weighted[j] / norm for t, j in zip(tf, cols)]
-        return np.array(cols, dtype=np.intp) + self.offset, np.array(values, dtype=np.float64)
+        n = len(counts)
+        cols = np.fromiter(counts, dtype=np.intp, count=n)
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=n)
+        order = cols.argsort()
+        return self._weigh(cols[order], tf[order])
 
     def contributions_and_credit(self, text: str) -> tuple[tuple[np.ndarray, np.ndarray] | None,
                                                            dict[str, float]]:

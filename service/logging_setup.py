@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import re
 import sys
 import time
@@ -29,6 +28,8 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from flask import Flask, Response, g, request
+
+from store.ids import random_id
 
 REQUEST_ID_HEADER = "X-Request-Id"
 #: An incoming request id is kept only when it is this shape: short, no spaces, nothing to escape.
@@ -50,7 +51,7 @@ def request_id_from(header: Optional[str]) -> str:
     """The incoming id when it is a safe token, else a fresh random one (32 hex characters)."""
     if header and REQUEST_ID_RE.fullmatch(header):
         return header
-    return os.urandom(16).hex()
+    return random_id()
 
 
 class RequestIdFilter(logging.Filter):

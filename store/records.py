@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional, Sequence
@@ -17,6 +16,7 @@ from typing import Any, Mapping, Optional, Sequence
 from model.comment import Comment
 from model.verdict import TIERS, Verdict
 from store.errors import InvalidRecordError
+from store.ids import random_id
 
 #: The text columns a stored comment occupies in ``checks`` and ``feedback``.
 #: ``Comment.is_test`` is not among them: both tables carry a boolean ``is_test`` flag.
@@ -78,8 +78,8 @@ def check_month(month: str) -> str:
 
 
 def new_check_id() -> str:
-    """A fresh check id: a uuid4 as 32 lowercase hex characters."""
-    return uuid.uuid4().hex
+    """A fresh check id: 128 random bits as 32 lowercase hex characters."""
+    return random_id()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,34 @@
+"""Random ids: the shape, no repeats within a process, and none shared with a forked worker."""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from store.ids import BATCH, random_id
+
+HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+def test_ids_are_32_hex_and_never_repeat_across_batches() -> None:
+    ids = [random_id() for _ in range(BATCH * 5 + 3)]
+    assert all(HEX32.fullmatch(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (gunicorn's worker model)")
+def test_a_forked_child_does_not_reuse_the_parents_batch() -> None:
+    random_id()  # the parent now holds a partly used batch
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ids and leave at once
+        os.close(read)
+        os.write(write, ",".join(random_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    parent = {random_id() for _ in range(BATCH)}
+    assert len(child) == 10 and not child & parent
