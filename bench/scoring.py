@@ -58,6 +58,20 @@ def timed(fn: Callable[[Any], Any], arg: Any) -> float:
     return (time.perf_counter_ns() - started) / 1000.0
 
 
+def machine_reference_ms() -> float:
+    """Best of 5 runs of ``sum(range(1_000_000))``: how fast this machine runs Python right now.
+
+    Shared machines vary by 2x from hour to hour; quoting this beside the figures lets two
+    runs be compared (the ratios within one run do not depend on it).
+    """
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(range(1_000_000))
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 def summary(micros: list[float]) -> dict[str, float]:
     ordered = sorted(micros)
     return {
@@ -125,6 +139,7 @@ def main() -> None:
         "comments": sources,
         "typical_length_chars": list(TYPICAL),
         "typical_comments": len(typical),
+        "machine_reference_ms": machine_reference_ms(),
         "compile_ms_median": round(statistics.median(builds), 2),
         "scorer_init_ms": round(scorer_init_ms, 1),
     }
