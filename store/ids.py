@@ -1,4 +1,4 @@
-"""Random 128-bit ids (check ids, request ids) as 32 lowercase hex characters.
+"""Random ids (check ids, request ids): version-4 UUIDs as 32 lowercase hex characters.
 
 Drawn from ``os.urandom``, 256 at a time: every ``os.urandom`` call releases the
 GIL for its system call, and on a threaded worker the request that made it then
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 
 BATCH = 256
 _ID_BYTES = 16
@@ -23,9 +24,9 @@ class _IdPool:
     def next(self) -> str:
         with self._lock:
             if not self._ids:
-                raw = os.urandom(_ID_BYTES * BATCH).hex()
-                width = 2 * _ID_BYTES
-                self._ids = [raw[i:i + width] for i in range(0, len(raw), width)]
+                raw = os.urandom(_ID_BYTES * BATCH)
+                self._ids = [uuid.UUID(bytes=raw[i:i + _ID_BYTES], version=4).hex
+                             for i in range(0, len(raw), _ID_BYTES)]
             return self._ids.pop()
 
     def forget(self) -> None:
@@ -39,7 +40,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def random_id() -> str:
-    """A fresh random id: 32 lowercase hex characters (128 bits from the OS's CSPRNG)."""
+    """A fresh uuid4 as 32 lowercase hex characters (122 random bits from the OS's CSPRNG)."""
     return _POOL.next()
 
 

@@ -1,8 +1,9 @@
-"""Random ids: the shape, no repeats within a process, and none shared with a forked worker."""
+"""Random ids: uuid4 hex, no repeats within a process, and none shared with a forked worker."""
 from __future__ import annotations
 
 import os
 import re
+import uuid
 
 import pytest
 
@@ -13,7 +14,7 @@ HEX32 = re.compile(r"[0-9a-f]{32}")
 
 def test_ids_are_32_hex_and_never_repeat_across_batches() -> None:
     ids = [random_id() for _ in range(BATCH * 5 + 3)]
-    assert all(HEX32.fullmatch(i) for i in ids)
+    assert all(HEX32.fullmatch(i) and uuid.UUID(hex=i).version == 4 for i in ids)
     assert len(set(ids)) == len(ids)
 
 
