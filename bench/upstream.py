@@ -184,8 +184,8 @@ def run_scenario(comments: list[Comment], labels: list[int], model: Path, work: 
                            "upstream_alone_mcc": mcc([(y, int(upstream.answer(c.comment_content)))
                                                       for c, y in zip(comments, labels)]),
                            "modes": {}}
-    for name, mode, tiers in MODES:
-        result = run_mode(name, mode, tiers, comments, model, upstream, work, threads)
+    for name, mode, gray_tiers in MODES:
+        result = run_mode(name, mode, gray_tiers, comments, model, upstream, work, threads)
         tiers = result.pop("tiers")
         result["mcc"] = mcc([(y, int(t in ("spam", "discard"))) for t, y in zip(tiers, labels)])
         result["mcc_unsure_as_spam"] = mcc([(y, int(t != "ham")) for t, y in zip(tiers, labels)])
