@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
+import csv
 import hashlib
 import json
 import math
@@ -151,8 +152,6 @@ def run_mode(name: str, mode: str, tiers: tuple[str, ...], comments: list[Commen
 
 def site_split(work: Path) -> tuple[Path, list[Comment], list[int]]:
     """The TubeSpam split: a training file of the oldest 70% per class per video, and the rest."""
-    import csv
-
     from training.loaders import load_file
     from training.records import dedup_key
 

@@ -465,21 +465,19 @@ class CompiledModel:
         ``credit_block`` must be one :meth:`can_credit` accepts. The score is the same number
         :meth:`score_prepared` gives (the same values summed in the same order).
         """
-        columns, values, pairs = [], [], []
+        values, pairs = [], []
         credit: dict[str, float] = {}
         for block in self.blocks:
             if isinstance(block, _TextBlock):
                 if block.name == credit_block:
                     found, credit = block.contributions_and_credit(prepared.text)
                     if found is not None:
-                        columns.append(found[0])
                         values.append(found[1])
                     continue
                 found = block.contributions(prepared.text)
             else:
                 found = block.contributions(prepared.meta)
             if found is not None:
-                columns.append(found[0])
                 values.append(found[1])
                 pairs.extend(zip(found[0].tolist(), found[1].tolist()))
         if not values:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import re
 
@@ -38,7 +38,7 @@ from model.comment import Comment
 from model.errors import ArtifactIncompatibleError, FastPathUnsupportedError
 from model.fastpath import CompiledModel
 from model.pipeline import build_pipeline, feature_names, fit_pipeline
-from model.reasons import describe_meta, describe_ngram, top_reasons
+from model.reasons import credit_char_ngrams, describe_meta, describe_ngram, top_reasons
 from model.scorer import Scorer
 from model.verdict import Reason, Thresholds
 from training.loaders import load_files
@@ -133,59 +133,19 @@ def original_credit_char_ngrams(text: str, contributions: list[tuple[str, float]
     return credit
 
 
-def indexed_credit_char_ngrams(text: str, contributions: list[tuple[str, float]]) -> dict[str, float]:
-    """model.reasons.credit_char_ngrams as the scorer used it before the credit moved into the fast path."""
-    words = [w for w in re.findall(r"(?u)\b\w+\b", text.lower())]
-    padded = {w: f" {w} " for w in set(words)}
-    counts: dict[str, int] = defaultdict(int)
-    for w in words:
-        counts[w] += 1
-    holders_of: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for length in {len(gram) for gram, _ in contributions}:
-        for w, p in padded.items():
-            times = counts[w]
-            for piece in dict.fromkeys([p[i:i + length] for i in range(len(p) - length + 1)]):
-                holders_of[piece].append((w, times * p.count(piece)))
-    credit: dict[str, float] = defaultdict(float)
-    for gram, value in contributions:
-        holders = holders_of.get(gram)
-        if not holders:
-            continue
-        if len(holders) == 1:
-            w, n = holders[0]
-            credit[w] += value * n / n
-            continue
-        total = sum([n for _, n in holders])
-        for w, n in holders:
-            credit[w] += value * n / total
-    return credit
-
-
 def previous_reasons(scorer: Scorer, comment: Comment) -> tuple[float, tuple[Reason, ...]]:
     """The score and reasons as Scorer.score gave them before the fast path credited the char n-grams:
-    every contribution from ``CompiledModel.score``, grouped by ``Scorer._explain`` as it was (above)."""
+    every contribution from ``CompiledModel.score``, grouped as the slow path groups them, with
+    the indexed :func:`model.reasons.credit_char_ngrams`."""
     result = scorer.compiled.score(comment)
     names = feature_names(scorer.pipeline).astype(str).tolist()
-    grouped: dict[str, float] = defaultdict(float)
-    char_grams: list[tuple[str, float]] = []
-    for col, value in result.contributions:
-        block, name = names[col].split("__", 1)
-        if block == "chars":
-            char_grams.append((name, value))
-        elif block == "words":
-            grouped[describe_ngram(name)] += value
-        else:
-            grouped[describe_meta(name)] += value
-    for word, value in indexed_credit_char_ngrams(result.text, char_grams).items():
-        grouped[describe_ngram(word)] += value
-    chosen = [(t, w) for t, w in grouped.items()
-              if t and (w >= 0.05 if result.score >= 0.5 else w <= -0.05)]
-    chosen.sort(key=lambda item: -abs(item[1]))
-    return result.score, tuple(Reason(t, w) for t, w in chosen[:5])
+    return result.score, reference_reasons(names, result.text, list(result.contributions), result.score,
+                                           credit=credit_char_ngrams)
 
 
-def reference_reasons(names: list[str], text: str, row: list[tuple[int, float]],
-                      score: float) -> tuple[Reason, ...]:
+def reference_reasons(names: list[str], text: str, row: list[tuple[int, float]], score: float,
+                      credit: Callable[[str, list[tuple[str, float]]], dict[str, float]]
+                      = original_credit_char_ngrams) -> tuple[Reason, ...]:
     """The scorer's original explanation, from a sparse feature row (as before the fast path)."""
     grouped: dict[str, float] = defaultdict(float)
     char_grams: list[tuple[str, float]] = []
@@ -197,7 +157,7 @@ def reference_reasons(names: list[str], text: str, row: list[tuple[int, float]],
             grouped[describe_ngram(name)] += value
         else:
             grouped[describe_meta(name)] += value
-    for word, value in original_credit_char_ngrams(text, char_grams).items():
+    for word, value in credit(text, char_grams).items():
         grouped[describe_ngram(word)] += value
     return top_reasons(grouped, score)
 
@@ -294,7 +254,7 @@ def test_fast_credit_equals_the_indexed_credit(scorer: Scorer, seed_comments: li
         explained = compiled.explain_prepared(prepared, "chars")
         grams = [(names[c].split("__", 1)[1], v) for c, v in compiled.score_prepared(prepared).contributions
                  if names[c].startswith("chars__")]
-        want = indexed_credit_char_ngrams(prepared.text, grams)
+        want = credit_char_ngrams(prepared.text, grams)
         assert set(explained.word_credit) == set(want), comment.comment_content[:80]
         for word, value in want.items():
             assert explained.word_credit[word] == pytest.approx(value, rel=1e-12, abs=1e-15), word
