@@ -41,6 +41,7 @@ from service.akismet_rules import apply_rules, is_flagged
 from service.app import ServiceState, get_state
 from service.auth import akismet_key, authenticate
 from service.feedback import add_feedback, check_by_comment, check_by_id
+from service.logging_setup import request_elapsed
 from store import USAGE_COUNTERS, CheckRecord, KeyInfo, StoreError, current_month, new_check_id
 
 bp = Blueprint("akismet", __name__)
@@ -170,7 +171,8 @@ def comment_check() -> Response:
     thresholds = state.thresholds or state.scorer.thresholds
     verdict, upstream = state.scorer.score(comment, state.thresholds), None
     if state.upstream is not None:  # the upstream cross-check (service.upstream); the fixed rules still win
-        verdict, upstream = state.upstream.check(comment, verdict, thresholds, blog=key.site_url)
+        verdict, upstream = state.upstream.check(comment, verdict, thresholds, blog=key.site_url,
+                                                 spent_s=request_elapsed())
     verdict = apply_rules(comment, verdict, thresholds)
     flagged = is_flagged(verdict.tier, state.settings.unsure_is_spam)
     check_id = new_check_id()

@@ -27,6 +27,7 @@ from service.app import ServiceState, get_state
 from service.auth import current_key, require_json_key
 from service.errors import ApiError
 from service.feedback import add_feedback, check_by_comment, check_by_id
+from service.logging_setup import request_elapsed
 from store import LABELS, CheckRecord, StoreError, new_check_id
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -73,7 +74,7 @@ def cross_check(comments: list[Comment], verdicts: list[Verdict],
     if state.upstream is None or not comments:
         return [(v, None) for v in verdicts]
     return state.upstream.check_many(comments, verdicts, state.thresholds or scorer.thresholds,
-                                     blog=key.site_url if key is not None else "")
+                                     blog=key.site_url if key is not None else "", spent_s=request_elapsed())
 
 
 @bp.post("/feedback")

@@ -120,6 +120,12 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
 
 
+def request_elapsed() -> float:
+    """Seconds since the current request started (0.0 outside a request or before the hook ran)."""
+    started = g.get("request_started") if g else None
+    return 0.0 if started is None else time.perf_counter() - started
+
+
 def init_app(app: Flask) -> None:
     """Give every request an id (echoed in ``X-Request-Id``) that every log line of the request carries."""
 

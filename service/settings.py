@@ -173,7 +173,7 @@ SETTINGS: tuple[_Spec, ...] = (
           "API key for the upstream; required when `COMMENTGUARD_UPSTREAM_MODE` is not `off` "
           "or feedback is forwarded."),
     _Spec("upstream_budget_ms", _parse_int, "800",
-          "Total time one upstream check may take, retry included; past it our own verdict stands."),
+          "Total time a check may spend before the upstream answers, counted from the start of the request, retry included; past it our own verdict stands."),
     _Spec("upstream_gray_tiers", _parse_tiers, "unsure",
           "In `gray` mode, the verdicts upstream is asked about, as tiers separated by commas: `unsure`, "
           "or `unsure,spam` for a second opinion before blocking too (see Upstream cross-check)."),

@@ -203,16 +203,20 @@ class Upstream:
         return self.mode != OFF
 
     def check(self, comment: Comment, verdict: Verdict, thresholds: Thresholds, *,
-              blog: str = "") -> tuple[Verdict, Optional[dict[str, Any]]]:
+              blog: str = "", spent_s: float = 0.0) -> tuple[Verdict, Optional[dict[str, Any]]]:
         """Our verdict after consulting the upstream (per the mode), and the JSON to keep with the check."""
-        return self.check_many([comment], [verdict], thresholds, blog=blog)[0]
+        return self.check_many([comment], [verdict], thresholds, blog=blog, spent_s=spent_s)[0]
 
     def check_many(self, comments: Sequence[Comment], verdicts: Sequence[Verdict], thresholds: Thresholds, *,
-                   blog: str = "") -> list[tuple[Verdict, Optional[dict[str, Any]]]]:
-        """:meth:`check` for several comments at once: asked concurrently, within one shared budget."""
+                   blog: str = "", spent_s: float = 0.0) -> list[tuple[Verdict, Optional[dict[str, Any]]]]:
+        """:meth:`check` for several comments at once: asked concurrently, within one shared budget.
+
+        ``spent_s`` is how long the request has already taken (parsing, scoring a batch): the
+        budget bounds the whole answer, so that much less is left for the upstream.
+        """
         if not self.checking:
             return [(v, None) for v in verdicts]
-        deadline = time.monotonic() + self.budget_s
+        deadline = time.monotonic() + self.budget_s - max(0.0, spent_s)
         pending: dict[int, tuple[Future[UpstreamAnswer], float]] = {}
         answers: dict[int, Optional[UpstreamAnswer]] = {}
         outcomes: dict[int, str] = {}

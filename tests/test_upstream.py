@@ -24,10 +24,11 @@ from click.testing import CliRunner
 from flask import Flask
 
 from commentguard.cli import cli
-from model.verdict import HAM, SPAM, UNSURE, Reason, Verdict
+from model.comment import Comment
+from model.verdict import HAM, SPAM, UNSURE, Reason, Thresholds, Verdict
 from service.app import get_state
 from service.settings import Settings, SettingsError, load_settings
-from service.upstream import ALWAYS, GRAY, SHADOW, CircuitBreaker, combine
+from service.upstream import ALWAYS, GRAY, SHADOW, CircuitBreaker, Upstream, combine
 from store import open_store
 from store.upstream import upstream_outbox_counts
 from tests.conftest import TEST_SECRET_KEY, TEST_SITE, LiveServer, start_live_server
@@ -259,6 +260,28 @@ def test_a_batch_shares_one_budget(make_app: Callable[..., Flask], broken: Broke
     assert elapsed <= BUDGET_MS / 1000 + SLACK_S, f"{elapsed * 1000:.0f} ms"
     assert response.status_code == 200 and len(response.get_json()["results"]) == 40
     assert get_state(app).upstream.counters.snapshot()["timeout"] == 40
+
+
+def test_time_already_spent_comes_out_of_the_budget(tmp_path: Path, broken: BrokenUpstream) -> None:
+    upstream = Upstream(Settings(data_dir=tmp_path, upstream_mode=ALWAYS, upstream_url=broken.url,
+                                 upstream_key=UPSTREAM_KEY, upstream_budget_ms=BUDGET_MS,
+                                 upstream_breaker_failures=1000))
+    broken.check = "hang"
+    comment = Comment(comment_content=HAM_TEXT, user_ip="192.0.2.1", blog=TEST_SITE)
+    ours = Verdict(HAM, 0.1, (), "m")
+    try:
+        timings = []
+        for spent in (0.0, BUDGET_MS / 2000, BUDGET_MS / 1000):
+            start = time.monotonic()
+            verdict, record = upstream.check(comment, ours, Thresholds(0.4, 0.6, 0.9), spent_s=spent)
+            timings.append(time.monotonic() - start)
+            assert verdict.tier == HAM and record is not None and record["outcome"] == "timeout"
+    finally:
+        upstream.close()
+    budget = BUDGET_MS / 1000
+    assert budget - 0.02 <= timings[0] <= budget + SLACK_S
+    assert budget / 2 - 0.02 <= timings[1] <= budget / 2 + SLACK_S
+    assert timings[2] <= SLACK_S
 
 
 def test_the_breaker_opens_and_closes_as_documented(make_app: Callable[..., Flask],
