@@ -5,12 +5,14 @@ own data dir and key) for the modes and for forwarding, and
 :class:`BrokenUpstream`, a small threaded ``http.server`` told how to
 misbehave (hang, answer slowly, 500, garbage, ``invalid``, reset the
 connection, or be down for reports). Every check must still get our own
-verdict within the budget + 100 ms, measured per call.
+verdict within the budget: the median call within it + 100 ms, and no call
+past it by half a second (what a loaded CI host can add; ignoring the budget costs 1.5 s or more).
 """
 from __future__ import annotations
 
 import json
 import socket
+import statistics
 import struct
 import threading
 import time
@@ -37,6 +39,17 @@ HAM_TEXT = "Thanks for the clear explanation, the second example finally made it
 SPAM_TEXT = "Buy cheap viagra online now!!! Best prices http://bit.ly/cheap-pills"
 BUDGET_MS = 300
 SLACK_S = 0.1
+# A shared CI host can stall any one request (GC, another process on both cores), so a single
+# call only has to stay far below what ignoring the budget would cost (``slow`` answers after
+# 1.5 s, ``hang`` never); the median of a test's calls must keep to the budget + SLACK_S.
+STALL_S = 0.5
+
+
+def assert_within_budget(timings: list[float], what: str, budget_s: float = BUDGET_MS / 1000) -> None:
+    """Every call well under a blown budget, and the typical call within it plus the slack."""
+    shown = ", ".join(f"{t * 1000:.0f}" for t in timings)
+    assert max(timings) <= budget_s + STALL_S, f"{what}: {shown} ms"
+    assert statistics.median(timings) <= budget_s + SLACK_S, f"{what}: {shown} ms"
 UPSTREAM_KEY = "0123456789ab"
 
 
@@ -230,10 +243,11 @@ def test_a_broken_upstream_never_costs_our_verdict_or_the_budget(
     plain = make_app()
     app = upstream_app(make_app, broken.url)
     broken.check = behaviour
+    timings: dict[str, list[float]] = {"Akismet": [], "JSON": []}
     for content in (HAM_TEXT, SPAM_TEXT, HAM_TEXT):
         ours, _ = akismet_check(plain, content)
         response, elapsed = akismet_check(app, content)
-        assert elapsed <= BUDGET_MS / 1000 + SLACK_S, f"{behaviour}: {elapsed * 1000:.0f} ms"
+        timings["Akismet"].append(elapsed)
         assert response.get_data(as_text=True) == ours.get_data(as_text=True)
         assert response.headers["X-CommentGuard-Verdict"] == ours.headers["X-CommentGuard-Verdict"]
         record = stored_upstream(app, response.headers["X-CommentGuard-Check-Id"])
@@ -242,9 +256,11 @@ def test_a_broken_upstream_never_costs_our_verdict_or_the_budget(
 
         expected, _ = json_check(plain, content)
         result, elapsed = json_check(app, content)
-        assert elapsed <= BUDGET_MS / 1000 + SLACK_S, f"{behaviour} (JSON): {elapsed * 1000:.0f} ms"
+        timings["JSON"].append(elapsed)
         assert result["verdict"] == expected["verdict"]
         assert not any(r.startswith("upstream:") for r in reason_texts(result))
+    for surface, values in timings.items():
+        assert_within_budget(values, f"{behaviour} ({surface})")
     counters = get_state(app).upstream.counters.snapshot()
     assert counters[outcome] == 6
     assert broken.calls() >= 6
@@ -253,13 +269,15 @@ def test_a_broken_upstream_never_costs_our_verdict_or_the_budget(
 def test_a_batch_shares_one_budget(make_app: Callable[..., Flask], broken: BrokenUpstream) -> None:
     app = upstream_app(make_app, broken.url)
     broken.check = "hang"
-    start = time.monotonic()
-    response = app.test_client().post("/api/v1/check/batch",
-                                      json={"comments": [{"comment_content": HAM_TEXT, "user_ip": "192.0.2.1"}] * 40})
-    elapsed = time.monotonic() - start
-    assert elapsed <= BUDGET_MS / 1000 + SLACK_S, f"{elapsed * 1000:.0f} ms"
-    assert response.status_code == 200 and len(response.get_json()["results"]) == 40
-    assert get_state(app).upstream.counters.snapshot()["timeout"] == 40
+    timings = []
+    for _ in range(3):
+        start = time.monotonic()
+        response = app.test_client().post(
+            "/api/v1/check/batch", json={"comments": [{"comment_content": HAM_TEXT, "user_ip": "192.0.2.1"}] * 40})
+        timings.append(time.monotonic() - start)
+        assert response.status_code == 200 and len(response.get_json()["results"]) == 40
+    assert_within_budget(timings, "batch of 40")
+    assert get_state(app).upstream.counters.snapshot()["timeout"] == 120
 
 
 def test_time_already_spent_comes_out_of_the_budget(tmp_path: Path, broken: BrokenUpstream) -> None:
@@ -269,19 +287,21 @@ def test_time_already_spent_comes_out_of_the_budget(tmp_path: Path, broken: Brok
     broken.check = "hang"
     comment = Comment(comment_content=HAM_TEXT, user_ip="192.0.2.1", blog=TEST_SITE)
     ours = Verdict(HAM, 0.1, (), "m")
+    budget = BUDGET_MS / 1000
+    spent_values = (0.0, budget / 2, budget)
+    timings: dict[float, list[float]] = {spent: [] for spent in spent_values}
     try:
-        timings = []
-        for spent in (0.0, BUDGET_MS / 2000, BUDGET_MS / 1000):
-            start = time.monotonic()
-            verdict, record = upstream.check(comment, ours, Thresholds(0.4, 0.6, 0.9), spent_s=spent)
-            timings.append(time.monotonic() - start)
-            assert verdict.tier == HAM and record is not None and record["outcome"] == "timeout"
+        for _ in range(3):
+            for spent in spent_values:
+                start = time.monotonic()
+                verdict, record = upstream.check(comment, ours, Thresholds(0.4, 0.6, 0.9), spent_s=spent)
+                timings[spent].append(time.monotonic() - start)
+                assert verdict.tier == HAM and record is not None and record["outcome"] == "timeout"
     finally:
         upstream.close()
-    budget = BUDGET_MS / 1000
-    assert budget - 0.02 <= timings[0] <= budget + SLACK_S
-    assert budget / 2 - 0.02 <= timings[1] <= budget / 2 + SLACK_S
-    assert timings[2] <= SLACK_S
+    for spent, values in timings.items():
+        assert min(values) >= budget - spent - 0.02, f"spent {spent}: {values}"
+        assert_within_budget(values, f"spent {spent}", budget_s=budget - spent)
 
 
 def test_the_breaker_opens_and_closes_as_documented(make_app: Callable[..., Flask],
