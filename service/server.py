@@ -15,13 +15,19 @@ answered check is in the store when the master exits. The ``child_exit`` hook
 (:func:`child_exit`, in the master) drops a dead worker's live metrics. Logs are
 JSON lines (:mod:`service.logging_setup`), gunicorn's own included.
 
+Each worker listens on its own ``SO_REUSEPORT`` socket (``COMMENTGUARD_REUSE_PORT``, on by
+default), so the kernel spreads connections over the workers; :func:`check_address_free`
+keeps a port that is already taken an error, as it is with one shared socket.
+
 The worker class and counts come from settings (``COMMENTGUARD_WORKER_CLASS``,
 ``COMMENTGUARD_WORKERS``, ``COMMENTGUARD_THREADS``); the defaults were chosen by
 measurement with ``bench/http_load.py`` (see the README's Performance section).
 """
 from __future__ import annotations
 
+import errno
 import functools
+import socket
 from typing import Any, Callable
 
 from flask import Flask
@@ -97,6 +103,10 @@ def gunicorn_options(settings: Settings, *, host: str | None = None, port: int |
         "logger_class": GunicornLogger,
         "worker_exit": worker_exit,
         "child_exit": child_exit,
+        # Each worker binds its own SO_REUSEPORT socket and the kernel hashes connections over
+        # them. With one shared socket, whichever worker wakes first accepts: wrk's 32 keep-alive
+        # connections all landed on one worker in about one run of five (half the throughput).
+        "reuse_port": settings.reuse_port,
         # The body limit is enforced by the app (413 JSON); gunicorn's own limits stay at defaults.
     }
     if "control_socket_disable" in Config().settings:
@@ -106,6 +116,32 @@ def gunicorn_options(settings: Settings, *, host: str | None = None, port: int |
     return options
 
 
+class CannotListen(OSError):
+    """``serve`` cannot bind its address: taken by another server (or CommentGuard), or not allowed."""
+
+
+def check_address_free(host: str, port: int) -> None:
+    """Raise :class:`CannotListen` when a socket without SO_REUSEPORT cannot bind ``host:port``.
+
+    With ``reuse_port`` the workers bind with SO_REUSEPORT, and a second server doing the same
+    on the same port would quietly share its traffic instead of failing: probing with a plain
+    socket first makes a taken port an error again. (SO_REUSEADDR, as gunicorn sets, so that
+    connections of a just-stopped server in TIME_WAIT do not count.)
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CannotListen(errno.EADDRNOTAVAIL, f"cannot resolve {host!r}: {exc}") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            where = bind_address(host, port)
+            raise CannotListen(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
+
+
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
           workers: int | None = None, *, worker_class: str | None = None, threads: int | None = None,
           access_log: bool = False) -> None:
@@ -113,6 +149,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     configure_logging(settings.log_level)
     options = gunicorn_options(settings, host=host, port=port, workers=workers,
                                worker_class=worker_class, threads=threads, access_log=access_log)
+    if options["reuse_port"] and hasattr(socket, "SO_REUSEPORT"):
+        check_address_free(host or settings.host, port or settings.port)
     # Before the fork: every worker writes its metric values into this server's own fresh directory.
     metrics_dir = metrics.prepare_multiprocess_dir()
     try:
@@ -121,5 +159,5 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
         metrics.remove_multiprocess_dir(metrics_dir)
 
 
-__all__ = ["CommentGuardServer", "DEFAULT_WORKER_CLASS", "bind_address", "child_exit", "gunicorn_options", "serve",
+__all__ = ["CannotListen", "CommentGuardServer", "check_address_free", "DEFAULT_WORKER_CLASS", "bind_address", "child_exit", "gunicorn_options", "serve",
            "worker_exit"]

@@ -136,6 +136,10 @@ SETTINGS: tuple[_Spec, ...] = (
           "(needs the gevent package)."),
     _Spec("threads", _parse_int, "2",
           "Threads per worker process for the `gthread` worker class (other classes ignore it)."),
+    _Spec("reuse_port", _parse_bool, "true",
+          "Give each worker its own listening socket (`SO_REUSEPORT`) so that the kernel spreads "
+          "connections evenly over the workers; `false` shares one socket, and a client's "
+          "keep-alive connections can then all land on one worker. `serve` refuses a port already in use either way."),
     _Spec("max_body_bytes", _parse_int, "65536",
           "Largest request body accepted; larger bodies get 413."),
     _Spec("max_batch_items", _parse_int, "100",
@@ -226,6 +230,7 @@ class Settings:
     workers: int = 2
     worker_class: str = "gthread"
     threads: int = 2
+    reuse_port: bool = True
     max_body_bytes: int = 65536
     max_batch_items: int = 100
     threshold_unsure: float | None = None

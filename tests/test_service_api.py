@@ -5,9 +5,13 @@ one slow test starts the real gunicorn server and talks to it with httpx.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import logging
 import shutil
+import socket
+import subprocess
 import sys
 import types
 import uuid
@@ -24,7 +28,7 @@ from model.artifact import PICKLE_NAME
 from model.scorer import Scorer
 from service import server
 from service.app import get_state
-from tests.conftest import auth_headers, start_live_server
+from tests.conftest import REPO, LiveServer, auth_headers, free_port, start_live_server
 
 RESULT_KEYS = {"verdict", "score", "reasons", "model_version", "check_id"}
 SPAM_TEXT = "Buy cheap viagra online now!!! click http://bit.ly/cheap-pills"
@@ -351,6 +355,8 @@ def test_gunicorn_options(settings: Any) -> None:
     assert server.gunicorn_options(settings, worker_class="sync")["threads"] == 1
     assert options["accesslog"] is None and options["graceful_timeout"] > 0
     assert options.get("control_socket_disable", True) is True
+    assert options["reuse_port"] is True  # one socket per worker: the kernel balances connections
+    assert server.gunicorn_options(dataclasses.replace(settings, reuse_port=False))["reuse_port"] is False
     options = server.gunicorn_options(settings, host="::1", port=9000, workers=4,
                                       worker_class="gthread", access_log=True)
     assert options["bind"] == ["[::1]:9000"] and options["workers"] == 4
@@ -434,3 +440,44 @@ def test_real_server_end_to_end(model_dir: Path, tmp_path: Path) -> None:
         assert response.status_code == 400 and response.json()["status"] == 400
     finally:
         server.stop()
+
+
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets on this machine listen on ``port`` (from /proc/net/tcp and tcp6)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table, encoding="ascii") as rows:
+            next(rows)
+            for row in rows:
+                local, state = row.split()[1], row.split()[3]
+                count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port  # 0A: LISTEN
+    return count
+
+
+def test_each_worker_listens_on_its_own_socket(live_server: LiveServer) -> None:
+    # Two workers, two SO_REUSEPORT sockets: the kernel spreads new connections over both.
+    port = int(live_server.base_url.rsplit(":", 1)[1])
+    assert listening_sockets(port) == 2
+    assert httpx.get(f"{live_server.base_url}/readyz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("reuse_port", [True, False])
+def test_serve_refuses_a_port_in_use(model_dir: Path, tmp_path: Path, reuse_port: bool) -> None:
+    port = free_port()
+    with socket.socket() as other:  # another server holding the port, itself with SO_REUSEPORT
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        with pytest.raises(server.CannotListen, match=f"127.0.0.1:{port}"):
+            server.check_address_free("127.0.0.1", port)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
+        env.update({"COMMENTGUARD_DATA_DIR": str(tmp_path), "COMMENTGUARD_MODEL_PATH": str(model_dir),
+                    "COMMENTGUARD_REUSE_PORT": str(reuse_port).lower()})
+        done = subprocess.run([sys.executable, "-m", "commentguard", "serve", "--port", str(port)],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    if reuse_port:  # our own check, before any worker starts
+        assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "another server" in done.stderr
+    else:  # gunicorn's own bind in the master, which gives up after a few tries
+        assert "in use" in done.stderr.lower()
+    server.check_address_free("127.0.0.1", port)  # free again once the other server is gone

@@ -6,6 +6,7 @@ so a deployment that ships its own model does not need it.
 """
 from __future__ import annotations
 
+import errno
 import signal
 from pathlib import Path
 
@@ -39,8 +40,12 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
         click.echo(f"warning: {name} is not a CommentGuard setting (typo?)", err=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_model(settings)
-    server.serve(settings, host=host, port=port, workers=workers,
-                 worker_class=worker_class, threads=threads, access_log=access_log)
+    try:
+        server.serve(settings, host=host, port=port, workers=workers,
+                     worker_class=worker_class, threads=threads, access_log=access_log)
+    except server.CannotListen as exc:
+        hint = " (is another server running there?)" if exc.errno == errno.EADDRINUSE else ""
+        raise click.ClickException(f"{exc.strerror}{hint}") from exc
 
 
 def ensure_model(settings: Settings) -> None:
