@@ -166,3 +166,25 @@ def test_ordinary_text_has_no_links(text: str) -> None:
     norm = normalize(text)
     assert norm.links == (), norm.links
     assert "xxurl" not in norm.text
+
+
+def test_the_url_hint_never_changes_a_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """normalize() scans for links only where ``_URL_HINT`` finds a place one could start."""
+    import re
+    from pathlib import Path
+
+    import model.normalize as normalize_module
+    from training.loaders import load_files
+    from training.seed import seed_files
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    extra = [p for p in (shared / "youtube_spam_collection" / "youtube_spam_collection_all.csv",) if p.is_file()]
+    texts = [r.comment.comment_content for r in load_files(seed_files() + extra).records]
+    texts += ["see WWW..example", "go to www.-x", "HTTP://EXAMPLE.COM", "x.CO/abc", "t.me/chan", "1.5 stars",
+              "ok.Bye", "Ｗｗｗ．ｅｘａｍｐｌｅ．ｃｏｍ", "Kelvin\u212a.com", "hxxp://evil ,com", "a ... b. c",
+              "mail me: bob@example.org", "<a href='http://x.example/r?ref=1'>here</a>"]
+    with_hint = [normalize(t) for t in texts]
+    monkeypatch.setattr(normalize_module, "_URL_HINT", re.compile(""))  # matches everywhere: always scan
+    assert len(texts) > 2000
+    differing = [t for t, fast in zip(texts, with_hint) if normalize(t) != fast]
+    assert not differing, differing[:3]

@@ -54,6 +54,7 @@ def test_defaults() -> None:
     ("COMMENTGUARD_WORKERS", " 4 ", "workers", 4),
     ("COMMENTGUARD_WORKER_CLASS", "sync", "worker_class", "sync"),
     ("COMMENTGUARD_THREADS", "8", "threads", 8),
+    ("COMMENTGUARD_REUSE_PORT", "false", "reuse_port", False),
     ("COMMENTGUARD_MAX_BODY_BYTES", "1024", "max_body_bytes", 1024),
     ("COMMENTGUARD_MAX_BATCH_ITEMS", "10", "max_batch_items", 10),
     ("COMMENTGUARD_THRESHOLD_UNSURE", "0.3", "threshold_unsure", 0.3),
