@@ -29,6 +29,7 @@ time is up are answered by the server (and recorded) but not counted by wrk, so
 it must never be below it.
 
     python bench/http_load.py [--duration 10] [--model DIR] [--workers N] [--worker-class C] [--threads T]
+                              [--no-reuse-port]
 """
 from __future__ import annotations
 
@@ -296,17 +297,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--worker-class", default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-reuse-port", action="store_true",
+                        help="both servers share one listening socket (COMMENTGUARD_REUSE_PORT=false)")
     args = parser.parse_args()
     model = ensure_model(args.model)
     result: dict[str, Any] = {"config": {k: getattr(args, k) for k in
                                          ("duration", "connections", "wrk_threads", "workers",
-                                          "worker_class", "threads")}}
+                                          "worker_class", "threads", "no_reuse_port")}}
 
     with tempfile.TemporaryDirectory(prefix="commentguard-bench-") as tmp:
         tmpdir = Path(tmp)
         data_dir = tmpdir / "var"
         data_dir.mkdir()
         env = base_env(data_dir, model)
+        if args.no_reuse_port:
+            env["COMMENTGUARD_REUSE_PORT"] = "false"
         created = subprocess.run([PYTHON, "-m", "commentguard", "keys", "create", "--site", SITE, "--json"],
                                  cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         key = json.loads(created.stdout)["key"]
