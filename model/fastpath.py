@@ -157,21 +157,6 @@ class _TextBlock:
             doc = self.strip_accents(doc)
         return doc
 
-    def counts(self, text: str) -> dict[int, int]:
-        """Term counts by vocabulary index (what CountVectorizer.transform computes for one row)."""
-        doc = self.preprocess(text)
-        if self.analyzer == "char_wb":
-            found = self._char_wb_arrays(_tokens(doc))
-            return {} if found is None else dict(zip(found[0].tolist(), found[1].astype(int).tolist()))
-        grams = self._word_grams(doc) if self.analyzer == "word" else self._char_grams(doc)
-        vocab = self.vocab
-        found_: dict[int, int] = {}
-        for gram, n in Counter(grams).items():
-            j = vocab.get(gram)
-            if j is not None:
-                found_[j] = n
-        return found_
-
     def _word_grams(self, doc: str) -> list[str]:
         tokens = self.token_re.findall(doc)
         if self.stop_words is not None:
@@ -211,20 +196,7 @@ class _TextBlock:
         if not parts:
             return None
         every = np.concatenate(parts) if len(parts) > 1 else parts[0].copy()  # sorted in place below
-        size = every.size
-        if not size:
-            return None
-        # np.unique(every, return_counts=True) without its generic wrapper (~35% faster here):
-        # sort, mark where each run of equal ids starts, and count a run by where the next starts.
-        every.sort()
-        first = np.empty(size, dtype=bool)
-        first[0] = True
-        np.not_equal(every[1:], every[:-1], out=first[1:])
-        starts = np.flatnonzero(first)
-        tf = np.empty(starts.size, dtype=np.float64)
-        np.subtract(starts[1:], starts[:-1], out=tf[:-1])
-        tf[-1] = size - starts[-1]
-        return every[starts].astype(np.intp), tf
+        return _distinct_counts(every) if every.size else None
 
     def _char_wb_ids(self, word: str) -> tuple[int, ...]:
         """Vocabulary ids of the n-grams sklearn's ``_char_wb_ngrams`` cuts from one word."""
@@ -249,14 +221,12 @@ class _TextBlock:
         if self.analyzer == "char_wb":
             found = self._char_wb_arrays(_tokens(self.preprocess(text)))
             return None if found is None else self._weigh(*found)
-        counts = self.counts(text)
-        if not counts:
+        doc = self.preprocess(text)
+        grams = self._word_grams(doc) if self.analyzer == "word" else self._char_grams(doc)
+        ids = [j for j in map(self.vocab.get, grams) if j is not None]
+        if not ids:
             return None
-        n = len(counts)
-        cols = np.fromiter(counts, dtype=np.intp, count=n)
-        tf = np.fromiter(counts.values(), dtype=np.float64, count=n)
-        order = cols.argsort()
-        return self._weigh(cols[order], tf[order])
+        return self._weigh(*_distinct_counts(np.array(ids, dtype=np.intp)))
 
     def contributions_and_credit(self, text: str) -> tuple[tuple[np.ndarray, np.ndarray] | None,
                                                            dict[str, float]]:
@@ -365,6 +335,24 @@ class _TextBlock:
                 return None
             values = tf * self.weighted[cols] / norm
         return cols + self.offset, values
+
+
+def _distinct_counts(every: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct ids, ascending, as intp; how often each occurs, as floats) of a non-empty id array.
+
+    ``np.unique(every, return_counts=True)`` without its generic wrapper (~35% faster here):
+    sort in place, mark where each run of equal ids starts, count a run by where the next starts.
+    """
+    size = every.size
+    every.sort()
+    first = np.empty(size, dtype=bool)
+    first[0] = True
+    np.not_equal(every[1:], every[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    tf = np.empty(starts.size, dtype=np.float64)
+    np.subtract(starts[1:], starts[:-1], out=tf[:-1])
+    tf[-1] = size - starts[-1]
+    return every[starts].astype(np.intp, copy=False), tf
 
 
 def _tokens(doc: str) -> Counter[str]:
