@@ -159,5 +159,5 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
         metrics.remove_multiprocess_dir(metrics_dir)
 
 
-__all__ = ["CannotListen", "CommentGuardServer", "check_address_free", "DEFAULT_WORKER_CLASS", "bind_address", "child_exit", "gunicorn_options", "serve",
-           "worker_exit"]
+__all__ = ["CannotListen", "CommentGuardServer", "DEFAULT_WORKER_CLASS", "bind_address", "check_address_free",
+           "child_exit", "gunicorn_options", "serve", "worker_exit"]

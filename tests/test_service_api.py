@@ -12,6 +12,7 @@ import logging
 import shutil
 import socket
 import subprocess
+import time
 import sys
 import types
 import uuid
@@ -457,6 +458,9 @@ def listening_sockets(port: int) -> int:
 def test_each_worker_listens_on_its_own_socket(live_server: LiveServer) -> None:
     # Two workers, two SO_REUSEPORT sockets: the kernel spreads new connections over both.
     port = int(live_server.base_url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + 10  # /readyz answers once one worker is up; the other binds just after
+    while listening_sockets(port) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert listening_sockets(port) == 2
     assert httpx.get(f"{live_server.base_url}/readyz", timeout=5).status_code == 200
 
