@@ -5,7 +5,7 @@ comment-check) knows each comment's true label from a side table keyed by the
 SHA-256 of its text, answers right 97% of the time (which comments it gets
 wrong is fixed by a hash, so every mode sees the same upstream), and takes
 150 ms per answer. The service runs in-process with the documented defaults
-(budget 800 ms, gray band = the unsure tier); comments go through
+(budget 800 ms, no gray band); comments go through
 ``POST /api/v1/check`` in modes ``off``, ``gray`` (default tiers: ``unsure``),
 ``gray`` with ``COMMENTGUARD_UPSTREAM_GRAY_TIERS=unsure,spam`` and ``always``, from
 ``--threads`` client threads, in two scenarios:

@@ -292,10 +292,7 @@ class _TextBlock:
         shares = values[pos] * held / totals[pos]
         sums = np.bincount(owner, weights=shares, minlength=len(names))  # in order: column by column
         # Credit in the order the reference gives it: by the first column each word is credited.
-        first = np.empty(owner.size, dtype=bool)
-        first[0] = True
-        np.not_equal(owner[1:], owner[:-1], out=first[1:])
-        starts = np.flatnonzero(first)
+        starts = _run_starts(owner)
         order = starts[np.argsort(ids[starts], kind="stable")]
         credited = owner[order].tolist()
         return found, dict(zip([names[w] for w in credited], sums[credited].tolist()))
@@ -337,6 +334,14 @@ class _TextBlock:
         return cols + self.offset, values
 
 
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """Indexes where each run of equal values starts in a non-empty array (0 first)."""
+    first = np.empty(values.size, dtype=bool)
+    first[0] = True
+    np.not_equal(values[1:], values[:-1], out=first[1:])
+    return np.flatnonzero(first)
+
+
 def _distinct_counts(every: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the distinct ids, ascending, as intp; how often each occurs, as floats) of a non-empty id array.
 
@@ -345,10 +350,7 @@ def _distinct_counts(every: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     size = every.size
     every.sort()
-    first = np.empty(size, dtype=bool)
-    first[0] = True
-    np.not_equal(every[1:], every[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
+    starts = _run_starts(every)
     tf = np.empty(starts.size, dtype=np.float64)
     np.subtract(starts[1:], starts[:-1], out=tf[:-1])
     tf[-1] = size - starts[-1]

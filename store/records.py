@@ -78,7 +78,7 @@ def check_month(month: str) -> str:
 
 
 def new_check_id() -> str:
-    """A fresh check id: 128 random bits as 32 lowercase hex characters."""
+    """A fresh check id: a uuid4 as 32 lowercase hex characters (:func:`store.ids.random_id`)."""
     return random_id()
 
 
