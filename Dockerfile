@@ -18,23 +18,34 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 # Dependencies first, read from pyproject.toml alone (tomllib: Python 3.11+), so this slow layer
 # is rebuilt only when they change, not on every source edit. All of them come as manylinux
-# wheels (numpy, scipy, scikit-learn, psycopg-binary), so no compiler is needed here either.
+# wheels (numpy, scipy, scikit-learn, psycopg-binary); only our own scoring core is compiled.
 # The `postgres` extra is included: the image is meant to scale out onto PostgreSQL.
 COPY pyproject.toml ./
 RUN python3 -m venv /opt/commentguard/venv \
  && python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
 print('\n'.join(p['dependencies'] + p['optional-dependencies']['postgres']))" > requirements.txt \
  && /opt/commentguard/venv/bin/pip install --requirement requirements.txt
-# The package itself: its metadata and sources only (see .dockerignore). Then the build tools
-# leave the venv, and so do the libraries' own test suites (about 65 MB in numpy, scipy and
-# scikit-learn); the model below is trained after that, which shows nothing needs them.
-COPY README.md ./
+# The scoring core (model/_fastcore.pyx) is C, compiled when the package is installed: a C
+# compiler and Python's headers, in this stage only (the runtime stage gets the built venv).
+# python3-dev: the headers of Debian's python3 (python:3.11-slim has its own; there it is
+# unused). Versions are not pinned: they are whatever the base image's Debian release carries.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev python3-dev \
+ && rm -rf /var/lib/apt/lists/*
+# The package itself: its metadata and sources only (see .dockerignore). The build checks the
+# core was compiled (setup.py makes it optional, so pip alone would go on without it). Then
+# the build tools leave the venv, and so do the libraries' own test suites (about 65 MB in
+# numpy, scipy and scikit-learn); the model below is trained after that, which shows nothing
+# needs them.
+COPY setup.py README.md ./
 COPY model/ model/
 COPY training/ training/
 COPY store/ store/
 COPY service/ service/
 COPY commentguard/ commentguard/
 RUN /opt/commentguard/venv/bin/pip install --no-deps . \
+ && /opt/commentguard/venv/bin/python -I -c "from model.fastpath import DEFAULT_ENGINE as e; assert e == 'c', e" \
  && /opt/commentguard/venv/bin/pip uninstall --yes pip setuptools \
  && find /opt/commentguard/venv -depth -type d -name tests -exec rm -rf {} +
 # Train the default model once, here, with the exact libraries the image runs: the artifact

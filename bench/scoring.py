@@ -7,8 +7,12 @@ the service uses it (``CompiledModel.score``: prepare + features + dot product;
 ``fast`` computes the score, as ``predict_proba`` does, ``fast_with_contributions``
 also keeps every column's contribution), with its per-word n-gram cache warm (after one warm-up pass, as in a running
 service) and, separately, cold (cache emptied before every comment); the full
-verdict with reasons (``Scorer.score``) is reported too. Also: the time to
-compile the model when an artifact is loaded, and the share of ``prepare()``.
+verdict with reasons (``Scorer.score``) is reported too. ``fast`` uses the default
+engine (``engine``: the compiled core, ``c``, when it is built); ``fast_numpy_engine``
+is the same path with the text blocks scored by model/fastpath.py's numpy code, the
+fallback where the core cannot be compiled (``core_speedup_median``: numpy / c).
+Also: the time to compile the model when an artifact is loaded, and the share of
+``prepare()``.
 
 Usage: python bench/scoring.py [--model ARTIFACT_DIR] [--data-dir ../shared/data]
 Without --model, a model is fitted on the seed corpus first (a few seconds, not timed).
@@ -84,6 +88,7 @@ def summary(micros: list[float]) -> dict[str, float]:
 def measure(scorer: Scorer, comments: list[Comment]) -> dict[str, list[float]]:
     fast = scorer.compiled
     cold = CompiledModel(scorer.pipeline)
+    numpy_engine = CompiledModel(scorer.pipeline, "numpy")
     predict = scorer.pipeline.predict_proba
     runs: dict[str, Callable[[Comment], Any]] = {
         # What predict_proba computes: the score. Then the same with every column's
@@ -92,6 +97,7 @@ def measure(scorer: Scorer, comments: list[Comment]) -> dict[str, list[float]]:
         "pipeline": lambda c: predict([c]),
         "fast_with_contributions": fast.score,
         "fast_cold_cache": lambda c: (cold.clear_caches(), cold.score(c, explain=False)),
+        "fast_numpy_engine": lambda c: numpy_engine.score(c, explain=False),
         "scorer_with_reasons": scorer.score,
         "prepare_only": prepare,
     }
@@ -140,6 +146,7 @@ def main() -> None:
         "typical_length_chars": list(TYPICAL),
         "typical_comments": len(typical),
         "machine_reference_ms": machine_reference_ms(),
+        "engine": scorer.engine,
         "compile_ms_median": round(statistics.median(builds), 2),
         "scorer_init_ms": round(scorer_init_ms, 1),
     }
@@ -152,6 +159,7 @@ def main() -> None:
     report["speedup_typical_median"] = round(
         statistics.median([slow[i] for i in typical]) / statistics.median([fast[i] for i in typical]), 1)
     report["speedup_per_comment_median"] = round(statistics.median(np.array(slow) / np.array(fast)), 1)
+    report["core_speedup_median"] = round(statistics.median(times["fast_numpy_engine"]) / statistics.median(fast), 2)
     report["prepare_share_of_fast_median"] = round(
         statistics.median(np.array(times["prepare_only"]) / np.array(fast)), 2)
     print(json.dumps(report, indent=2))

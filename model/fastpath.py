@@ -39,6 +39,17 @@ from model.errors import FastPathUnsupportedError
 from model.features import PreparedComment, prepare
 from model.pipeline import CommentPreparer, MetaOf, TextOf, _as_comment
 
+try:  # the compiled core (setup.py builds it; optional, so a machine without a C compiler still installs)
+    from model import _fastcore
+except ImportError:  # pragma: no cover - exercised only where the extension was not built
+    _fastcore = None
+
+#: The engines :class:`CompiledModel` can score text blocks with: ``"c"``, the compiled core
+#: (model/_fastcore.pyx), and ``"numpy"``, this module's reference implementation of the same steps.
+ENGINES = ("c", "numpy")
+#: The engine used when none is asked for: the compiled core when it was built.
+DEFAULT_ENGINE = "c" if _fastcore is not None else "numpy"
+
 #: (column, contribution to the log-odds) of one non-zero feature.
 Contribution = tuple[int, float]
 
@@ -98,7 +109,7 @@ class _TextBlock:
     """One fitted TfidfVectorizer behind a TextOf selector, as lookup tables."""
 
     def __init__(self, name: str, vec: Any, offset: int, coef: np.ndarray,
-                 weight: float | None) -> None:
+                 weight: float | None, engine: str = "numpy") -> None:
         where = _fitted_block(name, vec, TfidfVectorizer)
         _require(vec.input == "content", where, f"input={vec.input!r} (only 'content')")
         _require(vec.preprocessor is None, where, "a custom preprocessor")
@@ -149,6 +160,19 @@ class _TextBlock:
         self._gram_lengths: tuple[int, ...] = ()
         if self.can_credit:
             self._gram_lengths = tuple(sorted({len(gram) for gram in self.vocab}))
+        #: The compiled core doing :meth:`contributions` (and the credit) for this block, if any.
+        self.core: Any = self._build_core() if engine == "c" and self.analyzer != "char" else None
+
+    def _build_core(self) -> Any:
+        """The block's tables handed to a compiled :class:`model._fastcore.TextCore`."""
+        word = self.analyzer == "word"
+        return _fastcore.TextCore(
+            vocab=self.vocab, weighted=self.weighted, idf=self.idf, offset=self.offset,
+            analyzer=self.analyzer, min_n=self.min_n, max_n=self.max_n, binary=self.binary,
+            sublinear=self.sublinear, norm=self.norm, use_idf=self.use_idf, cache_size=WORD_CACHE_SIZE,
+            word_ids=self._char_wb_ids, credit_grams=self._credit_grams, credit_words=_CREDIT_WORD.findall,
+            token_findall=self.token_re.findall if word else None,
+            stop_words=self.stop_words if word else None)
 
     def preprocess(self, doc: str) -> str:
         if self.lowercase:
@@ -218,6 +242,8 @@ class _TextBlock:
 
     def contributions(self, text: str) -> tuple[np.ndarray, np.ndarray] | None:
         """(columns, log-odds contributions) of the non-zero features, in column order; None if none."""
+        if self.core is not None:
+            return self.core.contributions(self.preprocess(text))
         if self.analyzer == "char_wb":
             found = self._char_wb_arrays(_tokens(self.preprocess(text)))
             return None if found is None else self._weigh(*found)
@@ -242,6 +268,8 @@ class _TextBlock:
         by one in column order (``np.bincount``), as the reference does, so the credit comes
         out bit for bit the same. Only for blocks with :attr:`can_credit`.
         """
+        if self.core is not None:
+            return self.core.contributions_and_credit(self.preprocess(text))
         tokens = _tokens(self.preprocess(text))
         arrays = self._char_wb_arrays(tokens)
         if arrays is None:
@@ -388,10 +416,19 @@ class CompiledModel:
     """A fitted CommentGuard pipeline compiled for scoring one comment at a time; read-only after build.
 
     Raises :class:`FastPathUnsupportedError` when the pipeline has a shape or an
-    option this class does not reproduce exactly.
+    option this class does not reproduce exactly. ``engine`` picks what scores the
+    ``word`` and ``char_wb`` blocks (:data:`ENGINES`; default :data:`DEFAULT_ENGINE`);
+    a ``char`` block and the metadata block are always scored here.
     """
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, engine: str | None = None) -> None:
+        engine = engine or DEFAULT_ENGINE
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        if engine == "c" and _fastcore is None:
+            raise FastPathUnsupportedError("the compiled scoring core (model._fastcore) is not built")
+        #: What scores the text blocks: "c" (the compiled core) or "numpy".
+        self.engine = engine
         steps = getattr(pipeline, "named_steps", None)
         if not isinstance(pipeline, Pipeline) or list(steps) != ["prepare", "features", "classifier"]:
             raise FastPathUnsupportedError(
@@ -407,12 +444,12 @@ class CompiledModel:
         self.intercept = float(classifier.intercept_[0])
         #: The blocks in the FeatureUnion's order, so contributions come out in its column order.
         self.blocks: list[_TextBlock | _MetaBlock] = []
-        self.n_features = self._compile_features(steps["features"], coef[0])
+        self.n_features = self._compile_features(steps["features"], coef[0], engine)
         if self.n_features != coef.shape[1]:
             raise FastPathUnsupportedError(
                 f"the feature blocks give {self.n_features} columns, the classifier has {coef.shape[1]}")
 
-    def _compile_features(self, union: Any, coef: np.ndarray) -> int:
+    def _compile_features(self, union: Any, coef: np.ndarray, engine: str) -> int:
         if type(union) is not FeatureUnion:
             raise FastPathUnsupportedError("the 'features' step is not a FeatureUnion")
         weights = union.transformer_weights or {}
@@ -428,7 +465,7 @@ class CompiledModel:
             weight = weights.get(name)
             block_coef = coef[offset:offset + size]
             if type(selector) is TextOf:
-                self.blocks.append(_TextBlock(name, vec, offset, block_coef, weight))
+                self.blocks.append(_TextBlock(name, vec, offset, block_coef, weight, engine))
             elif type(selector) is MetaOf:
                 self.blocks.append(_MetaBlock(name, vec, offset, block_coef, weight))
             else:
@@ -444,6 +481,8 @@ class CompiledModel:
                 block._word_ids.clear()
                 block._token_words.clear()
                 block._credit_cache.clear()
+                if block.core is not None:
+                    block.core.clear_caches()
 
     def can_credit(self, name: str) -> bool:
         """True when :meth:`explain_prepared` can credit block ``name``'s n-grams to words."""
@@ -534,4 +573,4 @@ def _require(condition: bool, where: str, what: str) -> None:
             "teach model/fastpath.py the option or keep the vectorizer's default")
 
 
-__all__ = ["CompiledModel", "Contribution", "Explained", "FastScore", "FastPathUnsupportedError", "WORD_CACHE_SIZE"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "CompiledModel", "Contribution", "Explained", "FastScore", "FastPathUnsupportedError", "WORD_CACHE_SIZE"]

@@ -60,6 +60,11 @@ class Scorer:
         self._fast_credit = self.compiled.can_credit(CHAR_BLOCK)
         self._lock = threading.Lock()
 
+    @property
+    def engine(self) -> str:
+        """What scores the text features: ``"c"`` (the compiled core) or ``"numpy"`` (model.fastpath)."""
+        return self.compiled.engine
+
     def score(self, comment: Comment, thresholds: Thresholds | None = None) -> Verdict:
         """The verdict for one comment."""
         return self.score_many([comment], thresholds)[0]

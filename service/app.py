@@ -183,8 +183,12 @@ def load_scorer(state: ServiceState, path: Path | None) -> str | None:
     state.not_ready_reason = state.not_ready_reason or reason
     if state.not_ready_reason:
         log.error("not ready: %s", state.not_ready_reason)
-    else:
-        log.info("model %s loaded", state.scorer.version if state.scorer else "?")
+    elif state.scorer is not None:
+        engine = state.scorer.engine
+        log.info("model %s loaded (scoring engine: %s)", state.scorer.version, engine)
+        if engine != "c":
+            log.warning("the compiled scoring core (model._fastcore) is not built: scoring with numpy, "
+                        "about half as fast; reinstall where a C compiler is available")
     return reason
 
 

@@ -30,7 +30,8 @@ def readyz() -> Response:
     if not state.ready or state.scorer is None:
         return error_response(503, "model not loaded",
                               reason=state.not_ready_reason or "no model", **registry)
-    return jsonify({"status": "ready", "model_version": state.scorer.version, **registry})
+    return jsonify({"status": "ready", "model_version": state.scorer.version,
+                    "scoring_engine": state.scorer.engine, **registry})
 
 
 @bp.get("/metrics")

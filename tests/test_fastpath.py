@@ -305,6 +305,77 @@ def test_a_tiny_word_cache_changes_nothing(scorer: Scorer, seed_comments: list[C
     assert [fresh.score(c) for c in sample] == before
 
 
+# --- the compiled core (model/_fastcore.pyx) against the numpy engine ------------------------
+
+def assert_same_engines(pipeline: Pipeline, comments: list[Any]) -> None:
+    """Both engines give the same scores, contributions and word credit (in the same order)."""
+    c, reference_engine = CompiledModel(pipeline, "c"), CompiledModel(pipeline, "numpy")
+    for comment in comments:
+        where = str(getattr(comment, "comment_content", comment))[:80]
+        got, want = c.score(comment), reference_engine.score(comment)
+        assert got.score == pytest.approx(want.score, rel=0, abs=1e-14), where
+        assert [col for col, _ in got.contributions] == [col for col, _ in want.contributions], where
+        np.testing.assert_allclose([v for _, v in got.contributions], [v for _, v in want.contributions],
+                                   rtol=1e-12, atol=1e-15, err_msg=where)
+        got_x = c.explain_prepared(c.prepare(comment), "chars")
+        want_x = reference_engine.explain_prepared(reference_engine.prepare(comment), "chars")
+        assert list(got_x.word_credit) == list(want_x.word_credit), where  # the order reasons tie-break on
+        np.testing.assert_allclose(list(got_x.word_credit.values()), list(want_x.word_credit.values()),
+                                   rtol=1e-12, atol=1e-15, err_msg=where)
+        assert got_x.score == pytest.approx(want_x.score, rel=0, abs=1e-14), where
+
+
+def test_the_compiled_core_is_built_and_scores_by_default(scorer: Scorer) -> None:
+    """setup.py compiles the core on install; a model loaded through the artifact code uses it."""
+    assert fastpath.DEFAULT_ENGINE == "c", "model._fastcore is not built: reinstall with a C compiler"
+    assert scorer.compiled.engine == "c"
+    text_blocks = [b for b in scorer.compiled.blocks if isinstance(b, fastpath._TextBlock)]
+    assert [b.name for b in text_blocks] == ["words", "chars"]
+    assert all(b.core is not None for b in text_blocks)
+
+
+def test_the_numpy_engine_uses_no_core(scorer: Scorer) -> None:
+    reference_engine = CompiledModel(scorer.pipeline, "numpy")
+    assert reference_engine.engine == "numpy"
+    assert all(getattr(b, "core", None) is None for b in reference_engine.blocks)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        CompiledModel(scorer.pipeline, "fortran")
+
+
+def test_engines_agree_on_the_seed_corpus(scorer: Scorer, seed_comments: list[Comment]) -> None:
+    assert_same_engines(scorer.pipeline, seed_comments + list(EDGE_CASES.values()))
+
+
+def test_engines_agree_on_youtube(scorer: Scorer, youtube_comments: list[Comment]) -> None:
+    assert_same_engines(scorer.pipeline, youtube_comments)
+
+
+def test_engines_agree_with_tiny_caches(scorer: Scorer, seed_comments: list[Comment],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Caches emptied every few words (misses, refills) change nothing in the compiled core."""
+    monkeypatch.setattr(fastpath, "WORD_CACHE_SIZE", 2)
+    sample = seed_comments[::9]
+    assert_same_engines(scorer.pipeline, sample + sample[::-1])
+    compiled = CompiledModel(scorer.pipeline, "c")
+    first = [compiled.score(c) for c in sample]
+    compiled.clear_caches()
+    assert [compiled.score(c) for c in sample] == first
+
+
+def test_the_core_refuses_what_it_does_not_reproduce(scorer: Scorer) -> None:
+    from model import _fastcore
+
+    chars = next(b for b in scorer.compiled.blocks if getattr(b, "name", "") == "chars")
+    common = dict(weighted=chars.weighted, idf=chars.idf, offset=0, min_n=2, max_n=5, binary=False,
+                  sublinear=True, norm="l2", use_idf=True, cache_size=10)
+    with pytest.raises(ValueError, match="not 'char'"):
+        _fastcore.TextCore(vocab=chars.vocab, analyzer="char", **common)
+    with pytest.raises(ValueError, match="empty vocabulary"):
+        _fastcore.TextCore(vocab={}, analyzer="char_wb", **common)
+    with pytest.raises(ValueError, match="do not match"):
+        _fastcore.TextCore(vocab={"ab": 0}, analyzer="char_wb", **common)
+
+
 # --- other vectorizer settings ---------------------------------------------------------------
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -332,12 +403,16 @@ def _variant(settings: dict[str, Any], comments: list[Comment], labels: np.ndarr
     return fit_pipeline(pipeline, comments, labels)
 
 
+@pytest.mark.parametrize("engine", fastpath.ENGINES)
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_supported_vectorizer_settings_match_the_pipeline(name: str, small_training, seed_comments) -> None:
+def test_supported_vectorizer_settings_match_the_pipeline(name: str, engine: str, small_training,
+                                                          seed_comments) -> None:
     comments, labels = small_training
     pipeline = _variant(VARIANTS[name], comments, labels)
     probe = seed_comments[1::7][:300] + list(EDGE_CASES.values())
-    assert_same_as_pipeline(CompiledModel(pipeline), pipeline, probe)
+    compiled = CompiledModel(pipeline, engine)
+    assert compiled.engine == engine
+    assert_same_as_pipeline(compiled, pipeline, probe)
 
 
 def _fitted_tiny(small_training) -> Pipeline:

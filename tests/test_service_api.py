@@ -61,6 +61,7 @@ class SpyScorer:
         self.version = inner.version
         self.thresholds = inner.thresholds
         self.metadata = inner.metadata
+        self.engine = inner.engine
         self.calls: list[tuple[str, int]] = []
 
     def score(self, comment: Any, thresholds: Any = None) -> Any:
@@ -83,7 +84,7 @@ def test_healthz(client: FlaskClient) -> None:
 def test_readyz_with_model(client: FlaskClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ready", "model_version": "test-model-1"}
+    assert response.get_json() == {"status": "ready", "model_version": "test-model-1", "scoring_engine": "c"}
 
 
 def test_app_loads_the_model_from_model_path(make_app: Callable[..., Flask]) -> None:

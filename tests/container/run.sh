@@ -205,6 +205,8 @@ grep -q "copied the built-in model" <<<"$FIRST_LOG" || fail "the built-in model 
 grep -q "^\[train\]" <<<"$FIRST_LOG" && fail "the container trained a model instead of using the built-in one"
 grep -qE "^(cp|mkdir|mv|entrypoint: could not)" <<<"$FIRST_LOG" && fail "the entry point reported an error"
 MODEL_VERSION=$(curl -fsS --max-time 5 "$BASE_URL/readyz" | json_get 'd["model_version"]')
+ENGINE=$(curl -fsS --max-time 5 "$BASE_URL/readyz" | json_get 'd["scoring_engine"]')
+[[ $ENGINE == c ]] || fail "the image scores with the $ENGINE engine, not the compiled core"
 
 KEY=$(timeout 60 podman exec "$NAME" commentguard keys create --site "$SITE" --json | json_get 'd["key"]') \
   || fail "keys create"
@@ -284,7 +286,7 @@ log "stopped in ${STOP_SECONDS}s with exit code $EXIT_CODE"
 
 TOTAL=$(( $(date +%s) - STARTED ))
 log "PASS in ${TOTAL}s"
-printf '{"result": "pass", "image": "%s", "base_image": "%s", "image_size_bytes": %s, "base_image_size_bytes": %s, "build_seconds": %d, "model_version": "%s", "json_api": {"spam": "%s", "ham": "%s"}, "akismet": {"spam": "%s", "ham": "%s"}, "feedback_rows_kept": %d, "stop_seconds": %d, "stop_exit_code": %d, "seconds": %d}\n' \
-  "$IMAGE" "$BASE_IMAGE" "$IMAGE_SIZE" "$BASE_SIZE" "$BUILD_SECONDS" "$MODEL_VERSION" \
+printf '{"result": "pass", "image": "%s", "base_image": "%s", "image_size_bytes": %s, "base_image_size_bytes": %s, "build_seconds": %d, "model_version": "%s", "scoring_engine": "%s", "json_api": {"spam": "%s", "ham": "%s"}, "akismet": {"spam": "%s", "ham": "%s"}, "feedback_rows_kept": %d, "stop_seconds": %d, "stop_exit_code": %d, "seconds": %d}\n' \
+  "$IMAGE" "$BASE_IMAGE" "$IMAGE_SIZE" "$BASE_SIZE" "$BUILD_SECONDS" "$MODEL_VERSION" "$ENGINE" \
   "$SPAM_VERDICT" "$HAM_VERDICT" "$AKISMET_SPAM" "$AKISMET_HAM" "$FEEDBACK_BEFORE" \
   "$STOP_SECONDS" "$EXIT_CODE" "$TOTAL"
