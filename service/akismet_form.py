@@ -137,8 +137,16 @@ def _split(raw: bytes) -> list[tuple[bytes, bytes]]:
         if not part:
             continue
         name, _, value = part.partition(b"=")
-        pairs.append((unquote_to_bytes(name.replace(b"+", b" ")), unquote_to_bytes(value.replace(b"+", b" "))))
+        pairs.append((_unquote(name), _unquote(value)))
     return [(k, v) for k, v in pairs if k]
+
+
+def _unquote(raw: bytes) -> bytes:
+    """Form decoding of one name or value: ``+`` is a space, ``%XX`` a byte."""
+    # Most names and many values hold neither: skip the calls (a form has a dozen or two fields).
+    if b"+" in raw:
+        raw = raw.replace(b"+", b" ")
+    return unquote_to_bytes(raw) if b"%" in raw else raw
 
 
 def _ascii_value(pairs: list[tuple[bytes, bytes]], name: bytes) -> Optional[str]:

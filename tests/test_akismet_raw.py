@@ -361,3 +361,25 @@ def test_usage_endpoints_with_a_bad_key_or_bad_month(client: FlaskClient, api_ke
         response = client.get(f"{path}?api_key=0123456789ab")
         assert response.get_data(as_text=True) == "invalid" and response.headers["X-akismet-debug-help"]
     assert_protocol_error(client.get(f"/1.2/key-sites?api_key={api_key}&month=2024-13"), "Invalid month")
+
+
+@pytest.mark.parametrize("body", [
+    b"a+b=c+d%2B&plain=value&empty=&=nameless&bare",
+    b"bad=%zz%4&pct=%41%62c&plus=1+%2B+1&utf8=caf%C3%A9+cr%C3%A8me",
+    b"k=1&k=2&&comment_context[]=a&comment_context[]=b+c",
+])
+def test_form_decoding_equals_plain_percent_decoding(body: bytes) -> None:
+    """Fields without '+' or '%' skip the decoder: the result is what decoding everything gives."""
+    from urllib.parse import unquote_to_bytes
+
+    from service.akismet_form import parse_form
+
+    expected: dict[str, str] = {}
+    for part in body.split(b"&"):
+        name, _, value = part.partition(b"=")
+        name, value = (unquote_to_bytes(x.replace(b"+", b" ")).decode("utf-8") for x in (name, value))
+        if name and not name.startswith("comment_context"):
+            expected[name] = value
+    form = parse_form(body)
+    assert form.fields == expected
+    assert form.context == (["a", "b c"] if b"comment_context" in body else [])
