@@ -29,7 +29,7 @@ time is up are answered by the server (and recorded) but not counted by wrk, so
 it must never be below it.
 
     python bench/http_load.py [--duration 10] [--model DIR] [--workers N] [--worker-class C] [--threads T]
-                              [--no-reuse-port]
+                              [--no-reuse-port] [--scoring-engine auto|c|numpy]
 """
 from __future__ import annotations
 
@@ -299,11 +299,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-reuse-port", action="store_true",
                         help="both servers share one listening socket (COMMENTGUARD_REUSE_PORT=false)")
+    parser.add_argument("--scoring-engine", choices=("auto", "c", "numpy"), default=None,
+                        help="COMMENTGUARD_SCORING_ENGINE for the service (default: its own default, auto)")
     args = parser.parse_args()
     model = ensure_model(args.model)
     result: dict[str, Any] = {"config": {k: getattr(args, k) for k in
                                          ("duration", "connections", "wrk_threads", "workers",
-                                          "worker_class", "threads", "no_reuse_port")}}
+                                          "worker_class", "threads", "no_reuse_port", "scoring_engine")}}
 
     with tempfile.TemporaryDirectory(prefix="commentguard-bench-") as tmp:
         tmpdir = Path(tmp)
@@ -312,6 +314,8 @@ def main() -> None:
         env = base_env(data_dir, model)
         if args.no_reuse_port:
             env["COMMENTGUARD_REUSE_PORT"] = "false"
+        if args.scoring_engine:
+            env["COMMENTGUARD_SCORING_ENGINE"] = args.scoring_engine
         created = subprocess.run([PYTHON, "-m", "commentguard", "keys", "create", "--site", SITE, "--json"],
                                  cwd=ROOT, env=env, capture_output=True, text=True, check=True)
         key = json.loads(created.stdout)["key"]

@@ -123,8 +123,13 @@ def verify_artifact(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_model(path: str | Path) -> Scorer:
-    """Verify, unpickle and wrap the artifact at ``path`` in a :class:`Scorer`."""
+def load_model(path: str | Path, *, engine: str | None = None) -> Scorer:
+    """Verify, unpickle and wrap the artifact at ``path`` in a :class:`Scorer`.
+
+    ``engine``: what scores the text features (:data:`model.fastpath.ENGINES`; default: the
+    compiled core when it was built). Asking for ``"c"`` where it was not built is refused
+    with :class:`ArtifactIncompatibleError`, like any model the fast path cannot serve.
+    """
     meta = verify_artifact(path)
     try:
         pipeline = joblib.load(Path(path) / PICKLE_NAME)
@@ -137,7 +142,8 @@ def load_model(path: str | Path) -> Scorer:
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactCorruptError(f"bad thresholds in {path}/{METADATA_NAME}: {exc}") from exc
     try:
-        return Scorer(pipeline, thresholds=thresholds, version=str(meta["version"]), metadata=meta)
+        return Scorer(pipeline, thresholds=thresholds, version=str(meta["version"]), metadata=meta,
+                      engine=engine)
     except FastPathUnsupportedError as exc:  # e.g. a vectorizer option the fast path cannot reproduce
         raise ArtifactIncompatibleError(f"the model at {path} cannot be served: {exc}") from exc
 

@@ -41,7 +41,7 @@ class Scorer:
     """Scores comments with a fitted pipeline; shared between threads (one scores at a time)."""
 
     def __init__(self, pipeline: Pipeline, *, thresholds: Thresholds, version: str,
-                 metadata: dict[str, Any] | None = None) -> None:
+                 metadata: dict[str, Any] | None = None, engine: str | None = None) -> None:
         self.pipeline = pipeline
         self.thresholds = thresholds
         self.version = version
@@ -51,7 +51,7 @@ class Scorer:
         self._block: list[str] = [n.split("__", 1)[0] for n in names]
         self._name: list[str] = [n.split("__", 1)[1] for n in names]
         # Raises FastPathUnsupportedError for a pipeline it cannot reproduce exactly.
-        self.compiled = CompiledModel(pipeline)
+        self.compiled = CompiledModel(pipeline, engine)
         #: The description of each words/meta column, filled on first use (the vocabulary is
         #: large, a comment touches a few dozen columns); each word credited from char n-grams.
         self._column_text: dict[int, str] = {}

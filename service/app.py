@@ -173,7 +173,7 @@ def load_scorer(state: ServiceState, path: Path | None) -> str | None:
     """
     reason = None
     if state.scorer is None:
-        state.scorer, reason = _load_scorer(path)
+        state.scorer, reason = _load_scorer(path, state.settings.model_engine)
     if state.scorer is not None and state.settings.has_threshold_overrides:
         try:
             state.thresholds = state.settings.thresholds_for(state.scorer.thresholds)
@@ -186,17 +186,17 @@ def load_scorer(state: ServiceState, path: Path | None) -> str | None:
     elif state.scorer is not None:
         engine = state.scorer.engine
         log.info("model %s loaded (scoring engine: %s)", state.scorer.version, engine)
-        if engine != "c":
+        if engine != "c" and state.settings.scoring_engine == "auto":
             log.warning("the compiled scoring core (model._fastcore) is not built: scoring with numpy, "
                         "about half as fast; reinstall where a C compiler is available")
     return reason
 
 
-def _load_scorer(path: Path | None) -> tuple[Scorer | None, str | None]:
+def _load_scorer(path: Path | None, engine: str | None) -> tuple[Scorer | None, str | None]:
     if path is None:
         return None, "no model path configured"
     try:
-        return load_model(path), None
+        return load_model(path, engine=engine), None
     except ArtifactError as exc:
         return None, str(exc)
     except Exception as exc:  # the service must come up to report it; /readyz carries the reason

@@ -195,7 +195,7 @@ class ModelWatcher:
             if str(meta.get("version")) != active.version:
                 raise ArtifactError(f"the artifact at {path} is version {meta.get('version')!r}, "
                                     f"not the registered {active.version!r}")
-            scorer = load_model(path)
+            scorer = load_model(path, engine=self.state.settings.model_engine)
             thresholds = None
             if self.state.settings.has_threshold_overrides:
                 thresholds = self.state.settings.thresholds_for(scorer.thresholds)

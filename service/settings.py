@@ -26,6 +26,8 @@ MODES: tuple[str, ...] = (ENFORCE, LOG_ONLY)
 LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: gunicorn worker classes `commentguard serve` supports (gevent needs the optional gevent package).
 WORKER_CLASSES: tuple[str, ...] = ("gthread", "sync", "gevent")
+#: ``auto`` and the engines of model.fastpath.ENGINES (not imported: it would load scikit-learn here).
+SCORING_ENGINES: tuple[str, ...] = ("auto", "c", "numpy")
 #: How the upstream Akismet-compatible API is consulted (see service/upstream.py).
 UPSTREAM_MODES: tuple[str, ...] = ("off", "shadow", "gray", "always")
 SECRET_FILE_NAME = "secret_key"
@@ -140,6 +142,10 @@ SETTINGS: tuple[_Spec, ...] = (
           "Give each worker its own listening socket (`SO_REUSEPORT`) so that the kernel spreads "
           "connections evenly over the workers; `false` shares one socket, and a client's "
           "keep-alive connections can then all land on one worker. `serve` refuses a port already in use either way."),
+    _Spec("scoring_engine", _parse_str, "auto",
+          "What scores the text features: `c`, the compiled core (the service is not ready "
+          "where it was not built), `numpy`, the same steps in numpy (about half as fast; to "
+          "rule the core out when diagnosing), or `auto`: `c` when it was built, else `numpy`."),
     _Spec("max_body_bytes", _parse_int, "65536",
           "Largest request body accepted; larger bodies get 413."),
     _Spec("max_batch_items", _parse_int, "100",
@@ -231,6 +237,7 @@ class Settings:
     worker_class: str = "gthread"
     threads: int = 2
     reuse_port: bool = True
+    scoring_engine: str = "auto"
     max_body_bytes: int = 65536
     max_batch_items: int = 100
     threshold_unsure: float | None = None
@@ -272,6 +279,11 @@ class Settings:
         return self.mode == LOG_ONLY
 
     @property
+    def model_engine(self) -> str | None:
+        """The engine to ask model.artifact.load_model for (``None``: its default, the core if built)."""
+        return None if self.scoring_engine == "auto" else self.scoring_engine
+
+    @property
     def has_threshold_overrides(self) -> bool:
         return any(v is not None for v in self._threshold_overrides().values())
 
@@ -306,6 +318,8 @@ def _validate(s: Settings) -> None:
     check("worker_class", s.worker_class in WORKER_CLASSES,
           f"must be one of {', '.join(WORKER_CLASSES)}, got {s.worker_class!r}")
     check("threads", s.threads >= 1, f"must be at least 1, got {s.threads}")
+    check("scoring_engine", s.scoring_engine in SCORING_ENGINES,
+          f"must be one of {', '.join(SCORING_ENGINES)}, got {s.scoring_engine!r}")
     check("max_body_bytes", s.max_body_bytes >= 1, f"must be at least 1, got {s.max_body_bytes}")
     check("max_batch_items", s.max_batch_items >= 1, f"must be at least 1, got {s.max_batch_items}")
     check("model_check_seconds", s.model_check_seconds >= 0,

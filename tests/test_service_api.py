@@ -87,6 +87,40 @@ def test_readyz_with_model(client: FlaskClient) -> None:
     assert response.get_json() == {"status": "ready", "model_version": "test-model-1", "scoring_engine": "c"}
 
 
+@pytest.mark.parametrize("setting, engine", [("auto", "c"), ("c", "c"), ("numpy", "numpy")])
+def test_the_scoring_engine_setting_picks_the_engine_with_the_same_answers(
+        make_app: Callable[..., Flask], setting: str, engine: str) -> None:
+    """COMMENTGUARD_SCORING_ENGINE: the model is loaded from model_path with that engine, and
+    both engines answer a check with the same verdict, score and reasons."""
+    reference = make_app(scorer=None, scoring_engine="c").test_client()
+    client = make_app(scorer=None, scoring_engine=setting).test_client()
+    assert client.get("/readyz").get_json()["scoring_engine"] == engine
+    for text in (SPAM_TEXT, HAM_TEXT):
+        got = post_json(client, "/api/v1/check", {"comment_content": text}).get_json()
+        want = post_json(reference, "/api/v1/check", {"comment_content": text}).get_json()
+        assert got.pop("check_id") != want.pop("check_id")
+        assert got == want
+
+
+def test_without_the_compiled_core_auto_falls_back_and_c_is_not_ready(
+        make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An install where model._fastcore could not be built (as model.fastpath sees it then)."""
+    import model.fastpath as fastpath
+
+    monkeypatch.setattr(fastpath, "_fastcore", None)
+    monkeypatch.setattr(fastpath, "DEFAULT_ENGINE", "numpy")
+    with caplog.at_level("WARNING", logger="service.app"):
+        fallback = make_app(scorer=None, scoring_engine="auto").test_client()
+    assert fallback.get("/readyz").get_json()["scoring_engine"] == "numpy"
+    assert any("compiled scoring core" in r.getMessage() for r in caplog.records)
+    assert post_json(fallback, "/api/v1/check", {"comment_content": SPAM_TEXT}).status_code == 200
+    strict = make_app(scorer=None, scoring_engine="c").test_client()
+    response = strict.get("/readyz")
+    assert response.status_code == 503
+    assert "compiled scoring core (model._fastcore) is not built" in response.get_json()["reason"]
+    assert post_json(strict, "/api/v1/check", {"comment_content": SPAM_TEXT}).status_code == 503
+
+
 def test_app_loads_the_model_from_model_path(make_app: Callable[..., Flask]) -> None:
     app = make_app(scorer=None)
     assert get_state(app).scorer is not None

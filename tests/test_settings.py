@@ -55,6 +55,7 @@ def test_defaults() -> None:
     ("COMMENTGUARD_WORKER_CLASS", "sync", "worker_class", "sync"),
     ("COMMENTGUARD_THREADS", "8", "threads", 8),
     ("COMMENTGUARD_REUSE_PORT", "false", "reuse_port", False),
+    ("COMMENTGUARD_SCORING_ENGINE", " numpy ", "scoring_engine", "numpy"),
     ("COMMENTGUARD_MAX_BODY_BYTES", "1024", "max_body_bytes", 1024),
     ("COMMENTGUARD_MAX_BATCH_ITEMS", "10", "max_batch_items", 10),
     ("COMMENTGUARD_THRESHOLD_UNSURE", "0.3", "threshold_unsure", 0.3),
@@ -121,7 +122,7 @@ def test_empty_value_counts_as_unset() -> None:
     ("COMMENTGUARD_MODE", "strict"), ("COMMENTGUARD_LOG_LEVEL", "LOUD"),
     ("COMMENTGUARD_SECRET_KEY", "short"),
     ("COMMENTGUARD_ALLOW_ANONYMOUS_JSON", "maybe"), ("COMMENTGUARD_AKISMET_UNSURE_AS_SPAM", "2"),
-    ("COMMENTGUARD_STORE_PERSONAL_DATA", "y"),
+    ("COMMENTGUARD_STORE_PERSONAL_DATA", "y"), ("COMMENTGUARD_SCORING_ENGINE", "fortran"),
 ])
 def test_bad_values_raise_naming_the_variable(variable: str, raw: str) -> None:
     with pytest.raises(SettingsError) as info:
