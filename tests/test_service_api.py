@@ -382,12 +382,26 @@ def test_batch_lists_every_bad_item(client: FlaskClient) -> None:
 
 # --- server wiring and the serve command ---------------------------------------------------
 
+def test_post_worker_init_freezes_what_the_worker_built() -> None:
+    """After the hook, a full collection no longer walks the worker's long-lived objects."""
+    import gc
+
+    before = gc.get_freeze_count()
+    try:
+        server.post_worker_init(worker=None)
+        assert gc.get_freeze_count() > before
+        assert gc.get_freeze_count() > 10_000  # the test process's imports, at least
+    finally:
+        gc.unfreeze()  # hand them back: this is the test process, not a worker
+
+
 def test_gunicorn_options(settings: Any) -> None:
     options = server.gunicorn_options(settings)
     assert options["bind"] == ["127.0.0.1:8000"] and options["workers"] == 2
     # gthread with 2 workers x 2 threads: chosen by measurement (README, Performance).
     assert options["worker_class"] == "gthread" and options["threads"] == 2 and options["preload_app"] is False
     assert options["child_exit"] is server.child_exit and options["worker_exit"] is server.worker_exit
+    assert options["post_worker_init"] is server.post_worker_init
     assert server.gunicorn_options(settings, worker_class="sync")["threads"] == 1
     assert options["accesslog"] is None and options["graceful_timeout"] > 0
     assert options.get("control_socket_disable", True) is True
