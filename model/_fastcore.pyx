@@ -19,8 +19,11 @@ of the seed corpus and the YouTube collection. Misses of the per-word caches are
 rare and go to the reference's own Python code (``word_ids`` and
 ``credit_grams`` callables), so the n-grams a word yields are defined once.
 
-Not thread-safe on its own: a core's caches are plain dicts, filled on misses;
-:class:`model.scorer.Scorer` scores one comment at a time per model.
+Safe to share between threads: it holds the GIL throughout (no ``nogil``: the GIL
+handed back and forth mid-comment costs more than the loops), every call works in
+buffers of its own, and its caches are plain dicts that two threads missing on the
+same word both fill with the same value. :class:`model.scorer.Scorer` scores one
+comment at a time per model anyway.
 """
 from array import array
 

@@ -10,6 +10,12 @@ that are constant per column (logistic-regression coefficient × idf × the
 FeatureUnion's block weight) into one number per vocabulary term. Scoring is
 then a few dict lookups per token, the tf-idf norm, and a sum.
 
+The ``word`` and ``char_wb`` blocks are scored by the compiled core,
+:mod:`model._fastcore` (Cython, built by ``pip install``), when it is built: the
+same steps as C loops. This module's numpy code is their reference (tests compare
+the two engines comment by comment) and the fallback where the core could not be
+compiled (``engine="numpy"``).
+
 It reproduces the pipeline's feature values and contributions exactly (up to
 floating-point rounding, ~1e-15): tests compare every comment of the seed
 corpus and the YouTube collection with ``predict_proba``. Any vectorizer option
@@ -573,4 +579,5 @@ def _require(condition: bool, where: str, what: str) -> None:
             "teach model/fastpath.py the option or keep the vectorizer's default")
 
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "CompiledModel", "Contribution", "Explained", "FastScore", "FastPathUnsupportedError", "WORD_CACHE_SIZE"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "CompiledModel", "Contribution", "Explained", "FastScore",
+           "FastPathUnsupportedError", "WORD_CACHE_SIZE"]

@@ -8,8 +8,8 @@ through :class:`~model.fastpath.CompiledModel`, compiled from the pipeline when
 the scorer is built; it gives the pipeline's own numbers without its per-call
 overhead.
 
-Scoring holds a per-scorer lock, one comment at a time. It is CPU work, and numpy gives the GIL up
-inside it (sorts, searches, larger loops): two threads of one worker scoring at
+Scoring holds a per-scorer lock, one comment at a time. It is CPU work, and the numpy engine gives
+the GIL up inside it (sorts, searches, larger loops): two threads of one worker scoring at
 once hand the GIL back and forth at each of those points, which measured ~25%
 more CPU per comment and a p99 five times longer than scoring one after the
 other (2 threads × 600 YouTube comments, in-process). Under the lock the other
