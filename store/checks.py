@@ -17,7 +17,6 @@ _COLUMNS: tuple[str, ...] = (
     "id", "created", "site_id", "key_id", "surface", "tier", "score", "model_version",
     "reasons", "is_test", "upstream", "comment_hash", *COMMENT_COLUMNS, "comment_context", "extra",
 )
-_INSERT = f"INSERT INTO checks ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM checks"
 
 
@@ -66,7 +65,7 @@ class ChecksMixin(StoreBase):
         if not all(isinstance(r, CheckRecord) for r in records):
             raise InvalidRecordError("record_checks takes CheckRecord objects")
         rows = [self._check_row(r) for r in records]
-        self._db.run(lambda tx: tx.executemany(_INSERT, rows))
+        self._db.run(lambda tx: tx.insert_rows("checks", _COLUMNS, rows))
 
     def record_check(self, record: CheckRecord) -> None:
         """Insert one check."""

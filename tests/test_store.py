@@ -280,6 +280,25 @@ def test_record_checks_is_all_or_nothing(store: Store) -> None:
     assert _rows(store, "checks") == []
 
 
+@pytest.mark.parametrize("per_insert", [1, 7, 50])
+def test_record_checks_in_chunks_keeps_every_row(store: Store, per_insert: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch larger than one multi-row INSERT (SQLite) arrives whole, each row with its own values."""
+    import store.db as db
+
+    monkeypatch.setattr(db, "SQLITE_ROWS_PER_INSERT", per_insert)
+    records = [_check(_comment(f"comment number {i}"), tier="ham" if i % 2 else "spam") for i in range(123)]
+    store.record_checks(records)
+    assert len(_rows(store, "checks")) == 123
+    for record in records[::10] + records[-3:]:
+        got = store.get_check(record.id)
+        assert got is not None
+        assert (got.tier, got.comment.comment_content) == (record.tier, record.comment.comment_content)
+    with pytest.raises(StoreDatabaseError):  # still one transaction: a bad row in the last chunk
+        store.record_checks([_check(_comment("fine")) for _ in range(20)] + [records[0]])
+    assert len(_rows(store, "checks")) == 123
+
+
 def test_check_keeps_upstream_context_extra_and_test_flag(store: Store) -> None:
     comment = _comment(comment_context=("news", "cats"), extra={"HTTP_ACCEPT": "text/html"}, is_test="1")
     record = _check(comment)
