@@ -3,7 +3,7 @@
 Everything else is declared in ``pyproject.toml``. The extension is optional: where
 it cannot be compiled (no C compiler), the install goes on and the fast path scores
 with its numpy implementation (``model.fastpath``), which gives the same numbers,
-about 2x slower per comment; the service logs which one it uses.
+about 1.4x slower per comment; the service logs which one it uses.
 """
 from setuptools import Extension, setup
 

@@ -188,7 +188,7 @@ def load_scorer(state: ServiceState, path: Path | None) -> str | None:
         log.info("model %s loaded (scoring engine: %s)", state.scorer.version, engine)
         if engine != "c" and state.settings.scoring_engine == "auto":
             log.warning("the compiled scoring core (model._fastcore) is not built: scoring with numpy, "
-                        "about half as fast; reinstall where a C compiler is available")
+                        "about 1.4x slower per comment; reinstall where a C compiler is available")
     return reason
 
 

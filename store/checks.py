@@ -44,7 +44,7 @@ class ChecksMixin(StoreBase):
 
     def _check_row(self, record: CheckRecord) -> list[Any]:
         # The stored values are built directly, not through dataclasses.replace of the record:
-        # this runs for every check in the recorder thread, and replace() cost more than the insert.
+        # this runs for every check in the recorder thread, and replace() cost about as much as the insert.
         comment = self._privacy.minimise(record.comment)
         values: dict[str, Any] = {
             "id": record.id, "created": as_utc(record.created), "site_id": record.site_id,
