@@ -333,6 +333,7 @@ def main() -> None:
         try:
             base = f"http://127.0.0.1:{port}"
             result["startup_s"] = round(wait_ready(base + "/readyz", proc), 3)
+            result["scoring_engine"] = httpx.get(base + "/readyz", timeout=5).json().get("scoring_engine")
             bare_env = {**env, "COMMENTGUARD_DATA_DIR": str(tmpdir / "bare")}
             bare = subprocess.Popen([PYTHON, str(ROOT / "bench" / "bare_app.py"), "--port", str(bare_port)]
                                     + server_args(args), cwd=ROOT, env=bare_env, stdout=bare_log,
