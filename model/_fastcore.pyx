@@ -103,6 +103,14 @@ cdef Py_ssize_t _bsearch(const int32_t* sorted_ids, Py_ssize_t n, int32_t key) n
     return -1
 
 
+cdef inline object _remember(dict cache, object key, object value, Py_ssize_t size):
+    """Store ``value`` under ``key`` in a per-word cache (emptied when full, as the reference does)."""
+    if len(cache) >= size:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 cdef inline bytes _pack(object ids):
     """A sequence of ids as packed native int32 bytes (what the per-word caches hold)."""
     return array("i", ids).tobytes()
@@ -178,13 +186,8 @@ cdef class TextCore:
         cdef dict cache = self._ids_cache
         for token, count in tokens.items():
             hit = PyDict_GetItem(cache, token)
-            if hit == NULL:
-                ids = _pack(self.word_ids(token))
-                if len(cache) >= self.cache_size:
-                    cache.clear()
-                cache[token] = ids
-            else:
-                ids = <bytes><object>hit
+            ids = _remember(cache, token, _pack(self.word_ids(token)), self.cache_size) if hit == NULL \
+                else <bytes><object>hit
             times = count
             total += (PyBytes_GET_SIZE(ids) // 4) * times
             packed.append((ids, times))
@@ -332,17 +335,20 @@ cdef class TextCore:
         cdef PyObject* seen
         for token, times in tokens.items():
             hit = PyDict_GetItem(cache, token)
-            if hit == NULL:
-                pieces = tuple(self.credit_words(token))
-                if len(cache) >= self.cache_size:
-                    cache.clear()
-                cache[token] = pieces
-            else:
-                pieces = <object>hit
+            pieces = _remember(cache, token, tuple(self.credit_words(token)), self.cache_size) if hit == NULL \
+                else <object>hit
             for word in pieces:
                 seen = PyDict_GetItem(words, word)
                 words[word] = times if seen == NULL else <object>seen + times
         return words
+
+    cdef bytes _pack_credit_grams(self, word):
+        """A word's (id, occurrences) pairs, ascending by id, as packed native int32 bytes."""
+        word_ids, word_counts = self.credit_grams(word)
+        packed = np.empty((len(word_ids), 2), dtype=np.int32)
+        packed[:, 0] = word_ids
+        packed[:, 1] = word_counts
+        return packed.tobytes()
 
     cdef dict _credit(self, dict words, const int32_t* local, const double* values, Py_ssize_t m):
         cdef Py_ssize_t n_words = len(words), k, j, size, total = 0, at, e
@@ -352,17 +358,8 @@ cdef class TextCore:
         cdef PyObject* hit
         for word in names:
             hit = PyDict_GetItem(cache, word)
-            if hit == NULL:
-                word_ids, word_counts = self.credit_grams(word)
-                packed = np.empty((len(word_ids), 2), dtype=np.int32)
-                packed[:, 0] = word_ids
-                packed[:, 1] = word_counts
-                gram_bytes = packed.tobytes()
-                if len(cache) >= self.cache_size:
-                    cache.clear()
-                cache[word] = gram_bytes
-            else:
-                gram_bytes = <object>hit
+            gram_bytes = _remember(cache, word, self._pack_credit_grams(word), self.cache_size) if hit == NULL \
+                else <object>hit
             grams.append(gram_bytes)
             total += PyBytes_GET_SIZE(gram_bytes) // 8
         # One entry per (word, n-gram of the word that is a feature of this comment), in word

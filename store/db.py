@@ -118,15 +118,14 @@ class Tx:
         """
         if not rows:
             return
-        if self.dialect.name != SQLITE:
-            placeholders = ", ".join("?" for _ in columns)
-            self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
-            return
+        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         one = "(" + ", ".join("?" for _ in columns) + ")"
+        if self.dialect.name != SQLITE:
+            self.executemany(head + one, rows)
+            return
         getlimit = getattr(self._conn, "getlimit", None)  # Python 3.11+
         limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit else SQLITE_MAX_PARAMS
         step = max(1, min(SQLITE_ROWS_PER_INSERT, limit // len(columns)))
-        head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         for start in range(0, len(rows), step):
             chunk = rows[start:start + step]
             params = [value for row in chunk for value in self._params(row)]
