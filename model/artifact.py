@@ -1,11 +1,15 @@
-"""Model artifacts: a joblib pickle and its JSON metadata, written atomically, checked before loading.
+"""Model artifacts: a joblib pickle, its serving tables and JSON metadata, written atomically, checked before loading.
 
-An artifact is a directory holding ``model.joblib`` (the fitted pipeline) and
-``metadata.json`` (version id, creation time, library versions, the pickle's
-SHA-256, training data sources, metrics and thresholds). A pickle runs code
-when it is loaded, so :func:`load_model` reads the metadata first and refuses
-an artifact whose checksum or scikit-learn version does not match *before*
-unpickling anything.
+An artifact is a directory holding ``model.joblib`` (the fitted pipeline),
+``scoring.npz`` (the same model as the fast path's plain tables, model.tables)
+and ``metadata.json`` (version id, creation time, library versions, the SHA-256
+of both files, training data sources, metrics and thresholds). A pickle runs
+code when it is loaded, so :func:`verify_artifact` reads the metadata first and
+refuses an artifact whose checksums or scikit-learn version do not match
+*before* unpickling or reading anything. :func:`load_model` then scores from
+the tables without unpickling, and without importing scikit-learn; the pipeline
+is unpickled only when asked for (``Scorer.pipeline``), or when an artifact has
+no tables (written before they existed).
 """
 from __future__ import annotations
 
@@ -15,12 +19,9 @@ import os
 import platform
 import tempfile
 from datetime import datetime, timezone
+from importlib import metadata as distributions
 from pathlib import Path
 from typing import Any
-
-import joblib
-import sklearn
-from sklearn.pipeline import Pipeline
 
 from model.errors import (
     ArtifactCorruptError,
@@ -29,7 +30,10 @@ from model.errors import (
     ArtifactMissingError,
     FastPathUnsupportedError,
 )
+from model.fastpath import CompiledModel
+from model.reasons import quiet_words
 from model.scorer import Scorer
+from model.tables import TABLES_NAME, read_tables, tables_bytes
 from model.verdict import Thresholds
 
 PICKLE_NAME = "model.joblib"
@@ -41,9 +45,17 @@ def library_versions() -> dict[str, str]:
     """The versions an artifact depends on, as recorded in its metadata."""
     return {
         "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-        "joblib": joblib.__version__,
+        "scikit-learn": _installed("scikit-learn"),
+        "joblib": _installed("joblib"),
     }
+
+
+def _installed(distribution: str) -> str:
+    # Read from the installed package's metadata: importing scikit-learn takes a second.
+    try:
+        return distributions.version(distribution)
+    except distributions.PackageNotFoundError:
+        return "not installed"
 
 
 def new_version_id(created: datetime, digest: str) -> str:
@@ -51,18 +63,24 @@ def new_version_id(created: datetime, digest: str) -> str:
     return created.strftime("%Y%m%dT%H%M%SZ") + "-" + digest[:8]
 
 
-def save_model(pipeline: Pipeline, out_dir: str | Path, *, thresholds: Thresholds,
+def save_model(pipeline: Any, out_dir: str | Path, *, thresholds: Thresholds,
                metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write ``pipeline`` and its metadata into ``out_dir``; return the metadata written.
+    """Write ``pipeline``, its serving tables and its metadata into ``out_dir``; return the metadata written.
 
     Each file is written to a temporary name in the same directory and renamed
-    into place, the pickle first and the metadata last, so a reader never sees
-    a half-written file (and a reader caught between the two renames is
-    refused by the checksum rather than served a mismatched model).
+    into place, the pickle and tables first and the metadata last, so a reader
+    never sees a half-written file (and a reader caught between the renames is
+    refused by a checksum rather than served a mismatched model). A pipeline the
+    tables cannot hold (one the fast path does not reproduce, or with an
+    accent-stripping function of its own) is saved without them.
     """
+    import joblib  # here, not at the top: the service loads artifacts without it
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    tables = _tables_of(pipeline)
     tmp_pickle = _temp_path(out, PICKLE_NAME)
+    tmp_tables = _temp_path(out, TABLES_NAME)
     try:
         joblib.dump(pipeline, tmp_pickle, compress=3)
         digest = sha256_file(tmp_pickle)
@@ -76,12 +94,30 @@ def save_model(pipeline: Pipeline, out_dir: str | Path, *, thresholds: Threshold
             "sha256": digest,
             "thresholds": thresholds.to_dict(),
         })
+        meta.pop("tables", None)
+        if tables is not None:
+            tmp_tables.write_bytes(tables)
+            meta["tables"] = {"file": TABLES_NAME, "sha256": hashlib.sha256(tables).hexdigest()}
+            os.replace(tmp_tables, out / TABLES_NAME)
+        elif (out / TABLES_NAME).exists():
+            (out / TABLES_NAME).unlink()  # an older model's tables: this one has none
         os.replace(tmp_pickle, out / PICKLE_NAME)
     finally:
-        if tmp_pickle.exists():
-            tmp_pickle.unlink()
+        for tmp in (tmp_pickle, tmp_tables):
+            if tmp.exists():
+                tmp.unlink()
     write_json_atomic(out / METADATA_NAME, meta)
     return meta
+
+
+def _tables_of(pipeline: Any) -> bytes | None:
+    """The serving tables of a fitted pipeline, or ``None`` where they cannot hold it."""
+    from model.compile_pipeline import spec_from_pipeline
+
+    try:
+        return tables_bytes(spec_from_pipeline(pipeline), quiet_words())
+    except FastPathUnsupportedError:
+        return None
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -108,10 +144,11 @@ def verify_artifact(path: str | Path) -> dict[str, Any]:
             f"artifact format {meta.get('format_version')!r} at {path}; this release reads {FORMAT_VERSION}"
         )
     wanted = str(meta.get("libraries", {}).get("scikit-learn", "unknown"))
-    if _minor(wanted) != _minor(sklearn.__version__):
+    installed = _installed("scikit-learn")
+    if _minor(wanted) != _minor(installed):
         raise ArtifactIncompatibleError(
             f"artifact at {path} was trained with scikit-learn {wanted}, this service runs "
-            f"{sklearn.__version__}; retrain it with this release (commentguard train)"
+            f"{installed}; retrain it with this release (commentguard train)"
         )
     pickle_path = Path(path) / PICKLE_NAME
     if not pickle_path.is_file():
@@ -120,32 +157,60 @@ def verify_artifact(path: str | Path) -> dict[str, Any]:
         raise ArtifactCorruptError(
             f"{pickle_path} does not match the SHA-256 in its metadata (changed or truncated); refusing to load it"
         )
+    tables = meta.get("tables")
+    if tables is not None:
+        if not isinstance(tables, dict) or tables.get("file") != TABLES_NAME or not isinstance(
+                tables.get("sha256"), str):
+            raise ArtifactCorruptError(f"{path}/{METADATA_NAME} has a malformed 'tables' entry")
+        tables_path = Path(path) / TABLES_NAME
+        if not tables_path.is_file():
+            raise ArtifactMissingError(f"no model artifact at {path} ({TABLES_NAME} missing)")
+        if sha256_file(tables_path) != tables["sha256"]:
+            raise ArtifactCorruptError(
+                f"{tables_path} does not match the SHA-256 in its metadata (changed or truncated); "
+                "refusing to load it")
     return meta
 
 
 def load_model(path: str | Path, *, engine: str | None = None) -> Scorer:
-    """Verify, unpickle and wrap the artifact at ``path`` in a :class:`Scorer`.
+    """Verify the artifact at ``path`` and wrap it in a :class:`Scorer`.
 
+    The scorer is built from the serving tables, without unpickling; its ``pipeline`` is
+    unpickled on first use. An artifact without tables is unpickled and compiled.
     ``engine``: what scores the text features (:data:`model.fastpath.ENGINES`; default: the
     compiled core when it was built). Asking for ``"c"`` where it was not built is refused
     with :class:`ArtifactIncompatibleError`, like any model the fast path cannot serve.
     """
     meta = verify_artifact(path)
     try:
+        thresholds = Thresholds.from_dict(meta["thresholds"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactCorruptError(f"bad thresholds in {path}/{METADATA_NAME}: {exc}") from exc
+    try:
+        if "tables" in meta:
+            spec, quiet = read_tables(Path(path) / TABLES_NAME)
+            return Scorer(CompiledModel(spec, engine), thresholds=thresholds, version=str(meta["version"]),
+                          metadata=meta, quiet=quiet, pipeline_loader=lambda: load_pipeline(path))
+        return Scorer(load_pipeline(path, meta), thresholds=thresholds, version=str(meta["version"]),
+                      metadata=meta, engine=engine)
+    except FastPathUnsupportedError as exc:  # e.g. a vectorizer option the fast path cannot reproduce
+        raise ArtifactIncompatibleError(f"the model at {path} cannot be served: {exc}") from exc
+
+
+def load_pipeline(path: str | Path, meta: dict[str, Any] | None = None) -> Any:
+    """Verify (unless ``meta`` says it was just verified) and unpickle the artifact's fitted pipeline."""
+    import joblib
+    from sklearn.pipeline import Pipeline
+
+    if meta is None:
+        verify_artifact(path)
+    try:
         pipeline = joblib.load(Path(path) / PICKLE_NAME)
     except Exception as exc:  # a pickle that matched its hash but still fails: say so clearly
         raise ArtifactCorruptError(f"could not unpickle the model at {path}: {exc}") from exc
     if not isinstance(pipeline, Pipeline) or "classifier" not in pipeline.named_steps:
         raise ArtifactIncompatibleError(f"the artifact at {path} does not hold a CommentGuard pipeline")
-    try:
-        thresholds = Thresholds.from_dict(meta["thresholds"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ArtifactCorruptError(f"bad thresholds in {path}/{METADATA_NAME}: {exc}") from exc
-    try:
-        return Scorer(pipeline, thresholds=thresholds, version=str(meta["version"]), metadata=meta,
-                      engine=engine)
-    except FastPathUnsupportedError as exc:  # e.g. a vectorizer option the fast path cannot reproduce
-        raise ArtifactIncompatibleError(f"the model at {path} cannot be served: {exc}") from exc
+    return pipeline
 
 
 def sha256_file(path: Path) -> str:
@@ -184,6 +249,6 @@ def _minor(version: str) -> str:
 
 
 __all__ = [
-    "ArtifactError", "load_model", "save_model", "read_metadata", "verify_artifact",
-    "sha256_file", "write_json_atomic", "library_versions", "PICKLE_NAME", "METADATA_NAME",
+    "ArtifactError", "load_model", "load_pipeline", "save_model", "read_metadata", "verify_artifact",
+    "sha256_file", "write_json_atomic", "library_versions", "PICKLE_NAME", "METADATA_NAME", "TABLES_NAME",
 ]

@@ -117,6 +117,17 @@ _TEXT_SET = frozenset(TEXT_FIELDS)
 _NUMBER_OK = frozenset({"comment_parent", "is_test"})
 
 
+def as_comment(item: Any) -> Comment:
+    """A :class:`Comment` from a Comment, a mapping with Akismet field names, or a bare text."""
+    if isinstance(item, Comment):
+        return item
+    if isinstance(item, Mapping):
+        return Comment.from_mapping(item)
+    if isinstance(item, str):
+        return Comment(comment_content=item)
+    raise TypeError(f"cannot score a {type(item).__name__}; pass a Comment or a dict")
+
+
 def _as_text(key: str, value: Any) -> str:
     if value is None:
         return ""

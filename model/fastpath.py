@@ -3,12 +3,16 @@
 Scoring one comment through the scikit-learn pipeline costs milliseconds, nearly
 all of it per-call overhead (input validation, a sparse matrix per vectorizer,
 the FeatureUnion's stacking); the arithmetic is microseconds. A
-:class:`CompiledModel` is built once, when the artifact is loaded, from the
-*fitted* objects: it reuses :func:`model.features.prepare` unchanged, re-creates
-each vectorizer's analyser from its fitted parameters, and folds the weights
-that are constant per column (logistic-regression coefficient × idf × the
-FeatureUnion's block weight) into one number per vocabulary term. Scoring is
-then a few dict lookups per token, the tf-idf norm, and a sum.
+:class:`CompiledModel` is built once, when the artifact is loaded, from a
+:class:`ModelSpec`: each vectorizer's fitted options and vocabulary, and the
+weights that are constant per column (logistic-regression coefficient × idf ×
+the FeatureUnion's block weight) folded into one number per vocabulary term.
+:mod:`model.compile_pipeline` reads that spec off a fitted pipeline;
+:mod:`model.tables` stores it in the artifact, so the service builds it without
+unpickling anything or importing scikit-learn. Scoring reuses
+:func:`model.features.prepare` unchanged, re-creates each vectorizer's analyser
+from its options, and is then a few dict lookups per token, the tf-idf norm, and
+a sum.
 
 The ``word`` and ``char_wb`` blocks are scored by the compiled core,
 :mod:`model._fastcore` (Cython, built by ``pip install``), when it is built: the
@@ -19,8 +23,9 @@ compiled (``engine="numpy"``).
 It reproduces the pipeline's feature values and contributions exactly (up to
 floating-point rounding, ~1e-15): tests compare every comment of the seed
 corpus and the YouTube collection with ``predict_proba``. Any vectorizer option
-it does not reproduce raises :class:`~model.errors.FastPathUnsupportedError` at
-build time, so a change of settings fails loudly instead of scoring wrongly.
+it does not reproduce raises :class:`~model.errors.FastPathUnsupportedError` when
+the spec is read off the pipeline, so a change of settings fails loudly instead
+of scoring wrongly.
 """
 from __future__ import annotations
 
@@ -31,19 +36,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.feature_extraction.text import (
-    TfidfVectorizer,
-    strip_accents_ascii,
-    strip_accents_unicode,
-)
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
 
-from model.comment import Comment
+from model.comment import Comment, as_comment
 from model.errors import FastPathUnsupportedError
 from model.features import PreparedComment, prepare
-from model.pipeline import CommentPreparer, MetaOf, TextOf, _as_comment
 
 try:  # the compiled core (setup.py builds it; optional, so a machine without a C compiler still installs)
     from model import _fastcore
@@ -67,8 +63,6 @@ _CREDIT_WORD = re.compile(r"(?u)\b\w+\b")
 #: n-grams to words, each token's words and each word's n-grams with their counts); each
 #: cache is emptied when full (a crude bound: at most ~20 MB per worker for all three).
 WORD_CACHE_SIZE = 20_000
-_SUPPORTED_ANALYZERS = ("word", "char", "char_wb")
-_SUPPORTED_NORMS = (None, "l1", "l2")
 
 
 @dataclass(frozen=True)
@@ -100,63 +94,92 @@ class Explained:
     word_credit: dict[str, float]
 
 
-def _fitted_block(name: str, vec: Any, expected: type) -> str:
-    """Check a block holds a fitted ``expected`` vectorizer; return its name for messages."""
-    where = f"FeatureUnion block {name!r}"
-    if type(vec) is not expected:
-        raise FastPathUnsupportedError(
-            f"{where}: the fast path reproduces {expected.__name__}, not {type(vec).__name__}")
-    if not hasattr(vec, "vocabulary_"):
-        raise FastPathUnsupportedError(f"{where}: the vectorizer is not fitted")
-    return where
+@dataclass(frozen=True)
+class TextBlockSpec:
+    """What scoring one fitted ``TfidfVectorizer`` block takes: its options and per-column numbers.
+
+    ``vocab`` maps each term to its column within the block (``offset`` is the block's first
+    column in the feature matrix); ``weighted`` is coefficient × idf × block weight per column.
+    ``strip_accents`` is ``None``, ``"ascii"``, ``"unicode"`` or (in-process only) a function.
+    """
+
+    name: str
+    offset: int
+    vocab: dict[str, int]
+    analyzer: str
+    min_n: int
+    max_n: int
+    lowercase: bool
+    strip_accents: Any
+    binary: bool
+    sublinear: bool
+    norm: str | None
+    use_idf: bool
+    idf: np.ndarray
+    weighted: np.ndarray
+    token_pattern: str | None = None
+    stop_words: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class MetaBlockSpec:
+    """The fitted metadata block: one-hot token → column, and each column's weighted coefficient."""
+
+    name: str
+    offset: int
+    vocab: dict[str, int]
+    weighted: np.ndarray
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the fast path scores with: the intercept and the feature blocks in column order.
+
+    Made from a fitted pipeline by :func:`model.compile_pipeline.spec_from_pipeline`, or
+    read from an artifact's serving tables by :func:`model.tables.read_tables`.
+    """
+
+    intercept: float
+    blocks: tuple[TextBlockSpec | MetaBlockSpec, ...]
+
+    @property
+    def n_features(self) -> int:
+        return sum(len(block.vocab) for block in self.blocks)
+
+    def feature_names(self) -> list[str]:
+        """``block__term`` for every column, in column order (the pipeline's ``feature_names``)."""
+        names: list[str] = []
+        for block in self.blocks:
+            terms = [""] * len(block.vocab)
+            for term, column in block.vocab.items():
+                terms[column] = term
+            names += [f"{block.name}__{term}" for term in terms]
+        return names
 
 
 class _TextBlock:
     """One fitted TfidfVectorizer behind a TextOf selector, as lookup tables."""
 
-    def __init__(self, name: str, vec: Any, offset: int, coef: np.ndarray,
-                 weight: float | None, engine: str = "numpy") -> None:
-        where = _fitted_block(name, vec, TfidfVectorizer)
-        _require(vec.input == "content", where, f"input={vec.input!r} (only 'content')")
-        _require(vec.preprocessor is None, where, "a custom preprocessor")
-        _require(vec.analyzer in _SUPPORTED_ANALYZERS, where,
-                 f"analyzer={vec.analyzer!r} (only {', '.join(_SUPPORTED_ANALYZERS)})")
-        _require(np.dtype(vec.dtype) == np.float64, where, f"dtype={vec.dtype!r} (only float64)")
-        _require(vec.norm in _SUPPORTED_NORMS, where, f"norm={vec.norm!r} (only None, 'l1', 'l2')")
-        inner = getattr(vec, "_tfidf", None)
-        if inner is not None:  # transform() obeys the fitted transformer: refuse a set_params after fit
-            for option in ("norm", "use_idf", "sublinear_tf"):
-                _require(getattr(inner, option) == getattr(vec, option), where,
-                         f"{option} changed after fitting (refit the model)")
-        min_n, max_n = vec.ngram_range
-        _require(1 <= min_n <= max_n, where, f"ngram_range={vec.ngram_range!r}")
-        self.name = name
-        self.offset = offset
-        self.vocab: dict[str, int] = vec.vocabulary_
-        size = len(self.vocab)
-        self.min_n, self.max_n = int(min_n), int(max_n)
-        self.lowercase = bool(vec.lowercase)
-        self.strip_accents = _accent_function(vec.strip_accents, where)
-        self.analyzer: str = vec.analyzer
-        self.binary = bool(vec.binary)
-        self.sublinear = bool(vec.sublinear_tf)
-        self.norm: str | None = vec.norm
-        if vec.use_idf:
-            idf = np.asarray(vec.idf_, dtype=np.float64)
-            _require(idf.shape == (size,), where, "idf_ does not match the vocabulary")
-        else:
-            idf = np.ones(size, dtype=np.float64)
-        self.use_idf = bool(vec.use_idf)
-        self.idf = idf
+    def __init__(self, spec: TextBlockSpec, engine: str = "numpy") -> None:
+        where = f"FeatureUnion block {spec.name!r}"
+        self.name = spec.name
+        self.offset = spec.offset
+        self.vocab: dict[str, int] = spec.vocab
+        self.min_n, self.max_n = spec.min_n, spec.max_n
+        self.lowercase = spec.lowercase
+        self.strip_accents = _accent_function(spec.strip_accents, where)
+        self.analyzer: str = spec.analyzer
+        self.binary = spec.binary
+        self.sublinear = spec.sublinear
+        self.norm: str | None = spec.norm
+        self.use_idf = spec.use_idf
+        self.idf = spec.idf
         #: coefficient × idf × block weight: all of a column's contribution but tf / norm.
-        self.weighted = coef * idf if weight is None else coef * idf * weight
+        self.weighted = spec.weighted
         if self.analyzer == "word":
-            _require(vec.tokenizer is None, where, "a custom tokenizer")
-            _require(vec.token_pattern is not None, where, "token_pattern=None")
-            self.token_re = re.compile(vec.token_pattern)
-            _require(self.token_re.groups <= 1, where, "a token_pattern with several groups")
-            stop = vec.get_stop_words()
-            self.stop_words: frozenset[str] | None = None if stop is None else frozenset(stop)
+            self.token_re = re.compile(str(spec.token_pattern))
+            require_supported(self.token_re.groups <= 1, where, "a token_pattern with several groups")
+            self.stop_words: frozenset[str] | None = spec.stop_words
         self._word_ids: dict[str, np.ndarray] = {}
         #: Crediting char n-grams to words (model.reasons) is done here only when the words the
         #: reasons see (``\w+`` runs of ``text.lower()``) can be read off this block's own tokens.
@@ -400,13 +423,11 @@ def _tokens(doc: str) -> Counter[str]:
 class _MetaBlock:
     """The fitted DictVectorizer behind a MetaOf selector: token → weighted coefficient."""
 
-    def __init__(self, name: str, vec: Any, offset: int, coef: np.ndarray,
-                 weight: float | None) -> None:
-        where = _fitted_block(name, vec, DictVectorizer)
-        _require(np.dtype(vec.dtype) == np.float64, where, f"dtype={vec.dtype!r} (only float64)")
-        self.offset = offset
-        self.vocab: dict[str, int] = vec.vocabulary_
-        self.weighted = np.asarray(coef if weight is None else coef * weight, dtype=np.float64)
+    def __init__(self, spec: MetaBlockSpec) -> None:
+        self.name = spec.name
+        self.offset = spec.offset
+        self.vocab: dict[str, int] = spec.vocab
+        self.weighted = spec.weighted
 
     def contributions(self, meta: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
         """(columns, log-odds contributions) of the tokens in the vocabulary, in column order."""
@@ -419,15 +440,17 @@ class _MetaBlock:
 
 
 class CompiledModel:
-    """A fitted CommentGuard pipeline compiled for scoring one comment at a time; read-only after build.
+    """A fitted CommentGuard model compiled for scoring one comment at a time; read-only after build.
 
-    Raises :class:`FastPathUnsupportedError` when the pipeline has a shape or an
-    option this class does not reproduce exactly. ``engine`` picks what scores the
-    ``word`` and ``char_wb`` blocks (:data:`ENGINES`; default :data:`DEFAULT_ENGINE`);
-    a ``char`` block and the metadata block are always scored here.
+    Built from a fitted pipeline (read by :func:`model.compile_pipeline.spec_from_pipeline`,
+    which raises :class:`FastPathUnsupportedError` for a shape or an option this class does
+    not reproduce exactly) or from a :class:`ModelSpec` (an artifact's serving tables, read
+    without scikit-learn). ``engine`` picks what scores the ``word`` and ``char_wb`` blocks
+    (:data:`ENGINES`; default :data:`DEFAULT_ENGINE`); a ``char`` block and the metadata
+    block are always scored here.
     """
 
-    def __init__(self, pipeline: Pipeline, engine: str | None = None) -> None:
+    def __init__(self, model: Any, engine: str | None = None) -> None:
         engine = engine or DEFAULT_ENGINE
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -435,50 +458,18 @@ class CompiledModel:
             raise FastPathUnsupportedError("the compiled scoring core (model._fastcore) is not built")
         #: What scores the text blocks: "c" (the compiled core) or "numpy".
         self.engine = engine
-        steps = getattr(pipeline, "named_steps", None)
-        if not isinstance(pipeline, Pipeline) or list(steps) != ["prepare", "features", "classifier"]:
-            raise FastPathUnsupportedError(
-                "the fast path expects a Pipeline with steps prepare, features, classifier")
-        if type(steps["prepare"]) is not CommentPreparer:
-            raise FastPathUnsupportedError("the 'prepare' step is not a CommentPreparer")
-        classifier = steps["classifier"]
-        if type(classifier) is not LogisticRegression or len(getattr(classifier, "classes_", ())) != 2:
-            raise FastPathUnsupportedError("the fast path reproduces a fitted binary LogisticRegression only")
-        coef = np.asarray(classifier.coef_, dtype=np.float64)
-        if coef.ndim != 2 or coef.shape[0] != 1:
-            raise FastPathUnsupportedError(f"unexpected coef_ shape {coef.shape}")
-        self.intercept = float(classifier.intercept_[0])
-        #: The blocks in the FeatureUnion's order, so contributions come out in its column order.
-        self.blocks: list[_TextBlock | _MetaBlock] = []
-        self.n_features = self._compile_features(steps["features"], coef[0], engine)
-        if self.n_features != coef.shape[1]:
-            raise FastPathUnsupportedError(
-                f"the feature blocks give {self.n_features} columns, the classifier has {coef.shape[1]}")
+        if not isinstance(model, ModelSpec):
+            from model.compile_pipeline import spec_from_pipeline  # imports scikit-learn
 
-    def _compile_features(self, union: Any, coef: np.ndarray, engine: str) -> int:
-        if type(union) is not FeatureUnion:
-            raise FastPathUnsupportedError("the 'features' step is not a FeatureUnion")
-        weights = union.transformer_weights or {}
-        offset = 0
-        for name, block in union.transformer_list:
-            if isinstance(block, str) and block == "drop":
-                continue
-            if type(block) is not Pipeline or len(block.steps) != 2:
-                raise FastPathUnsupportedError(
-                    f"FeatureUnion block {name!r} is not a two-step Pipeline (selector, vectorizer)")
-            selector, vec = block.steps[0][1], block.steps[1][1]
-            size = len(getattr(vec, "vocabulary_", {}))
-            weight = weights.get(name)
-            block_coef = coef[offset:offset + size]
-            if type(selector) is TextOf:
-                self.blocks.append(_TextBlock(name, vec, offset, block_coef, weight, engine))
-            elif type(selector) is MetaOf:
-                self.blocks.append(_MetaBlock(name, vec, offset, block_coef, weight))
-            else:
-                raise FastPathUnsupportedError(
-                    f"FeatureUnion block {name!r} starts with {type(selector).__name__}, not TextOf or MetaOf")
-            offset += size
-        return offset
+            model = spec_from_pipeline(model)
+        #: The tables this model scores with (what an artifact's serving tables store).
+        self.spec: ModelSpec = model
+        self.intercept = model.intercept
+        #: The blocks in the FeatureUnion's order, so contributions come out in its column order.
+        self.blocks: list[_TextBlock | _MetaBlock] = [
+            _TextBlock(block, engine) if isinstance(block, TextBlockSpec) else _MetaBlock(block)
+            for block in model.blocks]
+        self.n_features = model.n_features
 
     def clear_caches(self) -> None:
         """Forget the cached per-word n-gram ids (for benchmarks of the cold path)."""
@@ -523,7 +514,7 @@ class CompiledModel:
     @staticmethod
     def prepare(item: Any) -> PreparedComment:
         """What the pipeline's ``prepare`` step computes for one comment (Comment, dict or str)."""
-        return prepare(_as_comment(item))
+        return prepare(as_comment(item))
 
     def score_prepared(self, prepared: PreparedComment, *, explain: bool = True) -> FastScore:
         """The score of a prepared comment, and (with ``explain``) its per-column contributions."""
@@ -563,16 +554,18 @@ def _sigmoid(x: float) -> float:
 def _accent_function(option: Any, where: str) -> Callable[[str], str] | None:
     if not option:
         return None
-    if option == "ascii":
-        return strip_accents_ascii
-    if option == "unicode":
-        return strip_accents_unicode
+    if option in ("ascii", "unicode"):
+        # scikit-learn's own functions, imported only for a model that strips accents.
+        from sklearn.feature_extraction.text import strip_accents_ascii, strip_accents_unicode
+
+        return strip_accents_ascii if option == "ascii" else strip_accents_unicode
     if callable(option):
         return option
     raise FastPathUnsupportedError(f"{where}: strip_accents={option!r} is not supported")
 
 
-def _require(condition: bool, where: str, what: str) -> None:
+def require_supported(condition: bool, where: str, what: str) -> None:
+    """Raise :class:`FastPathUnsupportedError` naming ``what`` unless ``condition`` holds."""
     if not condition:
         raise FastPathUnsupportedError(
             f"{where}: the fast scoring path does not support {what}; "
@@ -580,4 +573,5 @@ def _require(condition: bool, where: str, what: str) -> None:
 
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "CompiledModel", "Contribution", "Explained", "FastScore",
-           "FastPathUnsupportedError", "WORD_CACHE_SIZE"]
+           "FastPathUnsupportedError", "MetaBlockSpec", "ModelSpec", "TextBlockSpec", "WORD_CACHE_SIZE",
+           "require_supported"]

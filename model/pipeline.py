@@ -19,7 +19,7 @@ module because joblib pickles them by import path.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 import numpy as np
 from scipy import sparse
@@ -29,7 +29,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from model.comment import Comment
+from model.comment import as_comment
 from model.features import MONOTONE_PREFIXES, PreparedComment, prepare
 
 WORD_PATTERN = r"(?u)\b\w+\b"
@@ -42,7 +42,7 @@ class CommentPreparer(BaseEstimator, TransformerMixin):
         return self
 
     def transform(self, X: Iterable[Any]) -> list[PreparedComment]:
-        return [prepare(_as_comment(item)) for item in X]
+        return [prepare(as_comment(item)) for item in X]
 
 
 class TextOf(BaseEstimator, TransformerMixin):
@@ -87,16 +87,6 @@ class NaiveBayesScale(BaseEstimator, TransformerMixin):
 
     def transform(self, X: Any) -> sparse.csr_matrix:
         return sparse.csr_matrix(sparse.csr_matrix(X).multiply(self.scale_))
-
-
-def _as_comment(item: Any) -> Comment:
-    if isinstance(item, Comment):
-        return item
-    if isinstance(item, Mapping):
-        return Comment.from_mapping(item)
-    if isinstance(item, str):
-        return Comment(comment_content=item)
-    raise TypeError(f"cannot score a {type(item).__name__}; pass a Comment or a dict")
 
 
 def build_pipeline(*, c: float = 16.0, min_df: int = 1, max_features: int | None = None,

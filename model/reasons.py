@@ -11,9 +11,8 @@ from __future__ import annotations
 import heapq
 import re
 from collections import defaultdict
-from typing import Iterable
-
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from functools import lru_cache
+from typing import AbstractSet, Iterable
 
 from model.cues import CUE_DESCRIPTIONS
 from model.normalize import SHORTENERS
@@ -63,8 +62,18 @@ _PLACEHOLDERS = {"xxurl": "a link in the text", "xxemail": "an e-mail address in
 #: Tokens every ordinary comment carries; they shift the baseline, they do not
 #: explain a verdict, so they are never shown as reasons (their weight still counts).
 _BASELINE_TOKENS = frozenset({"type=comment"})
-#: Function words say nothing a moderator can act on.
-_QUIET_WORDS = frozenset(ENGLISH_STOP_WORDS)
+
+
+@lru_cache(maxsize=1)
+def quiet_words() -> frozenset[str]:
+    """Function words, which say nothing a moderator can act on: scikit-learn's English stop words.
+
+    Imported on first use; a model served from its tables (model.tables) carries this
+    list, so the service never imports scikit-learn for it.
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)
 
 
 def describe_meta(token: str) -> str:
@@ -87,11 +96,14 @@ def describe_meta(token: str) -> str:
     return token
 
 
-def describe_ngram(ngram: str) -> str:
-    """Words for a word n-gram: "word 'free'" or "phrase 'check out'"."""
+def describe_ngram(ngram: str, quiet: AbstractSet[str] | None = None) -> str:
+    """Words for a word n-gram: "word 'free'" or "phrase 'check out'"; "" for a quiet word.
+
+    ``quiet``: the function words not shown (default: :func:`quiet_words`).
+    """
     if ngram in _PLACEHOLDERS:
         return _PLACEHOLDERS[ngram]
-    if ngram in _QUIET_WORDS:
+    if ngram in (quiet_words() if quiet is None else quiet):
         return ""
     if " " in ngram:
         return f"phrase '{ngram}'"

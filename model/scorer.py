@@ -1,12 +1,13 @@
-"""The scorer: a fitted pipeline plus thresholds, giving verdicts with reasons.
+"""The scorer: a compiled model plus thresholds, giving verdicts with reasons.
 
 It owns the path from comment records to :class:`~model.verdict.Verdict`: the
 spam probability (the logistic regression's, computed from the same per-feature
 contributions used for the explanation, so score and reasons always agree), the
 tier from the thresholds, and the reasons from those contributions. Scoring goes
-through :class:`~model.fastpath.CompiledModel`, compiled from the pipeline when
-the scorer is built; it gives the pipeline's own numbers without its per-call
-overhead.
+through :class:`~model.fastpath.CompiledModel`, compiled from the fitted pipeline
+(or read from an artifact's serving tables, model.tables); it gives the
+pipeline's own numbers without its per-call overhead. This module does not
+import scikit-learn.
 
 Scoring holds a per-scorer lock, one comment at a time. It is CPU work, and the numpy engine gives
 the GIL up inside it (sorts, searches, larger loops): two threads of one worker scoring at
@@ -22,12 +23,10 @@ from collections import defaultdict
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-from sklearn.pipeline import Pipeline
 
 from model.comment import Comment
 from model.fastpath import CompiledModel, Contribution, Explained
-from model.pipeline import feature_names
-from model.reasons import credit_char_ngrams, describe_meta, describe_ngram, top_reasons
+from model.reasons import credit_char_ngrams, describe_meta, describe_ngram, quiet_words, top_reasons
 from model.verdict import Reason, Thresholds, Verdict
 
 
@@ -40,18 +39,31 @@ WORD_TEXT_CACHE_SIZE = 20_000
 class Scorer:
     """Scores comments with a fitted pipeline; shared between threads (one scores at a time)."""
 
-    def __init__(self, pipeline: Pipeline, *, thresholds: Thresholds, version: str,
-                 metadata: dict[str, Any] | None = None, engine: str | None = None) -> None:
-        self.pipeline = pipeline
+    def __init__(self, model: Any, *, thresholds: Thresholds, version: str,
+                 metadata: dict[str, Any] | None = None, engine: str | None = None,
+                 quiet: Iterable[str] | None = None,
+                 pipeline_loader: Callable[[], Any] | None = None) -> None:
+        """``model``: a fitted pipeline, or a :class:`CompiledModel` (``engine`` is then its own).
+
+        ``quiet``: the function words reasons leave out (default: model.reasons.quiet_words).
+        ``pipeline_loader``: gives the fitted pipeline on first use of :attr:`pipeline` when
+        ``model`` is a compiled one (an artifact's pickle, unpickled only when asked for).
+        """
+        if isinstance(model, CompiledModel):
+            compiled, self._pipeline = model, None
+        else:
+            # Raises FastPathUnsupportedError for a pipeline it cannot reproduce exactly.
+            compiled, self._pipeline = CompiledModel(model, engine), model
+        self._pipeline_loader = pipeline_loader
+        self.compiled = compiled
         self.thresholds = thresholds
         self.version = version
         self.metadata: dict[str, Any] = dict(metadata or {})
-        names = feature_names(pipeline).astype(str).tolist()
+        names = compiled.spec.feature_names()
         # Split "block__feature" once, so explaining a comment is a few list lookups.
         self._block: list[str] = [n.split("__", 1)[0] for n in names]
         self._name: list[str] = [n.split("__", 1)[1] for n in names]
-        # Raises FastPathUnsupportedError for a pipeline it cannot reproduce exactly.
-        self.compiled = CompiledModel(pipeline, engine)
+        self._quiet = frozenset(quiet_words() if quiet is None else quiet)
         #: The description of each words/meta column, filled on first use (the vocabulary is
         #: large, a comment touches a few dozen columns); each word credited from char n-grams.
         self._column_text: dict[int, str] = {}
@@ -59,6 +71,15 @@ class Scorer:
         #: The char n-grams are credited to words inside the fast path when it can (char_wb).
         self._fast_credit = self.compiled.can_credit(CHAR_BLOCK)
         self._lock = threading.Lock()
+
+    @property
+    def pipeline(self) -> Any:
+        """The fitted scikit-learn pipeline (unpickled from the artifact on first use when served from tables)."""
+        if self._pipeline is None:
+            if self._pipeline_loader is None:
+                raise AttributeError("this scorer was built without its pipeline")
+            self._pipeline = self._pipeline_loader()
+        return self._pipeline
 
     @property
     def engine(self) -> str:
@@ -111,7 +132,7 @@ class Scorer:
         for word, value in explained.word_credit.items():
             text = word_text.get(word)
             if text is None:
-                text = describe_ngram(word)
+                text = describe_ngram(word, self._quiet)
                 if len(word_text) >= WORD_TEXT_CACHE_SIZE:
                     word_text.clear()
                 word_text[word] = text
@@ -119,8 +140,9 @@ class Scorer:
         return top_reasons(grouped, explained.score)
 
     def _describe_column(self, col: int) -> str:
-        describe: Callable[[str], str] = describe_ngram if self._block[col] == "words" else describe_meta
-        return describe(self._name[col])
+        if self._block[col] == "words":
+            return describe_ngram(self._name[col], self._quiet)
+        return describe_meta(self._name[col])
 
     def _explain(self, text: str, contributions: Iterable[Contribution],
                  score: float) -> tuple[Reason, ...]:
@@ -132,9 +154,9 @@ class Scorer:
             if block == "chars":
                 char_grams.append((name, value))
             elif block == "words":
-                grouped[describe_ngram(name)] += value
+                grouped[describe_ngram(name, self._quiet)] += value
             else:
                 grouped[describe_meta(name)] += value
         for word, value in credit_char_ngrams(text, char_grams).items():
-            grouped[describe_ngram(word)] += value
+            grouped[describe_ngram(word, self._quiet)] += value
         return top_reasons(grouped, score)

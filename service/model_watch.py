@@ -11,7 +11,7 @@ assignment. A request that already took the old scorer finishes with it; the
 next one gets the new one. Nothing waits on a lock, so no request fails or
 stalls while a model loads (the load competes for the GIL for ~0.2 s, no more).
 
-An artifact that fails its checks (checksum, scikit-learn version, version id
+An artifact that fails its checks (checksums, scikit-learn version, version id
 not the one registered, thresholds that contradict the configured overrides) is
 refused: logged, reported by ``/readyz``, and remembered with the artifact
 files' size and modification time, so it is not retried every two seconds but
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from model.artifact import PICKLE_NAME, load_model, read_metadata, verify_artifact
+from model.artifact import METADATA_NAME, PICKLE_NAME, TABLES_NAME, load_model, read_metadata, verify_artifact
 from model.errors import ArtifactError
 from service.settings import SettingsError
 from store import ActiveModel, StoreError
@@ -76,7 +76,7 @@ def artifact_path(active: ActiveModel, models_dir: Optional[Path]) -> Path:
 def _fingerprint(path: Path) -> tuple[Any, ...]:
     """The artifact files' sizes and modification times: a refused artifact is retried once they change."""
     out: list[Any] = [str(path)]
-    for name in (PICKLE_NAME, "metadata.json"):
+    for name in (PICKLE_NAME, TABLES_NAME, METADATA_NAME):
         try:
             st = (path / name).stat()
             out += [st.st_size, st.st_mtime_ns]

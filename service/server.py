@@ -4,7 +4,7 @@
 without starting anything); :class:`CommentGuardServer` feeds them to gunicorn;
 :func:`serve` runs it until it is stopped. ``preload_app`` is off: each worker
 builds its own app and loads the model after the fork, so a worker restart
-reloads a retrained model and no scikit-learn state is shared across a fork.
+reloads a retrained model and no model state is shared across a fork.
 The ``worker_exit`` hook (:func:`worker_exit`) flushes the worker's queued
 check log and closes its store when gunicorn stops the worker (SIGTERM);
 ``atexit`` does the same for any other way the process ends normally.

@@ -26,7 +26,7 @@ MODES: tuple[str, ...] = (ENFORCE, LOG_ONLY)
 LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: gunicorn worker classes `commentguard serve` supports (gevent needs the optional gevent package).
 WORKER_CLASSES: tuple[str, ...] = ("gthread", "sync", "gevent")
-#: ``auto`` and the engines of model.fastpath.ENGINES (not imported: it would load scikit-learn here).
+#: ``auto`` and the engines of model.fastpath.ENGINES (not imported: settings loads no numpy or model code).
 SCORING_ENGINES: tuple[str, ...] = ("auto", "c", "numpy")
 #: How the upstream Akismet-compatible API is consulted (see service/upstream.py).
 UPSTREAM_MODES: tuple[str, ...] = ("off", "shadow", "gray", "always")

@@ -12,7 +12,15 @@ import pytest
 import sklearn
 
 import model.artifact as artifact
-from model.artifact import METADATA_NAME, PICKLE_NAME, load_model, read_metadata, save_model, sha256_file
+from model.artifact import (
+    METADATA_NAME,
+    PICKLE_NAME,
+    TABLES_NAME,
+    load_model,
+    read_metadata,
+    save_model,
+    sha256_file,
+)
 from model.comment import Comment
 from model.errors import (
     ArtifactCorruptError,
@@ -95,7 +103,7 @@ def saved(fitted, tmp_path: Path) -> Path:
 def no_unpickling(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):
         pytest.fail("load_model unpickled an artifact it should have refused")
-    monkeypatch.setattr(artifact.joblib, "load", refuse)
+    monkeypatch.setattr(joblib, "load", refuse)
 
 
 def test_load_gives_a_scorer_with_the_pipelines_scores(fitted, saved: Path) -> None:
@@ -123,9 +131,9 @@ def test_metadata_contents(saved: Path) -> None:
 
 
 def test_save_leaves_no_temporary_files(fitted, saved: Path) -> None:
-    assert sorted(p.name for p in saved.iterdir()) == sorted([PICKLE_NAME, METADATA_NAME])
+    assert sorted(p.name for p in saved.iterdir()) == sorted([PICKLE_NAME, TABLES_NAME, METADATA_NAME])
     save_model(fitted, saved, thresholds=THRESHOLDS)  # overwriting in place too
-    assert sorted(p.name for p in saved.iterdir()) == sorted([PICKLE_NAME, METADATA_NAME])
+    assert sorted(p.name for p in saved.iterdir()) == sorted([PICKLE_NAME, TABLES_NAME, METADATA_NAME])
 
 
 def _refused(path: Path, error: type[ArtifactError], *words: str) -> str:
@@ -221,6 +229,135 @@ def test_artifact_files_are_readable_by_other_users(saved: Path) -> None:
     # written by someone else; the umask, not the temporary-file default, decides.
     umask = os.umask(0)
     os.umask(umask)
-    for name in ("model.joblib", "metadata.json"):
+    for name in ("model.joblib", "scoring.npz", "metadata.json"):
         mode = (saved / name).stat().st_mode & 0o777
         assert mode == 0o644 & ~umask, (name, oct(mode))
+
+
+# --- the serving tables (model.tables) ------------------------------------------------------
+
+def _without_tables(path: Path) -> None:
+    """Make ``path`` an artifact as written before serving tables existed."""
+    (path / TABLES_NAME).unlink()
+    meta = json.loads((path / METADATA_NAME).read_text())
+    del meta["tables"]
+    (path / METADATA_NAME).write_text(json.dumps(meta))
+
+
+def test_metadata_names_the_tables_and_their_checksum(saved: Path) -> None:
+    meta = read_metadata(saved)
+    assert meta["tables"] == {"file": TABLES_NAME, "sha256": sha256_file(saved / TABLES_NAME)}
+
+
+def test_load_scores_from_the_tables_without_unpickling(fitted, saved: Path, no_unpickling) -> None:
+    scorer = load_model(saved)
+    from_pipeline = Scorer(fitted, thresholds=THRESHOLDS, version="same")
+    np.testing.assert_array_equal(scorer.spam_probability(PROBE), from_pipeline.spam_probability(PROBE))
+    for mine, reference in zip(scorer.score_many(PROBE), from_pipeline.score_many(PROBE)):
+        assert (mine.tier, mine.score, mine.reasons) == (reference.tier, reference.score, reference.reasons)
+
+
+def test_the_pipeline_is_unpickled_only_when_asked_for(fitted, saved: Path, monkeypatch) -> None:
+    calls = []
+    real_load = joblib.load
+    monkeypatch.setattr(joblib, "load", lambda *a, **k: calls.append(a) or real_load(*a, **k))
+    scorer = load_model(saved)
+    assert calls == []
+    np.testing.assert_allclose(scorer.pipeline.predict_proba(PROBE)[:, 1], fitted.predict_proba(PROBE)[:, 1],
+                               rtol=0, atol=0)
+    assert scorer.pipeline is scorer.pipeline and len(calls) == 1
+
+
+def test_the_pipeline_of_a_changed_artifact_is_refused_when_asked_for(saved: Path, no_unpickling) -> None:
+    scorer = load_model(saved)
+    pickle = saved / PICKLE_NAME
+    pickle.write_bytes(pickle.read_bytes()[:100])
+    with pytest.raises(ArtifactCorruptError, match="SHA-256"):
+        scorer.pipeline
+
+
+def test_tampered_tables_are_refused_before_reading(saved: Path, no_unpickling, monkeypatch) -> None:
+    monkeypatch.setattr(artifact, "read_tables", lambda *a: pytest.fail("read tables that fail their checksum"))
+    tables = saved / TABLES_NAME
+    data = bytearray(tables.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tables.write_bytes(bytes(data))
+    _refused(saved, ArtifactCorruptError, "SHA-256", TABLES_NAME)
+
+
+def test_missing_tables_named_by_the_metadata(saved: Path, no_unpickling) -> None:
+    (saved / TABLES_NAME).unlink()
+    _refused(saved, ArtifactMissingError, TABLES_NAME, "missing")
+
+
+@pytest.mark.parametrize("entry", ["scoring.npz", {"file": "../elsewhere.npz", "sha256": "0" * 64},
+                                   {"file": TABLES_NAME}])
+def test_malformed_tables_entry(saved: Path, no_unpickling, entry) -> None:
+    _edit_meta(saved, tables=entry)
+    _refused(saved, ArtifactCorruptError, "tables")
+
+
+def test_unreadable_tables_with_a_matching_checksum(saved: Path, no_unpickling) -> None:
+    # What a bug in a writer would leave: the hash is right, the content is not an archive.
+    (saved / TABLES_NAME).write_bytes(b"not an npz archive")
+    _edit_meta(saved, tables={"file": TABLES_NAME, "sha256": sha256_file(saved / TABLES_NAME)})
+    _refused(saved, ArtifactCorruptError, "serving tables", "not readable")
+
+
+def test_tables_of_another_format_are_refused(saved: Path, no_unpickling) -> None:
+    import io
+
+    with np.load(saved / TABLES_NAME, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    header = json.loads(bytes(arrays["header"]).decode())
+    header["format"] = 99
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    (saved / TABLES_NAME).write_bytes(out.getvalue())
+    _edit_meta(saved, tables={"file": TABLES_NAME, "sha256": sha256_file(saved / TABLES_NAME)})
+    _refused(saved, ArtifactIncompatibleError, "format", "99")
+
+
+def test_an_artifact_without_tables_is_unpickled(fitted, saved: Path) -> None:
+    _without_tables(saved)
+    scorer = load_model(saved)
+    np.testing.assert_allclose(scorer.spam_probability(PROBE), fitted.predict_proba(PROBE)[:, 1], rtol=0, atol=1e-12)
+    assert scorer.version == read_metadata(saved)["version"]
+
+
+def test_saving_over_an_artifact_keeps_its_tables_in_step(fitted, saved: Path) -> None:
+    # The caller's metadata may be an older model's (a retrain copies it): its tables entry must not survive.
+    stale = read_metadata(saved)
+    refit = fit_pipeline(build_pipeline(c=1.0), [Comment(comment_content=t) for t in SPAM + HAM],
+                         np.array([1] * len(SPAM) + [0] * len(HAM)))
+    save_model(refit, saved, thresholds=THRESHOLDS, metadata={"tables": stale["tables"]})
+    meta = read_metadata(saved)
+    assert meta["tables"]["sha256"] == sha256_file(saved / TABLES_NAME) != stale["tables"]["sha256"]
+    np.testing.assert_allclose(load_model(saved).spam_probability(PROBE), refit.predict_proba(PROBE)[:, 1],
+                               rtol=0, atol=1e-12)
+
+
+def test_a_model_the_tables_cannot_hold_is_saved_without_them(tmp_path: Path) -> None:
+    pipeline = build_pipeline()
+    pipeline.named_steps["features"].transformer_list[0][1].steps[1][1].strip_accents = str.upper
+    comments = [Comment(comment_content=t) for t in SPAM + HAM]
+    fitted = fit_pipeline(pipeline, comments, np.array([1] * len(SPAM) + [0] * len(HAM)))
+    out = tmp_path / "model"
+    meta = save_model(fitted, out, thresholds=THRESHOLDS)
+    assert "tables" not in meta and not (out / TABLES_NAME).exists()
+    np.testing.assert_allclose(load_model(out).spam_probability(PROBE), fitted.predict_proba(PROBE)[:, 1],
+                               rtol=0, atol=1e-12)
+
+
+def test_loading_from_tables_imports_no_scikit_learn(saved: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from model.artifact import load_model; s = load_model(sys.argv[1]); "
+            "s.score_many(['cheap pills at http://bit.ly/abc']); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'joblib'}))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code, str(saved)], cwd=root, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

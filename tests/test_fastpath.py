@@ -35,11 +35,13 @@ from sklearn.pipeline import Pipeline
 import model.fastpath as fastpath
 from model.artifact import load_model, save_model
 from model.comment import Comment
+from model.compile_pipeline import spec_from_pipeline
 from model.errors import ArtifactIncompatibleError, FastPathUnsupportedError
 from model.fastpath import CompiledModel
 from model.pipeline import build_pipeline, feature_names, fit_pipeline
 from model.reasons import credit_char_ngrams, describe_meta, describe_ngram, top_reasons
 from model.scorer import Scorer
+from model.tables import TABLES_NAME, read_tables, tables_bytes
 from model.verdict import Reason, Thresholds
 from training.loaders import load_files
 from training.seed import seed_files
@@ -413,6 +415,33 @@ def test_supported_vectorizer_settings_match_the_pipeline(name: str, engine: str
     compiled = CompiledModel(pipeline, engine)
     assert compiled.engine == engine
     assert_same_as_pipeline(compiled, pipeline, probe)
+
+
+@pytest.mark.parametrize("engine", fastpath.ENGINES)
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_serving_tables_hold_every_supported_setting(name: str, engine: str, small_training, seed_comments,
+                                                     tmp_path: Path) -> None:
+    """Written to an artifact's serving tables and read back, each variant scores exactly as compiled."""
+    comments, labels = small_training
+    pipeline = _variant(VARIANTS[name], comments, labels)
+    path = tmp_path / TABLES_NAME
+    path.write_bytes(tables_bytes(spec_from_pipeline(pipeline), ["the", "and"]))
+    spec, quiet = read_tables(path)
+    assert quiet == {"the", "and"}
+    assert spec.feature_names() == feature_names(pipeline).astype(str).tolist()
+    probe = seed_comments[2::7][:300] + list(EDGE_CASES.values())
+    direct, from_tables = CompiledModel(pipeline, engine), CompiledModel(spec, engine)
+    assert [from_tables.score(c) for c in probe] == [direct.score(c) for c in probe]
+
+
+def test_the_served_model_is_the_pipelines(scorer: Scorer) -> None:
+    """The fixture's scorer was loaded from the serving tables; its columns are the pipeline's."""
+    assert scorer._pipeline_loader is not None  # built from the tables, the pickle left for when asked
+    assert scorer.compiled.spec.feature_names() == feature_names(scorer.pipeline).astype(str).tolist()
+    direct = spec_from_pipeline(scorer.pipeline)
+    assert scorer.compiled.intercept == direct.intercept
+    for served, fitted in zip(scorer.compiled.spec.blocks, direct.blocks):
+        np.testing.assert_array_equal(served.weighted, fitted.weighted)
 
 
 def _fitted_tiny(small_training) -> Pipeline:

@@ -128,6 +128,18 @@ def test_app_loads_the_model_from_model_path(make_app: Callable[..., Flask]) -> 
     assert app.config["MAX_CONTENT_LENGTH"] == 65536
 
 
+def test_the_service_scores_without_importing_scikit_learn(model_dir: Path, tmp_path: Path) -> None:
+    """A worker builds its app from the artifact's serving tables: no unpickling, no scikit-learn or SciPy."""
+    code = ("import json, sys; from service.app import create_app; client = create_app().test_client(); "
+            "ready = client.get('/readyz').get_json(); "
+            "print(json.dumps({'ready': ready['status'], "
+            "'loaded': sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy', 'joblib'})}))")
+    env = {**os.environ, "COMMENTGUARD_MODEL_PATH": str(model_dir), "COMMENTGUARD_DATA_DIR": str(tmp_path / "var")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], env=env,
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"ready": "ready", "loaded": []}
+
+
 def test_without_model_the_app_starts_but_is_not_ready(
         make_app: Callable[..., Flask], tmp_path: Path) -> None:
     client = make_app(scorer=None, model_path=tmp_path / "no-such-model").test_client()
