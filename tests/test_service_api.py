@@ -140,6 +140,29 @@ def test_the_service_scores_without_importing_scikit_learn(model_dir: Path, tmp_
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"ready": "ready", "loaded": []}
 
 
+def test_an_artifact_without_tables_is_served_with_a_warning(
+        make_app: Callable[..., Flask], model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A model saved before serving tables existed still serves; the log says what it costs and the cure."""
+    old = tmp_path / "old-model"
+    shutil.copytree(model_dir, old)
+    (old / "scoring.npz").unlink()
+    meta = json.loads((old / "metadata.json").read_text())
+    del meta["tables"]
+    meta["version"] = "test-model-old"
+    (old / "metadata.json").write_text(json.dumps(meta))
+    with caplog.at_level("WARNING", logger="service.app"):
+        client = make_app(scorer=None, model_path=old).test_client()
+    assert client.get("/readyz").status_code == 200
+    assert post_json(client, "/api/v1/check", {"comment_content": SPAM_TEXT}).status_code == 200
+    warned = [r.getMessage() for r in caplog.records if "no serving tables" in r.getMessage()]
+    assert warned and all("test-model-old" in message for message in warned)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="service.app"):  # the same model with its tables: no warning
+        fresh = make_app(scorer=None, database_url=str(tmp_path / "fresh.sqlite3")).test_client()
+    assert fresh.get("/readyz").get_json()["model_version"] == "test-model-1"
+    assert not [r for r in caplog.records if "no serving tables" in r.getMessage() and "test-model-1" in r.getMessage()]
+
+
 def test_without_model_the_app_starts_but_is_not_ready(
         make_app: Callable[..., Flask], tmp_path: Path) -> None:
     client = make_app(scorer=None, model_path=tmp_path / "no-such-model").test_client()
@@ -500,6 +523,13 @@ def test_real_server_end_to_end(model_dir: Path, tmp_path: Path) -> None:
         response = httpx.post(f"{server.base_url}/api/v1/check", content=b"[1]",
                               headers={"Content-Type": "application/json", **headers}, timeout=5)
         assert response.status_code == 400 and response.json()["status"] == 400
+        # Served from the artifact's tables: neither the master nor its worker maps scikit-learn.
+        master = server.proc.pid
+        workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        assert len(workers) == 1
+        for pid in [master, *map(int, workers)]:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+            assert "/sklearn/" not in maps and "/scipy/" not in maps, pid
     finally:
         server.stop()
 
