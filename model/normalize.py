@@ -50,6 +50,12 @@ _DOT_WORD = re.compile(
 _SPLIT_DOMAIN = re.compile(
     rf"\b(?!(?:the|an?)\b)([a-z0-9][a-z0-9-]{{1,62}})(?:\s+[.,]\s*|,)({_SPLIT_TLDS})\b", re.IGNORECASE
 )
+#: A link whose host is written with a space after each dot ("http://doit. mymoby. tv/",
+#: "www.bangb. tv"), which a link filter that wants ``a.b`` does not see. Only after a scheme or
+#: ``www.`` and a host of one label (so "www.example.com. then" keeps its real host), and only
+#: lowercase labels after a gap (a capital after ". " starts a sentence).
+_SPACED_HOST = re.compile(r"((?i:https?://(?:www\.)?|www\.)[A-Za-z0-9-]+)((?:\.[ \t][a-z0-9][a-z0-9-]*)+)")
+_DOT_GAP = re.compile(r"\.[ \t]")
 # Bare domains need a lowercase TLD ("works.It" is a typo, not a link).
 _URL = re.compile(
     r"""(?i:(?:https?://|www\.)[^\s<>"'()\[\]{}]+)"""
@@ -208,7 +214,7 @@ def link_of_author_url(url: str) -> Link | None:
 
 
 def _deobfuscate(text: str) -> tuple[str, bool]:
-    """Rewrite ``hxxp://``, ``[dot]`` and ``example ,com`` into plain URL syntax."""
+    """Rewrite ``hxxp://``, ``[dot]``, ``example ,com`` and ``http://a. b. tv`` into plain URL syntax."""
     # Each rewrite needs a character the cheap ``in`` tests look for; most
     # comments have none of them, and these scans dominate normalisation time.
     original = text
@@ -218,8 +224,14 @@ def _deobfuscate(text: str) -> tuple[str, bool]:
         text = _DOT_WORD.sub(".", text)
     if "," in text or "." in text:
         text = _SPLIT_DOMAIN.sub(_join_split_domain, text)
+    if ". " in text or ".\t" in text:
+        text = _SPACED_HOST.sub(_join_spaced_host, text)
     return text, text != original
 
 
 def _join_split_domain(match: re.Match[str]) -> str:
     return f"{match.group(1)}.{match.group(2)}"
+
+
+def _join_spaced_host(match: re.Match[str]) -> str:
+    return match.group(1) + _DOT_GAP.sub(".", match.group(2))

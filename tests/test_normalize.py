@@ -115,12 +115,28 @@ def test_parse_link_rejects_hostless_text() -> None:
     ("go to example ,com for more", "example.com"),
     ("go to example , org for more", "example.org"),
     ("go to example . xyz for more", "example.xyz"),
+    ("Goto http://doit. mymoby. tv/ to collect", "doit.mymoby.tv"),
+    ("see http://wap. clubsite.com?n=QJ today", "wap.clubsite.com"),
+    ("visit WWW.bangb. tv on your phone", "bangb.tv"),
+    ("hxxp://img. pics. ac/W/x1 now", "img.pics.ac"),
 ])
 def test_obfuscated_links_are_found_and_flagged(text: str, host: str) -> None:
     links = normalize(text).links
     assert [l.host for l in links] == [host]
     assert links[0].obfuscated
     assert "xxurl" in normalize(text).text
+
+
+@pytest.mark.parametrize("text, hosts", [
+    ("I read www.example.com. then I left", ["example.com"]),  # a real host, then a new sentence
+    ("See http://example.org. it helped", ["example.org"]),
+    ("try http://localhost. Then restart", []),  # a capital starts a sentence: nothing to join
+    ("www.example.com/a. b", ["example.com"]),
+])
+def test_a_space_after_a_link_is_not_taken_for_a_spaced_host(text: str, hosts: list[str]) -> None:
+    links = normalize(text).links
+    assert [l.host for l in links] == hosts
+    assert not any(l.obfuscated for l in links)
 
 
 def test_plain_links_are_not_flagged_obfuscated() -> None:
