@@ -37,7 +37,7 @@ WORD_TEXT_CACHE_SIZE = 20_000
 
 
 class Scorer:
-    """Scores comments with a fitted pipeline; shared between threads (one scores at a time)."""
+    """Scores comments with a compiled model; shared between threads (one scores at a time)."""
 
     def __init__(self, model: Any, *, thresholds: Thresholds, version: str,
                  metadata: dict[str, Any] | None = None, engine: str | None = None,
