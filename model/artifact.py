@@ -190,20 +190,28 @@ def load_model(path: str | Path, *, engine: str | None = None) -> Scorer:
         if "tables" in meta:
             spec, quiet = read_tables(Path(path) / TABLES_NAME)
             return Scorer(CompiledModel(spec, engine), thresholds=thresholds, version=str(meta["version"]),
-                          metadata=meta, quiet=quiet, pipeline_loader=lambda: load_pipeline(path))
+                          metadata=meta, quiet=quiet,
+                          pipeline_loader=lambda: load_pipeline(path, expect_sha256=meta["sha256"]))
         return Scorer(load_pipeline(path, meta), thresholds=thresholds, version=str(meta["version"]),
                       metadata=meta, engine=engine)
     except FastPathUnsupportedError as exc:  # e.g. a vectorizer option the fast path cannot reproduce
         raise ArtifactIncompatibleError(f"the model at {path} cannot be served: {exc}") from exc
 
 
-def load_pipeline(path: str | Path, meta: dict[str, Any] | None = None) -> Any:
-    """Verify (unless ``meta`` says it was just verified) and unpickle the artifact's fitted pipeline."""
+def load_pipeline(path: str | Path, meta: dict[str, Any] | None = None, *,
+                  expect_sha256: str | None = None) -> Any:
+    """Verify (unless ``meta`` says it was just verified) and unpickle the artifact's fitted pipeline.
+
+    ``expect_sha256``: the pickle's checksum when a scorer was loaded; an artifact rewritten
+    since (a retrain into the same directory) is refused rather than mixed with that scorer.
+    """
     import joblib
     from sklearn.pipeline import Pipeline
 
     if meta is None:
-        verify_artifact(path)
+        meta = verify_artifact(path)
+    if expect_sha256 is not None and meta["sha256"] != expect_sha256:
+        raise ArtifactCorruptError(f"the artifact at {path} was rewritten after this model was loaded from it")
     try:
         pipeline = joblib.load(Path(path) / PICKLE_NAME)
     except Exception as exc:  # a pickle that matched its hash but still fails: say so clearly

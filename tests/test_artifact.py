@@ -361,3 +361,14 @@ def test_loading_from_tables_imports_no_scikit_learn(saved: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(saved)], cwd=root, capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_pipeline_of_a_rewritten_artifact_is_refused(fitted, saved: Path) -> None:
+    """A scorer never hands out another model's pipeline: a retrain into the same directory is refused."""
+    scorer = load_model(saved)
+    refit = fit_pipeline(build_pipeline(c=1.0), [Comment(comment_content=t) for t in SPAM + HAM],
+                         np.array([1] * len(SPAM) + [0] * len(HAM)))
+    save_model(refit, saved, thresholds=THRESHOLDS)
+    with pytest.raises(ArtifactCorruptError, match="rewritten"):
+        scorer.pipeline
+    assert load_model(saved).pipeline is not None  # a fresh load gets the new one
