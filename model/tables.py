@@ -77,6 +77,11 @@ def read_tables(path: str | Path) -> tuple[ModelSpec, frozenset[str]]:
                 raise ArtifactIncompatibleError(
                     f"serving tables format {header.get('format')!r} at {path}; this release reads {TABLES_FORMAT}")
             blocks = tuple(_block(archive, i, entry) for i, entry in enumerate(header["blocks"]))
+            offset = 0
+            for block in blocks:  # the columns of the blocks follow one another, as the pipeline's
+                if block.offset != offset:
+                    raise ValueError(f"block {block.name!r} starts at column {block.offset}, not {offset}")
+                offset += len(block.vocab)
             spec = ModelSpec(intercept=float(header["intercept"]), blocks=blocks)
             quiet = frozenset(header["quiet_words"])
     except ArtifactIncompatibleError:
@@ -99,11 +104,26 @@ def _block(archive: Any, i: int, entry: dict[str, Any]) -> TextBlockSpec | MetaB
     idf = archive[f"b{i}_idf"]
     if idf.shape != weighted.shape:
         raise ValueError(f"block {entry['name']!r}: idf and weights do not line up")
+    _check_text_options(entry)
     stop = entry.get("stop_words")
     return TextBlockSpec(
         name=entry["name"], offset=int(entry["offset"]), vocab=vocab, idf=idf, weighted=weighted,
         stop_words=None if stop is None else frozenset(stop),
         **{option: entry[option] for option in _TEXT_OPTIONS})
+
+
+def _check_text_options(entry: dict[str, Any]) -> None:
+    """The options a text block's scorer reproduces (what compile_pipeline accepts), or ValueError."""
+    where = f"block {entry['name']!r}"
+    if entry["analyzer"] not in ("word", "char", "char_wb"):
+        raise ValueError(f"{where}: unknown analyzer {entry['analyzer']!r}")
+    if entry["norm"] not in (None, "l1", "l2") or entry["strip_accents"] not in (None, "ascii", "unicode"):
+        raise ValueError(f"{where}: unknown norm or strip_accents")
+    min_n, max_n = entry["min_n"], entry["max_n"]
+    if not (isinstance(min_n, int) and isinstance(max_n, int) and 1 <= min_n <= max_n):
+        raise ValueError(f"{where}: bad n-gram range")
+    if entry["analyzer"] == "word" and not isinstance(entry["token_pattern"], str):
+        raise ValueError(f"{where}: a word block needs its token pattern")
 
 
 __all__ = ["TABLES_FORMAT", "TABLES_NAME", "read_tables", "tables_bytes"]

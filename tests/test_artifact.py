@@ -304,19 +304,39 @@ def test_unreadable_tables_with_a_matching_checksum(saved: Path, no_unpickling) 
     _refused(saved, ArtifactCorruptError, "serving tables", "not readable")
 
 
-def test_tables_of_another_format_are_refused(saved: Path, no_unpickling) -> None:
+def _edit_tables_header(path: Path, edit) -> None:
+    """Rewrite the tables' JSON header with ``edit(header)``, and their checksum to match."""
     import io
 
-    with np.load(saved / TABLES_NAME, allow_pickle=False) as archive:
+    with np.load(path / TABLES_NAME, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
     header = json.loads(bytes(arrays["header"]).decode())
-    header["format"] = 99
+    edit(header)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     out = io.BytesIO()
     np.savez(out, **arrays)
-    (saved / TABLES_NAME).write_bytes(out.getvalue())
-    _edit_meta(saved, tables={"file": TABLES_NAME, "sha256": sha256_file(saved / TABLES_NAME)})
+    (path / TABLES_NAME).write_bytes(out.getvalue())
+    _edit_meta(path, tables={"file": TABLES_NAME, "sha256": sha256_file(path / TABLES_NAME)})
+
+
+def test_tables_of_another_format_are_refused(saved: Path, no_unpickling) -> None:
+    _edit_tables_header(saved, lambda header: header.update(format=99))
     _refused(saved, ArtifactIncompatibleError, "format", "99")
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("analyzer", "sentence", "unknown analyzer"),
+    ("norm", "l3", "unknown norm"),
+    ("min_n", 0, "n-gram range"),
+    ("max_n", "5", "n-gram range"),
+    ("offset", 7, "starts at column 7"),
+])
+def test_tables_with_options_the_scorer_does_not_know_are_refused(saved: Path, no_unpickling, field, value,
+                                                                   words) -> None:
+    def edit(header):
+        header["blocks"][1][field] = value  # the character block
+    _edit_tables_header(saved, edit)
+    _refused(saved, ArtifactCorruptError, "not readable", words)
 
 
 def test_an_artifact_without_tables_is_unpickled(fitted, saved: Path) -> None:
