@@ -20,11 +20,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from model.errors import FastPathUnsupportedError
-from model.fastpath import MetaBlockSpec, ModelSpec, TextBlockSpec, require_supported
+from model.fastpath import (
+    SUPPORTED_ACCENTS,
+    SUPPORTED_ANALYZERS,
+    SUPPORTED_NORMS,
+    MetaBlockSpec,
+    ModelSpec,
+    TextBlockSpec,
+    require_supported,
+)
 from model.pipeline import CommentPreparer, MetaOf, TextOf
-
-_SUPPORTED_ANALYZERS = ("word", "char", "char_wb")
-_SUPPORTED_NORMS = (None, "l1", "l2")
 
 
 def spec_from_pipeline(pipeline: Any) -> ModelSpec:
@@ -92,10 +97,10 @@ def _text_spec(name: str, vec: Any, offset: int, coef: np.ndarray, weight: float
     where = _fitted_block(name, vec, TfidfVectorizer)
     require_supported(vec.input == "content", where, f"input={vec.input!r} (only 'content')")
     require_supported(vec.preprocessor is None, where, "a custom preprocessor")
-    require_supported(vec.analyzer in _SUPPORTED_ANALYZERS, where,
-                      f"analyzer={vec.analyzer!r} (only {', '.join(_SUPPORTED_ANALYZERS)})")
+    require_supported(vec.analyzer in SUPPORTED_ANALYZERS, where,
+                      f"analyzer={vec.analyzer!r} (only {', '.join(SUPPORTED_ANALYZERS)})")
     require_supported(np.dtype(vec.dtype) == np.float64, where, f"dtype={vec.dtype!r} (only float64)")
-    require_supported(vec.norm in _SUPPORTED_NORMS, where, f"norm={vec.norm!r} (only None, 'l1', 'l2')")
+    require_supported(vec.norm in SUPPORTED_NORMS, where, f"norm={vec.norm!r} (only None, 'l1', 'l2')")
     inner = getattr(vec, "_tfidf", None)
     if inner is not None:  # transform() obeys the fitted transformer: refuse a set_params after fit
         for option in ("norm", "use_idf", "sublinear_tf"):
@@ -111,7 +116,7 @@ def _text_spec(name: str, vec: Any, offset: int, coef: np.ndarray, weight: float
     else:
         idf = np.ones(size, dtype=np.float64)
     accents = vec.strip_accents
-    require_supported(not accents or accents in ("ascii", "unicode") or callable(accents), where,
+    require_supported(not accents or accents in SUPPORTED_ACCENTS or callable(accents), where,
                       f"strip_accents={accents!r}")
     token_pattern, stop_words = None, None
     if vec.analyzer == "word":

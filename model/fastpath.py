@@ -63,6 +63,10 @@ _CREDIT_WORD = re.compile(r"(?u)\b\w+\b")
 #: n-grams to words, each token's words and each word's n-grams with their counts); each
 #: cache is emptied when full (a crude bound: at most ~20 MB per worker for all three).
 WORD_CACHE_SIZE = 20_000
+#: The vectorizer options this module reproduces (model.compile_pipeline and model.tables check them).
+SUPPORTED_ANALYZERS = ("word", "char", "char_wb")
+SUPPORTED_NORMS = (None, "l1", "l2")
+SUPPORTED_ACCENTS = (None, "ascii", "unicode")
 
 
 @dataclass(frozen=True)
@@ -573,5 +577,5 @@ def require_supported(condition: bool, where: str, what: str) -> None:
 
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "CompiledModel", "Contribution", "Explained", "FastScore",
-           "FastPathUnsupportedError", "MetaBlockSpec", "ModelSpec", "TextBlockSpec", "WORD_CACHE_SIZE",
-           "require_supported"]
+           "FastPathUnsupportedError", "MetaBlockSpec", "ModelSpec", "SUPPORTED_ACCENTS", "SUPPORTED_ANALYZERS",
+           "SUPPORTED_NORMS", "TextBlockSpec", "WORD_CACHE_SIZE", "require_supported"]

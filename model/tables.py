@@ -23,7 +23,14 @@ from typing import Any, Iterable
 import numpy as np
 
 from model.errors import ArtifactCorruptError, ArtifactIncompatibleError, FastPathUnsupportedError
-from model.fastpath import MetaBlockSpec, ModelSpec, TextBlockSpec
+from model.fastpath import (
+    SUPPORTED_ACCENTS,
+    SUPPORTED_ANALYZERS,
+    SUPPORTED_NORMS,
+    MetaBlockSpec,
+    ModelSpec,
+    TextBlockSpec,
+)
 
 TABLES_NAME = "scoring.npz"
 TABLES_FORMAT = 1
@@ -115,9 +122,9 @@ def _block(archive: Any, i: int, entry: dict[str, Any]) -> TextBlockSpec | MetaB
 def _check_text_options(entry: dict[str, Any]) -> None:
     """The options a text block's scorer reproduces (what compile_pipeline accepts), or ValueError."""
     where = f"block {entry['name']!r}"
-    if entry["analyzer"] not in ("word", "char", "char_wb"):
+    if entry["analyzer"] not in SUPPORTED_ANALYZERS:
         raise ValueError(f"{where}: unknown analyzer {entry['analyzer']!r}")
-    if entry["norm"] not in (None, "l1", "l2") or entry["strip_accents"] not in (None, "ascii", "unicode"):
+    if entry["norm"] not in SUPPORTED_NORMS or entry["strip_accents"] not in SUPPORTED_ACCENTS:
         raise ValueError(f"{where}: unknown norm or strip_accents")
     min_n, max_n = entry["min_n"], entry["max_n"]
     if not (isinstance(min_n, int) and isinstance(max_n, int) and 1 <= min_n <= max_n):
