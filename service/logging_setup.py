@@ -179,9 +179,12 @@ class GunicornLogger(_GunicornBase):  # type: ignore[misc,valid-type]
             for handler in logger.handlers:
                 handler.setFormatter(JsonFormatter())
                 handler.addFilter(RequestIdFilter())
+        # Decided once here (setup runs again on reload): gunicorn calls access() for every
+        # request, and reading four settings through its config object each time showed in profiles.
+        self._access_on = bool(cfg.accesslog or cfg.logconfig or cfg.logconfig_dict or cfg.syslog)
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.logconfig_dict or self.cfg.syslog):
+        if not getattr(self, "_access_on", False):
             return
         if not self.access_log.isEnabledFor(logging.INFO):  # dropped anyway: build nothing
             return

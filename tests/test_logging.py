@@ -162,3 +162,26 @@ def test_live_server_logs_are_json_lines_with_request_ids(tmp_path: Path, model_
     assert access and all(r["request_id"] for r in access)
     assert all("?" not in (r.get("path") or "") for r in access)
     assert_no_personal_data(text, server.key)
+
+
+@pytest.mark.parametrize("accesslog, lines", [(None, 0), ("-", 1)])
+def test_the_access_log_is_written_only_when_configured(accesslog, lines, capsys) -> None:
+    """gunicorn calls access() for every request; it writes a line only with an access log configured."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from service.logging_setup import GunicornLogger
+
+    cfg = Config()
+    if accesslog:
+        cfg.set("accesslog", accesslog)
+    logger = GunicornLogger(cfg)
+    response = SimpleNamespace(status_code=200, headers=[("X-Request-Id", "r-1")])
+    logger.access(response, None, {"REQUEST_METHOD": "GET", "PATH_INFO": "/healthz"}, timedelta(milliseconds=3))
+    written = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(written) == lines
+    if lines:
+        record = json.loads(written[0])
+        assert (record["path"], record["status"], record["request_id"]) == ("/healthz", 200, "r-1")
