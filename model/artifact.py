@@ -150,26 +150,24 @@ def verify_artifact(path: str | Path) -> dict[str, Any]:
             f"artifact at {path} was trained with scikit-learn {wanted}, this service runs "
             f"{installed}; retrain it with this release (commentguard train)"
         )
-    pickle_path = Path(path) / PICKLE_NAME
-    if not pickle_path.is_file():
-        raise ArtifactMissingError(f"no model artifact at {path} ({PICKLE_NAME} missing)")
-    if sha256_file(pickle_path) != meta["sha256"]:
-        raise ArtifactCorruptError(
-            f"{pickle_path} does not match the SHA-256 in its metadata (changed or truncated); refusing to load it"
-        )
+    _verify_file(Path(path), PICKLE_NAME, meta["sha256"])
     tables = meta.get("tables")
     if tables is not None:
         if not isinstance(tables, dict) or tables.get("file") != TABLES_NAME or not isinstance(
                 tables.get("sha256"), str):
             raise ArtifactCorruptError(f"{path}/{METADATA_NAME} has a malformed 'tables' entry")
-        tables_path = Path(path) / TABLES_NAME
-        if not tables_path.is_file():
-            raise ArtifactMissingError(f"no model artifact at {path} ({TABLES_NAME} missing)")
-        if sha256_file(tables_path) != tables["sha256"]:
-            raise ArtifactCorruptError(
-                f"{tables_path} does not match the SHA-256 in its metadata (changed or truncated); "
-                "refusing to load it")
+        _verify_file(Path(path), TABLES_NAME, tables["sha256"])
     return meta
+
+
+def _verify_file(artifact: Path, name: str, digest: str) -> None:
+    """An artifact file is there and matches the SHA-256 its metadata gives, or an ArtifactError."""
+    file = artifact / name
+    if not file.is_file():
+        raise ArtifactMissingError(f"no model artifact at {artifact} ({name} missing)")
+    if sha256_file(file) != digest:
+        raise ArtifactCorruptError(
+            f"{file} does not match the SHA-256 in its metadata (changed or truncated); refusing to load it")
 
 
 def load_model(path: str | Path, *, engine: str | None = None) -> Scorer:

@@ -152,13 +152,15 @@ class ModelSpec:
 
     def feature_names(self) -> list[str]:
         """``block__term`` for every column, in column order (the pipeline's ``feature_names``)."""
-        names: list[str] = []
-        for block in self.blocks:
-            terms = [""] * len(block.vocab)
-            for term, column in block.vocab.items():
-                terms[column] = term
-            names += [f"{block.name}__{term}" for term in terms]
-        return names
+        return [f"{block.name}__{term}" for block in self.blocks for term in column_terms(block.vocab)]
+
+
+def column_terms(vocab: dict[str, int]) -> list[str]:
+    """A block's terms in column order (``vocab`` maps each term to its column)."""
+    terms = [""] * len(vocab)
+    for term, column in vocab.items():
+        terms[column] = term
+    return terms
 
 
 class _TextBlock:
@@ -578,4 +580,4 @@ def require_supported(condition: bool, where: str, what: str) -> None:
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "CompiledModel", "Contribution", "Explained", "FastScore",
            "FastPathUnsupportedError", "MetaBlockSpec", "ModelSpec", "SUPPORTED_ACCENTS", "SUPPORTED_ANALYZERS",
-           "SUPPORTED_NORMS", "TextBlockSpec", "WORD_CACHE_SIZE", "require_supported"]
+           "SUPPORTED_NORMS", "TextBlockSpec", "WORD_CACHE_SIZE", "column_terms", "require_supported"]

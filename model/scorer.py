@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from model.comment import Comment
-from model.fastpath import CompiledModel, Contribution, Explained
+from model.fastpath import CompiledModel, Contribution, Explained, column_terms
 from model.reasons import credit_char_ngrams, describe_meta, describe_ngram, quiet_words, top_reasons
 from model.verdict import Reason, Thresholds, Verdict
 
@@ -59,10 +59,10 @@ class Scorer:
         self.thresholds = thresholds
         self.version = version
         self.metadata: dict[str, Any] = dict(metadata or {})
-        names = compiled.spec.feature_names()
-        # Split "block__feature" once, so explaining a comment is a few list lookups.
-        self._block: list[str] = [n.split("__", 1)[0] for n in names]
-        self._name: list[str] = [n.split("__", 1)[1] for n in names]
+        # Each column's block and term, so explaining a comment is a few list lookups.
+        blocks = compiled.spec.blocks
+        self._block: list[str] = [block.name for block in blocks for _ in range(len(block.vocab))]
+        self._name: list[str] = [term for block in blocks for term in column_terms(block.vocab)]
         self._quiet = frozenset(quiet_words() if quiet is None else quiet)
         #: The description of each words/meta column, filled on first use (the vocabulary is
         #: large, a comment touches a few dozen columns); each word credited from char n-grams.

@@ -30,6 +30,7 @@ from model.fastpath import (
     MetaBlockSpec,
     ModelSpec,
     TextBlockSpec,
+    column_terms,
 )
 
 TABLES_NAME = "scoring.npz"
@@ -48,9 +49,7 @@ def tables_bytes(spec: ModelSpec, quiet_words: Iterable[str]) -> bytes:
     arrays: dict[str, np.ndarray] = {}
     blocks: list[dict[str, Any]] = []
     for i, block in enumerate(spec.blocks):
-        terms = [""] * len(block.vocab)
-        for term, column in block.vocab.items():
-            terms[column] = term
+        terms = column_terms(block.vocab)
         arrays[f"b{i}_terms"] = np.frombuffer("".join(terms).encode("utf-8"), dtype=np.uint8)
         # Ends in characters (not bytes): the joined text is decoded once and sliced.
         arrays[f"b{i}_ends"] = np.cumsum([len(t) for t in terms], dtype=np.int64)

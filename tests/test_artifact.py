@@ -145,11 +145,14 @@ def _refused(path: Path, error: type[ArtifactError], *words: str) -> str:
     return message
 
 
-def test_tampered_pickle_is_refused_before_unpickling(saved: Path, no_unpickling) -> None:
-    pickle = saved / PICKLE_NAME
-    data = bytearray(pickle.read_bytes())
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    pickle.write_bytes(bytes(data))
+    path.write_bytes(bytes(data))
+
+
+def test_tampered_pickle_is_refused_before_unpickling(saved: Path, no_unpickling) -> None:
+    _flip_a_byte(saved / PICKLE_NAME)
     _refused(saved, ArtifactCorruptError, "SHA-256", PICKLE_NAME)
 
 
@@ -278,10 +281,7 @@ def test_the_pipeline_of_a_changed_artifact_is_refused_when_asked_for(saved: Pat
 
 def test_tampered_tables_are_refused_before_reading(saved: Path, no_unpickling, monkeypatch) -> None:
     monkeypatch.setattr(artifact, "read_tables", lambda *a: pytest.fail("read tables that fail their checksum"))
-    tables = saved / TABLES_NAME
-    data = bytearray(tables.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    tables.write_bytes(bytes(data))
+    _flip_a_byte(saved / TABLES_NAME)
     _refused(saved, ArtifactCorruptError, "SHA-256", TABLES_NAME)
 
 
