@@ -104,8 +104,9 @@ def main() -> None:
         result[f"{kind}_median"] = {
             "ready_s": statistics.median(r["ready_s"] for r in runs),
             "all_workers_loaded_s": statistics.median(r["all_workers_loaded_s"] for r in runs),
-            "worker_rss_mib": statistics.median(w["rss_mib"] for r in runs for w in r["workers"]),
-            "worker_pss_mib": statistics.median(w["pss_mib"] for r in runs for w in r["workers"]),
+            # An even count's median is a mean of two: round off its float noise (43.400000000000006).
+            "worker_rss_mib": round(statistics.median(w["rss_mib"] for r in runs for w in r["workers"]), 1),
+            "worker_pss_mib": round(statistics.median(w["pss_mib"] for r in runs for w in r["workers"]), 1),
             "sklearn_loaded_in_workers": sorted({w["sklearn_loaded"] for r in runs for w in r["workers"]}),
         }
     t, p = result["tables_median"], result["pickle_median"]
