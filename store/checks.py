@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence
 
 from store.base import StoreBase
 from store.errors import InvalidRecordError
-from store.records import COMMENT_COLUMNS, CheckRecord, as_utc, comment_from_row, comment_to_row, utcnow
+from store.records import COMMENT_COLUMNS, CheckRecord, as_utc, comment_from_row, comment_to_row, to_json, utcnow
 
 _COLUMNS: tuple[str, ...] = (
     "id", "created", "site_id", "key_id", "surface", "tier", "score", "model_version",
@@ -50,10 +50,12 @@ class ChecksMixin(StoreBase):
             "id": record.id, "created": as_utc(record.created), "site_id": record.site_id,
             "key_id": record.key_id, "surface": record.surface, "tier": record.tier,
             "score": float(record.score), "model_version": record.model_version,
-            "reasons": json.dumps(list(record.reasons), ensure_ascii=False),
+            "reasons": to_json(list(record.reasons)),
             "is_test": bool(record.is_test),
-            "upstream": json.dumps(record.upstream, ensure_ascii=False) if record.upstream is not None else None,
-            "comment_hash": record.comment_hash or self._privacy.comment_hash(record.comment),
+            "upstream": to_json(record.upstream) if record.upstream is not None else None,
+            # The minimised comment hashes the same (its email is already the pseudonym the
+            # hash takes), without keying the email a second time.
+            "comment_hash": record.comment_hash or self._privacy.comment_hash(comment),
             **comment_to_row(comment),
         }
         return [values[c] for c in _COLUMNS]

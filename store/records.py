@@ -203,11 +203,17 @@ class FeedbackRecord:
             raise InvalidRecordError(f"label must be 'spam' or 'ham', got {self.label!r}")
 
 
+#: JSON text as stored (non-ASCII kept as is). Built once: ``json.dumps`` with options builds
+#: a new encoder per call, which cost as much as the encoding on the check log's hot path.
+to_json = json.JSONEncoder(ensure_ascii=False).encode
+_to_json_sorted = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
 def comment_to_row(comment: Comment) -> dict[str, Any]:
     """The column values of a stored comment (context and extra as JSON text)."""
     row: dict[str, Any] = {name: getattr(comment, name) for name in COMMENT_COLUMNS}
-    row["comment_context"] = json.dumps(list(comment.comment_context), ensure_ascii=False)
-    row["extra"] = json.dumps(dict(comment.extra), ensure_ascii=False, sort_keys=True)
+    row["comment_context"] = to_json(list(comment.comment_context)) if comment.comment_context else "[]"
+    row["extra"] = _to_json_sorted(dict(comment.extra)) if comment.extra else "{}"
     return row
 
 

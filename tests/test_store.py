@@ -271,6 +271,27 @@ def test_record_checks_batch_get_and_find(store: Store) -> None:
     assert store.get_check(new_check_id()) is None
 
 
+def test_check_stores_context_extra_reasons_and_upstream_as_json_text(store: Store) -> None:
+    comment = _comment("Très bien", comment_context=("café", "日本"),
+                       extra={"POST_b": "ü", "POST_a": "1", "HTTP_ACCEPT": "text/html"})
+    verdict = Verdict("ham", 0.1, (Reason("phrase 'très bien'", -1.0),), "m-1")
+    record = CheckRecord.from_verdict(comment, verdict, surface="json", upstream={"verdict": "ham", "note": "ü"})
+    plain = _check(_comment("no context"))
+    store.record_checks([record, plain])
+    rows = {row["id"]: row for row in _rows(store, "checks")}
+    row = rows[record.id]
+    # Non-ASCII kept as is, extra in key order: the text a stored row has always had.
+    assert row["comment_context"] == json.dumps(["café", "日本"], ensure_ascii=False)
+    assert row["extra"] == json.dumps(dict(comment.extra), ensure_ascii=False, sort_keys=True)
+    assert row["reasons"] == json.dumps(["phrase 'très bien'"], ensure_ascii=False)
+    assert row["upstream"] == json.dumps({"verdict": "ham", "note": "ü"}, ensure_ascii=False)
+    assert (rows[plain.id]["comment_context"], rows[plain.id]["extra"], rows[plain.id]["upstream"]) == ("[]", "{}", None)
+    got = store.get_check(record.id)
+    assert got is not None
+    assert (got.comment.comment_context, dict(got.comment.extra)) == (comment.comment_context, dict(comment.extra))
+    assert (got.reasons, got.upstream) == (("phrase 'très bien'",), {"verdict": "ham", "note": "ü"})
+
+
 def test_record_checks_is_all_or_nothing(store: Store) -> None:
     good = _check(_comment("one"))
     with pytest.raises(StoreDatabaseError):
