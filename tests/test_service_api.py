@@ -28,7 +28,7 @@ from commentguard.cli import cli
 from model.artifact import PICKLE_NAME
 from model.scorer import Scorer
 from service import server
-from service.app import get_state
+from service.app import ServiceFlask, get_state
 from tests.conftest import REPO, LiveServer, auth_headers, free_port, start_live_server
 
 RESULT_KEYS = {"verdict", "score", "reasons", "model_version", "check_id"}
@@ -119,6 +119,35 @@ def test_without_the_compiled_core_auto_falls_back_and_c_is_not_ready(
     assert response.status_code == 503
     assert "compiled scoring core (model._fastcore) is not built" in response.get_json()["reason"]
     assert post_json(strict, "/api/v1/check", {"comment_content": SPAM_TEXT}).status_code == 503
+
+
+def test_the_app_asks_flask_about_each_view_and_hook_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[Any] = []
+    flask_answer = Flask.ensure_sync
+    monkeypatch.setattr(Flask, "ensure_sync", lambda self, func: asked.append(func) or flask_answer(self, func))
+    app = ServiceFlask("cache-test")
+
+    def view() -> str:
+        return "ok"
+
+    assert app.ensure_sync(view) is view and app.ensure_sync(view) is view
+    assert asked == [view]
+
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self) -> str:
+            return "ok"
+
+    handler = Unhashable()
+    assert app.ensure_sync(handler) is handler and app.ensure_sync(handler) is handler
+    assert asked == [view, handler, handler]  # not cached, answered as Flask answers
+
+
+def test_the_app_serves_through_its_cached_views(client: FlaskClient) -> None:
+    for _ in range(2):  # the second request takes every view and hook from the cache
+        assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert isinstance(client.application, ServiceFlask)
 
 
 def test_app_loads_the_model_from_model_path(make_app: Callable[..., Flask]) -> None:
