@@ -22,7 +22,6 @@ _TAG = re.compile(r"<[^<>]{0,2000}>")
 _HREF = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
 _BBCODE_URL = re.compile(r"\[url=([^\]\s]+)\]", re.IGNORECASE)
 _BBCODE_TAG = re.compile(r"\[/?(?:url|b|i|u|img|link)(?:=[^\]]*)?\]", re.IGNORECASE)
-_SPACES = re.compile(r"\s+")
 
 # Obfuscations of the scheme and of the dot before a domain's last label.
 _HXXP = re.compile(r"\bh(?:xx|\*\*|tt)p(s?)\s*(?::|\[:\])\s*/\s*/", re.IGNORECASE)
@@ -50,6 +49,9 @@ _DOT_WORD = re.compile(
 _SPLIT_DOMAIN = re.compile(
     rf"\b(?!(?:the|an?)\b)([a-z0-9][a-z0-9-]{{1,62}})(?:\s+[.,]\s*|,)({_SPLIT_TLDS})\b", re.IGNORECASE
 )
+#: What every _SPLIT_DOMAIN match ends with. Searched first: most texts hold a comma or a
+#: dot but no split TLD, and _SPLIT_DOMAIN tries every length of every word before failing.
+_SPLIT_DOMAIN_END = re.compile(rf"(?:\s[.,]\s*|,)(?:{_SPLIT_TLDS})\b", re.IGNORECASE)
 #: A link whose host is written with a space after each dot ("http://doit. mymoby. tv/",
 #: "www.bangb. tv"), which a link filter that wants ``a.b`` does not see. Only after a scheme or
 #: ``www.`` and a host of one label (so "www.example.com. then" keeps its real host), and only
@@ -186,7 +188,7 @@ def normalize(raw: str) -> NormalizedText:
         if link is not None and link.url.lower() not in seen:
             links.append(link)
             seen.add(link.url.lower())
-    text = _SPACES.sub(" ", text).strip()
+    text = " ".join(text.split())  # runs of whitespace to one space, none at the ends (as \s+ and strip())
     return NormalizedText(text=text, links=tuple(links), email_domains=tuple(email_domains))
 
 
@@ -222,7 +224,7 @@ def _deobfuscate(text: str) -> tuple[str, bool]:
         text = _HXXP.sub(lambda m: f"http{m.group(1).lower()}://", text)
     if "[" in text or "(" in text or "{" in text or "dot" in text.lower():
         text = _DOT_WORD.sub(".", text)
-    if "," in text or "." in text:
+    if ("," in text or "." in text) and _SPLIT_DOMAIN_END.search(text):
         text = _SPLIT_DOMAIN.sub(_join_split_domain, text)
     if ". " in text or ".\t" in text:
         text = _SPACED_HOST.sub(_join_spaced_host, text)

@@ -184,8 +184,10 @@ def test_ordinary_text_has_no_links(text: str) -> None:
     assert "xxurl" not in norm.text
 
 
-def test_the_url_hint_never_changes_a_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    """normalize() scans for links only where ``_URL_HINT`` finds a place one could start."""
+@pytest.mark.parametrize("gate", ["_URL_HINT", "_SPLIT_DOMAIN_END"])
+def test_a_cheap_first_search_never_changes_a_result(monkeypatch: pytest.MonkeyPatch, gate: str) -> None:
+    """normalize() scans for links only where ``_URL_HINT`` finds a place one could start, and for
+    split domains ("example ,com") only where ``_SPLIT_DOMAIN_END`` finds how one ends."""
     import re
     from pathlib import Path
 
@@ -198,9 +200,16 @@ def test_the_url_hint_never_changes_a_result(monkeypatch: pytest.MonkeyPatch) ->
     texts = [r.comment.comment_content for r in load_files(seed_files() + extra).records]
     texts += ["see WWW..example", "go to www.-x", "HTTP://EXAMPLE.COM", "x.CO/abc", "t.me/chan", "1.5 stars",
               "ok.Bye", "Ｗｗｗ．ｅｘａｍｐｌｅ．ｃｏｍ", "Kelvin\u212a.com", "hxxp://evil ,com", "a ... b. c",
+              "shop\t.\tNET now", "buy at cheap-pills\n,\nru", "one,two,com", "it , comes",
               "mail me: bob@example.org", "<a href='http://x.example/r?ref=1'>here</a>"]
     with_hint = [normalize(t) for t in texts]
-    monkeypatch.setattr(normalize_module, "_URL_HINT", re.compile(""))  # matches everywhere: always scan
+    monkeypatch.setattr(normalize_module, gate, re.compile(""))  # matches everywhere: always scan
     assert len(texts) > 2000
     differing = [t for t, fast in zip(texts, with_hint) if normalize(t) != fast]
     assert not differing, differing[:3]
+
+
+def test_whitespace_runs_become_one_space_whatever_the_kind() -> None:
+    # Tabs, newlines, vertical tabs, form feeds and the ASCII separators count as whitespace,
+    # as they do for \s; the no-break and ideographic spaces become spaces by NFKC first.
+    assert normalize(" a\t\tb\n\x0b\x0cc\x1c\x1fd\u00a0e\u3000\u2003f \r\n").text == "a b c d e f"
