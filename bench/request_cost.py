@@ -13,9 +13,15 @@ the same harness, and the JSON check again with parts taken out:
 * ``without_scoring``: ``Scorer.score_many`` returns a verdict computed before;
 * ``without_scoring_or_recording``: ``record_check`` is skipped as well.
 
-The differences between the variants are what each part costs::
+The differences between the variants are what each part costs.
 
-    python bench/request_cost.py [--calls 2000] [--repeats 5] [--model DIR]
+``--instructions`` counts instructions instead, with valgrind's callgrind: a JSON
+check and an Akismet check, each from two runs of the service (30 and 330
+checks after the same warm-up), so start-up cancels out. The count does not move
+with the host's load, so it shows a change of a few per cent that CPU time on a
+shared machine cannot (about 6 minutes)::
+
+    python bench/request_cost.py [--calls 2000] [--repeats 5] [--model DIR] [--instructions]
 """
 from __future__ import annotations
 
@@ -24,12 +30,15 @@ import importlib.util
 import io
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -38,6 +47,9 @@ from scoring import machine_reference_ms
 
 ROOT = http_load.ROOT
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
+#: The two runs of --instructions (checks after the warm-up), and the warm-up.
+INSTRUCTIONS_CALLS = (30, 330)
+INSTRUCTIONS_WARMUP = 60
 
 
 def load_bare_app() -> WsgiApp:
@@ -112,14 +124,18 @@ def patched(obj: Any, name: str, value: Any) -> Iterator[None]:
         setattr(obj, name, saved)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=2000, help="requests per timed stretch")
-    parser.add_argument("--repeats", type=int, default=5, help="timed stretches per variant")
-    parser.add_argument("--model", help="an existing model artifact (default: train one once)")
-    args = parser.parse_args()
-    model = http_load.ensure_model(args.model)
+@dataclass
+class Service:
+    """The service app with a key in a temporary data directory, and the requests to send it."""
 
+    app: WsgiApp
+    requests: Requests
+    state: Any
+    flush: Callable[[], Any]
+
+
+@contextmanager
+def running_service(model: Path) -> Iterator[Service]:
     with tempfile.TemporaryDirectory(prefix="commentguard-cost-") as tmp:
         env = http_load.base_env(Path(tmp), model)
         os.environ.clear()
@@ -127,36 +143,41 @@ def main() -> None:
         created = subprocess.run([sys.executable, "-m", "commentguard", "keys", "create", "--site",
                                   http_load.SITE, "--json"], cwd=ROOT, env=env, capture_output=True,
                                  text=True, check=True)
-        requests = Requests(json.loads(created.stdout)["key"])
-
-        import service.api as api
-        from model.comment import Comment
-        from model.scorer import Scorer
         from service.app import close_app, create_app, get_state
 
         app = create_app()
         with app.app_context():
             state = get_state()
         recorder = state.recorder
-        flush = recorder.flush if recorder is not None else (lambda: None)
+        try:
+            yield Service(app, Requests(json.loads(created.stdout)["key"]), state,
+                          recorder.flush if recorder is not None else (lambda: None))
+        finally:
+            close_app(app)
+
+
+def cpu_costs(model: Path, calls: int, repeats: int) -> dict[str, Any]:
+    """CPU µs per request of each variant, and the parts they give."""
+    import service.api as api
+    from model.comment import Comment
+    from model.scorer import Scorer
+
+    with running_service(model) as service:
         bare = load_bare_app()
 
         def measure(target: WsgiApp, kind: str) -> dict[str, float]:
-            return cpu_us_per_call(lambda n: requests.send(target, kind, n), flush, args.calls, args.repeats)
+            return cpu_us_per_call(lambda n: service.requests.send(target, kind, n), service.flush, calls, repeats)
 
-        result: dict[str, Any] = {"machine_reference_ms": machine_reference_ms(),
-                                  "calls": args.calls, "repeats": args.repeats,
-                                  "scoring_engine": state.scorer.engine if state.scorer else None}
+        result: dict[str, Any] = {"machine_reference_ms": machine_reference_ms(), "calls": calls,
+                                  "repeats": repeats, "scoring_engine": service.state.scorer.engine}
         costs: dict[str, dict[str, float]] = {
             "bare_json": measure(bare, "json"), "bare_form": measure(bare, "form"),
-            "check_json": measure(app, "json"), "check_form": measure(app, "form")}
-        assert state.scorer is not None
-        verdict = state.scorer.score(Comment.from_mapping(json.loads(requests.json[0])))
+            "check_json": measure(service.app, "json"), "check_form": measure(service.app, "form")}
+        verdict = service.state.scorer.score(Comment.from_mapping(json.loads(service.requests.json[0])))
         with patched(Scorer, "score_many", lambda self, comments, thresholds=None: [verdict] * len(comments)):
-            costs["check_json_without_scoring"] = measure(app, "json")
+            costs["check_json_without_scoring"] = measure(service.app, "json")
             with patched(api, "record_check", lambda *a, **k: "0" * 32):
-                costs["check_json_without_scoring_or_recording"] = measure(app, "json")
-        close_app(app)
+                costs["check_json_without_scoring_or_recording"] = measure(service.app, "json")
 
     median = {name: cost["median"] for name, cost in costs.items()}
     result["us_per_request"] = costs
@@ -168,7 +189,61 @@ def main() -> None:
         "scoring_with_reasons": round(median["check_json"] - median["check_json_without_scoring"], 1),
         "form_over_json": round(median["check_form"] - median["check_json"], 1),
     }
-    print(json.dumps(result, indent=2))
+    return result
+
+
+def send_only(model: Path, kind: str, calls: int) -> None:
+    """The child of --instructions: a warm-up, then ``calls`` checks of ``kind``, all written."""
+    with running_service(model) as service:
+        service.requests.send(service.app, kind, INSTRUCTIONS_WARMUP)
+        service.flush()
+        service.requests.send(service.app, kind, calls)
+        service.flush()
+
+
+def instruction_counts(model: Path, calls: tuple[int, int]) -> dict[str, Any]:
+    """Instructions per check under callgrind: the difference of two runs over the difference of calls.
+
+    The count is the same from run to run whatever else the machine is doing, so it shows
+    changes of a few per cent that the host's noise hides from CPU time. Start-up, imports and
+    the warm-up are the same in both runs and cancel out.
+    """
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    counts: dict[str, list[int]] = {}
+    for kind in ("json", "form"):
+        for n in calls:
+            with tempfile.TemporaryDirectory(prefix="commentguard-callgrind-") as tmp:
+                done = subprocess.run(
+                    ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", sys.executable,
+                     __file__, "--model", str(model), "--send-only", kind, str(n)],
+                    capture_output=True, text=True, check=True)
+            found = re.search(r"Collected : (\d+)", done.stderr)
+            if found is None:
+                raise RuntimeError(f"no instruction count from callgrind:\n{done.stderr[-2000:]}")
+            counts.setdefault(kind, []).append(int(found.group(1)))
+    per_check = {f"check_{kind}": round((high - low) / (calls[1] - calls[0]))
+                 for kind, (low, high) in counts.items()}
+    return {"calls": list(calls), "instructions_total": counts, "instructions_per_check": per_check}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000, help="requests per timed stretch")
+    parser.add_argument("--repeats", type=int, default=5, help="timed stretches per variant")
+    parser.add_argument("--model", help="an existing model artifact (default: train one once)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per check under valgrind's callgrind instead of CPU time")
+    parser.add_argument("--send-only", nargs=2, metavar=("KIND", "CALLS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    model = http_load.ensure_model(args.model)
+    if args.send_only:
+        send_only(model, args.send_only[0], int(args.send_only[1]))
+        return
+    if args.instructions:
+        print(json.dumps(instruction_counts(model, INSTRUCTIONS_CALLS), indent=2))
+        return
+    print(json.dumps(cpu_costs(model, args.calls, args.repeats), indent=2))
 
 
 if __name__ == "__main__":
