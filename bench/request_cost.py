@@ -119,6 +119,7 @@ def cpu_us_per_call(run: Callable[[int], None], flush: Callable[[], Any], calls:
 
 @contextmanager
 def patched(obj: Any, name: str, value: Any) -> Iterator[None]:
+    """``obj.name`` set to ``value`` for the block (a part of the check taken out)."""
     saved = getattr(obj, name)
     setattr(obj, name, value)
     try:
@@ -139,9 +140,10 @@ class Service:
 
 @contextmanager
 def running_service(model: Path) -> Iterator[Service]:
+    """The app as ``commentguard serve`` builds it (settings from the environment), closed after."""
     with tempfile.TemporaryDirectory(prefix="commentguard-cost-") as tmp:
         env = http_load.base_env(Path(tmp), model)
-        os.environ.clear()
+        os.environ.clear()  # base_env is this environment without COMMENTGUARD_* settings, plus ours
         os.environ.update(env)
         created = subprocess.run([sys.executable, "-m", "commentguard", "keys", "create", "--site",
                                   http_load.SITE, "--json"], cwd=ROOT, env=env, capture_output=True,
