@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import http_load  # bench/ is this script's directory, first on sys.path
-from scoring import machine_reference_ms
+from host import machine_reference_ms  # not from scoring.py, which imports scikit-learn
 
 ROOT = http_load.ROOT
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from host import machine_reference_ms  # bench/host.py: this script's directory is first on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,20 +61,6 @@ def timed(fn: Callable[[Any], Any], arg: Any) -> float:
     started = time.perf_counter_ns()
     fn(arg)
     return (time.perf_counter_ns() - started) / 1000.0
-
-
-def machine_reference_ms() -> float:
-    """Best of 5 runs of ``sum(range(1_000_000))``: how fast this machine runs Python right now.
-
-    Shared machines vary by 2x from hour to hour; quoting this beside the figures lets two
-    runs be compared (the ratios within one run do not depend on it).
-    """
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        sum(range(1_000_000))
-        best = min(best, time.perf_counter() - started)
-    return round(best * 1000, 1)
 
 
 def summary(micros: list[float]) -> dict[str, float]:
