@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional, Sequence
 from model.comment import Comment
 from model.verdict import TIERS, Verdict
 from store.errors import InvalidRecordError
-from store.ids import random_id
+from store.ids import time_ordered_id
 
 #: The text columns a stored comment occupies in ``checks`` and ``feedback``.
 #: ``Comment.is_test`` is not among them: both tables carry a boolean ``is_test`` flag.
@@ -78,8 +78,11 @@ def check_month(month: str) -> str:
 
 
 def new_check_id() -> str:
-    """A fresh check id: a uuid4 as 32 lowercase hex characters (:func:`store.ids.random_id`)."""
-    return random_id()
+    """A fresh check id: a uuid7 as 32 lowercase hex characters (:func:`store.ids.time_ordered_id`).
+
+    Time-ordered, so the check log's primary key index grows at its end.
+    """
+    return time_ordered_id()
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,7 @@ def test_check_spam_and_ham(client: FlaskClient) -> None:
         assert body["model_version"] == "test-model-1"
         assert 0.0 <= body["score"] <= 1.0
         assert all(set(r) == {"reason", "weight"} for r in body["reasons"])
-        assert uuid.UUID(hex=body["check_id"]).version == 4 and len(body["check_id"]) == 32
+        assert uuid.UUID(hex=body["check_id"]).version == 7 and len(body["check_id"]) == 32
     assert spam.get_json()["verdict"] in ("spam", "discard")
     assert ham.get_json()["verdict"] == "ham"
     assert spam.get_json()["check_id"] != ham.get_json()["check_id"]
