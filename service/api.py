@@ -23,6 +23,7 @@ from model.comment import CONTENT_ALIASES, Comment
 from model.errors import CommentFieldError
 from model.scorer import Scorer
 from model.verdict import Thresholds, Verdict
+from service import json_limits
 from service.app import ServiceState, get_state
 from service.auth import current_key, require_json_key
 from service.errors import ApiError
@@ -190,12 +191,21 @@ def read_json_object() -> dict[str, Any]:
         raise ApiError(400, "the request body is empty; send a JSON object")
     try:
         data = json.loads(text, parse_constant=_reject_constant)
+        if json_limits.may_be_too_deep(text):
+            json_limits.check_depth(data)
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"malformed JSON: {exc.msg}", line=exc.lineno, column=exc.colno) from None
+    except json_limits.TooDeep as exc:
+        raise ApiError(400, str(exc), max_depth=json_limits.MAX_DEPTH) from None
+    except RecursionError:  # the parser's own limit, far deeper than ours
+        raise ApiError(400, f"the JSON body is nested more than {json_limits.MAX_DEPTH} levels deep",
+                       max_depth=json_limits.MAX_DEPTH) from None
     except ValueError as exc:  # from _reject_constant
         raise ApiError(400, f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object", type=_json_type(data))
+    if json_limits.may_hold_surrogates(text):
+        data = json_limits.replace_lone_surrogates(data)
     return data
 
 

@@ -12,8 +12,10 @@ checks older than ``retention_days`` when it starts and then at most once per
 Nothing here raises into a request. A failed write is logged by exception type
 only (an exception message may quote a comment, an email or an IP) and the batch
 goes back to the front of the queue for the next flush, at most
-``max_attempts`` times; the queue itself holds at most ``max_pending`` checks,
-the oldest being dropped (and counted in the log) beyond that. :meth:`close`
+``max_attempts`` times. A batch the store refuses for its data (a value no column
+holds) is written in halves down to the records at fault, which alone are
+dropped. The queue itself holds at most ``max_pending`` checks, the oldest being
+dropped (and counted in the log) beyond that. :meth:`close`
 stops the thread and writes what is left; the app registers it with ``atexit``
 and the gunicorn ``worker_exit`` hook (see :mod:`service.server`).
 """
@@ -25,10 +27,14 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 from service.metrics import count_check
-from store import CheckRecord, Store, current_month
+from store import CheckRecord, Store, StoreDataError, current_month
+
+#: What a store raises for a record it cannot take (a value no column type holds, text that is
+#: not Unicode), as opposed to a database that is busy or gone, which a later flush may get past.
+_DATA_ERRORS: tuple[type[Exception], ...] = (StoreDataError, ValueError, TypeError, OverflowError)
 
 log = logging.getLogger(__name__)
 
@@ -179,12 +185,24 @@ class Recorder:
             except Exception as exc:  # noqa: BLE001 - the writer must outlive any one failure
                 log.error("recorder flush failed unexpectedly: %s", type(exc).__name__)
 
-    def _write_checks(self, items: list[tuple[CheckRecord, int]]) -> bool:
+    def _write_checks(self, items: Sequence[tuple[CheckRecord, int]]) -> bool:
         if not items:
             return True
         try:
             self.store.record_checks([record for record, _ in items])
             return True
+        except _DATA_ERRORS as exc:
+            # The store refused what it was given, not the moment: a record it cannot take
+            # would fail every retry and take the rest of its batch down with it. Write each
+            # half on its own, down to the records at fault, and drop only those.
+            if len(items) > 1:
+                listed = list(items)
+                half = len(listed) // 2
+                first = self._write_checks(listed[:half])
+                return self._write_checks(listed[half:]) and first
+            log.error("a check could not be stored (%s); dropped", type(exc).__name__)
+            self.dropped += 1
+            return False
         except Exception as exc:  # noqa: BLE001 - requeued below
             retry = [(r, n + 1) for r, n in items if n + 1 < self.max_attempts]
             lost = len(items) - len(retry)

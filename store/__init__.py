@@ -22,6 +22,7 @@ from store.errors import (
     StoreClosedError,
     StoreConfigError,
     StoreDatabaseError,
+    StoreDataError,
     StoreError,
 )
 from store.registry import ActiveModel, ModelVersion, RegistryError
@@ -55,6 +56,7 @@ __all__ = [
     "StoreClosedError",
     "StoreConfigError",
     "StoreDatabaseError",
+    "StoreDataError",
     "StoreError",
     "USAGE_COUNTERS",
     "current_month",

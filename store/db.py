@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
-from store.errors import StoreBusyError, StoreClosedError, StoreConfigError, StoreDatabaseError
+from store.errors import StoreBusyError, StoreClosedError, StoreConfigError, StoreDatabaseError, StoreDataError
 
 T = TypeVar("T")
 Params = Sequence[Any]
@@ -61,11 +61,25 @@ class Dialect:
         return _pyformat(sql) if self.name == POSTGRESQL else sql
 
     def param(self, value: Any) -> Any:
-        """A Python value as the driver should receive it (only datetimes change: Tx._params relies on it)."""
-        if self.name == SQLITE and isinstance(value, datetime):
-            # Fixed-width ISO text in UTC sorts and compares like the time it names.
-            return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        """A Python value as the driver should receive it.
+
+        Only datetimes change, and on PostgreSQL text with NUL characters (Tx._params passes
+        nothing else here).
+        """
+        if self.name == SQLITE:
+            if isinstance(value, datetime):
+                # Fixed-width ISO text in UTC sorts and compares like the time it names.
+                return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        elif isinstance(value, str) and "\x00" in value:
+            # PostgreSQL text cannot hold NUL (a comment may: "%00" in an Akismet form, "\u0000"
+            # in JSON); U+FFFD, the replacement character, stands in for it.
+            return value.replace("\x00", "\ufffd")
         return value
+
+    @property
+    def text_holds_nul(self) -> bool:
+        """True when text columns store NUL characters as they are (SQLite; not PostgreSQL)."""
+        return self.name == SQLITE
 
 
 SQLITE_DIALECT = Dialect(
@@ -94,9 +108,12 @@ class Tx:
         self.dialect = dialect
 
     def _params(self, params: Params) -> list[Any]:
-        # Only datetimes are converted (Dialect.param); the check log passes ~35 values per row.
+        # Only datetimes are converted (Dialect.param), and on PostgreSQL text too, for NUL;
+        # the check log passes ~35 values per row.
         param = self.dialect.param
-        return [param(p) if isinstance(p, datetime) else p for p in params]
+        if self.dialect.text_holds_nul:
+            return [param(p) if isinstance(p, datetime) else p for p in params]
+        return [param(p) if isinstance(p, (datetime, str)) else p for p in params]
 
     def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; return the number of rows it changed."""
@@ -188,7 +205,8 @@ class Database:
             except (sqlite3.Error, _pg_error()) as exc:
                 keep = not _is_broken(conn)
                 if not (_is_retryable(exc) or (not keep and attempt == 0)):
-                    raise StoreDatabaseError(f"{self.dialect.name} error: {exc}") from exc
+                    error = StoreDataError if isinstance(exc, _data_errors()) else StoreDatabaseError
+                    raise error(f"{self.dialect.name} error: {exc}") from exc
                 last = exc
             finally:
                 self._checkin(conn, keep)
@@ -323,6 +341,16 @@ def _pg_error() -> type[BaseException]:
     except ImportError:  # pragma: no cover
         return sqlite3.Error
     return psycopg.Error
+
+
+@functools.lru_cache(maxsize=1)
+def _data_errors() -> tuple[type[BaseException], ...]:
+    """The drivers' errors for values the database refuses (a bad value, not a bad moment)."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return (sqlite3.DataError,)
+    return (sqlite3.DataError, psycopg.DataError)
 
 
 def _is_retryable(exc: BaseException) -> bool:

@@ -55,6 +55,13 @@ class StoreDatabaseError(StoreError):
     """
 
 
+class StoreDataError(StoreDatabaseError):
+    """Raised when the database refuses the values themselves (the driver's ``DataError``).
+
+    Unlike a refused connection or a lock, writing the same values again fails the same way.
+    """
+
+
 class StoreClosedError(StoreError):
     """Raised when a store is used after :meth:`store.Store.close`."""
 

@@ -292,6 +292,23 @@ def test_check_stores_context_extra_reasons_and_upstream_as_json_text(store: Sto
     assert (got.reasons, got.upstream) == (("phrase 'très bien'",), {"verdict": "ham", "note": "ü"})
 
 
+def test_text_with_nul_characters_is_stored_on_both_engines(store: Store) -> None:
+    """NUL reaches us from "%00" in an Akismet form or "\\u0000" in JSON; PostgreSQL text cannot
+    hold it (the driver refused the whole batch), so there U+FFFD stands in for it."""
+    comment = _comment("buy\x00 now", comment_author="A\x00B")
+    record = _check(comment)
+    store.record_checks([record, _check(_comment("clean"))])
+    store.add_feedback(FeedbackRecord("spam", comment, source="akismet", reporter="mod\x00"))
+    nul = "\x00" if store._db.dialect.name == "sqlite" else "\ufffd"
+    got = store.get_check(record.id)
+    assert got is not None
+    assert (got.comment.comment_content, got.comment.comment_author) == (f"buy{nul} now", f"A{nul}B")
+    found = store.find_check(store.comment_hash(comment))
+    assert found is not None and found.id == record.id
+    (feedback,) = store.list_feedback()
+    assert feedback.comment.comment_content == f"buy{nul} now" and feedback.reporter == f"mod{nul}"
+
+
 def test_record_checks_is_all_or_nothing(store: Store) -> None:
     good = _check(_comment("one"))
     with pytest.raises(StoreDatabaseError):
