@@ -19,9 +19,14 @@ from urllib.parse import urlsplit
 #: joiners, direction marks, the BOM that YouTube appends, soft hyphens...).
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 _TAG = re.compile(r"<[^<>]{0,2000}>")
-_HREF = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
-_BBCODE_URL = re.compile(r"\[url=([^\]\s]+)\]", re.IGNORECASE)
-_BBCODE_TAG = re.compile(r"\[/?(?:url|b|i|u|img|link)(?:=[^\]]*)?\]", re.IGNORECASE)
+# Linear time, whatever the text: no pattern here may scan on past where its match can end and
+# then try again from the next character, or a body of 64 KiB like "<a <a <a ...", "a.a.a.a..."
+# or "[url=[url=..." takes seconds to minutes (quadratic), holding a worker. An anchor's
+# attributes stop at the next "<", a BBCode value at the next "[", a host at 16 labels, and a
+# run of whitespace is entered only at its start. tests/test_normalize.py times them.
+_HREF = re.compile(r"""<a\b[^<>]*?\bhref\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
+_BBCODE_URL = re.compile(r"\[url=([^\[\]\s]+)\]", re.IGNORECASE)
+_BBCODE_TAG = re.compile(r"\[/?(?:url|b|i|u|img|link)(?:=[^\[\]]*)?\]", re.IGNORECASE)
 
 # Obfuscations of the scheme and of the dot before a domain's last label.
 _HXXP = re.compile(r"\bh(?:xx|\*\*|tt)p(s?)\s*(?::|\[:\])\s*/\s*/", re.IGNORECASE)
@@ -42,8 +47,8 @@ _BARE_TLDS = "|".join(sorted(COMMON_TLDS - _WORDLIKE_TLDS, key=len, reverse=True
 #: obfuscated dot, nor is an article before the TLD ("the dot com bubble", "a .com").
 _SPLIT_TLDS = "com|net|org|ru|xyz|biz|top"
 _DOT_WORD = re.compile(
-    rf"\s*(?:\[\s*(?:dot|\.)\s*\]|\(\s*(?:dot|\.)\s*\)|\{{\s*dot\s*\}})\s*"
-    rf"|(?<!\bthe)(?<!\ba)(?<!\ban)\s+dot\s+(?=(?:{_BARE_TLDS})\b)",
+    rf"(?<!\s)\s*(?:\[\s*(?:dot|\.)\s*\]|\(\s*(?:dot|\.)\s*\)|\{{\s*dot\s*\}})\s*"
+    rf"|(?<!\s)(?<!\bthe)(?<!\ba)(?<!\ban)\s+dot\s+(?=(?:{_BARE_TLDS})\b)",
     re.IGNORECASE,
 )
 _SPLIT_DOMAIN = re.compile(
@@ -61,7 +66,7 @@ _DOT_GAP = re.compile(r"\.[ \t]")
 # Bare domains need a lowercase TLD ("works.It" is a typo, not a link).
 _URL = re.compile(
     r"""(?i:(?:https?://|www\.)[^\s<>"'()\[\]{}]+)"""
-    rf"""|(?i:\b(?:[a-z0-9](?:[a-z0-9-]{{0,62}}[a-z0-9])?\.)+)(?:{_BARE_TLDS})\b(?:/[^\s<>"'()]*)?"""
+    rf"""|(?i:\b(?:[a-z0-9](?:[a-z0-9-]{{0,62}}[a-z0-9])?\.){{1,16}})(?:{_BARE_TLDS})\b(?:/[^\s<>"'()]*)?"""
     r"""|\b(?:t\.me|wa\.me|is\.gd|x\.co|u\.to)/[^\s<>"'()]+"""
 )
 #: What every match of ``_URL`` contains: ``://``, ``www.``, or a letter or digit, a dot and a

@@ -1,9 +1,15 @@
 """Tests of model.normalize: clean text, the links it hides and the e-mail domains it names."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from model.normalize import SHORTENERS, clean_text, link_of_author_url, normalize, parse_link
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def hosts(text: str) -> list[str]:
@@ -213,3 +219,52 @@ def test_whitespace_runs_become_one_space_whatever_the_kind() -> None:
     # Tabs, newlines, vertical tabs, form feeds and the ASCII separators count as whitespace,
     # as they do for \s; the no-break and ideographic spaces become spaces by NFKC first.
     assert normalize(" a\t\tb\n\x0b\x0cc\x1c\x1fd\u00a0e\u3000\u2003f \r\n").text == "a b c d e f"
+
+
+# --- linear time on hostile text -----------------------------------------------------------
+
+def test_hostile_bodies_of_64_kib_are_prepared_without_hanging() -> None:
+    """Every body of bench/adversarial.py, at the 64 KiB body limit, in one child process.
+
+    A guard against catastrophic backtracking, not a timing: before the patterns were
+    fixed, the first body alone took about two minutes on the test machine; all of them
+    now take about half a second, and the limit is a hundred times that.
+    """
+    script = (
+        "import importlib.util, sys\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        f"spec = importlib.util.spec_from_file_location('adversarial', {str(REPO / 'bench' / 'adversarial.py')!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "from model.comment import Comment\n"
+        "from model.features import prepare\n"
+        "for make in module.BODIES.values():\n"
+        "    prepare(Comment(comment_content=make(64 * 1024), comment_author_url=make(2000)))\n"
+        "print(len(module.BODIES))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) >= 10
+
+
+def test_an_anchor_after_an_unclosed_one_is_still_found() -> None:
+    assert hosts('x <a <a href="http://example.com/">y</a>') == ["example.com"]
+    assert hosts("<a title='notes' href='https://docs.example.org/a'>docs</a>") == ["docs.example.org"]
+
+
+def test_a_bbcode_link_after_an_unclosed_one_is_still_found() -> None:
+    assert hosts("[url=[url=http://shop.example.net]buy[/url]") == ["shop.example.net"]
+
+
+def test_a_host_of_many_labels_keeps_its_registrable_domain() -> None:
+    # At most 16 labels before the TLD are read as the host (linear time on "a.a.a.a..."):
+    # a longer chain loses its first labels, never its site.
+    labels = ".".join(f"a{i}" for i in range(20))
+    (link,) = normalize(f"go to {labels}.com now").links
+    assert link.domain == "a19.com" and link.host.endswith(".a19.com")
+
+
+def test_an_article_before_dot_com_stays_text_whatever_the_spaces() -> None:
+    for text in ("the dot com bubble", "the  dot com bubble", "a \t dot com"):
+        norm = normalize(text)
+        assert norm.links == () and "." not in norm.text, text
+    assert hosts("visit cheap-pills   dot com today") == ["cheap-pills.com"]
+    assert hosts("see example   [dot]   com") == ["example.com"]
