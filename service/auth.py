@@ -22,6 +22,15 @@ takes effect within that many seconds** in every worker (at once for a worker
 that has not seen the key lately). The cache is keyed by a keyed BLAKE2b MAC of the
 key under a random per-process secret, never by the key itself; store failures
 are never cached.
+
+**A store outage does not fail checks for keys a worker knows.** When the store
+cannot answer, the last answer it gave for the key (live, or unknown/revoked) is
+used for up to :data:`KEY_STALE_SECONDS` after the store last confirmed it, and the
+store is asked again only every :data:`KEY_RETRY_SECONDS` for that key, so a
+database that is down (or slow to refuse connections) is not waited on by every
+request. Only a key the worker has not seen within that hour gets "temporarily
+unavailable". The price: a key revoked during an outage keeps working until the
+store answers again.
 """
 from __future__ import annotations
 
@@ -43,6 +52,11 @@ AKISMET_KEY_FIELDS: tuple[str, ...] = ("api_key", "key")
 REALM = "commentguard"
 #: Seconds an authentication result is reused in-process: the most a revocation waits to apply.
 KEY_CACHE_SECONDS = 30.0
+#: Seconds after the store last confirmed a key's answer that the answer still serves while
+#: the store cannot be reached.
+KEY_STALE_SECONDS = 3600.0
+#: Seconds between asking an unreachable store again about one key (meanwhile its stale answer serves).
+KEY_RETRY_SECONDS = 5.0
 #: Distinct keys remembered per app (the cache is emptied when full).
 KEY_CACHE_SIZE = 10_000
 KEY_CACHE_EXTENSION = "commentguard.key_cache"
@@ -50,19 +64,25 @@ _cache_lock = threading.Lock()
 
 
 class KeyCache:
-    """Authentication results by keyed digest of the key, each for ``ttl`` seconds.
+    """Authentication results by keyed digest of the key, each fresh for ``ttl`` seconds.
 
     Thread-safe without a lock on the hot path: one dict read, and a dict write after a miss.
     Two threads missing on the same key at once both ask the store; both answers are right.
+    When the store fails, an answer it confirmed within ``stale`` seconds is used instead,
+    and asked about again after ``retry`` seconds.
     """
 
     def __init__(self, ttl: float = KEY_CACHE_SECONDS, size: int = KEY_CACHE_SIZE,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, stale: float = KEY_STALE_SECONDS,
+                 retry: float = KEY_RETRY_SECONDS) -> None:
         self.ttl = ttl
         self.size = size
         self.clock = clock
+        self.stale = stale
+        self.retry = retry
         self._secret = secrets.token_bytes(32)
-        self._entries: dict[bytes, tuple[float, Optional[KeyInfo]]] = {}
+        #: digest -> (fresh until, confirmed by the store at, the answer)
+        self._entries: dict[bytes, tuple[float, float, Optional[KeyInfo]]] = {}
 
     def _digest(self, key: str) -> bytes:
         # Keyed BLAKE2b, a MAC in its own right: hashlib keeps the GIL for short inputs,
@@ -71,17 +91,28 @@ class KeyCache:
         return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), key=self._secret, digest_size=32).digest()
 
     def get(self, key: str, lookup: Callable[[str], Optional[KeyInfo]]) -> Optional[KeyInfo]:
-        """The cached result for ``key`` if still fresh, else ``lookup(key)`` (remembered; errors are not)."""
+        """The cached result for ``key`` if still fresh, else ``lookup(key)`` (remembered).
+
+        When ``lookup`` raises :class:`store.StoreError`, an answer confirmed within
+        ``stale`` seconds is returned (and used without asking for ``retry`` seconds);
+        without one, the error propagates. Errors themselves are never remembered.
+        """
         digest = self._digest(key)
         now = self.clock()
         hit = self._entries.get(digest)
         if hit is not None and now < hit[0]:
-            return hit[1]
-        info = lookup(key)
+            return hit[2]
+        try:
+            info = lookup(key)
+        except StoreError:
+            if hit is None or now - hit[1] > self.stale:
+                raise
+            self._entries[digest] = (now + self.retry, hit[1], hit[2])
+            return hit[2]
         if self.ttl > 0:
             if len(self._entries) >= self.size:
                 self._entries.clear()
-            self._entries[digest] = (now + self.ttl, info)
+            self._entries[digest] = (now + self.ttl, now, info)
         return info
 
     def clear(self) -> None:
@@ -175,5 +206,6 @@ def require_json_key() -> Optional[Response]:
     return response
 
 
-__all__ = ["AKISMET_KEY_FIELDS", "KEY_CACHE_SECONDS", "KEY_SHAPE", "KeyCache", "akismet_key", "authenticate",
-           "bearer_key", "current_key", "key_cache", "key_from_host", "require_json_key"]
+__all__ = ["AKISMET_KEY_FIELDS", "KEY_CACHE_SECONDS", "KEY_RETRY_SECONDS", "KEY_SHAPE", "KEY_STALE_SECONDS",
+           "KeyCache", "akismet_key", "authenticate", "bearer_key", "current_key", "key_cache", "key_from_host",
+           "require_json_key"]

@@ -325,13 +325,23 @@ def _connect_sqlite(path: str) -> sqlite3.Connection:
     return conn
 
 
+#: Seconds to wait for a PostgreSQL connection unless the URL sets ``connect_timeout``.
+PG_CONNECT_TIMEOUT = 5
+
+
 def _connect_postgres(url: str) -> Any:
     try:
         import psycopg
+        from psycopg.conninfo import conninfo_to_dict
         from psycopg.rows import dict_row
     except ImportError as exc:  # pragma: no cover - psycopg is a declared extra
         raise StoreConfigError("PostgreSQL storage needs psycopg: pip install 'commentguard[postgres]'") from exc
-    return psycopg.connect(url, autocommit=True, row_factory=dict_row)
+    options: dict[str, Any] = {}
+    if "connect_timeout" not in conninfo_to_dict(url):
+        # libpq waits forever by default: a server that accepts the connection but never answers
+        # (hung, or behind a stalled proxy) would hold the request thread asking about a key.
+        options["connect_timeout"] = PG_CONNECT_TIMEOUT
+    return psycopg.connect(url, autocommit=True, row_factory=dict_row, **options)
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,7 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.app import get_state
-from service.auth import KEY_CACHE_SECONDS, akismet_key, bearer_key, key_cache, key_from_host
+from service.auth import (KEY_CACHE_SECONDS, KEY_RETRY_SECONDS, KEY_STALE_SECONDS, akismet_key, bearer_key,
+                          key_cache, key_from_host)
 from store import StoreError, current_month
 from tests.conftest import auth_headers
 
@@ -118,6 +119,88 @@ def test_key_checks_are_cached_by_digest_and_store_errors_are_not(
     clock.now += KEY_CACHE_SECONDS
     assert post_json(anonymous_client, "/api/v1/check", body, headers=headers).status_code == 200
     assert len(calls) == 3  # expired: asked again
+
+
+class Outage:
+    """Stands in for ``store.authenticate``: the real answer, or a StoreError while ``down``."""
+
+    def __init__(self, real: Callable[[str], Any]) -> None:
+        self.real = real
+        self.down = False
+        self.asked = 0
+
+    def __call__(self, key: str) -> Any:
+        self.asked += 1
+        if self.down:
+            raise StoreError("postgresql error: connection refused")
+        return self.real(key)
+
+
+def test_a_store_outage_does_not_fail_checks_for_keys_the_worker_knows(
+        app: Flask, anonymous_client: FlaskClient, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = fake_key_clock(app)
+    store = get_state(app).store
+    assert store is not None
+    outage = Outage(store.authenticate)
+    monkeypatch.setattr(store, "authenticate", outage)
+    body, headers, unknown = {"comment_content": HAM_TEXT}, auth_headers(api_key), auth_headers("0123456789ab")
+
+    def check(with_headers: dict[str, str]) -> int:
+        return int(post_json(anonymous_client, "/api/v1/check", body, headers=with_headers).status_code)
+
+    assert (check(headers), check(unknown)) == (200, 401)
+    outage.down = True
+    clock.now += KEY_CACHE_SECONDS  # both answers are due to be asked again, and the store is down
+    assert (check(headers), check(unknown)) == (200, 401)  # the last answers stand
+    asked = outage.asked
+    for _ in range(5):  # and the store is not asked again on every request
+        assert check(headers) == 200
+    assert outage.asked == asked
+    clock.now += KEY_RETRY_SECONDS
+    assert check(headers) == 200 and outage.asked == asked + 1
+    never_seen = auth_headers("abcdef012345")
+    assert check(never_seen) == 503  # nothing to fall back on: "temporarily unavailable"
+    clock.now += KEY_STALE_SECONDS  # an hour after the store last confirmed it
+    assert check(headers) == 503
+    outage.down = False
+    assert check(headers) == 200
+
+
+def test_a_key_revoked_during_an_outage_applies_once_the_store_answers(
+        app: Flask, anonymous_client: FlaskClient, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = fake_key_clock(app)
+    store = get_state(app).store
+    assert store is not None
+    outage = Outage(store.authenticate)
+    monkeypatch.setattr(store, "authenticate", outage)
+    body, headers = {"comment_content": HAM_TEXT}, auth_headers(api_key)
+    assert post_json(anonymous_client, "/api/v1/check", body, headers=headers).status_code == 200
+    (info,) = store.list_keys()
+    assert store.revoke_key(info.id)
+    outage.down = True
+    clock.now += KEY_CACHE_SECONDS
+    assert post_json(anonymous_client, "/api/v1/check", body, headers=headers).status_code == 200
+    outage.down = False
+    clock.now += KEY_RETRY_SECONDS
+    assert_401(post_json(anonymous_client, "/api/v1/check", body, headers=headers))
+
+
+def test_akismet_checks_go_on_through_a_store_outage(
+        app: Flask, anonymous_client: FlaskClient, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = fake_key_clock(app)
+    store = get_state(app).store
+    assert store is not None
+    outage = Outage(store.authenticate)
+    monkeypatch.setattr(store, "authenticate", outage)
+    form = {"api_key": api_key, "blog": "https://blog.example.org", "user_ip": "203.0.113.9",
+            "comment_content": HAM_TEXT}
+    assert anonymous_client.post("/1.1/comment-check", data=form).get_data(as_text=True) == "false"
+    outage.down = True
+    clock.now += KEY_CACHE_SECONDS
+    answer = anonymous_client.post("/1.1/comment-check", data=form)
+    assert answer.get_data(as_text=True) == "false" and outage.asked == 2
+    form["api_key"] = "abcdef012345"
+    assert "Temporarily unavailable" in anonymous_client.post("/1.1/comment-check", data=form).get_data(as_text=True)
 
 
 def test_bearer_key_is_200_and_keeps_the_key_out_of_logs(

@@ -28,6 +28,7 @@ from store import (
     StoreClosedError,
     StoreConfigError,
     StoreDatabaseError,
+    StoreError,
     open_store,
 )
 from store.db import Database
@@ -579,3 +580,31 @@ def test_concurrent_opens_apply_each_migration_once(store_url: str) -> None:
     with open_store(store_url, secret=SECRET) as store:
         versions = store.database.read(lambda tx: tx.fetchall("SELECT version FROM schema_migrations"))
         assert sorted(r["version"] for r in versions) == [m.version for m in MIGRATIONS]
+
+
+def test_a_postgresql_server_that_never_answers_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq waits forever by default; a server that accepts but never answers must not hold a thread."""
+    pytest.importorskip("psycopg", reason="psycopg is the [postgres] extra")
+    import socket
+
+    import store.db as db
+
+    monkeypatch.setattr(db, "PG_CONNECT_TIMEOUT", 1)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes connections; nothing ever reads or answers them
+    outcome: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            open_store(f"postgresql://commentguard@127.0.0.1:{silent.getsockname()[1]}/checks", secret=SECRET)
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(30)
+    silent.close()
+    assert not worker.is_alive(), "still waiting for a server that never answers"
+    assert len(outcome) == 1 and isinstance(outcome[0], StoreError)
+    assert "connection timeout" in str(outcome[0])
