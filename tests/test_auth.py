@@ -136,13 +136,20 @@ class Outage:
         return self.real(key)
 
 
-def test_a_store_outage_does_not_fail_checks_for_keys_the_worker_knows(
-        app: Flask, anonymous_client: FlaskClient, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def store_outage(app: Flask, monkeypatch: pytest.MonkeyPatch) -> tuple[FakeClock, Outage]:
+    """The app's key cache on a fake clock, and its store's ``authenticate`` behind an :class:`Outage`."""
     clock = fake_key_clock(app)
     store = get_state(app).store
     assert store is not None
-    outage = Outage(store.authenticate)
-    monkeypatch.setattr(store, "authenticate", outage)
+    stand_in = Outage(store.authenticate)
+    monkeypatch.setattr(store, "authenticate", stand_in)
+    return clock, stand_in
+
+
+def test_a_store_outage_does_not_fail_checks_for_keys_the_worker_knows(
+        anonymous_client: FlaskClient, api_key: str, store_outage: tuple[FakeClock, Outage]) -> None:
+    clock, outage = store_outage
     body, headers, unknown = {"comment_content": HAM_TEXT}, auth_headers(api_key), auth_headers("0123456789ab")
 
     def check(with_headers: dict[str, str]) -> int:
@@ -167,12 +174,10 @@ def test_a_store_outage_does_not_fail_checks_for_keys_the_worker_knows(
 
 
 def test_a_key_revoked_during_an_outage_applies_once_the_store_answers(
-        app: Flask, anonymous_client: FlaskClient, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = fake_key_clock(app)
+        app: Flask, anonymous_client: FlaskClient, api_key: str, store_outage: tuple[FakeClock, Outage]) -> None:
+    clock, outage = store_outage
     store = get_state(app).store
     assert store is not None
-    outage = Outage(store.authenticate)
-    monkeypatch.setattr(store, "authenticate", outage)
     body, headers = {"comment_content": HAM_TEXT}, auth_headers(api_key)
     assert post_json(anonymous_client, "/api/v1/check", body, headers=headers).status_code == 200
     (info,) = store.list_keys()
@@ -186,12 +191,8 @@ def test_a_key_revoked_during_an_outage_applies_once_the_store_answers(
 
 
 def test_akismet_checks_go_on_through_a_store_outage(
-        app: Flask, anonymous_client: FlaskClient, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = fake_key_clock(app)
-    store = get_state(app).store
-    assert store is not None
-    outage = Outage(store.authenticate)
-    monkeypatch.setattr(store, "authenticate", outage)
+        anonymous_client: FlaskClient, api_key: str, store_outage: tuple[FakeClock, Outage]) -> None:
+    clock, outage = store_outage
     form = {"api_key": api_key, "blog": "https://blog.example.org", "user_ip": "203.0.113.9",
             "comment_content": HAM_TEXT}
     assert anonymous_client.post("/1.1/comment-check", data=form).get_data(as_text=True) == "false"
