@@ -11,7 +11,6 @@ byte, rather than failing the call. Query-string fields are read too (the
 """
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -21,6 +20,7 @@ from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from model.comment import TEXT_FIELDS, Comment
+from service.charsets import text_codec
 
 DEFAULT_CHARSET = "utf-8"
 FALLBACK_CHARSET = "cp1252"
@@ -157,13 +157,8 @@ def _ascii_value(pairs: list[tuple[bytes, bytes]], name: bytes) -> Optional[str]
 
 
 def _charset(name: Optional[str]) -> Optional[str]:
-    """A usable codec name for a declared charset, or ``None`` for absent or unknown ones."""
-    if not name or not name.strip():
-        return None
-    try:
-        return codecs.lookup(name.strip().strip('"')).name
-    except LookupError:
-        return None
+    """A usable codec name for a declared charset, or ``None`` for absent, unknown or unusable ones."""
+    return text_codec(name)
 
 
 __all__ = ["AkismetForm", "BodyTooLarge", "GUID_FIELDS", "KEY_FIELDS", "comment_from_form",

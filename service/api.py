@@ -12,7 +12,6 @@ counted in the key's usage.
 """
 from __future__ import annotations
 
-import codecs
 import json
 import logging
 from typing import Any, Mapping, Optional
@@ -24,6 +23,7 @@ from model.errors import CommentFieldError
 from model.scorer import Scorer
 from model.verdict import Thresholds, Verdict
 from service import json_limits
+from service.charsets import text_codec
 from service.app import ServiceState, get_state
 from service.auth import current_key, require_json_key
 from service.errors import ApiError
@@ -273,12 +273,11 @@ def _decode_body(body: bytes, charset: str | None) -> str:
             return body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ApiError(400, f"the request body is not valid {encoding}", position=exc.start) from None
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
+    codec = text_codec(encoding)
+    if codec is None:
         raise ApiError(415, f"unsupported charset {charset!r}", charset=charset) from None
     try:
-        return body.decode(encoding)
+        return body.decode(codec)
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"the request body is not valid {encoding}", position=exc.start) from None
 

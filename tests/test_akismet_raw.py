@@ -153,6 +153,25 @@ def test_latin1_body_is_decoded(app: Flask, client: FlaskClient, api_key: str, h
     assert check.comment.comment_content == text and check.comment.comment_author == "Zoë"
 
 
+@pytest.mark.parametrize("charset", ["rot13", "zlib", "base64", "unicode_escape", "raw_unicode_escape", "utf-7",
+                                     "punycode", "undefined"])
+@pytest.mark.parametrize("how", ["blog_charset", "content_type"])
+def test_a_declared_codec_that_is_not_a_charset_is_ignored(app: Flask, client: FlaskClient, api_key: str,
+                                                           charset: str, how: str) -> None:
+    # Transforms (rot13, zlib...) answered "Temporarily unavailable"; the escape codecs turned
+    # "\\ud800" into a lone surrogate, answered and then not stored. Now UTF-8 is used.
+    fields = base(api_key, comment_content="caf\u00e9 \\ud800 +2AA-")
+    content_type = FORM
+    if how == "blog_charset":
+        fields["blog_charset"] = charset
+    else:
+        content_type = f"{FORM}; charset={charset}"
+    response = post(client, "/1.1/comment-check", fields, content_type=content_type)
+    assert response.get_data(as_text=True) in ("true", "false")
+    check = flushed_store(app).get_check(response.headers["X-akismet-guid"])
+    assert check is not None and check.comment.comment_content == "caf\u00e9 \\ud800 +2AA-"
+
+
 def test_utf8_is_the_default(app: Flask, client: FlaskClient, api_key: str) -> None:
     response = post(client, "/1.1/comment-check", base(api_key, comment_content="Grüße aus Köln 👋"))
     check = flushed_store(app).get_check(response.headers["X-akismet-guid"])

@@ -292,6 +292,16 @@ def test_wrong_content_type_is_415(client: FlaskClient, content_type: str | None
     assert_error(client.post("/api/v1/check", data=body, content_type=content_type), 415)
 
 
+@pytest.mark.parametrize("charset", ["rot13", "zlib", "base64", "hex", "uu", "quopri", "unicode_escape",
+                                     "raw_unicode_escape", "utf-7", "punycode", "idna", "undefined"])
+def test_codecs_that_are_not_charsets_are_415(client: FlaskClient, charset: str) -> None:
+    # Transforms (rot13, zlib...) were a 500; the escape codecs turned "\\ud800" into a lone
+    # surrogate, answered and then not stored.
+    response = client.post("/api/v1/check", data=b'{"comment_content": "x\\ud800y"}',
+                           content_type=f"application/json; charset={charset}")
+    assert assert_error(response, 415)["charset"] == charset
+
+
 def test_unknown_charset_is_415(client: FlaskClient) -> None:
     response = client.post("/api/v1/check", data=b'{"comment_content": "hi"}',
                            content_type="application/json; charset=no-such-charset")
