@@ -36,7 +36,8 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from model.verdict import DISCARD, Verdict
-from service.akismet_form import AkismetForm, BodyTooLarge, comment_from_form, parse_form, read_body
+from service.akismet_form import AkismetForm, comment_from_form, parse_form
+from service.body import BodyTooLarge, read_body
 from service.akismet_rules import apply_rules, is_flagged
 from service.app import ServiceState, get_state
 from service.auth import akismet_key, authenticate

@@ -1,4 +1,4 @@
-"""Reading an Akismet request: the raw body, its charset, its fields, and the comment in it.
+"""Reading an Akismet request: its charset, its fields, and the comment in it (the body: service.body).
 
 Flask's ``request.form`` decodes bodies as UTF-8 and would turn a client's
 ISO-8859-1 ``café`` into replacement characters, so the body is parsed here
@@ -16,9 +16,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import unquote_to_bytes
 
-from flask import Request
-from werkzeug.exceptions import RequestEntityTooLarge
-
 from model.comment import TEXT_FIELDS, Comment
 from service.charsets import text_codec
 
@@ -30,16 +27,6 @@ KEY_FIELDS = frozenset({"api_key", "key"})
 GUID_FIELDS = frozenset({"guid", "akismet_guid", "x-akismet-guid", "x_akismet_guid"})
 _CONTEXT = re.compile(r"comment_context(\[\d*\])?")
 _TEXT_SET = frozenset(TEXT_FIELDS)
-#: Most bytes read (and thrown away) from an oversized body so the client can read the answer.
-_DRAIN_LIMIT = 16 * 1024 * 1024
-
-
-class BodyTooLarge(Exception):
-    """Raised by :func:`read_body` when the body is over the limit (its bytes are drained, not kept)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"request body larger than {limit} bytes")
-        self.limit = limit
 
 
 @dataclass
@@ -63,38 +50,6 @@ class AkismetForm:
             if name.lower() in GUID_FIELDS and value.strip():
                 return value.strip().lower()
         return ""
-
-
-def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, at most ``limit`` bytes; :class:`BodyTooLarge` (after draining it) otherwise.
-
-    The body is drained (up to 16 MiB) rather than left unread, because a server
-    that answers and closes while the client is still sending makes many clients
-    see a connection reset instead of the answer.
-    """
-    length = request.content_length
-    if length is not None and length > limit:
-        _drain(request, length)
-        raise BodyTooLarge(limit)
-    try:
-        return request.get_data(cache=True)
-    except RequestEntityTooLarge:  # a chunked body that turned out too long
-        raise BodyTooLarge(limit) from None
-
-
-def _drain(request: Request, length: int) -> None:
-    stream = request.environ.get("wsgi.input")
-    if stream is None:
-        return
-    remaining = min(length, _DRAIN_LIMIT)
-    try:
-        while remaining > 0:
-            chunk = stream.read(min(65536, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-    except (OSError, ValueError):
-        pass  # the client went away; nothing to answer
 
 
 def parse_form(body: bytes, query: bytes = b"", content_type_charset: Optional[str] = None) -> AkismetForm:
@@ -161,5 +116,4 @@ def _charset(name: Optional[str]) -> Optional[str]:
     return text_codec(name)
 
 
-__all__ = ["AkismetForm", "BodyTooLarge", "GUID_FIELDS", "KEY_FIELDS", "comment_from_form",
-           "parse_form", "read_body"]
+__all__ = ["AkismetForm", "GUID_FIELDS", "KEY_FIELDS", "comment_from_form", "parse_form"]

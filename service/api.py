@@ -17,12 +17,14 @@ import logging
 from typing import Any, Mapping, Optional
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from model.comment import CONTENT_ALIASES, Comment
 from model.errors import CommentFieldError
 from model.scorer import Scorer
 from model.verdict import Thresholds, Verdict
 from service import json_limits
+from service.body import BodyTooLarge, read_body
 from service.charsets import text_codec
 from service.app import ServiceState, get_state
 from service.auth import current_key, require_json_key
@@ -186,7 +188,11 @@ def read_json_object() -> dict[str, Any]:
     if request.mimetype != JSON_MIMETYPE:
         raise ApiError(415, f"the request body must be {JSON_MIMETYPE}",
                        content_type=request.mimetype or None)
-    text = _decode_body(request.get_data(cache=True), request.mimetype_params.get("charset"))
+    try:
+        body = read_body(request, get_state().settings.max_body_bytes)
+    except BodyTooLarge:
+        raise RequestEntityTooLarge() from None  # the one 413 answer (service.errors)
+    text = _decode_body(body, request.mimetype_params.get("charset"))
     if not text or text.isspace():
         raise ApiError(400, "the request body is empty; send a JSON object")
     try:

@@ -1,0 +1,65 @@
+"""Reading a request body within the size limit, whether its length is declared or chunked.
+
+With a ``Content-Length`` over the limit, the body is drained (up to 16 MiB) and
+refused: a server that answers and closes while the client is still sending makes
+many clients see a connection reset instead of the answer. A chunked body has no
+declared length, and werkzeug reads it up to the limit and stops without a word,
+so one a byte or a megabyte too long used to be parsed cut short (a JSON check
+answered "malformed JSON", an Akismet call "invalid"); here it is refused too.
+"""
+from __future__ import annotations
+
+from flask import Request
+
+#: Most bytes read (and thrown away) from an oversized body so the client can read the answer.
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    """Raised by :func:`read_body` when the body is over the limit (its bytes are drained, not kept)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body larger than {limit} bytes")
+        self.limit = limit
+
+
+def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, at most ``limit`` bytes; :class:`BodyTooLarge` (after draining it) otherwise.
+
+    ``limit`` must be the app's ``MAX_CONTENT_LENGTH`` (werkzeug stops a chunked body there).
+    """
+    length = request.content_length
+    if length is not None and length > limit:
+        _drain(request, length)
+        raise BodyTooLarge(limit)
+    body = request.get_data(cache=True)
+    if length is None and len(body) >= limit:
+        # Chunked, and read up to the limit: one byte more from the server's own stream
+        # says whether the body ended there.
+        raw = request.environ.get("wsgi.input")
+        try:
+            more = raw.read(1) if raw is not None else b""
+        except (OSError, ValueError):
+            more = b""
+        if more:
+            _drain(request, DRAIN_LIMIT)
+            raise BodyTooLarge(limit)
+    return body
+
+
+def _drain(request: Request, length: int) -> None:
+    stream = request.environ.get("wsgi.input")
+    if stream is None:
+        return
+    remaining = min(length, DRAIN_LIMIT)
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(65536, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except (OSError, ValueError):
+        pass  # the client went away; nothing to answer
+
+
+__all__ = ["BodyTooLarge", "DRAIN_LIMIT", "read_body"]
