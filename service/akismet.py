@@ -37,10 +37,10 @@ from werkzeug.exceptions import HTTPException
 
 from model.verdict import DISCARD, Verdict
 from service.akismet_form import AkismetForm, comment_from_form, parse_form
-from service.body import BodyTooLarge, read_body
 from service.akismet_rules import apply_rules, is_flagged
 from service.app import ServiceState, get_state
 from service.auth import akismet_key, authenticate
+from service.body import BodyTooLarge, read_body
 from service.feedback import add_feedback, check_by_comment, check_by_id
 from service.logging_setup import request_elapsed
 from store import USAGE_COUNTERS, CheckRecord, KeyInfo, StoreError, current_month, new_check_id

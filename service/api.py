@@ -24,10 +24,10 @@ from model.errors import CommentFieldError
 from model.scorer import Scorer
 from model.verdict import Thresholds, Verdict
 from service import json_limits
-from service.body import BodyTooLarge, read_body
-from service.charsets import text_codec
 from service.app import ServiceState, get_state
 from service.auth import current_key, require_json_key
+from service.body import BodyTooLarge, read_body
+from service.charsets import text_codec
 from service.errors import ApiError
 from service.feedback import add_feedback, check_by_comment, check_by_id
 from service.logging_setup import request_elapsed
