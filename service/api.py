@@ -189,7 +189,7 @@ def read_json_object() -> dict[str, Any]:
         raise ApiError(415, f"the request body must be {JSON_MIMETYPE}",
                        content_type=request.mimetype or None)
     try:
-        body = read_body(request, get_state().settings.max_body_bytes)
+        body = read_body(request)  # the limit is the app's MAX_CONTENT_LENGTH (max_body_bytes)
     except BodyTooLarge:
         raise RequestEntityTooLarge() from None  # the one 413 answer (service.errors)
     text = _decode_body(body, request.mimetype_params.get("charset"))

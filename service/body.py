@@ -9,7 +9,10 @@ answered "malformed JSON", an Akismet call "invalid"); here it is refused too.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from flask import Request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 #: Most bytes read (and thrown away) from an oversized body so the client can read the answer.
 DRAIN_LIMIT = 16 * 1024 * 1024
@@ -23,17 +26,21 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
-def read_body(request: Request, limit: int) -> bytes:
+def read_body(request: Request, limit: Optional[int] = None) -> bytes:
     """The raw body, at most ``limit`` bytes; :class:`BodyTooLarge` (after draining it) otherwise.
 
-    ``limit`` must be the app's ``MAX_CONTENT_LENGTH`` (werkzeug stops a chunked body there).
+    ``limit`` is the app's ``MAX_CONTENT_LENGTH`` (werkzeug refuses a declared length over it and
+    stops a chunked body there); it is read from the request when not given.
     """
-    length = request.content_length
-    if length is not None and length > limit:
-        _drain(request, length)
-        raise BodyTooLarge(limit)
-    body = request.get_data(cache=True)
-    if length is None and len(body) >= limit:
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:  # a declared Content-Length over the limit
+        _drain(request, request.content_length or DRAIN_LIMIT)
+        raise BodyTooLarge(limit or request.max_content_length or 0) from None
+    if not request.environ.get("HTTP_TRANSFER_ENCODING") or request.content_length is not None:
+        return body  # a declared length, which werkzeug has held to the limit
+    limit = limit or request.max_content_length
+    if limit is not None and len(body) >= limit:
         # Chunked, and read up to the limit: one byte more from the server's own stream
         # says whether the body ended there.
         raw = request.environ.get("wsgi.input")
