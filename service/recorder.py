@@ -10,14 +10,17 @@ checks older than ``retention_days`` when it starts and then at most once per
 ``purge_every`` seconds.
 
 Nothing here raises into a request. A failed write is logged by exception type
-only (an exception message may quote a comment, an email or an IP) and the batch
-goes back to the front of the queue for the next flush, at most
-``max_attempts`` times. A batch the store refuses for its data (a value no column
-holds) is written in halves down to the records at fault, which alone are
-dropped. The queue itself holds at most ``max_pending`` checks, the oldest being
-dropped (and counted in the log) beyond that. :meth:`close`
-stops the thread and writes what is left; the app registers it with ``atexit``
-and the gunicorn ``worker_exit`` hook (see :mod:`service.server`).
+only (an exception message may quote a comment, an email or an IP). When the
+store cannot be reached (down, locked, restarting), nothing is dropped: the batch
+goes back to the front of the queue, and the writer waits twice as long before
+each next attempt, up to :data:`MAX_BACKOFF` seconds, so that a database coming
+back is not met by a stampede of retries. A batch the store refuses for its data
+(a value no column holds) is written in halves down to the records at fault,
+which alone are dropped. The queue holds at most ``max_pending`` checks, the
+oldest being dropped (and counted in the log) beyond that: the bound on what an
+outage can cost. :meth:`close` stops the thread and writes what is left (trying
+``max_attempts`` times); the app registers it with ``atexit`` and the gunicorn
+``worker_exit`` hook (see :mod:`service.server`).
 """
 from __future__ import annotations
 
@@ -43,11 +46,13 @@ DEFAULT_BATCH_SIZE = 200
 DEFAULT_PURGE_EVERY = 3600.0
 DEFAULT_MAX_PENDING = 50_000
 DEFAULT_MAX_ATTEMPTS = 5
+#: The longest the writer waits between attempts while the store keeps failing (seconds).
+MAX_BACKOFF = 5.0
 
 
 @dataclass
 class _Pending:
-    """What waits to be written; ``attempts`` counts failed flushes per item."""
+    """What waits to be written; ``attempts`` counts failed flushes per item (for the log)."""
 
     checks: deque[tuple[CheckRecord, int]] = field(default_factory=deque)
     usage: dict[tuple[int, str], tuple[Counter[str], int]] = field(default_factory=dict)
@@ -79,6 +84,8 @@ class Recorder:
         self._last_purge: Optional[float] = None
         self._thread: Optional[threading.Thread] = None
         self.dropped = 0
+        #: Whether the last flush found the store unreachable (see :meth:`flush`).
+        self.store_unreachable = False
 
     # --- producers (request threads) ----------------------------------------------------
 
@@ -96,7 +103,9 @@ class Recorder:
             while len(checks) > self.max_pending:
                 checks.popleft()
                 overflow += 1
-            full = len(checks) >= self.batch_size
+            # Wake the writer when a batch has just filled up, not on every check after that:
+            # while the store is down the queue stays over a batch, and the writer backs off.
+            full = len(checks) == self.batch_size
             if overflow:
                 self.dropped += overflow
         if overflow:
@@ -135,10 +144,15 @@ class Recorder:
         return self
 
     def flush(self) -> bool:
-        """Write everything queued so far, now, in the calling thread; False if a write failed."""
+        """Write everything queued so far, now, in the calling thread; False if a write failed.
+
+        Afterwards :attr:`store_unreachable` says whether the store failed as a whole (what
+        was not written is queued again) rather than refusing some records.
+        """
         with self._write_lock:
             with self._queue_lock:
                 batch, self._pending = self._pending, _Pending()
+            self.store_unreachable = False
             if not batch:
                 return True
             ok = self._write_checks(batch.checks)
@@ -173,8 +187,9 @@ class Recorder:
 
     def _run(self) -> None:
         self.purge()
+        delay = self.interval
         while not self._stopping:
-            self._wake.wait(self.interval)
+            self._wake.wait(delay)
             self._wake.clear()
             if self._stopping:
                 break
@@ -184,6 +199,7 @@ class Recorder:
                     self.purge()
             except Exception as exc:  # noqa: BLE001 - the writer must outlive any one failure
                 log.error("recorder flush failed unexpectedly: %s", type(exc).__name__)
+            delay = next_delay(delay, self.interval, self.store_unreachable)
 
     def _write_checks(self, items: Sequence[tuple[CheckRecord, int]]) -> bool:
         if not items:
@@ -203,14 +219,13 @@ class Recorder:
             log.error("a check could not be stored (%s); dropped", type(exc).__name__)
             self.dropped += 1
             return False
-        except Exception as exc:  # noqa: BLE001 - requeued below
-            retry = [(r, n + 1) for r, n in items if n + 1 < self.max_attempts]
-            lost = len(items) - len(retry)
-            log.error("writing %d checks failed (%s); %d will be retried, %d dropped",
-                      len(items), type(exc).__name__, len(retry), lost)
+        except Exception as exc:  # noqa: BLE001 - the store as a whole: everything is queued again
+            self.store_unreachable = True
             with self._queue_lock:
-                self._pending.checks.extendleft(reversed(retry))
-            self.dropped += lost
+                self._pending.checks.extendleft(reversed([(r, n + 1) for r, n in items]))
+                queued = len(self._pending.checks)
+            log.error("writing %d checks failed (%s); kept for the next attempt (%d queued)",
+                      len(items), type(exc).__name__, queued)
             return False
 
     def _write_usage(self, usage: dict[tuple[int, str], tuple[Counter[str], int]]) -> bool:
@@ -220,17 +235,26 @@ class Recorder:
                 continue  # a slot whose increments were all zero
             try:
                 self.store.count_usage(key_id, month, **dict(counter))
-            except Exception as exc:  # noqa: BLE001 - requeued below
+            except _DATA_ERRORS as exc:
                 ok = False
-                if attempts + 1 >= self.max_attempts:
-                    log.error("counting usage failed (%s); increments for one key dropped", type(exc).__name__)
-                    continue
-                log.error("counting usage failed (%s); will retry", type(exc).__name__)
+                log.error("counting usage failed (%s); increments for one key dropped", type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - the store as a whole: queued again
+                ok = False
+                self.store_unreachable = True
+                log.error("counting usage failed (%s); kept for the next attempt", type(exc).__name__)
                 with self._queue_lock:
                     current, _ = self._pending.usage.get((key_id, month), (Counter(), 0))
                     current.update(counter)
                     self._pending.usage[(key_id, month)] = (current, attempts + 1)
         return ok
+
+
+def next_delay(delay: float, interval: float, store_unreachable: bool) -> float:
+    """The writer's wait before its next flush: ``interval``, or twice the last wait (up to
+    :data:`MAX_BACKOFF`) while the store cannot be reached, so that a database coming back is
+    not met by every worker retrying five times a second. Records the store refused for their
+    data are no reason to wait."""
+    return min(max(delay, interval) * 2, MAX_BACKOFF) if store_unreachable else interval
 
 
 _month_lock = threading.Lock()
@@ -255,4 +279,4 @@ def _this_month() -> str:
         return month
 
 
-__all__ = ["Recorder"]
+__all__ = ["MAX_BACKOFF", "Recorder", "next_delay"]

@@ -1,9 +1,10 @@
-"""The recorder writes around a record the store cannot take, and keeps retrying only what may succeed.
+"""The recorder writes around a record the store cannot take, and loses nothing while the store is down.
 
 A check the store refuses for its data (here text with a lone surrogate, which no UTF-8
 column holds) used to fail its whole batch five times over, and every check queued with
-it was dropped. Now only the record at fault is dropped; a database that is down still
-gets the whole batch again at the next flush.
+it was dropped. Now only the record at fault is dropped. A store that cannot be reached
+used to cost every check queued during the first second of the outage (five attempts,
+0.2 s apart); now they wait in the queue, up to its bound, and the writer backs off.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from model.comment import Comment
 from model.verdict import Reason, Verdict
-from service.recorder import Recorder
+from service.recorder import MAX_BACKOFF, Recorder, next_delay
 from store import CheckRecord, Store, StoreDatabaseError, StoreDataError, open_store
 
 SECRET = b"test-secret-0123456789abcdef"
@@ -78,24 +79,70 @@ def test_values_the_database_refuses_cost_only_their_own_records() -> None:
     assert recorder.dropped == 2 and recorder.pending == 0
 
 
-class DownStore:
-    """A store whose database is unreachable: every write fails the same way."""
+class FlakyStore:
+    """A store whose database is unreachable while ``down``: every write then fails the same way."""
 
     def __init__(self) -> None:
+        self.down = True
         self.calls = 0
+        self.written: list[str] = []
 
     def record_checks(self, records: list[CheckRecord]) -> None:
         self.calls += 1
-        raise StoreDatabaseError("postgresql error: connection refused")
+        if self.down:
+            raise StoreDatabaseError("postgresql error: connection refused")
+        self.written += [r.id for r in records]
+
+    def count_usage(self, key_id: int, month: str, **counts: int) -> None:
+        if self.down:
+            raise StoreDatabaseError("postgresql error: connection refused")
 
 
-def test_a_database_that_is_down_gets_the_whole_batch_again_not_halves() -> None:
-    down = DownStore()
-    recorder = Recorder(down, max_attempts=3)  # type: ignore[arg-type]
-    for i in range(50):
+def test_a_database_that_is_down_loses_nothing_and_gets_it_all_when_back() -> None:
+    flaky = FlakyStore()
+    recorder = Recorder(flaky, max_pending=1000)  # type: ignore[arg-type]
+    records = [check(f"comment {i}") for i in range(300)]
+    for record in records[:150]:
+        recorder.record_check(record)
+    for _ in range(20):  # an outage of many flushes: the batch is whole again each time, not halved
+        assert recorder.flush() is False and recorder.store_unreachable
+    assert flaky.calls == 20 and recorder.pending == 150 and recorder.dropped == 0
+    for record in records[150:]:
+        recorder.record_check(record)
+    flaky.down = False
+    assert recorder.flush() is True and not recorder.store_unreachable
+    assert flaky.written == [r.id for r in records]  # in the order they were checked
+    assert recorder.pending == 0 and recorder.dropped == 0
+
+
+def test_an_outage_longer_than_the_queue_drops_the_oldest_checks_only() -> None:
+    flaky = FlakyStore()
+    recorder = Recorder(flaky, max_pending=100)  # type: ignore[arg-type]
+    records = [check(f"comment {i}") for i in range(130)]
+    for record in records:
+        recorder.record_check(record)
+    assert recorder.dropped == 30
+    flaky.down = False
+    assert recorder.flush()
+    assert flaky.written == [r.id for r in records[30:]]
+
+
+def test_the_writer_backs_off_while_the_store_is_unreachable() -> None:
+    waits = [next_delay(0.2, 0.2, True)]
+    for _ in range(8):
+        waits.append(next_delay(waits[-1], 0.2, True))
+    assert waits[:5] == [0.4, 0.8, 1.6, 3.2, MAX_BACKOFF] and max(waits) == MAX_BACKOFF
+    assert next_delay(MAX_BACKOFF, 0.2, False) == 0.2  # back to the interval once the store answers
+
+
+def test_the_writer_is_woken_once_per_batch_not_once_per_check_while_backlogged() -> None:
+    flaky = FlakyStore()
+    recorder = Recorder(flaky, batch_size=10)  # type: ignore[arg-type]
+    for i in range(10):
         recorder.record_check(check(f"comment {i}"))
-    assert recorder.flush() is False
-    assert down.calls == 1 and recorder.pending == 50 and recorder.dropped == 0
-    recorder.flush()
-    recorder.flush()
-    assert down.calls == 3 and recorder.pending == 0 and recorder.dropped == 50
+    assert recorder._wake.is_set()  # a batch is full: the writer is woken
+    recorder.flush()  # the store is down: all ten go back to the queue
+    recorder._wake.clear()
+    for i in range(25):
+        recorder.record_check(check(f"more {i}"))
+    assert not recorder._wake.is_set()  # over a batch already: the writer keeps to its backoff
