@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional
 
 from store.base import StoreBase
 from store.errors import InvalidRecordError
@@ -60,14 +60,19 @@ class ChecksMixin(StoreBase):
         }
         return [values[c] for c in _COLUMNS]
 
-    def record_checks(self, records: Sequence[CheckRecord]) -> None:
-        """Insert many checks in one transaction (all or none)."""
-        if not records:
-            return
-        if not all(isinstance(r, CheckRecord) for r in records):
-            raise InvalidRecordError("record_checks takes CheckRecord objects")
-        rows = [self._check_row(r) for r in records]
-        self._db.run(lambda tx: tx.insert_rows("checks", _COLUMNS, rows))
+    def record_checks(self, records: Iterable[CheckRecord]) -> None:
+        """Insert many checks in one transaction (all or none).
+
+        ``records`` is read once, row by row, so a caller may pace it (the service's writer
+        thread lets request threads run between rows: service.recorder).
+        """
+        rows = []
+        for record in records:
+            if not isinstance(record, CheckRecord):
+                raise InvalidRecordError("record_checks takes CheckRecord objects")
+            rows.append(self._check_row(record))
+        if rows:
+            self._db.run(lambda tx: tx.insert_rows("checks", _COLUMNS, rows))
 
     def record_check(self, record: CheckRecord) -> None:
         """Insert one check."""

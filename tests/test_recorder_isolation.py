@@ -9,12 +9,13 @@ used to cost every check queued during the first second of the outage (five atte
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import pytest
 
 from model.comment import Comment
 from model.verdict import Reason, Verdict
+from service import recorder as recorder_module
 from service.recorder import MAX_BACKOFF, Recorder, next_delay
 from store import CheckRecord, Store, StoreDatabaseError, StoreDataError, open_store
 
@@ -62,7 +63,8 @@ class RefusingStore:
     def __init__(self) -> None:
         self.written: list[str] = []
 
-    def record_checks(self, records: list[CheckRecord]) -> None:
+    def record_checks(self, records: Iterable[CheckRecord]) -> None:
+        records = list(records)  # read once, as the real store does
         if any("refused" in r.comment.comment_content for r in records):
             raise StoreDataError("postgresql error: invalid value")
         self.written += [r.id for r in records]
@@ -87,7 +89,7 @@ class FlakyStore:
         self.calls = 0
         self.written: list[str] = []
 
-    def record_checks(self, records: list[CheckRecord]) -> None:
+    def record_checks(self, records: Iterable[CheckRecord]) -> None:
         self.calls += 1
         if self.down:
             raise StoreDatabaseError("postgresql error: connection refused")
@@ -146,3 +148,40 @@ def test_the_writer_is_woken_once_per_batch_not_once_per_check_while_backlogged(
     for i in range(25):
         recorder.record_check(check(f"more {i}"))
     assert not recorder._wake.is_set()  # over a batch already: the writer keeps to its backoff
+
+
+class ChunkStore:
+    """Records each transaction's checks; fails as a whole from the ``fail_from``-th call on."""
+
+    def __init__(self, fail_from: int | None = None) -> None:
+        self.fail_from = fail_from
+        self.transactions: list[list[str]] = []
+
+    def record_checks(self, records: Iterable[CheckRecord]) -> None:
+        records = list(records)
+        if self.fail_from is not None and len(self.transactions) + 1 >= self.fail_from:
+            self.fail_from = None  # down once, then back
+            raise StoreDatabaseError("postgresql error: server closed the connection")
+        self.transactions.append([r.id for r in records])
+
+
+def test_a_backlog_is_written_a_batch_per_transaction_and_an_outage_midway_keeps_the_order() -> None:
+    store = ChunkStore(fail_from=3)
+    recorder = Recorder(store, batch_size=10)  # type: ignore[arg-type]
+    records = [check(f"comment {i}") for i in range(35)]
+    for record in records:
+        recorder.record_check(record)
+    assert recorder.flush() is False and recorder.store_unreachable
+    ids = [r.id for r in records]
+    assert store.transactions == [ids[:10], ids[10:20]]  # the third transaction failed
+    assert recorder.pending == 15
+    assert recorder.flush() is True
+    assert store.transactions == [ids[:10], ids[10:20], ids[20:30], ids[30:]]
+
+
+def test_the_writer_lets_request_threads_run_every_few_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(recorder_module.time, "sleep", pauses.append)
+    records = [check(f"comment {i}") for i in range(25)]
+    assert list(recorder_module._paced(iter(records))) == records
+    assert pauses == [0, 0]  # before the 11th and the 21st row
