@@ -5,9 +5,9 @@ one another on SQLite's single writer, so views hand :class:`CheckRecord` object
 and usage increments to a :class:`Recorder`, which returns at once. A daemon
 thread writes what has piled up every ``interval`` seconds (0.2 by default), or
 sooner once ``batch_size`` records wait: the pending checks in transactions of
-``batch_size``, and one UPSERT per key and month for the counters. The same thread purges
-checks older than ``retention_days`` when it starts and then at most once per
-``purge_every`` seconds.
+``batch_size``, and one UPSERT per key and month for the counters. The same
+thread purges checks older than ``retention_days`` when it starts and then at
+most once per ``purge_every`` seconds.
 
 Nothing here raises into a request. A failed write is logged by exception type
 only (an exception message may quote a comment, an email or an IP). When the
@@ -279,9 +279,9 @@ def _paced(records: Iterator[CheckRecord]) -> Iterator[CheckRecord]:
     Building a check's row (minimising, hashing, JSON) is pure Python and holds the GIL; a
     flush of a few hundred rows held it for milliseconds at a stretch, and the worker's
     request threads waited that long. In-process, two threads checking while the writer
-    flushed: p99 6.6-7.0 ms, p99.9 10.6-14.2 ms writing straight through; 3.4-3.8 ms and
-    6.0-6.2 ms pacing every 10 rows. SQLite's own calls also give the GIL up, but too rarely
-    to help (one statement per 50 rows: p99 5.2-6.6 ms).
+    flushed: p99 6.6-7.0 ms, p99.9 10.6-14.2 ms writing straight through; 3.8-4.0 ms and
+    6.3-7.1 ms pacing every 10 rows. SQLite's own calls give the GIL up too, but a
+    transaction every 10 to 50 rows instead did not help (p99 5.2-6.6 ms).
     """
     for count, record in enumerate(records):
         if count and count % YIELD_EVERY == 0:
