@@ -11,6 +11,7 @@ not ready, and the check endpoints answer 503, so an orchestrator can tell
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,8 @@ class ServiceState:
     """What the views of one app share: settings, scorer (if one loaded), store and recorder.
 
     ``store`` is ``None`` when the database could not be opened; the app then
-    is not ready, like without a model, and ``not_ready_reason`` says why.
+    is not ready, like without a model, and ``not_ready_reason`` says why, until
+    the model watcher's thread opens it (it tries every ``model_check_seconds``).
 
     ``thresholds`` is what views pass to ``Scorer.score``: ``None`` to use the
     model's own, or the model's with the configured overrides applied.
@@ -71,6 +73,8 @@ class ServiceState:
     thresholds: Thresholds | None = None
     not_ready_reason: str | None = None
     store: Store | None = None
+    #: Why the store could not be opened, while it cannot (the model watcher retries it).
+    store_failure: str | None = None
     recorder: Recorder | None = None
     #: The upstream cross-check and report forwarder (service.upstream); None when both are off.
     upstream: Any = None
@@ -130,7 +134,8 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
 
         state = ServiceState(settings=settings)
         open_storage(state)
-        state.watcher = ModelWatcher(state, settings.model_check_seconds)
+        state.watcher = ModelWatcher(state, settings.model_check_seconds,
+                                     reopen_store=functools.partial(open_storage, state))
         state.watcher.startup_reason = load_scorer(state, state.watcher.startup_path())
     else:
         state = build_state(settings, scorer)
@@ -158,25 +163,37 @@ def close_app(app: Flask) -> None:
         state.close()
 
 
-def open_storage(state: ServiceState) -> None:
+def open_storage(state: ServiceState) -> bool:
     """Open the store and start the recorder; a failure leaves the app up but not ready.
 
-    The recorder's first act is the retention purge, in its own thread, so a large
-    purge never delays start-up.
+    Returns whether the store is open. Called again (by the model watcher) after a failure,
+    a success clears the not-ready reason the failure left: a worker that started while the
+    database was down becomes ready when it is back, without a restart. The recorder's first
+    act is the retention purge, in its own thread, so a large purge never delays start-up.
     """
     settings = state.settings
     try:
-        state.store = open_store(str(settings.database_url), secret=state.secret_key().encode("utf-8"),
-                                 store_personal_data=settings.store_personal_data)
+        store = open_store(str(settings.database_url), secret=state.secret_key().encode("utf-8"),
+                           store_personal_data=settings.store_personal_data)
     except (StoreError, SettingsError, OSError) as exc:
         # The message names the target (the store redacts a URL's password), never request data.
-        state.not_ready_reason = state.not_ready_reason or f"the store could not be opened: {exc}"
-        log.error("not ready: %s", state.not_ready_reason)
-        return
-    state.recorder = Recorder(state.store, retention_days=settings.retention_days).start()
+        reason = f"the store could not be opened: {exc}"
+        if state.store_failure is None:
+            log.error("not ready: %s", reason)
+        state.store_failure = reason
+        state.not_ready_reason = state.not_ready_reason or reason
+        return False
+    state.recorder = Recorder(store, retention_days=settings.retention_days).start()
     from service.upstream import build_upstream  # imported here: it imports settings, not the app
-    state.upstream = build_upstream(settings, state.store)
+    state.upstream = build_upstream(settings, store)
+    state.store = store  # last: a request that sees the store finds the recorder beside it
     atexit.register(state.close)
+    if state.store_failure is not None:
+        if state.not_ready_reason == state.store_failure:
+            state.not_ready_reason = None
+        state.store_failure = None
+        log.info("the store is open%s", "" if state.not_ready_reason else ": ready")
+    return True
 
 
 def build_state(settings: Settings, scorer: Scorer | None = None) -> ServiceState:

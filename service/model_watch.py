@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from model.artifact import METADATA_NAME, PICKLE_NAME, TABLES_NAME, load_model, read_metadata, verify_artifact
 from model.errors import ArtifactError
@@ -88,9 +88,13 @@ def _fingerprint(path: Path) -> tuple[Any, ...]:
 class ModelWatcher:
     """Follows the registry's active model for one app; see the module docstring."""
 
-    def __init__(self, state: "ServiceState", interval: float) -> None:
+    def __init__(self, state: "ServiceState", interval: float,
+                 reopen_store: Optional[Callable[[], bool]] = None) -> None:
+        """``reopen_store``: opens the app's store when it could not be opened at start
+        (service.app.open_storage); the thread calls it each interval until it succeeds."""
         self.state = state
         self.interval = interval
+        self.reopen_store = reopen_store
         self.registry_version: Optional[str] = None
         self.refused: Optional[Refusal] = None
         self.last_check: Optional[float] = None
@@ -139,7 +143,8 @@ class ModelWatcher:
     # --- the thread ------------------------------------------------------------------------
 
     def start(self) -> "ModelWatcher":
-        if self._thread is None and self.interval > 0 and self.state.store is not None:
+        if self._thread is None and self.interval > 0 and (self.state.store is not None
+                                                           or self.reopen_store is not None):
             self._thread = threading.Thread(target=self._run, name="commentguard-model-watch", daemon=True)
             self._thread.start()
         return self
@@ -153,11 +158,13 @@ class ModelWatcher:
         # A random first delay spreads the workers' polls over the interval.
         wait = random.uniform(0, self.interval)
         while not self._stop.wait(wait):
+            wait = self.interval
             try:
+                if self.state.store is None and (self.reopen_store is None or not self.reopen_store()):
+                    continue  # still no store: try again next interval
                 self.check_once()
             except Exception:  # noqa: BLE001 - the watcher must outlive any surprise
                 log.exception("model check failed")
-            wait = self.interval
 
     def check_once(self) -> bool:
         """Ask the registry once and switch models if it names another; True when it switched."""

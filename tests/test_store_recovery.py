@@ -1,0 +1,55 @@
+"""A worker that started while the database was down becomes ready once it is back, without a restart.
+
+It used to stay "not ready" (every check 503) until gunicorn restarted it, which a healthy
+worker never is: one database blip at a worker's start left it useless for its lifetime.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import pytest
+
+import service.app as app_module
+from service.app import close_app, create_app, get_state
+from service.settings import Settings
+from store import StoreDatabaseError
+from tests.conftest import auth_headers, create_test_key
+
+HAM_TEXT = "Thanks for the write-up, the second example finally made it click for me."
+
+
+def test_a_worker_started_without_its_store_becomes_ready_when_the_store_is_back(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = create_test_key(settings)
+    real_open = app_module.open_store
+    failures = {"left": 3}
+
+    def open_while_down(*args: Any, **kwargs: Any) -> Any:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise StoreDatabaseError("cannot connect to the postgresql database: connection refused")
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(app_module, "open_store", open_while_down)
+    app = create_app(dataclasses.replace(settings, model_check_seconds=0.05))
+    try:
+        client = app.test_client()
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "store could not be opened" in ready.get_json()["reason"]
+        body = {"comment_content": HAM_TEXT}
+        assert client.post("/api/v1/check", json=body, headers=auth_headers(key)).status_code == 503
+        deadline = time.monotonic() + 20
+        while client.get("/readyz").status_code != 200:  # the watcher retries every 0.05 s
+            assert time.monotonic() < deadline, "the store was never reopened"
+            time.sleep(0.02)
+        assert failures["left"] == 0
+        response = client.post("/api/v1/check", json=body, headers=auth_headers(key))
+        assert response.status_code == 200
+        state = get_state(app)
+        assert state.recorder is not None and state.store is not None and state.store_failure is None
+        assert state.recorder.flush()
+        assert state.store.get_check(response.get_json()["check_id"]) is not None
+    finally:
+        close_app(app)
