@@ -55,7 +55,7 @@ class AkismetForm:
 def parse_form(body: bytes, query: bytes = b"", content_type_charset: Optional[str] = None) -> AkismetForm:
     """Split, percent-decode and charset-decode an ``application/x-www-form-urlencoded`` body and query."""
     pairs = _split(query) + _split(body)  # body last: its values win
-    charset = _charset(content_type_charset) or _charset(_ascii_value(pairs, b"blog_charset")) or DEFAULT_CHARSET
+    charset = text_codec(content_type_charset) or text_codec(_ascii_value(pairs, b"blog_charset")) or DEFAULT_CHARSET
     try:
         decoded = [(k.decode(charset), v.decode(charset)) for k, v in pairs]
     except UnicodeDecodeError:
@@ -109,11 +109,6 @@ def _ascii_value(pairs: list[tuple[bytes, bytes]], name: bytes) -> Optional[str]
         if key == name:
             value = raw.decode("ascii", "ignore")
     return value
-
-
-def _charset(name: Optional[str]) -> Optional[str]:
-    """A usable codec name for a declared charset, or ``None`` for absent, unknown or unusable ones."""
-    return text_codec(name)
 
 
 __all__ = ["AkismetForm", "GUID_FIELDS", "KEY_FIELDS", "comment_from_form", "parse_form"]

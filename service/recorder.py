@@ -54,10 +54,10 @@ YIELD_EVERY = 10
 
 @dataclass
 class _Pending:
-    """What waits to be written; ``attempts`` counts failed flushes per item (for the log)."""
+    """What waits to be written: checks in order, and usage increments per (key id, month)."""
 
-    checks: deque[tuple[CheckRecord, int]] = field(default_factory=deque)
-    usage: dict[tuple[int, str], tuple[Counter[str], int]] = field(default_factory=dict)
+    checks: deque[CheckRecord] = field(default_factory=deque)
+    usage: dict[tuple[int, str], Counter[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.checks) + len(self.usage)
@@ -102,7 +102,7 @@ class Recorder:
         overflow = 0
         with self._queue_lock:
             checks = self._pending.checks
-            checks.append((record, 0))
+            checks.append(record)
             while len(checks) > self.max_pending:
                 checks.popleft()
                 overflow += 1
@@ -123,10 +123,9 @@ class Recorder:
         slot = (int(key_id), month or _this_month())
         with self._queue_lock:
             usage = self._pending.usage
-            entry = usage.get(slot)
-            if entry is None:
-                entry = usage[slot] = (Counter(), 0)
-            counter = entry[0]
+            counter = usage.get(slot)
+            if counter is None:
+                counter = usage[slot] = Counter()
             for name, value in increments.items():
                 if value:
                     counter[name] += value
@@ -204,7 +203,7 @@ class Recorder:
                 log.error("recorder flush failed unexpectedly: %s", type(exc).__name__)
             delay = next_delay(delay, self.interval, self.store_unreachable)
 
-    def _write_checks(self, items: Sequence[tuple[CheckRecord, int]]) -> bool:
+    def _write_checks(self, items: Sequence[CheckRecord]) -> bool:
         """Write ``items`` ``batch_size`` at a time; put back what the store could not take.
 
         Each chunk is its own transaction, so that the backlog of an outage is written in
@@ -220,10 +219,10 @@ class Recorder:
                 return False
         return ok
 
-    def _write_chunk(self, items: list[tuple[CheckRecord, int]]) -> tuple[bool, list[tuple[CheckRecord, int]]]:
+    def _write_chunk(self, items: list[CheckRecord]) -> tuple[bool, list[CheckRecord]]:
         """(whether every record was written, the records left unwritten because the store failed)."""
         try:
-            self.store.record_checks(_paced(record for record, _ in items))
+            self.store.record_checks(_paced(iter(items)))
             return True, []
         except _DATA_ERRORS as exc:
             # The store refused what it was given, not the moment: a record it cannot take
@@ -243,18 +242,18 @@ class Recorder:
             self._failure = type(exc).__name__
             return False, items
 
-    def _requeue(self, items: list[tuple[CheckRecord, int]]) -> None:
+    def _requeue(self, items: list[CheckRecord]) -> None:
         """Put ``items`` back at the front of the queue, in order, for the next flush."""
         self.store_unreachable = True
         with self._queue_lock:
-            self._pending.checks.extendleft(reversed([(record, n + 1) for record, n in items]))
+            self._pending.checks.extendleft(reversed(items))
             queued = len(self._pending.checks)
         log.error("writing %d checks failed (%s); kept for the next attempt (%d queued)",
                   len(items), self._failure, queued)
 
-    def _write_usage(self, usage: dict[tuple[int, str], tuple[Counter[str], int]]) -> bool:
+    def _write_usage(self, usage: dict[tuple[int, str], Counter[str]]) -> bool:
         ok = True
-        for (key_id, month), (counter, attempts) in usage.items():
+        for (key_id, month), counter in usage.items():
             if not any(counter.values()):
                 continue  # a slot whose increments were all zero
             try:
@@ -267,9 +266,7 @@ class Recorder:
                 self.store_unreachable = True
                 log.error("counting usage failed (%s); kept for the next attempt", type(exc).__name__)
                 with self._queue_lock:
-                    current, _ = self._pending.usage.get((key_id, month), (Counter(), 0))
-                    current.update(counter)
-                    self._pending.usage[(key_id, month)] = (current, attempts + 1)
+                    self._pending.usage.setdefault((key_id, month), Counter()).update(counter)
         return ok
 
 
