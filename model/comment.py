@@ -108,12 +108,24 @@ class Comment:
 
     @property
     def honeypot_value(self) -> str:
-        """The value sent in the field named by ``honeypot_field_name`` (empty if none)."""
+        """The value sent in the field named by ``honeypot_field_name`` (empty if none).
+
+        The name may be one of the record's own fields (a form whose hidden trap is called
+        ``comment_author_url``): its value is then that field's, or the context joined.
+        """
         name = self.honeypot_field_name.strip()
-        return self.extra.get(name, "") if name else ""
+        if not name or name == "honeypot_field_name":
+            return ""
+        if name in _HONEYPOT_FIELDS:
+            return str(getattr(self, name))
+        if name == "comment_context":
+            return " ".join(self.comment_context)
+        return self.extra.get(name, "")
 
 
 _TEXT_SET = frozenset(TEXT_FIELDS)
+#: The record's fields a honeypot may be named after (not the field that names the honeypot).
+_HONEYPOT_FIELDS = _TEXT_SET - {"honeypot_field_name"}
 _NUMBER_OK = frozenset({"comment_parent", "is_test"})
 
 

@@ -171,6 +171,9 @@ def authenticate(key: str) -> Optional[KeyInfo]:
     store = get_state().store
     if store is None or not key:
         return None
+    # Keys are hex, so case does not matter: the WordPress plugin keeps a key pasted in capitals,
+    # and a Host label arrives lowercased anyway.
+    key = key.lower()
     if not KEY_SHAPE.fullmatch(key):
         return None  # what the store answers, without filling the cache with junk
     return key_cache().get(key, store.authenticate)

@@ -47,7 +47,7 @@ LABELS: tuple[str, ...] = ("spam", "ham")
 #: Usage counters per key and month, as the Akismet ``/1.2/key-sites`` endpoint names them.
 USAGE_COUNTERS: tuple[str, ...] = ("api_calls", "spam", "ham", "missed_spam", "false_positives")
 
-_MONTH_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_MONTH_RE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")  # not \d: it takes any script's digits
 _CHECK_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 

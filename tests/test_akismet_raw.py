@@ -91,6 +91,19 @@ def test_key_field_instead_of_api_key(client: FlaskClient, api_key: str) -> None
     assert_answer(post(client, "/1.1/comment-check", fields), "false")
 
 
+def test_a_key_in_capitals_works_in_every_place_it_may_arrive(client: FlaskClient, api_key: str) -> None:
+    # The WordPress plugin keeps a key pasted in capitals and sends it as is.
+    upper = api_key.upper()
+    assert upper != api_key
+    assert_answer(post(client, "/1.1/verify-key", {"key": upper, "blog": TEST_SITE}), "valid")
+    assert_answer(post(client, "/1.1/comment-check", base(upper)), "false")
+    fields = base(api_key)
+    fields["key"] = fields.pop("api_key").upper()
+    assert_answer(post(client, "/1.1/comment-check", fields), "false")
+    usage = client.get(f"/1.2/usage-limit?api_key={upper}")
+    assert usage.status_code == 200 and usage.get_json()["usage"] >= 2
+
+
 def test_api_key_wins_over_key_and_host(client: FlaskClient, api_key: str) -> None:
     fields = base("0123456789ab", key=api_key)
     response = post(client, "/1.1/comment-check", fields, headers={"Host": f"{api_key}.rest.example.org"})
@@ -301,6 +314,20 @@ def test_honeypot(client: FlaskClient, api_key: str) -> None:
     assert_answer(empty, "false")
 
 
+@pytest.mark.parametrize("name", ["comment_author_url", "referrer", "permalink", "comment_context"])
+def test_a_honeypot_named_after_an_akismet_field(client: FlaskClient, api_key: str, name: str) -> None:
+    # The form parser files these names into the record's own fields, not among the extras.
+    filled = post(client, "/1.1/comment-check", base(api_key, honeypot_field_name=name, **{name: "http://bot.example/"}))
+    assert_answer(filled, "true")
+    assert json.loads(filled.headers["X-CommentGuard-Reasons"])[0] == HONEYPOT_REASON
+    assert_answer(post(client, "/1.1/comment-check", base(api_key, honeypot_field_name=name)), "false")
+
+
+def test_a_honeypot_named_after_itself_is_not_filled(client: FlaskClient, api_key: str) -> None:
+    assert_answer(post(client, "/1.1/comment-check", base(api_key, honeypot_field_name="honeypot_field_name")),
+                  "false")
+
+
 def test_reasons_header_is_short_ascii_json() -> None:
     value = reasons_header(["liens raccourcis «bit.ly»", "x" * 2000, "third"], limit=120)
     assert value.isascii() and "\n" not in value and len(value) <= 120
@@ -380,6 +407,8 @@ def test_usage_endpoints_with_a_bad_key_or_bad_month(client: FlaskClient, api_ke
         response = client.get(f"{path}?api_key=0123456789ab")
         assert response.get_data(as_text=True) == "invalid" and response.headers["X-akismet-debug-help"]
     assert_protocol_error(client.get(f"/1.2/key-sites?api_key={api_key}&month=2024-13"), "Invalid month")
+    # A full-width digit is a digit to Python's \d, not to anyone reading a month.
+    assert_protocol_error(client.get(f"/1.2/key-sites?api_key={api_key}&month=%EF%BC%92024-01"), "Invalid month")
 
 
 @pytest.mark.parametrize("body", [
