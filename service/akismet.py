@@ -183,9 +183,9 @@ def comment_check() -> Response:
         comment, verdict, surface="akismet", site_id=key.site_id, key_id=key.id, check_id=check_id,
         upstream=upstream))
     if flagged:
-        state.recorder.count_usage(key.id, api_calls=1, spam=1)
+        state.recorder.count_usage(key.id, blog=comment.blog, api_calls=1, spam=1)
     else:
-        state.recorder.count_usage(key.id, api_calls=1, ham=1)
+        state.recorder.count_usage(key.id, blog=comment.blog, api_calls=1, ham=1)
     enforce = not state.settings.log_only
     headers = [("X-akismet-pro-tip", "discard")] if enforce and verdict.tier == DISCARD else []
     headers.append(("X-akismet-guid", check_id))
@@ -279,7 +279,7 @@ def usage_limit() -> Response:
 
 @bp.route("/1.2/key-sites", methods=["GET", "POST"])
 def key_sites() -> Response:
-    """The key's sites with the month's counters, as JSON (default) or CSV, like Akismet's.
+    """The sites the key's calls named (``blog``) with the month's counters, as JSON or CSV, like Akismet's.
 
     JSON: ``{"YYYY-MM": [{"site", "api_calls", "spam", "ham", "missed_spam",
     "false_positives", "is_revoked"}, ...], "limit": N, "offset": N, "total": N}``.
@@ -297,7 +297,7 @@ def key_sites() -> Response:
     assert store is not None
     _flush()
     try:
-        sites = store.key_sites(month, key_id=key.id)
+        sites = store.key_blogs(key.id, month)
     except StoreError as exc:
         if isinstance(exc, ValueError):  # InvalidRecordError: a bad month
             raise Answer(protocol_error("Invalid month: expected YYYY-MM.")) from None

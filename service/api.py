@@ -158,9 +158,9 @@ def record_check(comment: Comment, verdict: Verdict, upstream: Optional[Mapping[
             site_id=key.site_id if key is not None else None, key_id=key.id if key is not None else None))
         if key is not None:
             if verdict.is_spam:
-                recorder.count_usage(key.id, api_calls=1, spam=1)
+                recorder.count_usage(key.id, blog=comment.blog, api_calls=1, spam=1)
             else:
-                recorder.count_usage(key.id, api_calls=1, ham=1)
+                recorder.count_usage(key.id, blog=comment.blog, api_calls=1, ham=1)
     return check_id
 
 

@@ -72,7 +72,8 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
                        blog=key.site_url if key is not None else comment.blog,
                        upstream_json=check.upstream if check is not None else None)
     if state.recorder is not None and key is not None:
-        state.recorder.count_usage(key.id, **{"missed_spam" if label == "spam" else "false_positives": 1})
+        state.recorder.count_usage(key.id, blog=comment.blog,
+                                   **{"missed_spam" if label == "spam" else "false_positives": 1})
     return feedback_id
 
 

@@ -54,10 +54,10 @@ YIELD_EVERY = 10
 
 @dataclass
 class _Pending:
-    """What waits to be written: checks in order, and usage increments per (key id, month)."""
+    """What waits to be written: checks in order, and usage increments per (key id, month, blog)."""
 
     checks: deque[CheckRecord] = field(default_factory=deque)
-    usage: dict[tuple[int, str], Counter[str]] = field(default_factory=dict)
+    usage: dict[tuple[int, str, str], Counter[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.checks) + len(self.usage)
@@ -116,11 +116,15 @@ class Recorder:
         if full and not self._wake.is_set():
             self._wake.set()
 
-    def count_usage(self, key_id: Optional[int], month: Optional[str] = None, **increments: int) -> None:
-        """Queue usage increments (``api_calls=1, spam=1``) for a key; no-op without a key. O(1)."""
+    def count_usage(self, key_id: Optional[int], month: Optional[str] = None, *, blog: str = "",
+                    **increments: int) -> None:
+        """Queue usage increments (``api_calls=1, spam=1``) for a key and the ``blog`` the call named.
+
+        A no-op without a key. O(1).
+        """
         if key_id is None or not any(increments.values()):
             return
-        slot = (int(key_id), month or _this_month())
+        slot = (int(key_id), month or _this_month(), blog)
         with self._queue_lock:
             usage = self._pending.usage
             counter = usage.get(slot)
@@ -251,13 +255,14 @@ class Recorder:
         log.error("writing %d checks failed (%s); kept for the next attempt (%d queued)",
                   len(items), self._failure, queued)
 
-    def _write_usage(self, usage: dict[tuple[int, str], Counter[str]]) -> bool:
+    def _write_usage(self, usage: dict[tuple[int, str, str], Counter[str]]) -> bool:
         ok = True
-        for (key_id, month), counter in usage.items():
+        for slot, counter in usage.items():
             if not any(counter.values()):
                 continue  # a slot whose increments were all zero
+            key_id, month, blog = slot
             try:
-                self.store.count_usage(key_id, month, **dict(counter))
+                self.store.count_usage(key_id, month, blog=blog, **dict(counter))
             except _DATA_ERRORS as exc:
                 ok = False
                 log.error("counting usage failed (%s); increments for one key dropped", type(exc).__name__)
@@ -266,7 +271,7 @@ class Recorder:
                 self.store_unreachable = True
                 log.error("counting usage failed (%s); kept for the next attempt", type(exc).__name__)
                 with self._queue_lock:
-                    self._pending.usage.setdefault((key_id, month), Counter()).update(counter)
+                    self._pending.usage.setdefault(slot, Counter()).update(counter)
         return ok
 
 

@@ -30,9 +30,26 @@ _UPSERT_USAGE = (
 )
 
 
+_UPSERT_BLOG_USAGE = (
+    f"INSERT INTO blog_usage (key_id, month, blog, {', '.join(USAGE_COUNTERS)}) "
+    f"VALUES (?, ?, ?, {', '.join('?' for _ in USAGE_COUNTERS)}) "
+    "ON CONFLICT (key_id, month, blog) DO UPDATE SET "
+    + ", ".join(f"{c} = blog_usage.{c} + excluded.{c}" for c in USAGE_COUNTERS)
+)
+
+#: The longest ``blog`` value counted as it is sent; longer ones are cut (the value is the
+#: client's, and one row is kept per distinct value).
+MAX_BLOG_CHARS = 255
+
+
 def normalise_site_url(url: str) -> str:
     """The form a site URL is stored under: trimmed, without a trailing slash."""
     return url.strip().rstrip("/")
+
+
+def normalise_blog(blog: str) -> str:
+    """The form a call's ``blog`` is counted under: as a site URL, at most :data:`MAX_BLOG_CHARS`."""
+    return normalise_site_url(blog)[:MAX_BLOG_CHARS]
 
 
 def _key_info(row: dict[str, Any]) -> KeyInfo:
@@ -107,8 +124,12 @@ class KeysMixin(StoreBase):
         rows = self._db.read(lambda tx: tx.fetchall("SELECT id, url, created FROM sites ORDER BY id"))
         return [SiteInfo(int(r["id"]), r["url"], as_utc(r["created"])) for r in rows]
 
-    def count_usage(self, key_id: int, month: str, **increments: int) -> None:
-        """Add to a key's counters for a month (``api_calls=1, spam=1``…) in one UPSERT."""
+    def count_usage(self, key_id: int, month: str, *, blog: str = "", **increments: int) -> None:
+        """Add to a key's counters for a month (``api_calls=1, spam=1``…), in one transaction.
+
+        With ``blog`` (the site the calls named), the same increments also count for that
+        site of the key, which :meth:`key_blogs` reports.
+        """
         check_month(month)
         unknown = set(increments) - set(USAGE_COUNTERS)
         if unknown:
@@ -118,7 +139,14 @@ class KeysMixin(StoreBase):
         if not any(increments.values()):
             return
         values = [int(increments.get(c, 0)) for c in USAGE_COUNTERS]
-        self._db.run(lambda tx: tx.execute(_UPSERT_USAGE, (key_id, month, *values)))
+        site = normalise_blog(blog) if isinstance(blog, str) else ""
+
+        def work(tx: Tx) -> None:
+            tx.execute(_UPSERT_USAGE, (key_id, month, *values))
+            if site:
+                tx.execute(_UPSERT_BLOG_USAGE, (key_id, month, site, *values))
+
+        self._db.run(work)
 
     def usage(self, key_id: int, month: str) -> dict[str, int]:
         """A key's counters for a month (zeros when nothing was counted)."""
@@ -128,24 +156,55 @@ class KeysMixin(StoreBase):
             (key_id, month)))
         return {c: int(row[c]) if row else 0 for c in USAGE_COUNTERS}
 
-    def key_sites(self, month: str, key_id: Optional[int] = None) -> list[dict[str, Any]]:
-        """Per site, the month's counters summed over its keys (or one key's, given ``key_id``).
+    def key_blogs(self, key_id: int, month: str) -> list[dict[str, Any]]:
+        """One key's month per site its calls named (``blog``), as Akismet's key-sites reports it.
+
+        Each item has ``site``, the five counters and ``is_revoked`` (the key's). What the
+        key counted without a ``blog`` (or before sites were counted) is its registered
+        site's. Busiest first.
+        """
+        check_month(month)
+        key = self.get_key(key_id)
+        if key is None:
+            return []
+        counters = ", ".join(USAGE_COUNTERS)
+
+        def work(tx: Tx) -> tuple[Optional[dict[str, Any]], list[dict[str, Any]]]:
+            total = tx.fetchone(f"SELECT {counters} FROM key_usage WHERE key_id = ? AND month = ?",
+                                (key_id, month))
+            blogs = tx.fetchall(f"SELECT blog, {counters} FROM blog_usage WHERE key_id = ? AND month = ?",
+                                (key_id, month))
+            return total, blogs
+
+        total, blogs = self._db.read(work)
+        sites: dict[str, dict[str, int]] = {}
+        for row in blogs:
+            sites[row["blog"]] = {c: int(row[c]) for c in USAGE_COUNTERS}
+        rest = {c: (int(total[c]) if total else 0) - sum(s[c] for s in sites.values()) for c in USAGE_COUNTERS}
+        if any(rest.values()) or not sites:
+            own = sites.setdefault(key.site_url, dict.fromkeys(USAGE_COUNTERS, 0))
+            for c in USAGE_COUNTERS:
+                own[c] += max(rest[c], 0)
+        rows = [{"site": site, **counts, "is_revoked": key.revoked_at is not None} for site, counts in sites.items()]
+        rows.sort(key=lambda r: (-r["api_calls"], r["site"]))
+        return rows
+
+    def key_sites(self, month: str) -> list[dict[str, Any]]:
+        """Per registered site, the month's counters summed over its keys (``keys usage``).
 
         Each item has ``site``, ``site_id``, the five counters, and ``is_revoked``
-        (the key is revoked, or, over all keys, the site has no live key left).
-        Sites are ordered by API calls, busiest first.
+        (the site has no live key left). Sites are ordered by API calls, busiest first.
         """
         check_month(month)
         sums = ", ".join(f"COALESCE(SUM(u.{c}), 0) AS {c}" for c in USAGE_COUNTERS)
         live = "SUM(CASE WHEN k.revoked_at IS NULL THEN 1 ELSE 0 END)"
-        where, params = ("WHERE k.id = ?", [month, key_id]) if key_id is not None else ("", [month])
         sql = f"""
             SELECT s.id AS site_id, s.url AS site, {sums}, {live} AS live_keys
             FROM sites s JOIN api_keys k ON k.site_id = s.id
             LEFT JOIN key_usage u ON u.key_id = k.id AND u.month = ?
-            {where}
             GROUP BY s.id, s.url
             ORDER BY 3 DESC, s.url"""
+        params = [month]
         rows = self._db.read(lambda tx: tx.fetchall(sql, params))
         return [
             {"site": r["site"], "site_id": int(r["site_id"]),

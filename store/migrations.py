@@ -157,6 +157,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             last_error TEXT NOT NULL DEFAULT '')""",
         "CREATE INDEX upstream_outbox_due ON upstream_outbox (delivered_at, next_attempt)",
     )),
+    Migration(6, "usage per site a key's calls name", (
+        # Akismet's key-sites reports a key per blog: one key may serve several sites
+        # (a WordPress network). key_usage stays the key's total (usage-limit reads it).
+        """CREATE TABLE blog_usage (
+            key_id {bigint} NOT NULL REFERENCES api_keys (id),
+            month TEXT NOT NULL,
+            blog TEXT NOT NULL,
+            api_calls {bigint} NOT NULL DEFAULT 0,
+            spam {bigint} NOT NULL DEFAULT 0,
+            ham {bigint} NOT NULL DEFAULT 0,
+            missed_spam {bigint} NOT NULL DEFAULT 0,
+            false_positives {bigint} NOT NULL DEFAULT 0,
+            PRIMARY KEY (key_id, month, blog))""",
+    )),
 )
 
 

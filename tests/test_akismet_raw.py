@@ -402,6 +402,26 @@ def test_usage_is_counted(app: Flask, client: FlaskClient, api_key: str) -> None
     assert filtered["total"] == 0
 
 
+def test_key_sites_lists_each_blog_a_key_serves(client: FlaskClient, api_key: str) -> None:
+    # One key shared by a WordPress network: each subsite sends its own front page as blog.
+    post(client, "/1.1/comment-check", base(api_key, blog="https://a.example.net/"))
+    post(client, "/1.1/comment-check", base(api_key, blog="https://a.example.net",
+                                            comment_author="akismet-guaranteed-spam"))
+    post(client, "/1.1/comment-check", base(api_key, blog="https://b.example.net"))
+    post(client, "/1.1/submit-ham", base(api_key, blog="https://b.example.net"))
+    post_json_check = client.post("/api/v1/check", json={"comment_content": HAM_TEXT},
+                                  headers={"Authorization": f"Bearer {api_key}"})
+    assert post_json_check.status_code == 200  # no blog: counted for the key's own site
+    month = current_month()
+    sites = client.get(f"/1.2/key-sites?api_key={api_key}").get_json()
+    assert [(s["site"], s["api_calls"], s["spam"], s["ham"], s["false_positives"]) for s in sites[month]] == [
+        ("https://a.example.net", 2, 1, 1, 0), ("https://b.example.net", 1, 0, 1, 1), (TEST_SITE, 1, 0, 1, 0)]
+    assert sites["total"] == 3
+    filtered = client.get(f"/1.2/key-sites?api_key={api_key}&filter=B.EXAMPLE").get_json()
+    assert [s["site"] for s in filtered[month]] == ["https://b.example.net"]
+    assert client.get(f"/1.2/usage-limit?api_key={api_key}").get_json()["usage"] == 4
+
+
 def test_usage_endpoints_with_a_bad_key_or_bad_month(client: FlaskClient, api_key: str) -> None:
     for path in ("/1.2/usage-limit", "/1.2/key-sites"):
         response = client.get(f"{path}?api_key=0123456789ab")

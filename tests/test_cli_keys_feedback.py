@@ -111,6 +111,33 @@ def test_keys_revoke_stops_the_key(env: Settings, store: Store) -> None:
     assert missing.exit_code == 1 and "no key with id 99" in missing.output
 
 
+def test_keys_usage_sums_each_site_over_its_keys(env: Settings, store: Store) -> None:
+    _, a1 = store.create_key("https://a.example")
+    _, a2 = store.create_key("https://a.example")
+    _, b1 = store.create_key("https://b.example")
+    store.count_usage(a1.id, "2026-10", blog="https://elsewhere.example", api_calls=3, spam=2, ham=1)
+    store.count_usage(a2.id, "2026-10", api_calls=1, ham=1, false_positives=1)
+    store.count_usage(b1.id, "2026-10", api_calls=9, spam=9)
+    store.revoke_key(b1.id)
+    data = json.loads(ok("keys", "usage", "--month", "2026-10", "--json"))
+    assert data["month"] == "2026-10"
+    assert [(r["site"], r["api_calls"], r["spam"], r["ham"], r["false_positives"], r["revoked"])
+            for r in data["sites"]] == [("https://b.example", 9, 9, 0, 0, True),
+                                        ("https://a.example", 4, 2, 2, 1, False)]
+    lines = ok("keys", "usage", "--month", "2026-10").splitlines()
+    assert lines[0] == "usage in 2026-10"
+    assert lines[1].split() == ["site", "api_calls", "spam", "ham", "missed_spam", "false_positives", "revoked"]
+    assert lines[2].split() == ["https://b.example", "9", "9", "0", "0", "0", "yes"]
+    this_month = json.loads(ok("keys", "usage", "--json"))
+    assert [r["api_calls"] for r in this_month["sites"]] == [0, 0]
+    bad = run("keys", "usage", "--month", "October")
+    assert bad.exit_code == 2 and "--month" in bad.output and "YYYY-MM" in bad.output
+
+
+def test_keys_usage_without_sites(env: Settings) -> None:
+    assert "no sites" in ok("keys", "usage")
+
+
 def test_cli_key_authenticates_in_the_app_until_revoked(env: Settings, make_app: Callable[..., Flask],
                                                         settings: Settings) -> None:
     """The command line and the service open the same store with the same secret."""

@@ -32,6 +32,7 @@ from store import (
     open_store,
 )
 from store.db import Database
+from store.keys import MAX_BLOG_CHARS
 from store.migrations import MIGRATIONS, Migration, applied_versions, migrate
 from store.privacy import Privacy
 from store.records import COMMENT_COLUMNS, new_check_id
@@ -240,11 +241,47 @@ def test_key_sites(store: Store) -> None:
     assert sites[0] | {"site_id": 0} == {"site": "https://a.example", "site_id": 0, "api_calls": 7, "spam": 1,
                                          "ham": 2, "missed_spam": 0, "false_positives": 0, "is_revoked": False}
     assert (sites[1]["api_calls"], sites[1]["false_positives"], sites[1]["is_revoked"]) == (1, 1, True)
-    (only,) = store.key_sites(MONTH, key_id=a2.id)
-    assert (only["site"], only["api_calls"], only["ham"]) == ("https://a.example", 4, 2)
     assert [s["api_calls"] for s in store.key_sites("2025-06")] == [0, 0]
     with pytest.raises(InvalidRecordError):
         store.key_sites("March")
+
+
+def test_key_blogs_count_each_site_a_key_serves(store: Store) -> None:
+    _, key = store.create_key("https://network.example")
+    store.count_usage(key.id, MONTH, blog="https://a.network.example/", api_calls=2, spam=1, ham=1)
+    store.count_usage(key.id, MONTH, blog=" https://a.network.example", api_calls=1, ham=1)
+    store.count_usage(key.id, MONTH, blog="https://b.network.example", api_calls=1, missed_spam=1)
+    store.count_usage(key.id, MONTH, api_calls=4, ham=4)  # no blog: the key's own site
+    store.count_usage(key.id, MONTH, blog="https://x.example/" + "p" * 400, api_calls=1, ham=1)
+    rows = store.key_blogs(key.id, MONTH)
+    assert [(r["site"], r["api_calls"], r["spam"], r["ham"], r["missed_spam"]) for r in rows] == [
+        ("https://network.example", 4, 0, 4, 0),
+        ("https://a.network.example", 3, 1, 2, 0),
+        ("https://b.network.example", 1, 0, 0, 1),
+        ("https://x.example/" + "p" * (MAX_BLOG_CHARS - len("https://x.example/")), 1, 0, 1, 0)]
+    # The key's total (usage-limit) counts every call once.
+    assert store.usage(key.id, MONTH)["api_calls"] == 9 == sum(r["api_calls"] for r in rows)
+    assert not any(r["is_revoked"] for r in rows)
+    store.revoke_key(key.id)
+    assert all(r["is_revoked"] for r in store.key_blogs(key.id, MONTH))
+    # A month without calls shows the key's own site with zeros; an unknown key, nothing.
+    (empty,) = store.key_blogs(key.id, "2001-01")
+    assert (empty["site"], empty["api_calls"]) == ("https://network.example", 0)
+    assert store.key_blogs(424242, MONTH) == []
+    with pytest.raises(InvalidRecordError):
+        store.key_blogs(key.id, "2025-1")
+
+
+def test_key_blogs_keep_usage_counted_before_sites_were(store: Store) -> None:
+    # Usage counted by key only (before blog_usage existed) stays the registered site's.
+    _, key = store.create_key("https://old.example")
+    store._db.run(lambda tx: tx.execute(
+        "INSERT INTO key_usage (key_id, month, api_calls, spam, ham, missed_spam, false_positives) "
+        "VALUES (?, ?, 10, 3, 7, 0, 1)", (key.id, MONTH)))
+    store.count_usage(key.id, MONTH, blog="https://new.example", api_calls=2, spam=2)
+    rows = {r["site"]: r for r in store.key_blogs(key.id, MONTH)}
+    assert (rows["https://old.example"]["api_calls"], rows["https://old.example"]["ham"]) == (10, 7)
+    assert (rows["https://new.example"]["api_calls"], rows["https://new.example"]["spam"]) == (2, 2)
 
 
 # --- checks ----------------------------------------------------------------------

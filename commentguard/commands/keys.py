@@ -1,4 +1,4 @@
-"""``commentguard keys``: create, list and revoke the API keys sites authenticate with.
+"""``commentguard keys``: create, list and revoke the API keys sites authenticate with; their usage.
 
 The store keeps only a keyed digest of each key, so ``keys create`` is the one
 moment the key exists in clear: it is printed once and cannot be recovered.
@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from commentguard.context import cli_store
-from store import KeyInfo
+from store import USAGE_COUNTERS, InvalidRecordError, KeyInfo, current_month
 
 ONCE_NOTICE = "This key is shown only once and cannot be shown again: store it now."
 
@@ -63,12 +63,8 @@ def list_keys(as_json: bool) -> None:
     if not rows:
         click.echo("no keys; create one with `commentguard keys create --site URL`")
         return
-    header = ("id", "site", "label", "created", "revoked")
-    table = [header] + [(str(r["id"]), r["site"], r["label"], r["created"], r["revoked_at"] or "no")
-                        for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    echo_table(("id", "site", "label", "created", "revoked"),
+               [(str(r["id"]), r["site"], r["label"], r["created"], r["revoked_at"] or "no") for r in rows])
 
 
 @command.command("revoke")
@@ -83,3 +79,34 @@ def revoke(key_id: int) -> None:
     if info is None:
         raise click.ClickException(f"no key with id {key_id}")
     click.echo(f"key {key_id} was already revoked")
+
+
+@command.command("usage")
+@click.option("--month", default=None, metavar="YYYY-MM", help="The month to show (default: this one, UTC).")
+@click.option("--json", "as_json", is_flag=True, help="Print the sites as a JSON array.")
+def usage(month: str | None, as_json: bool) -> None:
+    """Each site's checks and reports in a month, summed over its keys (busiest first)."""
+    month = month if month is not None else current_month()
+    with cli_store() as store:
+        try:
+            sites = store.key_sites(month)
+        except InvalidRecordError:
+            raise click.BadParameter("expected YYYY-MM, e.g. 2026-11", param_hint="--month") from None
+    rows = [{"site": s["site"], **{c: s[c] for c in USAGE_COUNTERS}, "revoked": s["is_revoked"]} for s in sites]
+    if as_json:
+        click.echo(json.dumps({"month": month, "sites": rows}, indent=2))
+        return
+    if not rows:
+        click.echo("no sites; create a key with `commentguard keys create --site URL`")
+        return
+    click.echo(f"usage in {month}")
+    echo_table(("site", *USAGE_COUNTERS, "revoked"),
+               [(r["site"], *(str(r[c]) for c in USAGE_COUNTERS), "yes" if r["revoked"] else "no") for r in rows])
+
+
+def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print ``rows`` under ``header`` in left-aligned columns."""
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
