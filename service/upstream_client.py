@@ -39,7 +39,15 @@ MIN_ATTEMPT_S = 0.05
 #: Largest answer body read: a verdict is five bytes, anything longer is not one.
 MAX_BODY_BYTES = 4096
 USER_AGENT = "CommentGuard/0.1 | upstream-cross-check"
+#: Connect and per-read timeouts of a forwarded report.
 SUBMIT_TIMEOUT_S = (3.05, 10.0)
+#: The most a forwarded report may take in all: a per-read timeout alone lets an answer trickle
+#: in for ever, past the outbox's lease (another sender would then send the report again).
+SUBMIT_DEADLINE_S = 30.0
+#: Answers with which an upstream refuses a report for what it is (Akismet's protocol errors,
+#: and ours): sending it again changes nothing. Any other answer may be a passing failure
+#: ("Temporarily unavailable: ...", a proxy's error page) and is retried.
+PERMANENT_REFUSALS = ("Missing required field", "Request body too large")
 
 
 @dataclass(frozen=True)
@@ -121,18 +129,23 @@ class UpstreamClient:
         """POST a ``submit-spam``/``submit-ham``; raises :class:`UpstreamSubmitError` unless it was accepted."""
         path = "/1.1/submit-spam" if label == "spam" else "/1.1/submit-ham"
         body = {**form, "api_key": self.api_key}
+        deadline = time.monotonic() + SUBMIT_DEADLINE_S
         try:
-            response = self.session().post(self.base_url + path, data=body, timeout=SUBMIT_TIMEOUT_S)
-            text = response.text.strip()
-        except requests.RequestException as exc:
+            response = self.session().post(self.base_url + path, data=body, timeout=SUBMIT_TIMEOUT_S, stream=True)
+            try:
+                text = _read_body(response, deadline).decode("utf-8", "replace").strip()
+            finally:
+                response.close()
+        except (requests.RequestException, _BudgetSpent) as exc:
             raise UpstreamSubmitError(type(exc).__name__) from exc
         if response.status_code != 200:
             raise UpstreamSubmitError(f"HTTP {response.status_code}")
         if text == "invalid":
             raise UpstreamSubmitError("invalid key")
-        if not text.startswith("Thanks"):
-            # A 200 protocol answer such as "Missing required field": sending it again changes nothing.
-            raise UpstreamSubmitError(f"refused: {text[:60]!r}", permanent=True)
+        if text.startswith("Thanks"):
+            return
+        refused = f"refused: {text[:60]!r}"
+        raise UpstreamSubmitError(refused, permanent=text.startswith(PERMANENT_REFUSALS))
 
     def _attempt(self, form: Mapping[str, Any], deadline: float) -> UpstreamAnswer:
         left = deadline - time.monotonic()
@@ -157,7 +170,12 @@ class UpstreamClient:
 
 
 def parse_answer(status: int, body: bytes) -> UpstreamAnswer:
-    """A response's outcome: only exactly ``true``/``false`` (HTTP 200) is an answer; ``invalid`` a refused key."""
+    """A response's outcome: only exactly ``true``/``false`` (HTTP 200) is an answer; ``invalid`` a refused key.
+
+    A body longer than :data:`MAX_BODY_BYTES` is none of these, whatever it starts with.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        return UpstreamAnswer(ERROR, "answer too long" if status == 200 else f"HTTP {status}", 0)
     text = body.decode("utf-8", "replace").strip()
     if status == 200 and text == "true":
         return UpstreamAnswer(SPAM_ANSWER, text, 0)
@@ -195,16 +213,19 @@ def _error_name(exc: BaseException) -> str:
 
 
 def _read_body(response: requests.Response, deadline: float) -> bytes:
+    """The body, read by the deadline; past :data:`MAX_BODY_BYTES`, stopped (longer than that, not cut)."""
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=512):
+    # A byte at a time: a larger read waits until it is full (or the body ends), so an answer
+    # trickling in would pass the deadline unnoticed. Verdicts are five bytes; the rest is rare.
+    for chunk in response.iter_content(chunk_size=1):
         chunks.append(chunk)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             break
         if time.monotonic() > deadline:
             raise _BudgetSpent("the answer was still arriving when the budget ran out")
-    return b"".join(chunks)[:MAX_BODY_BYTES]
+    return b"".join(chunks)
 
 
 __all__ = ["ERROR", "HAM_ANSWER", "INVALID_KEY", "SPAM_ANSWER", "TIMEOUT", "UpstreamAnswer", "UpstreamClient",

@@ -59,7 +59,9 @@ class BrokenUpstream:
     """An Akismet-shaped server whose comment-check answer is ``self.check`` and whose reports ``self.submit``.
 
     ``check``: ``true``/``false``/``invalid`` (that body), ``garbage``, ``500``, ``hang``, ``slow``
-    (1.5 s, then ``false``), ``reset``. ``submit``: ``ok`` or ``500``/``reset`` (down).
+    (1.5 s, then ``false``), ``reset``, ``longtrue`` (``true`` and then 5,000 more bytes).
+    ``submit``: ``ok``, ``500``/``reset`` (down), ``trickle`` (accepts, then sends the thank-you
+    a byte every 0.2 s), or any other text, answered as it is with 200.
     """
 
     def __init__(self) -> None:
@@ -95,6 +97,10 @@ class BrokenUpstream:
                     return self._send(500, "Internal Server Error")
                 if behaviour == "garbage":
                     return self._send(200, "maybe?")
+                if behaviour == "longtrue":
+                    return self._send(200, "true" + " " * 5000 + "<html>an error page</html>")
+                if behaviour == "trickle":
+                    return self._trickle("Thanks for making the web a better place.")
                 if behaviour == "ok":
                     with upstream.lock:
                         upstream.accepted_reports.append(form)
@@ -108,6 +114,17 @@ class BrokenUpstream:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _trickle(self, text: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                for char in text:
+                    if upstream.release.wait(0.2):
+                        return
+                    self.wfile.write(char.encode())
+                    self.wfile.flush()
 
             def _reset(self) -> None:
                 # SO_LINGER 0: close() sends RST instead of FIN.
@@ -541,6 +558,73 @@ def test_reports_outlive_a_restart(make_app: Callable[..., Flask], broken: Broke
         time.sleep(0.05)
     time.sleep(0.2)
     assert [r["comment_content"] for r in broken.accepted_reports] == [["Kept across a restart?"]]
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.parametrize("answer", ["Temporarily unavailable: the report could not be stored, please retry",
+                                    "<html><body>502 Bad Gateway</body></html>", ""])
+def test_a_report_answered_with_a_passing_failure_is_sent_again(make_app: Callable[..., Flask],
+                                                                 broken: BrokenUpstream, answer: str) -> None:
+    # CommentGuard itself answers "Temporarily unavailable" (HTTP 200) while its store is down;
+    # a proxy may answer 200 with a page. Neither says anything about the report.
+    broken.submit = answer
+    app = upstream_app(make_app, broken.url, SHADOW, upstream_forward_feedback=True)
+    forwarder = _fast_retries(app)
+    assert app.test_client().post("/api/v1/feedback", json={"comment_content": "Retry me later, please.",
+                                                            "label": "ham"}).status_code == 201
+    assert _wait_for(lambda: broken.calls("submit-ham") >= 2)
+    store = get_state(app).store
+    assert upstream_outbox_counts(store) == {"pending": 1, "delivered": 0} and forwarder.rejected == 0
+    broken.submit = "ok"
+    assert _wait_for(lambda: upstream_outbox_counts(store) == {"pending": 0, "delivered": 1})
+    assert [r["comment_content"] for r in broken.accepted_reports] == [["Retry me later, please."]]
+
+
+def test_a_report_refused_for_what_it_is_is_not_sent_again(make_app: Callable[..., Flask],
+                                                           broken: BrokenUpstream) -> None:
+    broken.submit = "Missing required field: user_ip."
+    app = upstream_app(make_app, broken.url, SHADOW, upstream_forward_feedback=True)
+    forwarder = _fast_retries(app)
+    assert app.test_client().post("/api/v1/feedback", json={"comment_content": "No IP with this one.",
+                                                            "label": "spam"}).status_code == 201
+    assert _wait_for(lambda: forwarder.rejected == 1)
+    time.sleep(0.3)
+    assert broken.calls("submit-spam") == 1
+    assert upstream_outbox_counts(get_state(app).store) == {"pending": 0, "delivered": 0, "rejected": 1}
+
+
+def test_a_thank_you_that_trickles_in_is_cut_off_before_the_lease_ends(
+        make_app: Callable[..., Flask], broken: BrokenUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    import service.upstream_client as upstream_client
+
+    # Scaled down: the deadline is 30 s against a 120 s lease; here 0.5 s against an answer of
+    # 41 bytes at 0.2 s each, each read well inside the per-read timeout.
+    monkeypatch.setattr(upstream_client, "SUBMIT_DEADLINE_S", 0.5)
+    broken.submit = "trickle"
+    app = upstream_app(make_app, broken.url, SHADOW, upstream_forward_feedback=True)
+    forwarder = _fast_retries(app)
+    start = time.monotonic()
+    assert app.test_client().post("/api/v1/feedback", json={"comment_content": "Slow thanks.",
+                                                            "label": "spam"}).status_code == 201
+    assert _wait_for(lambda: forwarder.failed_attempts >= 1, timeout=5)
+    assert time.monotonic() - start < 3  # not the 8 s the whole answer would take
+    assert upstream_outbox_counts(get_state(app).store)["pending"] == 1
+
+
+def test_an_answer_longer_than_a_verdict_is_no_verdict(make_app: Callable[..., Flask],
+                                                       broken: BrokenUpstream) -> None:
+    broken.check = "longtrue"
+    app = upstream_app(make_app, broken.url, ALWAYS)
+    result, _ = json_check(app, HAM_TEXT, blog=TEST_SITE)
+    assert result["verdict"] == "ham" and "upstream: spam" not in reason_texts(result)
+    stored = stored_upstream(app, result["check_id"])
+    assert stored["outcome"] == "error" and stored["answer"] == "answer too long"
 
 
 # --- the report and the weak-label export ---------------------------------------------------------
