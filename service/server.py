@@ -28,6 +28,7 @@ from __future__ import annotations
 import errno
 import functools
 import gc
+import os
 import socket
 from typing import Any, Callable
 
@@ -168,10 +169,15 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
         check_address_free(host or settings.host, port or settings.port)
     # Before the fork: every worker writes its metric values into this server's own fresh directory.
     metrics_dir = metrics.prepare_multiprocess_dir()
+    master = os.getpid()
     try:
         CommentGuardServer(functools.partial(create_app, settings), options).run()
     finally:
-        metrics.remove_multiprocess_dir(metrics_dir)
+        # A worker is a fork of this call: gunicorn ends one with sys.exit(), which unwinds
+        # through here too. Only the master may remove the directory; a worker that did left
+        # its replacement unable to boot, and gunicorn then stopped the whole server.
+        if os.getpid() == master:
+            metrics.remove_multiprocess_dir(metrics_dir)
 
 
 __all__ = ["CannotListen", "CommentGuardServer", "DEFAULT_WORKER_CLASS", "bind_address", "check_address_free",

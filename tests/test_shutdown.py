@@ -1,6 +1,7 @@
 """Graceful shutdown: SIGTERM while checks are in flight loses no answered check."""
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -71,3 +72,48 @@ def test_sigterm_finishes_in_flight_requests_and_records_every_answered_check(
 
 def _secret(data_dir: Path) -> bytes:
     return (data_dir / "secret_key").read_text().strip().encode("utf-8")
+
+
+def _workers(master: int) -> set[int]:
+    """The pids of the master's child processes (its gunicorn workers)."""
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return {int(pid) for pid in children.read_text().split()} if children.exists() else set()
+
+
+@pytest.mark.parametrize("how", ["worker SIGTERM", "worker SIGABRT", "master SIGHUP"])
+def test_a_worker_that_exits_is_replaced_and_the_server_goes_on(tmp_path: Path, model_dir: Path, how: str) -> None:
+    # gunicorn ends a worker with sys.exit() (SIGTERM to it, SIGABRT on its timeout, every worker
+    # on SIGHUP); the replacement must boot into the same metrics directory.
+    server = start_live_server(tmp_path / "var", model_dir, workers=2)
+    try:
+        before = _workers(server.proc.pid)
+        assert len(before) == 2
+        if how == "master SIGHUP":
+            server.proc.send_signal(signal.SIGHUP)
+        else:
+            victim = min(before)
+            os.kill(victim, signal.SIGTERM if how == "worker SIGTERM" else signal.SIGABRT)
+        deadline = time.monotonic() + 30
+        after = before
+        while time.monotonic() < deadline and server.proc.poll() is None:
+            after = _workers(server.proc.pid)
+            if len(after) == 2 and after != before and (how != "master SIGHUP" or not after & before):
+                break
+            time.sleep(0.1)
+        assert server.proc.poll() is None, "the server stopped"
+        assert len(after) == 2 and after != before
+        headers = {"Authorization": f"Bearer {server.key}"}
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            # The kernel spreads connections over the workers' sockets: enough new ones reach both.
+            for i in range(20):
+                with httpx.Client(base_url=server.base_url, timeout=10) as fresh:
+                    assert fresh.get("/readyz").status_code == 200
+                    check = fresh.post("/api/v1/check", headers=headers,
+                                       json={"comment_content": f"Still here after the restart? {i}"})
+                    assert check.status_code == 200, check.text
+            metrics = client.get("/metrics")
+            assert metrics.status_code == 200 and "commentguard_checks_total" in metrics.text
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+    assert server.proc.returncode == 0
