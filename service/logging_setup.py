@@ -10,10 +10,12 @@ module logs (:class:`RequestIdFilter`). gunicorn's own loggers go through the
 same formatter (:class:`GunicornLogger`), its access lines included.
 
 No personal data in logs: the code never logs a comment, an IP address, an
-email or a key, and this module adds two guards. An exception is logged by type
+email or a key, and this module adds three guards. An exception is logged by type
 and stack frames only, never its message (a message can quote the input). The
 access line has method, route path without query string (Akismet keys may ride
 in the query), status and duration, never the client address or user agent.
+gunicorn's own error lines lose what a request put in them (a request line it
+could not parse, a URI, the client's address).
 """
 from __future__ import annotations
 
@@ -164,6 +166,33 @@ def init_app(app: Flask) -> None:
 
 # --- gunicorn ------------------------------------------------------------------------------
 
+#: What gunicorn may quote from a request it could not parse, or from a request line: the
+#: line itself (``'POST /1.1/comment-check?api_key=...&user_ip=... HTTP/1.1'``), a header, the
+#: client's address, a query string.
+_QUOTED = re.compile(r"['\"].*", re.DOTALL)  # to the end: a quote inside is escaped, not closing
+_CLIENT_IP = re.compile(r"\bip=.*?(?=: |\s|$)")  # up to gunicorn's ": " (an IPv6 address has colons)
+_QUERY = re.compile(r"\?\S*")
+
+
+def scrub_server_message(message: str) -> str:
+    """A gunicorn error-log message without what a request put in it (quoted text, address, query)."""
+    message = _QUOTED.sub("'…'", message)
+    message = _CLIENT_IP.sub("ip=…", message)
+    return _QUERY.sub("?…", message)
+
+
+class ServerMessageFilter(logging.Filter):
+    """Scrubs gunicorn's error-log lines (:func:`scrub_server_message`) before they are formatted.
+
+    gunicorn logs an unparsable request with its request line, and a failed one with its URI:
+    a client that does not percent-encode its query sends keys, IPs and e-mails there.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = scrub_server_message(record.getMessage())
+        record.args = None
+        return True
+
 try:
     from gunicorn.glogging import Logger as _GunicornBase
 except ImportError:  # pragma: no cover - gunicorn is a dependency; tests may run without it
@@ -179,6 +208,8 @@ class GunicornLogger(_GunicornBase):  # type: ignore[misc,valid-type]
             for handler in logger.handlers:
                 handler.setFormatter(JsonFormatter())
                 handler.addFilter(RequestIdFilter())
+        for handler in self.error_log.handlers:
+            handler.addFilter(ServerMessageFilter())
         # Decided once here (setup runs again on reload): gunicorn calls access() for every
         # request, and reading four settings through its config object each time showed in profiles.
         self._access_on = bool(cfg.accesslog or cfg.logconfig or cfg.logconfig_dict or cfg.syslog)
@@ -200,4 +231,4 @@ class GunicornLogger(_GunicornBase):  # type: ignore[misc,valid-type]
 
 
 __all__ = ["GunicornLogger", "JsonFormatter", "REQUEST_ID_HEADER", "REQUEST_ID_RE", "RequestIdFilter",
-           "configure_logging", "current_request_id", "init_app", "json_handler", "request_id_from"]
+           "ServerMessageFilter", "configure_logging", "scrub_server_message", "current_request_id", "init_app", "json_handler", "request_id_from"]

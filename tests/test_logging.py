@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 from pathlib import Path
 from typing import Any, Callable
 
@@ -11,7 +12,8 @@ import httpx
 import pytest
 from flask import Flask
 
-from service.logging_setup import JsonFormatter, RequestIdFilter, request_id_from
+from service.logging_setup import (JsonFormatter, RequestIdFilter, ServerMessageFilter, request_id_from,
+                                   scrub_server_message)
 from tests.conftest import start_live_server
 
 # Distinctive personal data: none of it may appear in any log line.
@@ -150,6 +152,12 @@ def test_live_server_logs_are_json_lines_with_request_ids(tmp_path: Path, model_
             assert response.status_code == 200 and response.headers["x-request-id"] == rid
         generated = httpx.get(f"{server.base_url}/readyz", headers={"X-Request-Id": "no spaces allowed"})
         assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["x-request-id"])
+        # A client that does not percent-encode its query: gunicorn cannot parse the request line
+        # and logs it (with the key, IP and e-mail in it) unless the line is scrubbed.
+        for tail in ("\t", "\x7f", "'\""):
+            line = (f"POST /1.1/comment-check?api_key={server.key}&user_ip={IP}&comment_author_email={EMAIL}"
+                    f"&comment_author={AUTHOR}{tail} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            assert b"400" in raw_exchange(server.base_url, line.encode())
     finally:
         server.stop()
     text = (tmp_path / "var" / "server.log").read_text()
@@ -161,7 +169,35 @@ def test_live_server_logs_are_json_lines_with_request_ids(tmp_path: Path, model_
     access = [r for r in records if r["logger"] == "gunicorn.access"]
     assert access and all(r["request_id"] for r in access)
     assert all("?" not in (r.get("path") or "") for r in access)
+    invalid = [r["message"] for r in records if r["message"].startswith("Invalid request")]
+    assert len(invalid) == 3, invalid  # logged, without what the request carried
     assert_no_personal_data(text, server.key)
+
+
+def raw_exchange(base_url: str, data: bytes) -> bytes:
+    """Send ``data`` as it is over a fresh connection; what the server answers before closing."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("message, shown", [
+    ("Invalid request from ip=198.51.100.7: Invalid HTTP request line: 'POST /x?api_key=abc HTTP/1.1'",
+     "Invalid request from ip=…: Invalid HTTP request line: '…'"),
+    ("Invalid request from ip=::1: Invalid HTTP request line: \"GET /a?b='c' HTTP/1.1\"",
+     "Invalid request from ip=…: Invalid HTTP request line: '…'"),
+    ("Error handling request /1.1/comment-check?api_key=0123456789ab&user_ip=1.2.3.4",
+     "Error handling request /1.1/comment-check?…"),
+    ("Booting worker with pid: 4242", "Booting worker with pid: 4242"),
+])
+def test_server_messages_lose_what_a_request_put_in_them(message: str, shown: str) -> None:
+    assert scrub_server_message(message) == shown
+    record = logging.LogRecord("gunicorn.error", logging.WARNING, __file__, 1, "%s", (message,), None)
+    assert ServerMessageFilter().filter(record) and record.getMessage() == shown
 
 
 @pytest.mark.parametrize("accesslog, lines", [(None, 0), ("-", 1)])
