@@ -19,8 +19,10 @@ is retried once someone repairs the files. The old model keeps serving.
 
 At start-up, :meth:`ModelWatcher.startup_path` registers the configured model
 (``settings.model_path``, the default model trained on first run) and makes it
-active if nothing is, so the registry is never empty; then the app loads the
-active version's artifact directly, falling back to ``settings.model_path``.
+active if nothing is, so the registry is never empty; then it loads the active
+version's artifact with the checks a reload makes, and when that artifact is
+refused, the app loads ``settings.model_path`` instead (the refusal shows in
+``/readyz``).
 """
 from __future__ import annotations
 
@@ -39,7 +41,10 @@ from service.settings import SettingsError
 from store import ActiveModel, StoreError
 
 if TYPE_CHECKING:
+    from model.scorer import Scorer
+    from model.verdict import Thresholds
     from service.app import ServiceState
+    from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +90,22 @@ def _fingerprint(path: Path) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def servable_model(path: Path, version: str, settings: "Settings") -> tuple["Scorer", Optional["Thresholds"]]:
+    """The artifact at ``path`` loaded as a worker serves registry version ``version``, with its thresholds.
+
+    Raises :class:`ArtifactError` (checksums, scikit-learn version, a version id that is not
+    ``version``, bad thresholds) or :class:`SettingsError` (thresholds that contradict the
+    configured overrides). ``commentguard models activate``/``rollback`` call it too, so a
+    model the workers would refuse is refused before it is made active.
+    """
+    meta = verify_artifact(path)  # cheap, and refuses before anything is read further
+    if str(meta.get("version")) != version:
+        raise ArtifactError(f"the artifact at {path} is version {meta.get('version')!r}, not the registered {version!r}")
+    scorer = load_model(path, engine=settings.model_engine)
+    thresholds = settings.thresholds_for(scorer.thresholds) if settings.has_threshold_overrides else None
+    return scorer, thresholds
+
+
 class ModelWatcher:
     """Follows the registry's active model for one app; see the module docstring."""
 
@@ -109,7 +130,11 @@ class ModelWatcher:
     # --- start-up ------------------------------------------------------------------------
 
     def startup_path(self) -> Path:
-        """Register the configured model if the registry is empty; the path of the model to load first."""
+        """Register the configured model if the registry is empty; the path of the model to load first.
+
+        The registry's active model is loaded here already when it can be served; when it is
+        refused, the configured ``settings.model_path`` is the one to load.
+        """
         settings, store = self.state.settings, self.state.store
         fallback = Path(settings.model_path)  # type: ignore[arg-type]
         if store is None:
@@ -124,12 +149,9 @@ class ModelWatcher:
             return fallback
         self.registry_version = active.version
         path = artifact_path(active, settings.models_dir)
-        try:
-            verify_artifact(path)
-        except ArtifactError as exc:
-            self._refuse(active, path, str(exc))
-            return fallback
-        return path
+        # Loaded with every check a reload makes (version id, thresholds, overrides), so a
+        # worker started after a bad activation serves the configured model instead of nothing.
+        return path if self._load(active, path) else fallback
 
     def _bootstrap(self, store: Any, path: Path) -> None:
         try:
@@ -198,14 +220,7 @@ class ModelWatcher:
         fingerprint = _fingerprint(path)
         started = time.monotonic()
         try:
-            meta = verify_artifact(path)  # cheap, and refuses before anything is unpickled
-            if str(meta.get("version")) != active.version:
-                raise ArtifactError(f"the artifact at {path} is version {meta.get('version')!r}, "
-                                    f"not the registered {active.version!r}")
-            scorer = load_model(path, engine=self.state.settings.model_engine)
-            thresholds = None
-            if self.state.settings.has_threshold_overrides:
-                thresholds = self.state.settings.thresholds_for(scorer.thresholds)
+            scorer, thresholds = servable_model(path, active.version, self.state.settings)
         except (ArtifactError, SettingsError) as exc:
             self._refuse(active, path, str(exc), fingerprint)
             return False
@@ -224,8 +239,9 @@ class ModelWatcher:
         self._refusals.pop(active.version, None)
         self.refused = None
         self.reloads += 1
-        log.warning("model %s -> %s loaded from %s in %.2f s (process %d)", old, active.version, path,
-                    time.monotonic() - started, os.getpid())
+        if old is not None:
+            log.warning("model %s -> %s loaded from %s in %.2f s (process %d)", old, active.version, path,
+                        time.monotonic() - started, os.getpid())
         return True
 
     def _refuse(self, active: ActiveModel, path: Path, reason: str,
@@ -254,4 +270,4 @@ def _report_version(version: str) -> None:
     metrics.set_model_version(version)
 
 
-__all__ = ["ModelWatcher", "Refusal", "artifact_path"]
+__all__ = ["ModelWatcher", "Refusal", "artifact_path", "servable_model"]

@@ -158,15 +158,27 @@ class RegistryMixin(StoreBase):
 
         return self._db.run(work)
 
-    def rollback(self, by: str, reason: str) -> ModelVersion:
-        """Reactivate the model the current one replaced; return it (RegistryError when there is none)."""
+    def rollback_target(self) -> ModelVersion:
+        """The model :meth:`rollback` would reactivate now (RegistryError when there is none)."""
         def work(tx: Tx) -> dict[str, Any]:
-            current = _lock_pointer(tx)
-            if current is None or current["previous_id"] is None:
-                raise RegistryError("there is no earlier active model to roll back to")
-            earlier = tx.fetchone("SELECT id, version, previous_id FROM model_activations WHERE id = ?",
-                                  (current["previous_id"],))
-            assert earlier is not None  # a foreign key
+            earlier = _previous_activation(tx, tx.fetchone(_ACTIVE_SQL))
+            model = tx.fetchone("SELECT * FROM models WHERE id = ?", (earlier["version"],))
+            assert model is not None  # a foreign key
+            return model
+
+        return _version_from_row(self._db.read(work))
+
+    def rollback(self, by: str, reason: str, *, expected: Optional[str] = None) -> ModelVersion:
+        """Reactivate the model the current one replaced; return it (RegistryError when there is none).
+
+        With ``expected``, only if that is the version it would reactivate (the caller checked
+        that one; another rollback or activation may have come in between).
+        """
+        def work(tx: Tx) -> dict[str, Any]:
+            earlier = _previous_activation(tx, _lock_pointer(tx))
+            if expected is not None and earlier["version"] != expected:
+                raise RegistryError(f"the model to roll back to changed meanwhile ({expected} -> "
+                                    f"{earlier['version']}); try again")
             # The restored entry inherits the restored one's own predecessor: rollback pops a stack.
             return _switch(tx, earlier["version"], earlier["previous_id"], "rollback", by, reason)
 
@@ -187,6 +199,16 @@ def _lock_pointer(tx: Tx) -> Optional[dict[str, Any]]:
     already) and return the current activation, or None."""
     tx.execute("UPDATE active_model SET slot = 1 WHERE slot = 1")
     return tx.fetchone(_ACTIVE_SQL)
+
+
+def _previous_activation(tx: Tx, current: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """The activation ``current`` replaced (RegistryError when there is none)."""
+    if current is None or current["previous_id"] is None:
+        raise RegistryError("there is no earlier active model to roll back to")
+    earlier = tx.fetchone("SELECT id, version, previous_id FROM model_activations WHERE id = ?",
+                          (current["previous_id"],))
+    assert earlier is not None  # a foreign key
+    return earlier
 
 
 def _switch(tx: Tx, version: str, previous_id: Optional[int], action: str, by: str,

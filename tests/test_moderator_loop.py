@@ -329,6 +329,75 @@ def test_corrupted_artifact_is_refused_and_the_old_model_keeps_serving(
     assert run.returncode != 0
 
 
+def test_a_model_the_workers_would_refuse_is_refused_by_the_cli_and_at_start(
+        tmp_path: Path, model_dir: Path, servers: list[LiveServer]) -> None:
+    server = start_live_server(tmp_path / "var", model_dir, workers=2)
+    servers.append(server)
+    env = cli_env(server)
+    models = server.settings.data_dir / "models"
+    good = tiny_model(models / "good-2", "good-2", flip=True)
+    # Intact files, impossible thresholds: only loading the model finds it out.
+    bad = tiny_model(models / "bad-thresholds", "bad-thresholds")
+    bad_meta = models / "bad-thresholds" / "metadata.json"
+    bad_meta.write_text(json.dumps({**json.loads(bad_meta.read_text()),
+                                    "thresholds": {"unsure": 0.9, "spam": 0.5, "discard": 0.99}}))
+    secret = load_or_create_secret_key(server.settings.data_dir).encode()
+    with open_store(str(server.settings.database_url), secret=secret) as store:
+        store.register_model(good, str(models / "good-2"))
+        store.register_model(bad, str(models / "bad-thresholds"))
+    refused = cli(env, "models", "activate", "bad-thresholds")
+    assert refused.returncode != 0 and "refusing to activate bad-thresholds" in refused.stderr, refused.stderr
+    assert "thresholds" in refused.stderr
+    assert cli(env, "models", "activate", "good-2").returncode == 0
+    with open_store(str(server.settings.database_url), secret=secret) as store:
+        store.activate_model("bad-thresholds", "someone", "past the CLI, by mistake")
+    with httpx.Client(timeout=10) as client:
+        # A fresh connection each time: one kept alive would ask the same worker every time.
+        wait_for(lambda: all(httpx.get(f"{server.base_url}/readyz").json().get("refused") for _ in range(10)), 15)
+        # A worker started now (gunicorn replacing one that died) must not load the refused model
+        # and serve nothing: it serves the configured model and is ready.
+        before = worker_pids(server)
+        os.kill(min(before), 9)
+        wait_for(lambda: len(worker_pids(server)) == 2 and worker_pids(server) != before, 30)
+        for _ in range(20):
+            with httpx.Client(timeout=10) as fresh:  # new connections reach both workers
+                ready = fresh.get(f"{server.base_url}/readyz")
+                assert ready.status_code == 200, ready.text
+                assert ready.json().get("refused", {}).get("version") == "bad-thresholds", ready.json()
+                answer = check(fresh, server, "Great post, thanks!")
+                assert answer.status_code == 200 and version_of(answer) in ("good-2", "test-model-1")
+    # Rolling back onto the refused model is refused too, and changes nothing.
+    assert cli(env, "models", "activate", "good-2").returncode == 0
+    rollback = cli(env, "models", "rollback")
+    assert rollback.returncode != 0 and "refusing to roll back to bad-thresholds" in rollback.stderr
+    with open_store(str(server.settings.database_url), secret=secret) as store:
+        active = store.get_active_model()
+        assert active is not None and active.version == "good-2"
+
+
+def test_a_worker_refuses_a_registered_version_whose_files_are_another_model(
+        tmp_path: Path, model_dir: Path, servers: list[LiveServer]) -> None:
+    # The files of version "v-old" overwritten in place by another model (`train --out` there).
+    data_dir = tmp_path / "var"
+    models = data_dir / "models"
+    meta = tiny_model(models / "v-old", "v-old", flip=True)
+    tiny_model(models / "v-old", "v-new")
+    server = start_live_server(data_dir, model_dir, workers=1)
+    servers.append(server)
+    with open_store(str(server.settings.database_url),
+                    secret=load_or_create_secret_key(data_dir).encode()) as store:
+        store.register_model(meta, str(models / "v-old"))
+        store.activate_model("v-old", "someone", "test")
+    with httpx.Client(timeout=10) as client:
+        wait_for(lambda: client.get(f"{server.base_url}/readyz").json().get("refused") is not None, 15)
+        os.kill(min(worker_pids(server)), 9)  # its replacement starts with v-old active
+        time.sleep(1)
+        wait_for(lambda: client.get(f"{server.base_url}/readyz").status_code == 200, 30)
+        body = client.get(f"{server.base_url}/readyz").json()
+        assert body["model_version"] == "test-model-1" and "not the registered" in body["refused"]["reason"]
+        assert version_of(check(client, server, "Great post, thanks!")) == "test-model-1"
+
+
 # --- forgetting ----------------------------------------------------------------------------------
 
 def test_forgotten_feedback_is_not_learned_by_the_next_retrain(tmp_path: Path, model_dir: Path) -> None:

@@ -13,11 +13,26 @@ import click
 
 from commentguard.commands.retrain import default_actor
 from commentguard.context import cli_store
-from model.artifact import verify_artifact
 from model.errors import ArtifactError
-from service.model_watch import artifact_path
-from service.settings import SettingsError, load_settings
+from service.model_watch import artifact_path, servable_model
+from service.settings import Settings, SettingsError, load_settings
 from store import ActiveModel, RegistryError
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def require_servable(version: str, registered_path: str, settings: Settings, doing: str) -> None:
+    """Refuse (ClickException) a version the workers would refuse: load it as they would."""
+    path = artifact_path(ActiveModel(version, registered_path, 0), settings.models_dir)
+    try:
+        servable_model(path, version, settings)
+    except (ArtifactError, SettingsError) as exc:
+        raise click.ClickException(f"refusing to {doing} {version}: {exc}") from exc
 
 
 @click.group("models")
@@ -53,19 +68,13 @@ def list_models(as_json: bool) -> None:
 @click.option("--by", "actor", default=None, help="Who (default: $USER).")
 def activate(version: str, reason: str, actor: Optional[str]) -> None:
     """Make VERSION the active model for every instance sharing the database."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    settings = _settings()
     with cli_store() as store:
         model = store.get_model(version)
         if model is None:
             raise click.ClickException(f"no registered model {version!r} (see `commentguard models list`)")
-        path = artifact_path(ActiveModel(version, model.path, 0), settings.models_dir)
-        try:  # the workers check again before loading; this catches the mistake before anyone sees it
-            verify_artifact(path)
-        except ArtifactError as exc:
-            raise click.ClickException(f"refusing to activate {version}: {exc}") from exc
+        # The workers check again before loading; this catches the mistake before anyone sees it.
+        require_servable(version, model.path, settings, "activate")
         try:
             store.activate_model(version, actor or default_actor(), reason or "activated by hand")
         except RegistryError as exc:
@@ -78,9 +87,12 @@ def activate(version: str, reason: str, actor: Optional[str]) -> None:
 @click.option("--by", "actor", default=None, help="Who (default: $USER).")
 def rollback(reason: str, actor: Optional[str]) -> None:
     """Reactivate the model the current one replaced."""
+    settings = _settings()
     with cli_store() as store:
         try:
-            model = store.rollback(actor or default_actor(), reason or "rolled back by hand")
+            target = store.rollback_target()
+            require_servable(target.id, target.path, settings, "roll back to")
+            model = store.rollback(actor or default_actor(), reason or "rolled back by hand", expected=target.id)
         except RegistryError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"rolled back: {model.id} is the active model again")
