@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_ACTOR = "commentguard serve"
+#: Seconds between attempts to open a store that could not be opened at start, when
+#: ``model_check_seconds`` is 0 (hot reload off); otherwise that interval is used.
+STORE_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -165,8 +168,11 @@ class ModelWatcher:
     # --- the thread ------------------------------------------------------------------------
 
     def start(self) -> "ModelWatcher":
-        if self._thread is None and self.interval > 0 and (self.state.store is not None
-                                                           or self.reopen_store is not None):
+        """Start the thread: to follow the registry (``interval`` > 0) and to open a store that
+        could not be opened at start (whatever the interval: without a store nothing is ready)."""
+        reopening = self.state.store is None and self.reopen_store is not None
+        following = self.interval > 0 and (self.state.store is not None or self.reopen_store is not None)
+        if self._thread is None and (following or reopening):
             self._thread = threading.Thread(target=self._run, name="commentguard-model-watch", daemon=True)
             self._thread.start()
         return self
@@ -177,16 +183,34 @@ class ModelWatcher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        period = self.interval if self.interval > 0 else STORE_RETRY_SECONDS
         # A random first delay spreads the workers' polls over the interval.
-        wait = random.uniform(0, self.interval)
+        wait = random.uniform(0, period)
         while not self._stop.wait(wait):
-            wait = self.interval
+            wait = period
             try:
-                if self.state.store is None and (self.reopen_store is None or not self.reopen_store()):
-                    continue  # still no store: try again next interval
+                if self.state.store is None:
+                    if self.reopen_store is None or not self.reopen_store():
+                        continue  # still no store: try again next interval
+                    self._store_opened()
+                if self.interval <= 0:
+                    return  # hot reload is off: the store was all this thread waited for
                 self.check_once()
             except Exception:  # noqa: BLE001 - the watcher must outlive any surprise
                 log.exception("model check failed")
+
+    def _store_opened(self) -> None:
+        """The store opened after start-up: register the configured model, as start-up would have."""
+        store = self.state.store
+        if store is None:
+            return
+        try:
+            self._bootstrap(store, Path(self.state.settings.model_path))  # type: ignore[arg-type]
+            active = store.get_active_model()
+        except StoreError as exc:
+            log.warning("the model registry is unavailable: %s", exc)
+            return
+        self.registry_version = active.version if active is not None else None
 
     def check_once(self) -> bool:
         """Ask the registry once and switch models if it names another; True when it switched."""

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import service.app as app_module
+import service.model_watch as model_watch
 from service.app import close_app, create_app, get_state
 from service.settings import Settings
 from store import StoreDatabaseError
@@ -20,8 +21,11 @@ from tests.conftest import auth_headers, create_test_key
 HAM_TEXT = "Thanks for the write-up, the second example finally made it click for me."
 
 
+@pytest.mark.parametrize("model_check_seconds", [0.05, 0.0])
 def test_a_worker_started_without_its_store_becomes_ready_when_the_store_is_back(
-        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, model_check_seconds: float) -> None:
+    # 0 turns hot reload off; the store must still be opened once it is back.
+    monkeypatch.setattr(model_watch, "STORE_RETRY_SECONDS", 0.05)
     key = create_test_key(settings)
     real_open = app_module.open_store
     failures = {"left": 3}
@@ -33,7 +37,7 @@ def test_a_worker_started_without_its_store_becomes_ready_when_the_store_is_back
         return real_open(*args, **kwargs)
 
     monkeypatch.setattr(app_module, "open_store", open_while_down)
-    app = create_app(dataclasses.replace(settings, model_check_seconds=0.05))
+    app = create_app(dataclasses.replace(settings, model_check_seconds=model_check_seconds))
     try:
         client = app.test_client()
         ready = client.get("/readyz")
@@ -51,5 +55,9 @@ def test_a_worker_started_without_its_store_becomes_ready_when_the_store_is_back
         assert state.recorder is not None and state.store is not None and state.store_failure is None
         assert state.recorder.flush()
         assert state.store.get_check(response.get_json()["check_id"]) is not None
+        # The configured model was registered once the store opened, as at a normal start.
+        active = state.store.get_active_model()
+        assert active is not None and active.version == state.scorer.version
+        assert client.get("/readyz").get_json()["registry_version"] == active.version
     finally:
         close_app(app)
