@@ -33,6 +33,10 @@ UPSTREAM_MODES: tuple[str, ...] = ("off", "shadow", "gray", "always")
 SECRET_FILE_NAME = "secret_key"
 #: The store keys its digests with the secret; shorter secrets are too easy to guess.
 MIN_SECRET_LENGTH = 16
+#: The longest interval a periodic setting takes (a day): past it, timers overflow (``inf``).
+MAX_CHECK_SECONDS = 86_400.0
+#: The longest retention (a century): past it, the purge's cutoff date does not exist.
+MAX_RETENTION_DAYS = 36_500
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -126,7 +130,7 @@ SETTINGS: tuple[_Spec, ...] = (
           "share it between instances that share a database."),
     _Spec("model_check_seconds", _parse_float, "2",
           "How often each worker asks the registry which model is active and loads a new one "
-          "in the background; 0 turns hot reload off."),
+          "in the background; 0 turns hot reload off. At most 86400."),
     _Spec("host", _parse_str, "127.0.0.1",
           "Address `commentguard serve` binds to."),
     _Spec("port", _parse_int, "8000",
@@ -170,7 +174,7 @@ SETTINGS: tuple[_Spec, ...] = (
     _Spec("store_personal_data", _parse_bool, "false",
           "Keep IP addresses and emails in clear instead of as keyed hashes."),
     _Spec("retention_days", _parse_int, "90",
-          "Days to keep stored checks; 0 keeps them forever."),
+          "Days to keep stored checks; 0 keeps them forever. At most 36500."),
     _Spec("log_level", _parse_str, "INFO",
           "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
     _Spec("upstream_mode", _parse_mode, "off",
@@ -193,7 +197,7 @@ SETTINGS: tuple[_Spec, ...] = (
     _Spec("upstream_breaker_failures", _parse_int, "5",
           "Consecutive upstream failures (timeout, error, invalid key) that open the circuit breaker."),
     _Spec("upstream_breaker_open_seconds", _parse_float, "30",
-          "Seconds the breaker stays open (upstream not asked) before one probe call may close it."),
+          "Seconds the breaker stays open (upstream not asked) before one probe call may close it. At most 86400."),
     _Spec("upstream_forward_feedback", _parse_bool, "false",
           "Forward moderator reports (submit-spam / submit-ham, `POST /api/v1/feedback`) to the upstream, "
           "through a durable outbox."),
@@ -322,9 +326,14 @@ def _validate(s: Settings) -> None:
           f"must be one of {', '.join(SCORING_ENGINES)}, got {s.scoring_engine!r}")
     check("max_body_bytes", s.max_body_bytes >= 1, f"must be at least 1, got {s.max_body_bytes}")
     check("max_batch_items", s.max_batch_items >= 1, f"must be at least 1, got {s.max_batch_items}")
-    check("model_check_seconds", s.model_check_seconds >= 0,
-          f"must be 0 (no hot reload) or more, got {s.model_check_seconds}")
-    check("retention_days", s.retention_days >= 0, f"must be 0 (keep forever) or more, got {s.retention_days}")
+    check("model_check_seconds", 0 <= s.model_check_seconds <= MAX_CHECK_SECONDS,
+          f"must be 0 (no hot reload) to {MAX_CHECK_SECONDS:g}, got {s.model_check_seconds}")
+    check("retention_days", 0 <= s.retention_days <= MAX_RETENTION_DAYS,
+          f"must be 0 (keep forever) to {MAX_RETENTION_DAYS}, got {s.retention_days}")
+    for name in ("data_dir", "model_path", "models_dir"):
+        path = getattr(s, name)
+        # An artifact and the data dir are directories; a file there fails later, with a traceback.
+        check(name, path is None or not path.exists() or path.is_dir(), f"must be a directory, {path} is a file")
     check("mode", s.mode in MODES, f"must be one of {', '.join(MODES)}, got {s.mode!r}")
     check("log_level", s.log_level in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}, got {s.log_level!r}")
     check("secret_key", s.secret_key is None or len(s.secret_key) >= MIN_SECRET_LENGTH,
@@ -353,8 +362,8 @@ def _validate_upstream(s: Settings, check: Callable[[str, bool, str], None]) -> 
           f"must be between 50 and 60000, got {s.upstream_budget_ms}")
     check("upstream_breaker_failures", s.upstream_breaker_failures >= 1,
           f"must be at least 1, got {s.upstream_breaker_failures}")
-    check("upstream_breaker_open_seconds", s.upstream_breaker_open_seconds > 0,
-          f"must be more than 0, got {s.upstream_breaker_open_seconds}")
+    check("upstream_breaker_open_seconds", 0 < s.upstream_breaker_open_seconds <= MAX_CHECK_SECONDS,
+          f"must be more than 0, at most {MAX_CHECK_SECONDS:g}, got {s.upstream_breaker_open_seconds}")
     band = s.upstream_gray_band
     check("upstream_gray_band", band is None or (len(band) == 2 and 0.0 <= band[0] <= band[1] <= 1.0),
           f"must be two scores 'low,high' with 0 <= low <= high <= 1, got {band!r}")

@@ -123,12 +123,27 @@ def test_empty_value_counts_as_unset() -> None:
     ("COMMENTGUARD_SECRET_KEY", "short"),
     ("COMMENTGUARD_ALLOW_ANONYMOUS_JSON", "maybe"), ("COMMENTGUARD_AKISMET_UNSURE_AS_SPAM", "2"),
     ("COMMENTGUARD_STORE_PERSONAL_DATA", "y"), ("COMMENTGUARD_SCORING_ENGINE", "fortran"),
+    # Past these, a timer or a date overflows in a thread, long after start-up.
+    ("COMMENTGUARD_MODEL_CHECK_SECONDS", "inf"), ("COMMENTGUARD_MODEL_CHECK_SECONDS", "1e309"),
+    ("COMMENTGUARD_MODEL_CHECK_SECONDS", "86401"), ("COMMENTGUARD_RETENTION_DAYS", "1000000"),
+    ("COMMENTGUARD_UPSTREAM_BREAKER_OPEN_SECONDS", "inf"),
 ])
 def test_bad_values_raise_naming_the_variable(variable: str, raw: str) -> None:
     with pytest.raises(SettingsError) as info:
         load_settings({variable: raw})
     assert info.value.variable == variable
     assert variable in str(info.value)
+
+
+@pytest.mark.parametrize("field", ["data_dir", "model_path", "models_dir"])
+def test_a_directory_setting_naming_a_file_is_refused(tmp_path: Path, field: str) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    variable = f"COMMENTGUARD_{field.upper()}"
+    with pytest.raises(SettingsError, match="must be a directory") as info:
+        load_settings({"COMMENTGUARD_DATA_DIR": str(tmp_path), variable: str(a_file)})
+    assert info.value.variable == variable
+    assert load_settings({variable: str(tmp_path / "not-yet")})  # missing is fine: created on first use
 
 
 def test_threshold_overrides_out_of_order_are_refused() -> None:
