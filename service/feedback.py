@@ -2,21 +2,22 @@
 
 Owns finding the check a report corrects (by its id, else by the same comment
 on the same site) and storing the label. A check may still sit in the
-recorder's queue when its report arrives (a moderator can be quick); a lookup
-that misses while anything is queued flushes the queue and looks once more.
+recorder's queue, or in the batch it is writing, when its report arrives (a
+moderator can be quick); a lookup that misses flushes the queue, waiting for a
+write in progress, and looks once more.
 With ``COMMENTGUARD_UPSTREAM_FORWARD_FEEDBACK`` on, a stored label is also queued
 for the upstream (:mod:`service.upstream_outbox`), never waiting for it.
 """
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Callable, Optional
 
 from model.comment import Comment
 from service.app import ServiceState
 from service.metrics import count_feedback
 from service.upstream_outbox import forward_report
-from store import CheckRecord, FeedbackRecord, KeyInfo
+from store import CheckRecord, FeedbackRecord, KeyInfo, Store
 
 CHECK_ID = re.compile(r"[0-9a-f]{32}")
 MAX_REPORTER = 200
@@ -26,10 +27,7 @@ def check_by_id(state: ServiceState, check_id: str, site_id: Optional[int]) -> O
     """The check with this id, if it exists and (given ``site_id``) belongs to that site."""
     if state.store is None or not CHECK_ID.fullmatch(check_id):
         return None
-    check = state.store.get_check(check_id)
-    if check is None and state.recorder is not None and state.recorder.pending:
-        state.recorder.flush()
-        check = state.store.get_check(check_id)
+    check = _found_or_flushed(state, lambda store: store.get_check(check_id))
     if check is not None and site_id is not None and check.site_id != site_id:
         return None  # another site's check: as good as unknown
     return check
@@ -40,10 +38,21 @@ def check_by_comment(state: ServiceState, comment: Comment, site_id: Optional[in
     if state.store is None:
         return None
     digest = state.store.comment_hash(comment)
-    check = state.store.find_check(digest, site_id)
-    if check is None and state.recorder is not None and state.recorder.pending:
+    return _found_or_flushed(state, lambda store: store.find_check(digest, site_id))
+
+
+def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[CheckRecord]]) -> Optional[CheckRecord]:
+    """``find(store)``; on a miss, once more after the recorder has written what it holds.
+
+    The flush runs even with nothing queued: it waits for a write in progress (the writer
+    takes its batch off the queue before the transaction commits), and a check in that batch
+    is in neither place until then.
+    """
+    assert state.store is not None
+    check = find(state.store)
+    if check is None and state.recorder is not None:
         state.recorder.flush()
-        check = state.store.find_check(digest, site_id)
+        check = find(state.store)
     return check
 
 

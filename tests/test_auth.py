@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from typing import Any, Callable
 
 import pytest
@@ -269,6 +271,39 @@ def test_feedback_by_check_id(app: Flask, client: FlaskClient) -> None:
     (feedback,) = store.list_feedback()
     assert feedback.id == body["feedback_id"] and feedback.comment.comment_content == HAM_TEXT
     assert feedback.source == "api" and feedback.reporter == "mod" and feedback.label == "spam"
+
+
+def test_feedback_finds_a_check_the_recorder_is_writing(app: Flask, client: FlaskClient,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The writer takes its batch off the queue, then commits: in between the check is in
+    # neither place, and a report arriving then must wait for the write, not answer 404.
+    state = get_state(app)
+    assert state.store is not None and state.recorder is not None
+    writing, real_write = threading.Event(), state.store.record_checks
+
+    def slow_write(records: Any) -> None:
+        writing.set()
+        time.sleep(0.3)
+        real_write(records)
+
+    monkeypatch.setattr(state.store, "record_checks", slow_write)
+    checked = [post_json(client, "/api/v1/check", {"comment_content": f"{HAM_TEXT} {i}"}).get_json()["check_id"]
+               for i in range(2)]
+    writer = threading.Thread(target=state.recorder.flush)
+    writer.start()
+    assert writing.wait(5) and state.recorder.pending == 0
+    by_id = post_json(client, "/api/v1/feedback", {"check_id": checked[0], "label": "spam"})
+    writer.join()
+    assert by_id.status_code == 201 and by_id.get_json()["check_id"] == checked[0]
+    writing.clear()
+    post_json(client, "/api/v1/check", {"comment_content": "One more, written slowly."})
+    writer = threading.Thread(target=state.recorder.flush)
+    writer.start()
+    assert writing.wait(5)
+    by_comment = post_json(client, "/api/v1/feedback", {"comment_content": "One more, written slowly.",
+                                                        "label": "spam"})
+    writer.join()
+    assert by_comment.status_code == 201 and by_comment.get_json()["check_id"] is not None
 
 
 def test_feedback_by_comment_links_the_same_comment(client: FlaskClient) -> None:
