@@ -41,7 +41,7 @@ from service.akismet_rules import apply_rules, is_flagged
 from service.app import ServiceState, get_state
 from service.auth import akismet_key, authenticate
 from service.body import BodyTooLarge, read_body
-from service.feedback import add_feedback, check_by_comment, check_by_id
+from service.feedback import add_feedback, check_by_comment, check_by_id, reported_comment
 from service.logging_setup import request_elapsed
 from store import USAGE_COUNTERS, CheckRecord, KeyInfo, StoreError, current_month, new_check_id
 
@@ -216,6 +216,7 @@ def _submit(label: str) -> Response:
         check = check_by_id(state, guid, key.site_id) if guid else None
         if check is None:
             check = check_by_comment(state, comment, key.site_id)
+        comment = reported_comment(comment, check)
         feedback_id = add_feedback(state, label=label, comment=comment, source="akismet",
                                    reporter=form.get("reporter"), check=check, key=key)
     except StoreError as exc:

@@ -11,9 +11,10 @@ for the upstream (:mod:`service.upstream_outbox`), never waiting for it.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Callable, Optional
 
-from model.comment import Comment
+from model.comment import TEXT_FIELDS, Comment
 from service.app import ServiceState
 from service.metrics import count_feedback
 from service.upstream_outbox import forward_report
@@ -56,6 +57,18 @@ def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[Chec
     return check
 
 
+def reported_comment(sent: Comment, check: Optional[CheckRecord]) -> Comment:
+    """What a report is about: the comment sent, or, when it carries no text (an Akismet
+    submit naming its check by ``guid`` alone), the check's stored comment with the fields
+    the report did send (its ``user_ip``, ``blog``...) over it."""
+    if sent.comment_content.strip() or check is None:
+        return sent
+    stored = check.comment
+    given = {name: getattr(sent, name) for name in TEXT_FIELDS if getattr(sent, name)}
+    return replace(stored, **given, extra=dict(sent.extra) or stored.extra,
+                   comment_context=sent.comment_context or stored.comment_context)
+
+
 def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: str, reporter: str,
                  check: Optional[CheckRecord], key: Optional[KeyInfo]) -> int:
     """Store one label (test feedback stays test feedback) and count it; return the feedback id.
@@ -86,4 +99,4 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
     return feedback_id
 
 
-__all__ = ["CHECK_ID", "add_feedback", "check_by_comment", "check_by_id"]
+__all__ = ["CHECK_ID", "add_feedback", "check_by_comment", "check_by_id", "reported_comment"]

@@ -32,6 +32,7 @@ from typing import Any, Optional
 from model.comment import Comment
 from service.upstream_client import UpstreamClient, UpstreamSubmitError, comment_form
 from store import Store
+from store.privacy import without_pseudonyms
 from store.records import utcnow
 from store.upstream import (
     claim_upstream_reports,
@@ -137,7 +138,8 @@ def forward_report(forwarder: Any, label: str, comment: Comment, *, blog: str,
         return
     answer = upstream_json.get("answer") if isinstance(upstream_json, dict) else None
     try:
-        forwarder.enqueue(label, comment, blog=blog, feedback_id=feedback_id,
+        # A comment taken from the check log has its IP and e-mail as keyed hashes: those stay here.
+        forwarder.enqueue(label, without_pseudonyms(comment), blog=blog, feedback_id=feedback_id,
                           comment_check_response=answer if answer in ("true", "false") else "")
     except Exception as exc:  # noqa: BLE001 - the moderator's label is stored; forwarding is best effort here
         log.error("queueing a report for the upstream failed: %s", type(exc).__name__)

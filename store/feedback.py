@@ -84,8 +84,8 @@ class FeedbackMixin(StoreBase):
     def export_feedback(self, path: Union[str, "os.PathLike[str]"], *, include_upstream: bool = False) -> int:
         """Write the training set as JSON Lines; return the number of lines.
 
-        One object per comment: its latest label wins; test feedback is never
-        exported. Each line has ``comment_content``, ``label`` and every other
+        One object per comment: its latest label wins; test feedback and labels of
+        comments without text are never exported. Each line has ``comment_content``, ``label`` and every other
         non-empty Akismet field (``comment_context`` as a list). The file is
         replaced atomically. ``include_upstream`` adds the upstream's answers
         recorded with checks as weak labels, after the moderators' labels, for
@@ -93,7 +93,9 @@ class FeedbackMixin(StoreBase):
         (moderator lines carry ``"moderator"`` then).
         """
         records = self.list_feedback(include_test=False, latest_per_comment=True)
-        rows = [_training_row(r) for r in records]
+        # A label without text (a report of a pingback, or of a check no longer in the log) has
+        # nothing to learn from, and the training loader would refuse its line.
+        rows = [_training_row(r) for r in records if r.comment.comment_content.strip()]
         if include_upstream:
             from store.upstream import upstream_weak_labels  # store.upstream imports this package's base
 

@@ -26,6 +26,19 @@ _PERSONAL_EXTRA = re.compile(r"^REMOTE_ADDR$|_IP$|FORWARDED|REAL_IP|EMAIL", re.I
 _SPACE = re.compile(r"\s+")
 
 
+def without_pseudonyms(comment: Comment) -> Comment:
+    """``comment`` without the values that are keyed hashes (a stored comment's IP and e-mail).
+
+    For whatever leaves the server (the upstream): a hash means nothing to anyone else.
+    """
+    def clear(value: str) -> str:
+        return "" if value.startswith(HMAC_PREFIX) else value
+
+    extra = {k: v for k, v in comment.extra.items() if not v.startswith(HMAC_PREFIX)}
+    return replace(comment, user_ip=clear(comment.user_ip), comment_author_email=clear(comment.comment_author_email),
+                   extra=extra)
+
+
 def _normalise_text(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
 

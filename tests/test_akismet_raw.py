@@ -365,6 +365,25 @@ def test_submit_linked_by_guid(app: Flask, client: FlaskClient, api_key: str) ->
     assert feedback.reporter == "mod-anna" and feedback.key_id is not None
 
 
+def test_a_submit_naming_its_check_by_guid_alone_is_about_that_comment(app: Flask, client: FlaskClient,
+                                                                        api_key: str) -> None:
+    # A plugin that keeps only the guid sends the required fields and nothing of the comment.
+    texts = ["Cheap replica watches at http://watches.example/buy", "Thanks, this fixed my build."]
+    guids = [post(client, "/1.1/comment-check", base(api_key, comment_content=text, comment_author="Zed",
+                                                     comment_author_email="zed@mail.example")).headers["X-akismet-guid"]
+             for text in texts]
+    for guid, label in zip(guids, ("spam", "ham")):
+        bare = {"api_key": api_key, "blog": TEST_SITE, "user_ip": "203.0.113.50", "guid": guid}
+        response = post(client, "/1.1/submit-" + label, bare)
+        assert_answer(response, THANKS)
+        assert response.headers["X-CommentGuard-Check-Id"] == guid
+    feedback = flushed_store(app).list_feedback()
+    assert [(f.comment.comment_content, f.label, f.check_id) for f in feedback] == [
+        (texts[0], "spam", guids[0]), (texts[1], "ham", guids[1])]
+    assert all(f.comment.comment_author == "Zed" and f.comment.comment_author_email.endswith("@mail.example")
+               for f in feedback)
+
+
 def test_submit_linked_by_the_same_comment(app: Flask, client: FlaskClient, api_key: str) -> None:
     fields = base(api_key, comment_author_email="ann@example.org")
     check = post(client, "/1.1/comment-check", fields)

@@ -210,6 +210,7 @@ def test_feedback_export_forget_round_trip(env: Settings, store: Store, tmp_path
     wrong = add(store, "Cheap watches http://replica.example", "spam", check_id=CHECK_ID)
     add(store, "Cheap watches http://replica.example", "ham", check_id=CHECK_ID)  # relabelled
     gone = add(store, "Win money now http://bit.ly/win", "spam")
+    add(store, "", "spam")  # a report with no text (a pingback): nothing to learn, left out
     out = tmp_path / "exports" / "feedback.jsonl"
     assert "exported 3 labelled comments" in ok("feedback", "export", "--out", str(out))
     rows = read_jsonl(out)
@@ -221,7 +222,7 @@ def test_feedback_export_forget_round_trip(env: Settings, store: Store, tmp_path
     assert "forgot 2 labels" in ok("feedback", "forget", "--check", CHECK_ID)
     assert "exported 1 labelled comment " in ok("feedback", "export", "--out", str(out))
     assert read_jsonl(out) == [{"comment_content": "Thanks, this fixed my build.", "label": "ham"}]
-    assert [r.id for r in store.list_feedback()] == [keep]
+    assert [r.id for r in store.list_feedback() if r.comment.comment_content] == [keep]
     assert wrong not in [r.id for r in store.list_feedback()]
 
 

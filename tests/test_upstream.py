@@ -586,6 +586,27 @@ def test_a_report_answered_with_a_passing_failure_is_sent_again(make_app: Callab
     assert [r["comment_content"] for r in broken.accepted_reports] == [["Retry me later, please."]]
 
 
+def test_reports_forward_real_values_never_the_stored_hashes(make_app: Callable[..., Flask],
+                                                             broken: BrokenUpstream) -> None:
+    app = upstream_app(make_app, broken.url, SHADOW, upstream_forward_feedback=True)
+    _fast_retries(app)
+    client = app.test_client()
+    ip, email = "203.0.113.77", "someone@spam.example"
+    checked, _ = json_check(app, SPAM_TEXT, comment_author_email=email, blog=TEST_SITE, user_ip=ip)
+    # By check id: only the check log's copy exists, whose IP and e-mail are keyed hashes.
+    assert client.post("/api/v1/feedback", json={"check_id": checked["check_id"], "label": "spam"}).status_code == 201
+    # By guid alone on the Akismet surface: the form's own user_ip is the real one.
+    guid = akismet_check(app, HAM_TEXT, comment_author_email=email)[0].headers["X-akismet-guid"]
+    form = {"api_key": app.config["TEST_API_KEY"], "blog": TEST_SITE, "user_ip": "198.51.100.8", "guid": guid}
+    assert client.post("/1.1/submit-ham", data=form).get_data(as_text=True).startswith("Thanks")
+    assert _wait_for(lambda: len(broken.accepted_reports) == 2)
+    by_id, by_guid = sorted(broken.accepted_reports, key=lambda r: r["comment_content"] != [SPAM_TEXT])
+    sent = json.dumps(broken.accepted_reports)
+    assert "hmac:" not in sent and email not in sent
+    assert by_id["comment_content"] == [SPAM_TEXT] and "user_ip" not in by_id
+    assert by_guid["comment_content"] == [HAM_TEXT] and by_guid["user_ip"] == ["198.51.100.8"]
+
+
 def test_a_report_refused_for_what_it_is_is_not_sent_again(make_app: Callable[..., Flask],
                                                            broken: BrokenUpstream) -> None:
     broken.submit = "Missing required field: user_ip."
