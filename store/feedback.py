@@ -4,17 +4,20 @@ Each row keeps its own minimised copy of the comment, so it outlives the check
 log. Forgetting deletes the row outright rather than marking it: forgetting
 serves erasure requests and unlearning, and a marked row would still hold the
 comment and the (pseudonymised) sender. Once a row is gone, the comment's
-previous label, if any, is the latest again.
+previous label, if any, is the latest again; once a comment has no label left,
+its checks leave the check log too.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
 from store.base import StoreBase
+from store.db import Tx
 from store.records import COMMENT_COLUMNS, FeedbackRecord, as_utc, comment_from_row, comment_to_row
 
 _COLUMNS: tuple[str, ...] = (
@@ -42,6 +45,17 @@ def _feedback_from_row(row: dict[str, Any]) -> FeedbackRecord:
         comment_hash=row["comment_hash"],
         comment=comment_from_row(row, is_test=is_test),
     )
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What forgetting removed: labels, and checks of the comments left without one. Falsy: nothing."""
+
+    labels: int
+    checks: int
+
+    def __bool__(self) -> bool:
+        return self.labels > 0
 
 
 class FeedbackMixin(StoreBase):
@@ -73,13 +87,30 @@ class FeedbackMixin(StoreBase):
             sql = f"SELECT * FROM feedback {where} {_ORDER}"
         return [_feedback_from_row(r) for r in self._db.read(lambda tx: tx.fetchall(sql, params))]
 
-    def forget_feedback(self, feedback_id: int) -> bool:
-        """Delete one label; False when there was none with that id."""
-        return self._db.run(lambda tx: tx.execute("DELETE FROM feedback WHERE id = ?", (feedback_id,))) == 1
+    def forget_feedback(self, feedback_id: int) -> Forgotten:
+        """Delete one label (falsy result when there was none with that id); see :meth:`_forget`."""
+        return self._forget("id = ?", (feedback_id,))
 
-    def forget_feedback_for_check(self, check_id: str) -> int:
-        """Delete every label given for a check (also after the check was purged); return how many."""
-        return self._db.run(lambda tx: tx.execute("DELETE FROM feedback WHERE check_id = ?", (check_id,)))
+    def forget_feedback_for_check(self, check_id: str) -> Forgotten:
+        """Delete every label given for a check (also after the check was purged); see :meth:`_forget`."""
+        return self._forget("check_id = ?", (check_id,))
+
+    def _forget(self, where: str, params: tuple[Any, ...]) -> Forgotten:
+        """Delete the labels ``where`` selects, and the checks of each comment left without a label.
+
+        The check log holds the comment's text too, and the upstream's answer about it, which
+        ``export --include-upstream`` would otherwise bring back as a weak label.
+        """
+        def work(tx: Tx) -> Forgotten:
+            hashes = {r["comment_hash"] for r in tx.fetchall(f"SELECT comment_hash FROM feedback WHERE {where}", params)}
+            labels = tx.execute(f"DELETE FROM feedback WHERE {where}", params)
+            checks = 0
+            for digest in sorted(hashes):
+                if tx.fetchone("SELECT 1 AS one FROM feedback WHERE comment_hash = ?", (digest,)) is None:
+                    checks += tx.execute("DELETE FROM checks WHERE comment_hash = ?", (digest,))
+            return Forgotten(labels, checks)
+
+        return self._db.run(work)
 
     def export_feedback(self, path: Union[str, "os.PathLike[str]"], *, include_upstream: bool = False) -> int:
         """Write the training set as JSON Lines; return the number of lines.

@@ -406,7 +406,11 @@ def test_forgotten_feedback_is_not_learned_by_the_next_retrain(tmp_path: Path, m
     base = tmp_path / "base.jsonl"
     comments, labels = tiny_training_set()
     base.write_text("".join(json.dumps({"comment_content": c.comment_content, "label": "spam" if y else "ham"})
-                            + "\n" for c, y in zip(comments, labels)))
+                            + "\n" for c, y in zip(comments, labels))
+                    # Two malformed rows: left out, and said so.
+                    + json.dumps({"comment_content": "", "label": "spam"}) + "\n"
+                    + json.dumps({"comment_content": "A fine comment.", "label": "maybe"}) + "\n")
+    n_rows = len(comments)
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
     env.update({"COMMENTGUARD_DATA_DIR": str(data_dir), "COMMENTGUARD_MODEL_PATH": str(model_dir)})
     from model.comment import Comment
@@ -422,6 +426,8 @@ def test_forgotten_feedback_is_not_learned_by_the_next_retrain(tmp_path: Path, m
     assert cli(env, "feedback", "forget", str(forgotten)).returncode == 0
     run = cli(env, "retrain", "--no-seed", "--data", str(base), "--json", "--force", "--reason", "test")
     assert run.returncode == 0, run.stderr[-2000:]
+    warnings = [line for line in run.stderr.splitlines() if "warning: " in line]
+    assert len(warnings) == 2 and f"base.jsonl:{n_rows + 1}" in warnings[0] and f"base.jsonl:{n_rows + 2}" in warnings[1]
     out = json.loads(run.stdout)
     assert out["feedback_labels"] == 9  # forgotten and is_test labels never count
     meta = read_metadata(out["path"])

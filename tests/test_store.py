@@ -32,6 +32,7 @@ from store import (
     open_store,
 )
 from store.db import Database
+from store.feedback import Forgotten
 from store.keys import MAX_BLOG_CHARS
 from store.migrations import MIGRATIONS, Migration, applied_versions, migrate
 from store.privacy import Privacy
@@ -498,11 +499,17 @@ def test_forget_feedback(store: Store) -> None:
     first = store.add_feedback(FeedbackRecord("spam", _comment("x"), check_id=check_id))
     store.add_feedback(FeedbackRecord("ham", _comment("x"), check_id=check_id))
     keep = store.add_feedback(FeedbackRecord("spam", _comment("y")))
-    assert store.forget_feedback(first) is True
-    assert store.forget_feedback(first) is False
-    assert store.forget_feedback_for_check(check_id) == 1
-    assert store.forget_feedback_for_check(check_id) == 0
+    checks = [_check(_comment("x")), _check(_comment("x")), _check(_comment("y"))]
+    store.record_checks(checks)
+    # The comment still has a label: its checks stay.
+    assert store.forget_feedback(first) == Forgotten(labels=1, checks=0)
+    assert not store.forget_feedback(first)
+    assert store.get_check(checks[0].id) is not None
+    # Its last label gone, the check log's copies of it go too (text, upstream answer); not y's.
+    assert store.forget_feedback_for_check(check_id) == Forgotten(labels=1, checks=2)
+    assert not store.forget_feedback_for_check(check_id)
     assert [f.id for f in store.list_feedback(include_test=True)] == [keep]
+    assert [store.get_check(c.id) is not None for c in checks] == [False, False, True]
 
 
 def test_export_feedback(store: Store, tmp_path: Path) -> None:

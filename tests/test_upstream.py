@@ -684,6 +684,11 @@ def test_report_and_export_with_upstream_labels(make_app: Callable[..., Flask], 
     # The moderator's label for SPAM_TEXT wins; HAM_TEXT comes from the upstream ("true"); the 500 is no label.
     assert [(r["comment_content"], r["label"], r["label_source"]) for r in rows] == [
         (SPAM_TEXT, "spam", "moderator"), (HAM_TEXT, "spam", "upstream")]
+    # Forgotten (an erasure request), the comment does not come back as the upstream's weak label.
+    (label,) = get_state(app).store.list_feedback()
+    assert "1 check of that comment" in runner.invoke(cli, ["feedback", "forget", str(label.id)]).output
+    assert runner.invoke(cli, ["feedback", "export", "--out", str(out), "--include-upstream"]).exit_code == 0
+    assert [json.loads(line)["comment_content"] for line in out.read_text().splitlines()] == [HAM_TEXT]
 
 
 # --- the outbox on both engines -------------------------------------------------------------------

@@ -49,6 +49,8 @@ from training.train import TrainingError, load_training_data, out_of_fold_scores
 
 Progress = Callable[[str], None]
 FEEDBACK_SOURCE = "feedback"
+#: How many of the base data's row problems the progress lists (a malformed row is left out, never silently).
+PROBLEMS_SHOWN = 50
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,10 @@ def retrain(*, store: Any, models_dir: Path, current: Optional[Scorer], data: Se
     say = progress or (lambda _m: None)
     say("gathering the base data and the moderator feedback")
     base, feedback = gather(data, use_seed=use_seed, store=store)
+    for problem in base.problems[:PROBLEMS_SHOWN]:
+        say(f"warning: {problem}")  # a malformed row is left out, never silently
+    if len(base.problems) > PROBLEMS_SHOWN:
+        say(f"warning: ... and {len(base.problems) - PROBLEMS_SHOWN} more rows reported")
     parts = split(base.records, feedback, holdout, random_state)
     say(f"{len(base.records)} base rows, {len(feedback)} feedback labels; training on {len(parts.train)}, "
         f"holding out {len(parts.held_out)} ({len(parts.feedback)} of them recent feedback)")

@@ -3,7 +3,8 @@
 ``feedback export`` writes the generic training format (JSON Lines with
 ``comment_content``, ``label`` and the other Akismet fields) that
 ``commentguard train --data`` reads. Forgetting deletes the label outright
-(erasure requests, unlearning a wrong correction): the next export and the
+(erasure requests, unlearning a wrong correction), and the comment's checks once
+it has no label left: the next export (``--include-upstream`` too) and the
 model trained on it no longer contain it.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 
 from commentguard.context import cli_store
 from store import FeedbackRecord
+from store.feedback import Forgotten
 
 PREVIEW_CHARS = 60
 _SPACE = re.compile(r"\s+")
@@ -93,11 +95,18 @@ def forget(feedback_id: int | None, check_id: str | None) -> None:
         raise click.UsageError("give either a feedback ID or --check CHECK_ID")
     with cli_store() as store:
         if check_id is not None:
-            count = store.forget_feedback_for_check(check_id.strip().lower())
-            if not count:
+            forgotten = store.forget_feedback_for_check(check_id.strip().lower())
+            if not forgotten:
                 raise click.ClickException(f"no feedback for check {check_id}")
-            click.echo(f"forgot {count} label{'' if count == 1 else 's'} of check {check_id}")
+            labels = forgotten.labels
+            click.echo(f"forgot {labels} label{'' if labels == 1 else 's'} of check {check_id}" + _checks(forgotten))
             return
-        if not store.forget_feedback(feedback_id):  # type: ignore[arg-type]
+        forgotten = store.forget_feedback(feedback_id)  # type: ignore[arg-type]
+        if not forgotten:
             raise click.ClickException(f"no feedback with id {feedback_id}")
-    click.echo(f"forgot feedback {feedback_id}")
+    click.echo(f"forgot feedback {feedback_id}" + _checks(forgotten))
+
+
+def _checks(forgotten: Forgotten) -> str:
+    n = forgotten.checks
+    return f", and {n} check{'' if n == 1 else 's'} of that comment from the check log" if n else ""
