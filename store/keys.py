@@ -43,8 +43,29 @@ MAX_BLOG_CHARS = 255
 
 
 def normalise_site_url(url: str) -> str:
-    """The form a site URL is stored under: trimmed, without a trailing slash."""
-    return url.strip().rstrip("/")
+    """The form a site URL is stored and counted under: trimmed, without a trailing slash, its
+    scheme and host in lower case (``HTTPS://Blog.Example/`` is ``https://blog.example``)."""
+    url = url.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}://{host.lower()}{slash}{path}"
+
+
+def check_site_url(url: str) -> str:
+    """A key's site URL, normalised; InvalidRecordError unless it is an http(s) URL with a host."""
+    normalised = normalise_site_url(url)
+    if not normalised:
+        raise InvalidRecordError("a key needs a site URL")
+    if any(ch.isspace() or not ch.isprintable() for ch in normalised) or len(normalised) > MAX_BLOG_CHARS:
+        raise InvalidRecordError(f"a site URL has no spaces or control characters and at most "
+                                 f"{MAX_BLOG_CHARS} characters, got {normalised[:80]!r}")
+    scheme, _, rest = normalised.partition("://")
+    if scheme not in ("http", "https") or not rest.split("/", 1)[0]:
+        raise InvalidRecordError(f"a site URL is http:// or https:// and a host, like https://blog.example, "
+                                 f"got {normalised[:80]!r}")
+    return normalised
 
 
 def normalise_blog(blog: str) -> str:
@@ -69,9 +90,7 @@ class KeysMixin(StoreBase):
 
     def create_key(self, site_url: str, label: str = "") -> tuple[str, KeyInfo]:
         """Make a new key for a site (created if new); return the key, once, and its info."""
-        url = normalise_site_url(site_url)
-        if not url:
-            raise InvalidRecordError("a key needs a site URL")
+        url = check_site_url(site_url)
         key = secrets.token_hex(6)
         digest = self._privacy.key_digest(key)
 

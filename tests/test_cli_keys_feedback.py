@@ -79,6 +79,9 @@ def test_keys_create_json(env: Settings, store: Store) -> None:
 def test_keys_create_needs_a_site(env: Settings) -> None:
     assert run("keys", "create").exit_code == 2
     assert run("keys", "create", "--site", "  ").exit_code == 2
+    bad = run("keys", "create", "--site", "javascript:alert(1)")
+    assert bad.exit_code == 2 and "--site" in bad.output and "http://" in bad.output
+    assert "no keys" in ok("keys", "list")
 
 
 def test_keys_list_never_shows_the_key(env: Settings, store: Store) -> None:

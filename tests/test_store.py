@@ -33,7 +33,7 @@ from store import (
 )
 from store.db import Database
 from store.feedback import Forgotten
-from store.keys import MAX_BLOG_CHARS
+from store.keys import MAX_BLOG_CHARS, normalise_site_url
 from store.migrations import MIGRATIONS, Migration, applied_versions, migrate
 from store.privacy import Privacy
 from store.records import COMMENT_COLUMNS, new_check_id
@@ -154,13 +154,18 @@ def test_create_authenticate_revoke(store: Store) -> None:
 
 def test_keys_share_a_site_and_differ(store: Store) -> None:
     key1, info1 = store.create_key("https://blog.example.org")
-    key2, info2 = store.create_key("https://blog.example.org/")
+    key2, info2 = store.create_key(" HTTPS://Blog.Example.org/ ")
     _, info3 = store.create_key("https://other.example")
     assert key1 != key2 and info1.site_id == info2.site_id != info3.site_id
     assert [s.url for s in store.list_sites()] == ["https://blog.example.org", "https://other.example"]
     assert store.authenticate(key2).id == info2.id  # type: ignore[union-attr]
-    with pytest.raises(InvalidRecordError):
-        store.create_key("   ")
+    for bad in ("   ", "not a url", "javascript:alert(1)", "ftp://files.example", "https://", "https:///path",
+                "https://blog.example\nid 9", "https://blog.example/a b", "https://x.example/" + "p" * 300):
+        with pytest.raises(InvalidRecordError):
+            store.create_key(bad)
+    assert len(store.list_sites()) == 2
+    # The path keeps its case: it may matter to the site.
+    assert normalise_site_url("HTTP://A.Example/Blog/") == "http://a.example/Blog"
 
 
 def test_key_is_never_stored_in_clear(store: Store) -> None:

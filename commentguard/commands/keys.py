@@ -12,6 +12,7 @@ import click
 
 from commentguard.context import cli_store
 from store import USAGE_COUNTERS, InvalidRecordError, KeyInfo, current_month
+from store.keys import check_site_url
 
 ONCE_NOTICE = "This key is shown only once and cannot be shown again: store it now."
 
@@ -39,8 +40,10 @@ def command() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the key and its details as JSON.")
 def create(site: str, label: str, as_json: bool) -> None:
     """Create a key for --site and print it (once)."""
-    if not site.strip():
-        raise click.BadParameter("must not be empty", param_hint="--site")
+    try:
+        check_site_url(site)
+    except InvalidRecordError as exc:
+        raise click.BadParameter(str(exc), param_hint="--site") from None
     with cli_store() as store:
         key, info = store.create_key(site, label=label)
     if as_json:
