@@ -193,6 +193,7 @@ class ServerMessageFilter(logging.Filter):
         record.args = None
         return True
 
+
 try:
     from gunicorn.glogging import Logger as _GunicornBase
 except ImportError:  # pragma: no cover - gunicorn is a dependency; tests may run without it
@@ -231,4 +232,5 @@ class GunicornLogger(_GunicornBase):  # type: ignore[misc,valid-type]
 
 
 __all__ = ["GunicornLogger", "JsonFormatter", "REQUEST_ID_HEADER", "REQUEST_ID_RE", "RequestIdFilter",
-           "ServerMessageFilter", "configure_logging", "scrub_server_message", "current_request_id", "init_app", "json_handler", "request_id_from"]
+           "ServerMessageFilter", "configure_logging", "current_request_id", "init_app", "json_handler",
+           "request_id_from", "scrub_server_message"]

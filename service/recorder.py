@@ -34,6 +34,7 @@ from typing import Iterator, Optional, Sequence
 
 from service.metrics import count_check
 from store import CheckRecord, Store, StoreDataError, current_month
+from store.keys import normalise_blog
 
 #: What a store raises for a record it cannot take (a value no column type holds, text that is
 #: not Unicode), as opposed to a database that is busy or gone, which a later flush may get past.
@@ -50,6 +51,8 @@ DEFAULT_MAX_ATTEMPTS = 5
 MAX_BACKOFF = 5.0
 #: Check rows built between two moments the writer lets the request threads have the GIL (_paced).
 YIELD_EVERY = 10
+#: Most usage slots (key, month, blog) queued at once; see :meth:`Recorder.count_usage`.
+MAX_USAGE_SLOTS = 10_000
 
 
 @dataclass
@@ -124,12 +127,18 @@ class Recorder:
         """
         if key_id is None or not any(increments.values()):
             return
-        slot = (int(key_id), month or _this_month(), blog)
+        slot = (int(key_id), month or _this_month(), normalise_blog(blog) if blog else "")
         with self._queue_lock:
             usage = self._pending.usage
             counter = usage.get(slot)
             if counter is None:
-                counter = usage[slot] = Counter()
+                if len(usage) >= MAX_USAGE_SLOTS:
+                    # The client chooses blog values: past this many (an outage, a client sending
+                    # a new one each call), further ones count for the key's own site.
+                    slot = slot[:2] + ("",)
+                    counter = usage.get(slot)
+                if counter is None:
+                    counter = usage[slot] = Counter()
             for name, value in increments.items():
                 if value:
                     counter[name] += value

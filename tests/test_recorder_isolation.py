@@ -18,6 +18,7 @@ from model.verdict import Reason, Verdict
 from service import recorder as recorder_module
 from service.recorder import MAX_BACKOFF, Recorder, next_delay
 from store import CheckRecord, Store, StoreDatabaseError, StoreDataError, open_store
+from store.keys import MAX_BLOG_CHARS
 
 SECRET = b"test-secret-0123456789abcdef"
 
@@ -88,6 +89,7 @@ class FlakyStore:
         self.down = True
         self.calls = 0
         self.written: list[str] = []
+        self.usage: dict[tuple[int, str, str, str], int] = {}
 
     def record_checks(self, records: Iterable[CheckRecord]) -> None:
         self.calls += 1
@@ -95,9 +97,11 @@ class FlakyStore:
             raise StoreDatabaseError("postgresql error: connection refused")
         self.written += [r.id for r in records]
 
-    def count_usage(self, key_id: int, month: str, **counts: int) -> None:
+    def count_usage(self, key_id: int, month: str, *, blog: str = "", **counts: int) -> None:
         if self.down:
             raise StoreDatabaseError("postgresql error: connection refused")
+        for name, value in counts.items():
+            self.usage[(key_id, month, blog, name)] = self.usage.get((key_id, month, blog, name), 0) + value
 
 
 def test_a_database_that_is_down_loses_nothing_and_gets_it_all_when_back() -> None:
@@ -127,6 +131,24 @@ def test_an_outage_longer_than_the_queue_drops_the_oldest_checks_only() -> None:
     flaky.down = False
     assert recorder.flush()
     assert flaky.written == [r.id for r in records[30:]]
+
+
+def test_usage_slots_per_blog_are_bounded_through_an_outage(monkeypatch: pytest.MonkeyPatch) -> None:
+    # blog is the client's: one sending a new value each call must not grow the queue without end.
+    monkeypatch.setattr(recorder_module, "MAX_USAGE_SLOTS", 50)
+    flaky = FlakyStore()
+    recorder = Recorder(flaky)  # type: ignore[arg-type]
+    for i in range(200):
+        recorder.count_usage(7, "2026-11", blog=f"https://site-{i}.example/", api_calls=1)
+    recorder.count_usage(7, "2026-11", blog="HTTPS://Site-3.Example", api_calls=1)  # the same site as i=3
+    recorder.count_usage(7, "2026-11", blog="https://x.example/" + "p" * 1000, api_calls=1)
+    assert recorder.pending == 51  # 50 blogs, and the key's own site for the rest
+    flaky.down = False
+    assert recorder.flush()
+    assert flaky.usage[(7, "2026-11", "https://site-3.example", "api_calls")] == 2
+    assert flaky.usage[(7, "2026-11", "", "api_calls")] == 151
+    assert sum(flaky.usage.values()) == 202
+    assert max(len(blog) for _, _, blog, _ in flaky.usage) <= MAX_BLOG_CHARS
 
 
 def test_the_writer_backs_off_while_the_store_is_unreachable() -> None:
