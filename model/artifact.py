@@ -143,7 +143,10 @@ def verify_artifact(path: str | Path) -> dict[str, Any]:
         raise ArtifactIncompatibleError(
             f"artifact format {meta.get('format_version')!r} at {path}; this release reads {FORMAT_VERSION}"
         )
-    wanted = str(meta.get("libraries", {}).get("scikit-learn", "unknown"))
+    libraries = meta.get("libraries")
+    if not isinstance(libraries, dict) or not isinstance(meta.get("sha256"), str):
+        raise ArtifactCorruptError(f"{path}/{METADATA_NAME} has a malformed 'libraries' or 'sha256' entry")
+    wanted = str(libraries.get("scikit-learn", "unknown"))
     installed = _installed("scikit-learn")
     if _minor(wanted) != _minor(installed):
         raise ArtifactIncompatibleError(

@@ -188,6 +188,12 @@ def test_metadata_without_checksum(saved: Path, no_unpickling) -> None:
     _refused(saved, ArtifactCorruptError, "sha256")
 
 
+@pytest.mark.parametrize("changes", [{"libraries": "oops"}, {"libraries": None}, {"sha256": 42}, {"sha256": ["a"]}])
+def test_metadata_of_the_wrong_shape_is_refused_clearly(saved: Path, no_unpickling, changes: dict) -> None:
+    _edit_meta(saved, **changes)  # hand-made or damaged: a clear refusal, not an AttributeError
+    _refused(saved, ArtifactCorruptError, METADATA_NAME)
+
+
 def _edit_meta(path: Path, **changes) -> None:
     meta = json.loads((path / METADATA_NAME).read_text())
     meta.update(changes)

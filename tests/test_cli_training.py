@@ -160,3 +160,79 @@ def test_malformed_row_is_reported_with_file_and_line(tmp_path: Path, runner: Cl
                                  "--out", str(tmp_path / "m2")])
     assert strict.exit_code == 1
     assert f"{data}:6" in strict.output and "Traceback" not in strict.output
+
+
+# --- what is refused before any training, and what a failed run still says ------------------------
+
+def test_train_refuses_an_out_it_cannot_write_before_training(tmp_path: Path, runner: CliRunner, trained) -> None:
+    data, model = trained
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    crowded = tmp_path / "photos"
+    crowded.mkdir()
+    (crowded / "holiday.jpg").write_text("x")
+    (crowded / METADATA_NAME).write_text("{}")  # an unrelated file of that name is not replaced either
+    for out in (a_file, a_file / "sub", crowded):
+        result = runner.invoke(cli, ["train", "--data", str(data), "--no-seed", "--out", str(out)])
+        assert result.exit_code == 2 and "--out" in result.output, result.output
+        assert "[train] loading" not in result.stderr  # refused before any work
+    assert (crowded / METADATA_NAME).read_text() == "{}"
+    # An earlier artifact's directory is replaced, as before.
+    again = runner.invoke(cli, ["train", "--data", str(data), "--no-seed", "--out", str(model)])
+    assert again.exit_code == 0, again.output
+
+
+@pytest.mark.parametrize("options", [("--spam-max-fpr", "nan"), ("--spam-max-fpr", "-5"), ("--spam-max-fpr", "3"),
+                                     ("--discard-max-fpr", "0.02")])
+def test_train_refuses_threshold_policies_outside_0_to_1(tmp_path: Path, runner: CliRunner, trained,
+                                                         options: tuple[str, str]) -> None:
+    data, _ = trained
+    result = runner.invoke(cli, ["train", "--data", str(data), "--no-seed", "--out", str(tmp_path / "m"), *options])
+    assert result.exit_code == 2 and options[0] in result.output, result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_run_that_fails_for_want_of_rows_still_lists_the_rows_it_left_out(tmp_path: Path,
+                                                                          runner: CliRunner, trained) -> None:
+    data, _ = trained  # a CSV read as SMS: every line is malformed, so nothing is left
+    result = runner.invoke(cli, ["train", "--data", str(data), "--no-seed", "--format", "sms",
+                                 "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "both spam and ham" in result.output
+    assert f"warning: {data}:1: no TAB" in result.stderr
+    assert "... and 11 more rows reported" in result.stderr  # 61 lines, 50 listed
+
+
+def test_the_streaming_path_counts_every_problem(tmp_path: Path, runner: CliRunner) -> None:
+    rows = small_rows() + [(f"row {i} with a label nobody knows", "maybe") for i in range(1500)]
+    data = write_csv(tmp_path / "many.csv", rows)
+    result = runner.invoke(cli, ["train", "--data", str(data), "--no-seed", "--streaming", "--strict",
+                                 "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "1500 problem(s)" in result.output
+    assert "... and 1480 more" in result.output
+
+
+def test_in_memory_training_records_its_peak_memory(trained) -> None:
+    _, out = trained
+    peak = json.loads((out / METADATA_NAME).read_text())["training"]["peak_rss_mb"]
+    assert peak["main"] > 50  # MiB: Python with scikit-learn loaded
+
+
+def test_evaluate_counts_the_rows_it_left_out(trained, tmp_path: Path, runner: CliRunner) -> None:
+    data, out = trained
+    bad = write_csv(tmp_path / "bad.csv", small_rows()[:4] + [(f"odd row {i}", "maybe") for i in range(70)])
+    text = runner.invoke(cli, ["evaluate", "--model", str(out), "--data", str(bad)])
+    assert text.exit_code == 0 and "70 rows reported and left out" in text.stdout
+    assert text.stderr.count("warning: ") == 51 and "... and 20 more rows reported" in text.stderr
+    figures = json.loads(runner.invoke(cli, ["evaluate", "--model", str(out), "--data", str(bad), "--json"]).stdout)
+    assert figures["rows_reported"] == 70 and figures["n"] == 4
+
+
+def test_check_refuses_empty_text_and_a_bad_setting_clearly(trained, runner: CliRunner,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    _, out = trained
+    empty = runner.invoke(cli, ["check", "  ", "--model", str(out)])
+    assert empty.exit_code == 2 and "TEXT" in empty.output
+    monkeypatch.setenv("COMMENTGUARD_MODEL_CHECK_SECONDS", "abc")
+    bad = runner.invoke(cli, ["check", "hello"])
+    assert bad.exit_code == 1 and "COMMENTGUARD_MODEL_CHECK_SECONDS" in bad.output
+    assert isinstance(bad.exception, SystemExit)

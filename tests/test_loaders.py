@@ -6,6 +6,7 @@ at the end read the real corpora from ../shared/data and skip when it is absent.
 from __future__ import annotations
 
 import hashlib
+import json
 import types
 from pathlib import Path
 
@@ -329,6 +330,12 @@ def test_wordpress_csv_maps_metadata_and_drops_numbers_and_dates(tmp_path: Path)
         ("sms", "spam\tfree stuff\nham\thi\n", "sms"),
         ("yt.csv", YOUTUBE_CSV, "youtube"),
         ("wp.csv", "comment_number,author,website,content,label\n1,a,b,c,spam\n", "wordpress_csv"),
+        # The layout the README gives, without comment_number: author and website must not end
+        # up unused in a generic row's extras.
+        ("wp2.csv", "author,website,email,ip,content,label\na,http://b.example,c@d.example,1.2.3.4,x,spam\n",
+         "wordpress_csv"),
+        ("wp16.xml", wxr("1.2", wp_comment("1", "x")).replace('encoding="UTF-8"', 'encoding="UTF-16"'),
+         "wordpress"),
         ("g.csv", "comment_content,label\nhi,ham\n", "generic"),
         ("g.txt", "content,label\nhi,ham\n", "generic"),
         ("g.jsonl", '{"comment_content": "hi", "label": "ham"}\n', "generic"),
@@ -337,7 +344,74 @@ def test_wordpress_csv_maps_metadata_and_drops_numbers_and_dates(tmp_path: Path)
     ],
 )
 def test_detect_format_by_content(tmp_path: Path, name: str, text: str, expected: str) -> None:
-    assert detect_format(write(tmp_path, name, text)) == expected
+    path = write(tmp_path, name, text, "utf-16" if name.startswith("wp16") else "utf-8")
+    assert detect_format(path) == expected
+    assert load_file(path).records  # and the format detected reads it
+
+
+def test_the_readme_wordpress_layout_keeps_its_metadata(tmp_path: Path) -> None:
+    path = write(tmp_path, "wp.csv", "author,website,email,ip,content,label\n"
+                                     "Bo,http://pills.example,bo@mail.example,192.0.2.1,Cheap pills here,spam\n")
+    (row,) = load_file(path).records
+    assert (row.comment.comment_author, row.comment.comment_author_url, row.comment.user_ip) == (
+        "Bo", "http://pills.example", "192.0.2.1")
+
+
+@pytest.mark.parametrize("name, text", [
+    ("g.csv", "comment_content,label\rhello there friend,ham\rbuy cheap pills now,spam\r"),
+    ("sms.txt", "ham\thello how are you\rspam\tWIN a free prize now\rham\tsee you at lunch\r"),
+])
+@pytest.mark.parametrize("fmt", [None, "forced"])
+def test_lone_carriage_return_line_endings_are_refused_clearly(tmp_path: Path, name: str, text: str,
+                                                               fmt: str | None) -> None:
+    # Read as one line, the SMS file was one ham row holding a spam message.
+    path = write(tmp_path, name, text)
+    forced = ("sms" if name.startswith("sms") else "generic") if fmt else None
+    with pytest.raises(DataFormatError, match="lone carriage return"):
+        load_files([path], forced)
+
+
+def test_a_long_multi_line_csv_field_is_read_whole(tmp_path: Path) -> None:
+    long_text = "first paragraph\n" + "word " * 30_000 + "\nthis paragraph is part of the long comment"
+    path = write(tmp_path, "long.csv", "comment_content,label\nshort one,ham\n"
+                                       f'"{long_text}",spam\nanother,ham\n')
+    data = load_file(path)
+    assert [r.comment.comment_content for r in data.records] == ["short one", long_text, "another"]
+    assert data.problems == []
+
+
+def test_an_unreadable_csv_record_ends_the_file_instead_of_becoming_rows(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A quote never closed swallows the rest; past the field limit the reader gives up in the
+    # middle of the record, and what followed used to be read as rows (with labels from the text).
+    import csv
+
+    monkeypatch.setattr(csv, "field_size_limit", csv.field_size_limit)
+    old = csv.field_size_limit(1000)
+    try:
+        path = write(tmp_path, "open.csv", "comment_content,label\nfine,ham\n"
+                                           '"never closed ' + "x" * 2000 + '\nspam text,spam\nham text,ham\n')
+        data = load_file(path)
+    finally:
+        csv.field_size_limit(old)
+    assert [r.comment.comment_content for r in data.records] == ["fine"]
+    (problem,) = data.problems
+    assert problem.line == 3 and "not read past line" in problem.message
+
+
+def test_a_named_format_still_reports_conflicts_with_the_seed(tmp_path: Path) -> None:
+    from training.seed import seed_files
+    from training.train import load_training_data
+
+    seed = load_files(list(seed_files()))
+    ham = [r.comment.comment_content for r in seed.records if r.label == 0][:3]
+    lines = "".join(f'{{"comment_content": {json.dumps(t)}, "label": "spam"}}\n' for t in ham)
+    path = write(tmp_path, "relabelled.jsonl", lines + '{"comment_content": "brand new", "label": "spam"}\n')
+    for fmt in (None, "generic"):
+        data = load_training_data([path], fmt=fmt)
+        assert len(data.problems) == 3 and all("conflicting label" in p.message for p in data.problems)
+        (source,) = [s for s in data.sources if s["path"] == str(path)]
+        assert (source["rows_read"], source["rows_kept"], source["duplicates_removed"]) == (4, 1, 3)
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import resource
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -376,14 +374,6 @@ def _as_logistic_regression(sgd: SGDClassifier, rows: int) -> LogisticRegression
     return model
 
 
-def _peak_rss_mb() -> dict[str, float]:
-    # ru_maxrss is in KiB on Linux; the children's figure is the largest single worker.
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    scale = 1 / 1024 if sys.platform == "darwin" else 1
-    return {"main": round(own * scale, 1), "largest_worker": round(child * scale, 1)}
-
-
 def _resolve(paths: Sequence[tuple[str | Path, str | None]]) -> list[tuple[Path, str]]:
     files = []
     for path, fmt in paths:
@@ -403,7 +393,7 @@ def train_streaming(out_dir: str | Path, paths: Sequence[tuple[str | Path, str |
     ``DataFormatError`` (unreadable files; any problem in ``strict`` mode).
     """
     from training.loaders import _strict_error
-    from training.train import TrainingError, TrainingResult
+    from training.train import TrainingError, TrainingResult, peak_rss_mb
 
     started = time.monotonic()
     tell = progress or (lambda _msg: None)
@@ -420,13 +410,13 @@ def train_streaming(out_dir: str | Path, paths: Sequence[tuple[str | Path, str |
     survey = _survey(files, share, estimate, random_state, say)
     sample_rows = len(survey.sample)
     if strict and survey.problems:
-        raise _strict_error(survey.problems)
+        raise _strict_error(survey.problems, survey.problem_count)
     train_n, held_n = survey.train_counts, survey.held_counts
     if (train_n + held_n).min() == 0:
-        raise TrainingError("training data must contain both spam and ham")
+        raise TrainingError("training data must contain both spam and ham", survey.problems, survey.problem_count)
     if train_n.min() == 0 or held_n.min() == 0:
         raise TrainingError("too few rows to set both classes aside for the held-out slice; "
-                            "use the in-memory path (--in-memory)")
+                            "use the in-memory path (--in-memory)", survey.problems, survey.problem_count)
     rows = int(train_n.sum() + held_n.sum())
     say(f"{rows:,} comments ({int(train_n[1] + held_n[1]):,} spam) after removing duplicates; "
         f"{survey.problem_count} rows reported; {int(held_n.sum()):,} held out")
@@ -469,11 +459,12 @@ def train_streaming(out_dir: str | Path, paths: Sequence[tuple[str | Path, str |
             "max_features": MAX_FEATURES,
             "workers": workers,
             "seconds": round(time.monotonic() - started, 2),
-            "peak_rss_mb": _peak_rss_mb(),
+            "peak_rss_mb": peak_rss_mb(),
             "threshold_policy": policy.__dict__,
         },
         "metrics": {"held_out": evaluation},
     }
     say(f"writing the artifact to {out_dir}")
     meta = save_model(pipeline, out_dir, thresholds=thresholds, metadata=metadata)
-    return TrainingResult(metadata=meta, problems=[str(p) for p in survey.problems])
+    return TrainingResult(metadata=meta, problems=[str(p) for p in survey.problems],
+                          problem_count=survey.problem_count)

@@ -18,7 +18,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 from training.formats import READERS, detect_format
 from training.formats.textio import head_text
@@ -92,19 +92,23 @@ def load_file(path: PathLike, fmt: str | None = None, *, strict: bool = False) -
     return load_files([path], fmt, strict=strict)
 
 
-def load_files(paths: Iterable[PathLike], fmt: str | None = None, *, strict: bool = False) -> LoadedData:
+def load_files(paths: Iterable[PathLike], fmt: str | None = None, *, strict: bool = False,
+               formats: Sequence[str | None] | None = None) -> LoadedData:
     """Load several files into one deduplicated data set (the first occurrence of a text wins).
 
-    ``fmt`` applies to every file; None detects each file's format. A later
-    duplicate whose label differs from the first is reported as a problem. With
-    ``strict``, any problem raises :class:`DataFormatError` listing the first 20.
+    ``fmt`` applies to every file; None detects each file's format; ``formats`` gives one
+    per path instead. A later duplicate whose label differs from the first is reported as
+    a problem. With ``strict``, any problem raises :class:`DataFormatError` listing the first 20.
     """
     if isinstance(paths, (str, os.PathLike)):
         raise TypeError("load_files takes a list of paths; use load_file for one path")
+    paths = list(paths)
+    if formats is not None and len(formats) != len(paths):
+        raise ValueError(f"{len(formats)} formats for {len(paths)} paths")
     data = LoadedData()
     seen = _FirstSeen()
-    for path in paths:
-        _load_into(data, seen, Path(path), fmt)
+    for path, name in zip(paths, formats if formats is not None else [fmt] * len(paths)):
+        _load_into(data, seen, Path(path), name)
     if strict and data.problems:
         raise _strict_error(data.problems)
     return data
@@ -165,9 +169,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _strict_error(problems: list[RowProblem]) -> DataFormatError:
+def _strict_error(problems: list[RowProblem], total: int | None = None) -> DataFormatError:
+    """The error of a strict load: the first problems listed, and how many there were in all
+    (``total``, when ``problems`` holds only the first of them)."""
+    total = len(problems) if total is None else total
     listed = "\n".join(f"  {problem}" for problem in problems[:_STRICT_LISTED])
-    more = len(problems) - _STRICT_LISTED
+    more = total - _STRICT_LISTED
     tail = f"\n  ... and {more} more" if more > 0 else ""
-    message = f"{len(problems)} problem(s) in the training data (strict mode):\n{listed}{tail}"
+    message = f"{total} problem(s) in the training data (strict mode):\n{listed}{tail}"
     return DataFormatError(message, problems)

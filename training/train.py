@@ -7,6 +7,8 @@ model on all of it, evaluate it, and save the artifact with its metadata.
 """
 from __future__ import annotations
 
+import resource
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,15 +30,29 @@ Progress = Callable[[str], None]
 
 
 class TrainingError(ValueError):
-    """Raised when the data cannot train a model (no files, one class only, too few rows)."""
+    """Raised when the data cannot train a model (no files, one class only, too few rows).
+
+    ``problems``: the rows reported while loading (they may be why too little was left),
+    the first of them; ``problem_count``: how many there were in all.
+    """
+
+    def __init__(self, message: str, problems: Sequence[Any] = (), problem_count: int | None = None) -> None:
+        super().__init__(message)
+        self.problems = [str(p) for p in problems]
+        self.problem_count = len(self.problems) if problem_count is None else problem_count
 
 
 @dataclass
 class TrainingResult:
-    """What a training run produced: the artifact's metadata and the out-of-fold evaluation."""
+    """What a training run produced: the artifact's metadata and the rows reported while loading.
+
+    ``problems`` may be the first of them only (the streaming path keeps 1,000);
+    ``problem_count`` is how many there were in all.
+    """
 
     metadata: dict[str, Any]
     problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
 
 
 def load_training_data(data: Sequence[str | Path], *, use_seed: bool = True,
@@ -46,12 +62,9 @@ def load_training_data(data: Sequence[str | Path], *, use_seed: bool = True,
     paths += list(data)
     if not paths:
         raise TrainingError("no training data: give --data files or leave the seed corpus on")
-    if fmt is None:
-        return load_files(paths, strict=strict)
-    # A named format applies to the --data files only; the seed is always generic.
-    seed = load_files(paths[: len(paths) - len(data)], strict=strict) if use_seed else LoadedData()
-    extra = load_files(list(data), fmt, strict=strict)
-    return _merge(seed, extra)
+    # A named format applies to the --data files only; the seed's is always detected (generic).
+    formats = [None] * (len(paths) - len(data)) + [fmt] * len(data)
+    return load_files(paths, strict=strict, formats=formats)
 
 
 def out_of_fold_scores(comments: list[Any], labels: np.ndarray, *, folds: int = 5,
@@ -99,10 +112,13 @@ def train_model(out_dir: str | Path, data: Sequence[str | Path] = (), *, use_see
     comments = [r.comment for r in loaded.records]
     labels = np.array([r.label for r in loaded.records], dtype=int)
     if len(set(labels.tolist())) < 2:
-        raise TrainingError("training data must contain both spam and ham")
+        raise TrainingError("training data must contain both spam and ham", loaded.problems)
     say(f"{len(labels)} comments ({int(labels.sum())} spam) after removing duplicates; "
         f"{len(loaded.problems)} rows reported")
-    oof = out_of_fold_scores(comments, labels, random_state=random_state, progress=say)
+    try:
+        oof = out_of_fold_scores(comments, labels, random_state=random_state, progress=say)
+    except TrainingError as exc:
+        raise TrainingError(str(exc), loaded.problems) from None
     thresholds = choose_thresholds(labels, oof, policy)
     say("fitting the final model on all training data")
     pipeline = fit_pipeline(build_pipeline(random_state=random_state), comments, labels)
@@ -118,22 +134,24 @@ def train_model(out_dir: str | Path, data: Sequence[str | Path] = (), *, use_see
             "problems": len(loaded.problems),
             "random_state": random_state,
             "seconds": round(time.monotonic() - started, 2),
+            "peak_rss_mb": peak_rss_mb(),
             "threshold_policy": policy.__dict__,
         },
         "metrics": {"out_of_fold": evaluation},
     }
     say(f"writing the artifact to {out_dir}")
     meta = save_model(pipeline, out_dir, thresholds=thresholds, metadata=metadata)
-    return TrainingResult(metadata=meta, problems=[str(p) for p in loaded.problems])
+    return TrainingResult(metadata=meta, problems=[str(p) for p in loaded.problems],
+                          problem_count=len(loaded.problems))
 
 
-def _merge(a: LoadedData, b: LoadedData) -> LoadedData:
-    from training.records import dedup_key
-
-    seen = {dedup_key(r.comment.comment_content) for r in a.records}
-    kept = [r for r in b.records if dedup_key(r.comment.comment_content) not in seen]
-    return LoadedData(records=a.records + kept, problems=a.problems + b.problems,
-                      sources=a.sources + b.sources)
+def peak_rss_mb() -> dict[str, float]:
+    """The peak resident memory so far, in MiB: this process's, and its largest child's (workers)."""
+    # ru_maxrss is in KiB on Linux, bytes on macOS.
+    scale = 1 / (1024 * 1024) if sys.platform == "darwin" else 1 / 1024
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
+    return {"main": round(own, 1), "largest_worker": round(child, 1)}
 
 
 __all__ = ["TrainingError", "TrainingResult", "train_model", "load_training_data",

@@ -21,10 +21,15 @@ from model.errors import ArtifactError
 def command(text: str, author: str, author_url: str, email: str, comment_type: str,
             model_dir: str | None) -> None:
     """Score TEXT and print the verdict with its reasons."""
+    if not text.strip():
+        raise click.BadParameter("the comment's text must not be empty (the API refuses it too)", param_hint="TEXT")
     if model_dir is None:
-        from service.settings import load_settings
+        from service.settings import SettingsError, load_settings
 
-        model_dir = str(load_settings().model_path)
+        try:
+            model_dir = str(load_settings().model_path)
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from exc
     try:
         scorer = load_model(model_dir)
     except ArtifactError as exc:

@@ -17,6 +17,9 @@ from training.records import DataFormatError
 
 #: How much of a file decides whether it is UTF-8 at all (and is sniffed for its format).
 HEAD_BYTES: int = 1 << 20
+#: The longest CSV field read (the csv module's default, 128 KiB, cut long comments short).
+MAX_CSV_FIELD: int = 16 << 20
+csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD))
 
 
 def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
@@ -24,6 +27,17 @@ def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
     with path.open("rb") as handle:
         head = handle.read(size)
     return head[len(codecs.BOM_UTF8):] if head.startswith(codecs.BOM_UTF8) else head
+
+
+def check_line_endings(path: Path, head: bytes) -> None:
+    """Raise :class:`DataFormatError` when ``head`` ends its lines with lone carriage returns.
+
+    Lines are split on ``\\n`` (see :class:`DecodedLines`): a classic-Mac file would be one
+    line, its rows run together into one text, or one CSV field error.
+    """
+    if b"\n" not in head and b"\r" in head.rstrip(b"\r"):
+        raise DataFormatError(f"{path}:1: lines end with a lone carriage return (CR, classic Mac); "
+                              "convert the file to LF or CRLF line endings and try again")
 
 
 def head_text(path: Path) -> str:
@@ -72,6 +86,7 @@ class DecodedLines:
 
 def numbered_lines(path: Path) -> Iterator[tuple[int, str | None]]:
     """(1-based line number, text without its line ending, or None if undecodable)."""
+    check_line_endings(path, read_head(path))
     with path.open("rb") as handle:
         lines = DecodedLines(handle)
         for number, text in enumerate(lines, start=1):
@@ -89,7 +104,13 @@ class CsvRecord:
 
 
 def csv_records(path: Path) -> Iterator[CsvRecord]:
-    """The file's non-blank CSV records, each with the lines it spans."""
+    """The file's non-blank CSV records, each with the lines it spans.
+
+    A record the csv module cannot read (a field over :data:`MAX_CSV_FIELD`, most likely a
+    quote never closed) ends the file: the reader cannot tell where that record ends, and
+    reading on would turn the rest of its text into rows of their own.
+    """
+    check_line_endings(path, read_head(path))
     with path.open("rb") as handle:
         lines = DecodedLines(handle)
         reader = csv.reader(lines)
@@ -99,10 +120,11 @@ def csv_records(path: Path) -> Iterator[CsvRecord]:
                 fields = next(reader)
             except StopIteration:
                 return
-            except csv.Error as exc:  # e.g. a field over the csv module's size limit
-                yield CsvRecord(last + 1, reader.line_num, None, f"unreadable CSV record: {exc}")
-                last = reader.line_num
-                continue
+            except csv.Error as exc:
+                yield CsvRecord(last + 1, reader.line_num, None,
+                                f"unreadable CSV record ({exc}; a quote left open?): the file is not "
+                                f"read past line {reader.line_num}")
+                return
             first, last = last + 1, reader.line_num
             if lines.take_undecodable(first, last):
                 yield CsvRecord(first, last, None, "undecodable bytes (not UTF-8)")
