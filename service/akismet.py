@@ -326,7 +326,7 @@ def _flush() -> None:
     # Read-your-writes for this worker: its queued counters go in before they are read.
     recorder = _state().recorder
     if recorder is not None and recorder.pending:
-        recorder.flush()
+        recorder.flush_for_a_request()
 
 
 def _site_row(site: dict[str, Any]) -> dict[str, Any]:

@@ -165,11 +165,11 @@ def record_check(comment: Comment, verdict: Verdict, upstream: Optional[Mapping[
 
 
 def require_scorer(state: Optional[ServiceState] = None) -> tuple[Scorer, Thresholds | None]:
-    """The scorer and the thresholds to pass it; 503 when the model is not loaded."""
+    """The scorer and the thresholds to pass it; 503 when the service is not ready."""
     state = state or get_state()
     if not state.ready or state.scorer is None:
         # The reason (paths, versions) is for operators: it is on /readyz, not on every check.
-        raise ApiError(503, "model not loaded", readiness="/readyz")
+        raise ApiError(503, "model not loaded" if state.scorer is None else "not ready", readiness="/readyz")
     return state.scorer, state.thresholds
 
 

@@ -35,6 +35,7 @@ store answers again.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import threading
@@ -57,10 +58,14 @@ KEY_CACHE_SECONDS = 30.0
 KEY_STALE_SECONDS = 3600.0
 #: Seconds between asking an unreachable store again about one key (meanwhile its stale answer serves).
 KEY_RETRY_SECONDS = 5.0
+#: Seconds a request waits for the store to confirm a key it has an answer for, before it
+#: goes on with that answer (the lookup finishes in its own thread).
+KEY_WAIT_SECONDS = 0.25
 #: Distinct keys remembered per app (the cache is emptied when full).
 KEY_CACHE_SIZE = 10_000
 KEY_CACHE_EXTENSION = "commentguard.key_cache"
 _cache_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 class KeyCache:
@@ -69,17 +74,21 @@ class KeyCache:
     Thread-safe without a lock on the hot path: one dict read, and a dict write after a miss.
     Two threads missing on the same key at once both ask the store; both answers are right.
     When the store fails, an answer it confirmed within ``stale`` seconds is used instead,
-    and asked about again after ``retry`` seconds.
+    and asked about again after ``retry`` seconds; when it is slow, that answer is used after
+    ``wait`` seconds (:meth:`get`).
     """
 
     def __init__(self, ttl: float = KEY_CACHE_SECONDS, size: int = KEY_CACHE_SIZE,
                  clock: Callable[[], float] = time.monotonic, stale: float = KEY_STALE_SECONDS,
-                 retry: float = KEY_RETRY_SECONDS) -> None:
+                 retry: float = KEY_RETRY_SECONDS, wait: float = KEY_WAIT_SECONDS) -> None:
         self.ttl = ttl
         self.size = size
         self.clock = clock
         self.stale = stale
         self.retry = retry
+        self.wait = wait
+        self._refresh_lock = threading.Lock()
+        self._refreshing: set[bytes] = set()
         self._secret = secrets.token_bytes(32)
         #: digest -> (fresh until, confirmed by the store at, the answer)
         self._entries: dict[bytes, tuple[float, float, Optional[KeyInfo]]] = {}
@@ -96,12 +105,19 @@ class KeyCache:
         When ``lookup`` raises :class:`store.StoreError`, an answer confirmed within
         ``stale`` seconds is returned (and used without asking for ``retry`` seconds);
         without one, the error propagates. Errors themselves are never remembered.
+
+        A key with such an answer is looked up in a thread of its own, and the request
+        waits for it ``wait`` seconds at most, then goes on with that answer: a store that
+        hangs (locked, or a server that accepts and never answers) holds no check. One
+        lookup per key at a time; meanwhile the others use the answer they have.
         """
         digest = self._digest(key)
         now = self.clock()
         hit = self._entries.get(digest)
         if hit is not None and now < hit[0]:
             return hit[2]
+        if hit is not None and now - hit[1] <= self.stale:
+            return self._refresh(key, digest, hit, lookup)
         try:
             info = lookup(key)
         except StoreError:
@@ -109,11 +125,45 @@ class KeyCache:
                 raise
             self._entries[digest] = (now + self.retry, hit[1], hit[2])
             return hit[2]
+        self._remember(digest, info)
+        return info
+
+    def _remember(self, digest: bytes, info: Optional[KeyInfo]) -> None:
         if self.ttl > 0:
             if len(self._entries) >= self.size:
                 self._entries.clear()
+            now = self.clock()
             self._entries[digest] = (now + self.ttl, now, info)
-        return info
+
+    def _refresh(self, key: str, digest: bytes, hit: tuple[float, float, Optional[KeyInfo]],
+                 lookup: Callable[[str], Optional[KeyInfo]]) -> Optional[KeyInfo]:
+        with self._refresh_lock:
+            if digest in self._refreshing:
+                return hit[2]  # another thread is asking the store already
+            self._refreshing.add(digest)
+        # Until the lookup answers, or for ``retry`` seconds after it fails, the answer stands.
+        self._entries[digest] = (self.clock() + self.retry, hit[1], hit[2])
+        done = threading.Event()
+        answer: list[Optional[KeyInfo]] = []
+
+        def ask() -> None:
+            try:
+                info = lookup(key)
+                answer.append(info)
+                self._remember(digest, info)
+            except StoreError:
+                pass  # the stale answer stands; asked again after ``retry`` seconds
+            except Exception:  # noqa: BLE001 - a thread of its own: log, keep the answer
+                log.exception("looking up a key failed")
+            finally:
+                with self._refresh_lock:
+                    self._refreshing.discard(digest)
+                done.set()
+
+        threading.Thread(target=ask, name="commentguard-key-lookup", daemon=True).start()
+        if done.wait(self.wait) and answer:
+            return answer[0]
+        return hit[2]
 
     def clear(self) -> None:
         """Forget every result (the next request of each key asks the store)."""

@@ -52,7 +52,7 @@ def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[Chec
     assert state.store is not None
     check = find(state.store)
     if check is None and state.recorder is not None:
-        state.recorder.flush()
+        state.recorder.flush_for_a_request()
         check = find(state.store)
     return check
 

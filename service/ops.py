@@ -28,7 +28,8 @@ def readyz() -> Response:
     # The registry's view (active version, a refused artifact), from service.model_watch.
     registry = state.watcher.status() if state.watcher is not None else {}
     if not state.ready or state.scorer is None:
-        return error_response(503, "model not loaded",
+        # "not ready" when the model is there and something else is missing (the store).
+        return error_response(503, "model not loaded" if state.scorer is None else "not ready",
                               reason=state.not_ready_reason or "no model", **registry)
     return jsonify({"status": "ready", "model_version": state.scorer.version,
                     "scoring_engine": state.scorer.engine, **registry})

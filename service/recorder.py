@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Optional, Sequence
 
 from service.metrics import count_check
-from store import CheckRecord, Store, StoreDataError, current_month
+from store import CheckRecord, Store, StoreCommitUnknownError, StoreDataError, current_month
 from store.keys import normalise_blog
 
 #: What a store raises for a record it cannot take (a value no column type holds, text that is
@@ -173,6 +173,14 @@ class Recorder:
             ok = self._write_checks(batch.checks)
             return self._write_usage(batch.usage) and ok
 
+    def flush_for_a_request(self) -> bool:
+        """:meth:`flush` for a request that reads what was queued, unless the last write found
+        the store unreachable: then the writer is backing off, and a request would only wait on
+        a store that is down (and log one more failure) to read nothing new. False if skipped."""
+        if self.store_unreachable:
+            return False
+        return self.flush()
+
     def purge(self) -> int:
         """Delete checks past the retention period now; 0 when retention is off or the purge failed."""
         self._last_purge = time.monotonic()
@@ -275,6 +283,12 @@ class Recorder:
             except _DATA_ERRORS as exc:
                 ok = False
                 log.error("counting usage failed (%s); increments for one key dropped", type(exc).__name__)
+            except StoreCommitUnknownError:
+                # Most likely counted (the COMMIT was sent); counting again could count twice.
+                ok = False
+                self.store_unreachable = True
+                log.error("counting usage: the connection broke during COMMIT; increments for one key "
+                          "not counted again")
             except Exception as exc:  # noqa: BLE001 - the store as a whole: queued again
                 ok = False
                 self.store_unreachable = True

@@ -72,7 +72,9 @@ class ChecksMixin(StoreBase):
                 raise InvalidRecordError("record_checks takes CheckRecord objects")
             rows.append(self._check_row(record))
         if rows:
-            self._db.run(lambda tx: tx.insert_rows("checks", _COLUMNS, rows))
+            # A check already there is left alone: when a batch's COMMIT reply was lost, the
+            # recorder sends the batch again (the check id is the key).
+            self._db.run(lambda tx: tx.insert_rows("checks", _COLUMNS, rows, skip_existing="id"))
 
     def record_check(self, record: CheckRecord) -> None:
         """Insert one check."""

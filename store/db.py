@@ -25,7 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
-from store.errors import StoreBusyError, StoreClosedError, StoreConfigError, StoreDatabaseError, StoreDataError
+from store.errors import (StoreBusyError, StoreClosedError, StoreCommitUnknownError, StoreConfigError,
+                          StoreDatabaseError, StoreDataError)
 
 T = TypeVar("T")
 Params = Sequence[Any]
@@ -40,6 +41,9 @@ SQLITE_MAX_PARAMS = 999
 MIGRATION_LOCK_ID = 0x436F6D6D656E74  # "Comment"
 _SQLITE_BUSY_MS = 5000
 _ATTEMPTS = 8
+#: Seconds after which a transaction that keeps finding the database locked stops retrying
+#: (a request waiting on it holds one of its worker's threads).
+_RUN_DEADLINE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,12 @@ class Tx:
         cur.executemany(self.dialect.query(sql), [self._params(r) for r in rows])
         cur.close()
 
-    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Params]) -> None:
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Params], *,
+                    skip_existing: Optional[str] = None) -> None:
         """INSERT many rows; on SQLite a few rows per statement, elsewhere ``executemany``.
+
+        ``skip_existing``: a unique column; a row whose value is already there is left as it
+        is (``ON CONFLICT DO NOTHING``), so writing the same rows twice writes them once.
 
         sqlite3 gives the GIL up around every step it runs, and on a busy threaded worker
         each time it wants the GIL back it waits up to the switch interval (5 ms) behind the
@@ -138,8 +146,9 @@ class Tx:
             return
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         one = "(" + ", ".join("?" for _ in columns) + ")"
+        tail = f" ON CONFLICT ({skip_existing}) DO NOTHING" if skip_existing else ""
         if self.dialect.name != SQLITE:
-            self.executemany(head + one, rows)
+            self.executemany(head + one + tail, rows)
             return
         getlimit = getattr(self._conn, "getlimit", None)  # Python 3.11+
         limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit else SQLITE_MAX_PARAMS
@@ -147,7 +156,7 @@ class Tx:
         for start in range(0, len(rows), step):
             chunk = rows[start:start + step]
             params = [value for row in chunk for value in self._params(row)]
-            self._conn.execute(head + ", ".join([one] * len(chunk)), params)
+            self._conn.execute(head + ", ".join([one] * len(chunk)) + tail, params)
 
     def insert(self, sql: str, params: Params = ()) -> int:
         """Run an INSERT into a table with a ``{serial}`` id; return the new id."""
@@ -171,10 +180,16 @@ class Tx:
         return dict(row) if row is not None else None
 
 
+#: Connections a pool keeps open between uses. A service worker uses at most about five at
+#: once (two request threads, the check-log writer, the model watcher, the report sender),
+#: usually two; on PostgreSQL each open one counts against ``max_connections``.
+MAX_IDLE_CONNECTIONS = 4
+
+
 class Database:
     """A pool of connections to one database, and transactions with retries."""
 
-    def __init__(self, target: str, *, max_idle: int = 8) -> None:
+    def __init__(self, target: str, *, max_idle: int = MAX_IDLE_CONNECTIONS) -> None:
         self.target = target
         self.dialect, self._connect = _resolve(target)
         self._idle: "queue.LifoQueue[Any]" = queue.LifoQueue()
@@ -196,21 +211,30 @@ class Database:
         have effects outside the database), up to a few times with backoff.
         """
         last: Optional[BaseException] = None
+        deadline = time.monotonic() + _RUN_DEADLINE_S
         for attempt in range(_ATTEMPTS):
             conn = self._checkout()
             keep = True
+            committing: list[bool] = []
             try:
-                return self._in_transaction(conn, work, write)
+                return self._in_transaction(conn, work, write, committing)
             except (sqlite3.Error, _pg_error()) as exc:
                 keep = not _is_broken(conn)
+                if committing and not keep:
+                    # The connection broke while COMMIT was on its way: the server may have
+                    # committed. Running the work again could write it twice.
+                    raise StoreCommitUnknownError(f"{self.dialect.name} error during commit: {exc}") from exc
                 if not (_is_retryable(exc) or (not keep and attempt == 0)):
                     error = StoreDataError if isinstance(exc, _data_errors()) else StoreDatabaseError
                     raise error(f"{self.dialect.name} error: {exc}") from exc
                 last = exc
             finally:
                 self._checkin(conn, keep)
-            time.sleep(min(0.5, 0.01 * 2**attempt) * (0.5 + random.random()))
-        raise StoreBusyError(f"database stayed locked after {_ATTEMPTS} attempts: {last}") from last
+            pause = min(0.5, 0.01 * 2**attempt) * (0.5 + random.random())
+            if time.monotonic() + pause >= deadline:
+                break  # each attempt may wait out SQLite's busy timeout: a caller waits this long at most
+            time.sleep(pause)
+        raise StoreBusyError(f"database stayed locked after {attempt + 1} attempts: {last}") from last
 
     def read(self, work: Callable[[Tx], T]) -> T:
         """Run ``work``, which only reads, statement by statement in autocommit mode."""
@@ -226,7 +250,7 @@ class Database:
             except queue.Empty:
                 return
 
-    def _in_transaction(self, conn: Any, work: Callable[[Tx], T], write: bool) -> T:
+    def _in_transaction(self, conn: Any, work: Callable[[Tx], T], write: bool, committing: list[bool]) -> T:
         tx = Tx(conn, self.dialect)
         if not write:
             # Reads here are single statements: autocommit saves the BEGIN/COMMIT
@@ -234,7 +258,9 @@ class Database:
             return work(tx)
         if self.dialect.name == POSTGRESQL:
             with conn.transaction():
-                return work(tx)
+                result = work(tx)
+                committing.append(True)  # leaving the block sends COMMIT
+            return result
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not mid-transaction
         try:
             result = work(tx)
@@ -354,12 +380,13 @@ def _pg_error() -> type[BaseException]:
 
 @functools.lru_cache(maxsize=1)
 def _data_errors() -> tuple[type[BaseException], ...]:
-    """The drivers' errors for values the database refuses (a bad value, not a bad moment)."""
+    """The drivers' errors for values the database refuses (a bad value, not a bad moment):
+    a value it cannot hold, or one a constraint forbids (a duplicate key, a missing reference)."""
     try:
         import psycopg
     except ImportError:  # pragma: no cover
-        return (sqlite3.DataError,)
-    return (sqlite3.DataError, psycopg.DataError)
+        return (sqlite3.DataError, sqlite3.IntegrityError)
+    return (sqlite3.DataError, sqlite3.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
 
 
 def _is_retryable(exc: BaseException) -> bool:

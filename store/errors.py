@@ -56,9 +56,18 @@ class StoreDatabaseError(StoreError):
 
 
 class StoreDataError(StoreDatabaseError):
-    """Raised when the database refuses the values themselves (the driver's ``DataError``).
+    """Raised when the database refuses the values themselves (the driver's ``DataError`` or
+    ``IntegrityError``: a value it cannot hold, a duplicate key, a missing reference).
 
     Unlike a refused connection or a lock, writing the same values again fails the same way.
+    """
+
+
+class StoreCommitUnknownError(StoreDatabaseError):
+    """Raised when a PostgreSQL connection broke while the transaction's COMMIT was on its way.
+
+    The server may or may not have committed; the work is not run again (it could be
+    written twice). Writing it again is safe only where a write is idempotent.
     """
 
 

@@ -43,14 +43,12 @@ MAX_BLOG_CHARS = 255
 
 
 def normalise_site_url(url: str) -> str:
-    """The form a site URL is stored and counted under: trimmed, without a trailing slash, its
-    scheme and host in lower case (``HTTPS://Blog.Example/`` is ``https://blog.example``)."""
-    url = url.strip().rstrip("/")
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    host, slash, path = rest.partition("/")
-    return f"{scheme.lower()}://{host.lower()}{slash}{path}"
+    """The form a site URL is stored and counted under: trimmed, without a trailing slash.
+
+    Case is kept: sites stored by earlier releases kept it, and lowering it now would split
+    such a site in two (its old rows under ``https://Blog.Example``, new ones under another).
+    """
+    return url.strip().rstrip("/")
 
 
 def check_site_url(url: str) -> str:
@@ -62,7 +60,7 @@ def check_site_url(url: str) -> str:
         raise InvalidRecordError(f"a site URL has no spaces or control characters and at most "
                                  f"{MAX_BLOG_CHARS} characters, got {normalised[:80]!r}")
     scheme, _, rest = normalised.partition("://")
-    if scheme not in ("http", "https") or not rest.split("/", 1)[0]:
+    if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
         raise InvalidRecordError(f"a site URL is http:// or https:// and a host, like https://blog.example, "
                                  f"got {normalised[:80]!r}")
     return normalised

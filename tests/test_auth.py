@@ -175,6 +175,39 @@ def test_a_store_outage_does_not_fail_checks_for_keys_the_worker_knows(
     assert check(headers) == 200
 
 
+def test_a_store_that_hangs_holds_no_check_for_a_key_the_worker_knows(
+        app: Flask, anonymous_client: FlaskClient, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A SQLite file locked by another process, or a PostgreSQL server that accepts and never
+    # answers: the request goes on with the answer it has after KeyCache.wait, not the hang.
+    clock = fake_key_clock(app)
+    store = get_state(app).store
+    assert store is not None
+    real, release, asked = store.authenticate, threading.Event(), []
+
+    def hanging(key: str) -> Any:
+        asked.append(key)
+        release.wait(30)
+        return real(key)
+
+    body, headers = {"comment_content": HAM_TEXT}, auth_headers(api_key)
+    assert post_json(anonymous_client, "/api/v1/check", body, headers=headers).status_code == 200
+    monkeypatch.setattr(store, "authenticate", hanging)
+    clock.now += KEY_CACHE_SECONDS
+    timings = []
+    for _ in range(4):
+        started = time.monotonic()
+        assert post_json(anonymous_client, "/api/v1/check", body, headers=headers).status_code == 200
+        timings.append(time.monotonic() - started)
+    assert max(timings) < 2.0 and sum(timings) < 3.0, timings  # not the 30 s hang
+    assert len(asked) == 1  # one lookup at a time, not one per request
+    release.set()  # the store answers: the fresh answer is remembered
+    deadline = time.monotonic() + 5
+    while key_cache(app)._refreshing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert post_json(anonymous_client, "/api/v1/check", body, headers=headers).status_code == 200
+    assert len(asked) == 1
+
+
 def test_a_key_revoked_during_an_outage_applies_once_the_store_answers(
         app: Flask, anonymous_client: FlaskClient, api_key: str, store_outage: tuple[FakeClock, Outage]) -> None:
     clock, outage = store_outage

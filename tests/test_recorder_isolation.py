@@ -17,7 +17,7 @@ from model.comment import Comment
 from model.verdict import Reason, Verdict
 from service import recorder as recorder_module
 from service.recorder import MAX_BACKOFF, Recorder, next_delay
-from store import CheckRecord, Store, StoreDatabaseError, StoreDataError, open_store
+from store import CheckRecord, Store, StoreCommitUnknownError, StoreDatabaseError, StoreDataError, open_store
 from store.keys import MAX_BLOG_CHARS
 
 SECRET = b"test-secret-0123456789abcdef"
@@ -133,6 +133,38 @@ def test_an_outage_longer_than_the_queue_drops_the_oldest_checks_only() -> None:
     assert flaky.written == [r.id for r in records[30:]]
 
 
+def test_a_request_does_not_wait_on_a_store_the_writer_found_unreachable() -> None:
+    # Reads that want what is queued written first (a report's lookup, usage figures) skip the
+    # write while the writer backs off: each would wait on the store and log one more failure.
+    flaky = FlakyStore()
+    recorder = Recorder(flaky)  # type: ignore[arg-type]
+    queued = check("queued")
+    recorder.record_check(queued)
+    assert recorder.flush_for_a_request() is False and recorder.store_unreachable and flaky.calls == 1
+    for _ in range(5):
+        assert recorder.flush_for_a_request() is False
+    assert flaky.calls == 1 and recorder.pending == 1
+    flaky.down = False
+    assert recorder.flush() is True  # the writer's own retry
+    assert flaky.written == [queued.id]
+    recorder.record_check(check("next"))
+    assert recorder.flush_for_a_request() is True and len(flaky.written) == 2
+
+
+def test_usage_whose_commit_reply_was_lost_is_not_counted_again() -> None:
+    class LostReply(FlakyStore):
+        def count_usage(self, key_id: int, month: str, *, blog: str = "", **counts: int) -> None:
+            self.calls += 1
+            raise StoreCommitUnknownError("postgresql error during commit: server closed the connection")
+
+    store = LostReply()
+    recorder = Recorder(store)  # type: ignore[arg-type]
+    recorder.count_usage(7, "2026-11", api_calls=1, spam=1)
+    assert recorder.flush() is False and recorder.store_unreachable
+    assert recorder.pending == 0  # most likely counted already: not queued to be counted twice
+    assert recorder.flush() is True and store.calls == 1
+
+
 def test_usage_slots_per_blog_are_bounded_through_an_outage(monkeypatch: pytest.MonkeyPatch) -> None:
     # blog is the client's: one sending a new value each call must not grow the queue without end.
     monkeypatch.setattr(recorder_module, "MAX_USAGE_SLOTS", 50)
@@ -140,7 +172,7 @@ def test_usage_slots_per_blog_are_bounded_through_an_outage(monkeypatch: pytest.
     recorder = Recorder(flaky)  # type: ignore[arg-type]
     for i in range(200):
         recorder.count_usage(7, "2026-11", blog=f"https://site-{i}.example/", api_calls=1)
-    recorder.count_usage(7, "2026-11", blog="HTTPS://Site-3.Example", api_calls=1)  # the same site as i=3
+    recorder.count_usage(7, "2026-11", blog=" https://site-3.example", api_calls=1)  # the same site as i=3
     recorder.count_usage(7, "2026-11", blog="https://x.example/" + "p" * 1000, api_calls=1)
     assert recorder.pending == 51  # 50 blogs, and the key's own site for the rest
     flaky.down = False

@@ -42,8 +42,10 @@ def test_a_worker_started_without_its_store_becomes_ready_when_the_store_is_back
         client = app.test_client()
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "store could not be opened" in ready.get_json()["reason"]
+        assert ready.get_json()["error"] == "not ready"  # the model is loaded; the store is what is missing
         body = {"comment_content": HAM_TEXT}
-        assert client.post("/api/v1/check", json=body, headers=auth_headers(key)).status_code == 503
+        refused = client.post("/api/v1/check", json=body, headers=auth_headers(key))
+        assert refused.status_code == 503 and "store" in refused.get_json()["error"]
         deadline = time.monotonic() + 20
         while client.get("/readyz").status_code != 200:  # the watcher retries every 0.05 s
             assert time.monotonic() < deadline, "the store was never reopened"
