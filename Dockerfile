@@ -47,7 +47,8 @@ COPY commentguard/ commentguard/
 RUN /opt/commentguard/venv/bin/pip install --no-deps . \
  && /opt/commentguard/venv/bin/python -I -c "from model.fastpath import DEFAULT_ENGINE as e; assert e == 'c', e" \
  && /opt/commentguard/venv/bin/pip uninstall --yes pip setuptools \
- && find /opt/commentguard/venv -depth -type d -name tests -exec rm -rf {} +
+ && find /opt/commentguard/venv -depth -type d -name tests -exec rm -rf {} + \
+ && find /opt/commentguard/venv -path '*/model/_fastcore.*' ! -name '*.so' -delete
 # Train the default model once, here, with the exact libraries the image runs: the artifact
 # records the scikit-learn version and is refused by any other. Artifact files are written
 # owner-only (0600, by root here): made readable for the service user, who copies them.
@@ -56,7 +57,7 @@ RUN /opt/commentguard/venv/bin/python -c \
  && chmod -R a+rX /opt/commentguard/model-default
 
 # ---------------------------------------------------------------------------------------------
-# runtime: the base image plus the venv and the model; no sources, pip or caches.
+# runtime: the base image plus the venv and the model; no sources, build tools or caches.
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="CommentGuard" \
       org.opencontainers.image.description="Self-hosted comment spam moderation (JSON and Akismet APIs)" \
@@ -71,6 +72,12 @@ RUN groupadd --gid 10001 commentguard \
             --home-dir /var/lib/commentguard --shell /usr/sbin/nologin commentguard \
  && mkdir -p /var/lib/commentguard /var/lib/commentguard-models \
  && chown commentguard:commentguard /var/lib/commentguard /var/lib/commentguard-models
+
+# Trust the public CAs only. deploy/build-base-image.sh copies the build machine's own CAs (a
+# TLS-intercepting proxy's, so pip works behind it) into the base image; they stay in the build
+# stage. Where the upstream cross-check needs a private CA, mount it and set REQUESTS_CA_BUNDLE.
+RUN rm -f /usr/local/share/ca-certificates/*.crt \
+ && update-ca-certificates --fresh > /dev/null
 
 COPY --from=build /opt/commentguard /opt/commentguard
 COPY --chmod=0755 deploy/entrypoint.sh /usr/local/bin/commentguard-entrypoint

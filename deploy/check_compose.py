@@ -21,8 +21,13 @@ def check(path: Path) -> list[str]:
     ports = sorted(p.split(":")[0] for svc in instances.values() for p in svc["ports"])
     assert ports == ["8001", "8002"], ports
     envs = [svc["environment"] for svc in instances.values()]
-    for key in ("COMMENTGUARD_DATABASE_URL", "COMMENTGUARD_SECRET_KEY", "COMMENTGUARD_MODEL_PATH"):
-        assert len({env[key] for env in envs}) == 1, f"{key} differs between instances"
+    for key in ("COMMENTGUARD_DATABASE_URL", "COMMENTGUARD_SECRET_KEY", "COMMENTGUARD_MODEL_PATH",
+                "COMMENTGUARD_MODELS_DIR"):
+        assert len({env.get(key) for env in envs}) == 1 and envs[0].get(key), f"{key} differs or is unset"
+    # Retrained versions must be on the shared volume, or only the instance that trained them has them.
+    models_mount = next(v.split(":")[1] for v in next(iter(instances.values()))["volumes"] if v.startswith("models:"))
+    for key in ("COMMENTGUARD_MODEL_PATH", "COMMENTGUARD_MODELS_DIR"):
+        assert envs[0][key].startswith(models_mount + "/"), f"{key} is not on the shared models volume"
     assert envs[0]["COMMENTGUARD_DATABASE_URL"].startswith("postgresql://"), "PostgreSQL store"
     assert all(any(v.startswith("models:") for v in svc["volumes"]) for svc in instances.values())
     assert services["postgres"]["image"].startswith("postgres:16")

@@ -35,8 +35,11 @@ seed_model() {
     fi
 }
 
-# Not fatal: `commentguard serve` then trains a default model itself (slower, same result).
+# Fatal: `commentguard serve` would train a default model for a minute and then fail to write
+# it there too, and a restart policy would repeat that in a loop.
 if ! seed_model; then
-    echo "entrypoint: could not copy the built-in model into $model_path (is it writable by uid $(id -u)?)" >&2
+    echo "entrypoint: could not copy the built-in model into $model_path: make it writable by uid $(id -u)" \
+         "(a host directory: chown $(id -u):$(id -g) DIR)" >&2
+    exit 1
 fi
 exec "$@"

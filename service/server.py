@@ -86,6 +86,18 @@ def worker_exit(arbiter: Any, worker: Any) -> None:
         close_app(app)
 
 
+def when_ready(arbiter: Any) -> None:
+    """gunicorn hook, run in the master once it is ready: say where the server listens.
+
+    With a socket per worker (``reuse_port``) the master holds none, and gunicorn's own
+    "Listening at:" line has an empty address.
+    """
+    cfg = arbiter.cfg
+    where = ", ".join(f"http://{address}" for address in cfg.bind)
+    sockets = "a socket per worker" if cfg.reuse_port else "one shared socket"
+    arbiter.log.info("listening on %s (%d workers, %s)", where, cfg.workers, sockets)
+
+
 def child_exit(arbiter: Any, worker: Any) -> None:
     """gunicorn hook, run in the master when a worker has exited: forget its live metrics."""
     metrics.mark_process_dead(worker.pid)
@@ -119,6 +131,7 @@ def gunicorn_options(settings: Settings, *, host: str | None = None, port: int |
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
         "child_exit": child_exit,
+        "when_ready": when_ready,
         # Each worker binds its own SO_REUSEPORT socket and the kernel hashes connections over
         # them. With one shared socket, whichever worker wakes first accepts: wrk's 32 keep-alive
         # connections all landed on one worker in about one run of five (half the throughput).
@@ -181,4 +194,4 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
 
 
 __all__ = ["CannotListen", "CommentGuardServer", "DEFAULT_WORKER_CLASS", "bind_address", "check_address_free",
-           "child_exit", "gunicorn_options", "post_worker_init", "serve", "worker_exit"]
+           "child_exit", "gunicorn_options", "post_worker_init", "serve", "when_ready", "worker_exit"]

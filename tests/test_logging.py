@@ -169,6 +169,11 @@ def test_live_server_logs_are_json_lines_with_request_ids(tmp_path: Path, model_
     access = [r for r in records if r["logger"] == "gunicorn.access"]
     assert access and all(r["request_id"] for r in access)
     assert all("?" not in (r.get("path") or "") for r in access)
+    # Where it listens, said by the server itself (gunicorn's own line has no address when each
+    # worker holds its own socket).
+    port = server.base_url.rsplit(":", 1)[1]
+    assert any(r["message"] == f"listening on http://127.0.0.1:{port} (2 workers, a socket per worker)"
+               for r in records), [r["message"] for r in records if "isten" in r["message"]]
     invalid = [r["message"] for r in records if r["message"].startswith("Invalid request")]
     assert len(invalid) == 3, invalid  # logged, without what the request carried
     assert_no_personal_data(text, server.key)

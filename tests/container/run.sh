@@ -111,11 +111,24 @@ log "image $IMAGE: $IMAGE_SIZE bytes ($(( IMAGE_SIZE / 1000000 )) MB; base $BASE
   || fail "the image does not run as uid 10001"
 podman image inspect "$IMAGE" | python3 -c 'import json,sys; sys.exit(not json.load(sys.stdin)[0].get("Healthcheck"))' \
   || fail "the image has no HEALTHCHECK (built without --format docker?)"
-# No compilers, no pip in the venv, no sources or pip caches in the final image.
+# No compilers, no pip in the venv, no sources (the scoring core's generated C included) or pip
+# caches in the final image; no CA the build machine added (a TLS-intercepting proxy's).
 podman run --rm "${RUN_OPTS[@]}" --entrypoint sh "$IMAGE" -c \
   'for t in gcc cc c++ make; do command -v $t && exit 1; done
-   test ! -e /opt/commentguard/venv/bin/pip && test ! -e /src && test ! -e /root/.cache/pip' \
-  >/dev/null || fail "the final image carries build tools or build leftovers"
+   test ! -e /opt/commentguard/venv/bin/pip && test ! -e /src && test ! -e /root/.cache/pip &&
+   test -z "$(find /opt/commentguard/venv -path "*/model/_fastcore.*" ! -name "*.so")" &&
+   test -z "$(find /usr/local/share/ca-certificates -name "*.crt")"' \
+  >/dev/null || fail "the final image carries build tools, build leftovers or the build machine's CAs"
+# A data volume the service user cannot write: the entry point stops at once with the reason,
+# instead of training a model for a minute and failing to write it (a restart loop under compose).
+unwritable=$(mktemp -d)
+chmod 755 "$unwritable"  # owned by root, not uid 10001
+out=$(timeout 120 podman run --rm "${RUN_OPTS[@]}" -v "$unwritable:/var/lib/commentguard" "$IMAGE" 2>&1) \
+  && fail "the image started on a volume it cannot write"
+rmdir "$unwritable"
+grep -q "make it writable by uid 10001" <<<"$out" || fail "no clear reason for an unwritable volume: $out"
+grep -q "\[train\]" <<<"$out" && fail "the image trained a model before refusing an unwritable volume"
+log "an unwritable data volume is refused before anything else"
 
 # --- helpers ----------------------------------------------------------------------------
 if [[ -z ${PORT:-} ]]; then
