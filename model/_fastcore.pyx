@@ -103,11 +103,13 @@ cdef Py_ssize_t _bsearch(const int32_t* sorted_ids, Py_ssize_t n, int32_t key) n
     return -1
 
 
-cdef inline object _remember(dict cache, object key, object value, Py_ssize_t size):
-    """Store ``value`` under ``key`` in a per-word cache (emptied when full, as the reference does)."""
-    if len(cache) >= size:
-        cache.clear()
-    cache[key] = value
+cdef inline object _remember(dict cache, object key, object value, Py_ssize_t size, Py_ssize_t longest):
+    """Store ``value`` under ``key`` in a per-word cache (emptied when full; keys longer than
+    ``longest`` are not kept), as the reference does."""
+    if len(key) <= longest:
+        if len(cache) >= size:
+            cache.clear()
+        cache[key] = value
     return value
 
 
@@ -139,11 +141,11 @@ cdef class TextCore:
     cdef object token_findall, stop_words
     cdef object word_ids, credit_grams, credit_words
     cdef dict _ids_cache, _token_words, _credit_cache
-    cdef Py_ssize_t cache_size
+    cdef Py_ssize_t cache_size, cache_word_chars
 
     def __init__(self, *, dict vocab, weighted, idf, Py_ssize_t offset, str analyzer, int min_n, int max_n,
                  bint binary, bint sublinear, norm, bint use_idf, Py_ssize_t cache_size,
-                 word_ids=None, credit_grams=None, credit_words=None, token_findall=None, stop_words=None):
+                 Py_ssize_t cache_word_chars=64, word_ids=None, credit_grams=None, credit_words=None, token_findall=None, stop_words=None):
         if analyzer not in ("word", "char_wb"):
             raise ValueError(f"TextCore scores word and char_wb blocks, not {analyzer!r}")
         if not vocab:
@@ -169,6 +171,11 @@ cdef class TextCore:
         self.word_ids, self.credit_grams, self.credit_words = word_ids, credit_grams, credit_words
         self._ids_cache, self._token_words, self._credit_cache = {}, {}, {}
         self.cache_size = cache_size
+        self.cache_word_chars = cache_word_chars
+
+    def cached_keys(self):
+        """The words (tokens) each per-word cache holds now: n-gram ids, words of tokens, credit."""
+        return list(self._ids_cache), list(self._token_words), list(self._credit_cache)
 
     def clear_caches(self):
         self._ids_cache.clear()
@@ -186,7 +193,7 @@ cdef class TextCore:
         cdef dict cache = self._ids_cache
         for token, count in tokens.items():
             hit = PyDict_GetItem(cache, token)
-            ids = _remember(cache, token, _pack(self.word_ids(token)), self.cache_size) if hit == NULL \
+            ids = _remember(cache, token, _pack(self.word_ids(token)), self.cache_size, self.cache_word_chars) if hit == NULL \
                 else <bytes><object>hit
             times = count
             total += (PyBytes_GET_SIZE(ids) // 4) * times
@@ -335,7 +342,7 @@ cdef class TextCore:
         cdef PyObject* seen
         for token, times in tokens.items():
             hit = PyDict_GetItem(cache, token)
-            pieces = _remember(cache, token, tuple(self.credit_words(token)), self.cache_size) if hit == NULL \
+            pieces = _remember(cache, token, tuple(self.credit_words(token)), self.cache_size, self.cache_word_chars) if hit == NULL \
                 else <object>hit
             for word in pieces:
                 seen = PyDict_GetItem(words, word)
@@ -358,7 +365,7 @@ cdef class TextCore:
         cdef PyObject* hit
         for word in names:
             hit = PyDict_GetItem(cache, word)
-            gram_bytes = _remember(cache, word, self._pack_credit_grams(word), self.cache_size) if hit == NULL \
+            gram_bytes = _remember(cache, word, self._pack_credit_grams(word), self.cache_size, self.cache_word_chars) if hit == NULL \
                 else <object>hit
             grams.append(gram_bytes)
             total += PyBytes_GET_SIZE(gram_bytes) // 8

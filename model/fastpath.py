@@ -33,7 +33,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 
@@ -55,6 +55,7 @@ DEFAULT_ENGINE = "c" if _fastcore is not None else "numpy"
 #: (column, contribution to the log-odds) of one non-zero feature.
 Contribution = tuple[int, float]
 
+T = TypeVar("T")
 # sklearn's own whitespace rule for the character analysers (_VectorizerMixin._white_spaces).
 _WHITE_SPACES = re.compile(r"\s\s+")
 # The words char n-grams are credited to (model.reasons.credit_char_ngrams): runs of word characters.
@@ -63,6 +64,10 @@ _CREDIT_WORD = re.compile(r"(?u)\b\w+\b")
 #: n-grams to words, each token's words and each word's n-grams with their counts); each
 #: cache is emptied when full (a crude bound: at most ~20 MB per worker for all three).
 WORD_CACHE_SIZE = 20_000
+#: Longer words are not cached: an entry grows with its word (a 60,000-letter word held 0.4 MB),
+#: and a stream of unique long words, within the body limit, filled a worker's memory by
+#: hundreds of megabytes. Real words this long are rare; scoring one uncached costs the same.
+MAX_CACHED_WORD = 64
 #: The vectorizer options this module reproduces (model.compile_pipeline and model.tables check them).
 SUPPORTED_ANALYZERS = ("word", "char", "char_wb")
 SUPPORTED_NORMS = (None, "l1", "l2")
@@ -205,6 +210,7 @@ class _TextBlock:
             vocab=self.vocab, weighted=self.weighted, idf=self.idf, offset=self.offset,
             analyzer=self.analyzer, min_n=self.min_n, max_n=self.max_n, binary=self.binary,
             sublinear=self.sublinear, norm=self.norm, use_idf=self.use_idf, cache_size=WORD_CACHE_SIZE,
+            cache_word_chars=MAX_CACHED_WORD,
             word_ids=self._char_wb_ids, credit_grams=self._credit_grams, credit_words=_CREDIT_WORD.findall,
             token_findall=self.token_re.findall if word else None,
             stop_words=self.stop_words if word else None)
@@ -244,10 +250,7 @@ class _TextBlock:
         for word, times in tokens.items():
             ids = cache.get(word)
             if ids is None:
-                ids = np.array(self._char_wb_ids(word), dtype=np.int32)  # compact: many are cached
-                if len(cache) >= WORD_CACHE_SIZE:
-                    cache.clear()
-                cache[word] = ids
+                ids = _remember(cache, word, np.array(self._char_wb_ids(word), dtype=np.int32))
             if times == 1:
                 parts.append(ids)
             else:  # a repeated word's n-grams count that many times (np.tile is 5x slower)
@@ -320,10 +323,7 @@ class _TextBlock:
         for token, times in tokens.items():
             pieces = token_words.get(token)
             if pieces is None:
-                pieces = tuple(_CREDIT_WORD.findall(token))
-                if len(token_words) >= WORD_CACHE_SIZE:
-                    token_words.clear()
-                token_words[token] = pieces
+                pieces = _remember(token_words, token, tuple(_CREDIT_WORD.findall(token)))
             for word in pieces:
                 words[word] = words.get(word, 0) + times
         if not words:
@@ -333,10 +333,7 @@ class _TextBlock:
         for word, times in words.items():
             grams = credit_cache.get(word)
             if grams is None:
-                grams = self._credit_grams(word)
-                if len(credit_cache) >= WORD_CACHE_SIZE:
-                    credit_cache.clear()
-                credit_cache[word] = grams
+                grams = _remember(credit_cache, word, self._credit_grams(word))
             word_ids, word_counts = grams
             id_parts.append(word_ids)
             count_parts.append(word_counts * np.int64(times) if times != 1 else word_counts)
@@ -553,6 +550,15 @@ class CompiledModel:
         return np.array([s.score for s in self.score_many(items, explain=False)], dtype=np.float64)
 
 
+def _remember(cache: dict[str, T], word: str, value: T) -> T:
+    """Keep ``value`` in a per-word cache (emptied when full; long words are not kept)."""
+    if len(word) <= MAX_CACHED_WORD:
+        if len(cache) >= WORD_CACHE_SIZE:
+            cache.clear()
+        cache[word] = value
+    return value
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-min(max(x, -500.0), 500.0)))
 
@@ -580,4 +586,5 @@ def require_supported(condition: bool, where: str, what: str) -> None:
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "CompiledModel", "Contribution", "Explained", "FastScore",
            "FastPathUnsupportedError", "MetaBlockSpec", "ModelSpec", "SUPPORTED_ACCENTS", "SUPPORTED_ANALYZERS",
-           "SUPPORTED_NORMS", "TextBlockSpec", "WORD_CACHE_SIZE", "column_terms", "require_supported"]
+           "SUPPORTED_NORMS", "TextBlockSpec", "MAX_CACHED_WORD", "WORD_CACHE_SIZE", "column_terms",
+           "require_supported"]

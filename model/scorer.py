@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from model.comment import Comment
-from model.fastpath import CompiledModel, Contribution, Explained, column_terms
+from model.fastpath import MAX_CACHED_WORD, CompiledModel, Contribution, Explained, column_terms
 from model.reasons import credit_char_ngrams, describe_meta, describe_ngram, quiet_words, top_reasons
 from model.verdict import Reason, Thresholds, Verdict
 
@@ -133,9 +133,10 @@ class Scorer:
             text = word_text.get(word)
             if text is None:
                 text = describe_ngram(word, self._quiet)
-                if len(word_text) >= WORD_TEXT_CACHE_SIZE:
-                    word_text.clear()
-                word_text[word] = text
+                if len(word) <= MAX_CACHED_WORD:  # long words would fill memory (model.fastpath)
+                    if len(word_text) >= WORD_TEXT_CACHE_SIZE:
+                        word_text.clear()
+                    word_text[word] = text
             grouped[text] = get(text, 0.0) + value
         return top_reasons(grouped, explained.score)
 

@@ -364,6 +364,25 @@ def test_engines_agree_with_tiny_caches(scorer: Scorer, seed_comments: list[Comm
     assert [compiled.score(c) for c in sample] == first
 
 
+@pytest.mark.parametrize("engine", ["c", "numpy"])
+def test_long_words_are_scored_but_not_cached(scorer: Scorer, engine: str) -> None:
+    # Unique long words (a 64 KiB body holds one of 60,000 letters) would fill a worker's memory.
+    compiled = CompiledModel(scorer.pipeline, engine)
+    long_word = "q" * 5000 + "z" * 3000
+    short = "thanks for the write-up"
+    comment = Comment(comment_content=f"{short} {long_word} http://bit.ly/x")
+    first = compiled.explain_prepared(compiled.prepare(comment), "chars")
+    again = compiled.explain_prepared(compiled.prepare(comment), "chars")
+    assert (again.score, again.word_credit) == (first.score, first.word_credit)
+    assert first.score == pytest.approx(float(scorer.pipeline.predict_proba([comment])[0, 1]), abs=1e-12)
+    chars = next(b for b in compiled.blocks if getattr(b, "name", "") == "chars")
+    caches = (chars.core.cached_keys() if engine == "c"
+              else (list(chars._word_ids), list(chars._token_words), list(chars._credit_cache)))
+    for cache in caches:
+        assert cache and max(len(word) for word in cache) <= fastpath.MAX_CACHED_WORD
+        assert "thanks" in cache or any("thanks" in word for word in cache)
+
+
 def test_the_core_refuses_what_it_does_not_reproduce(scorer: Scorer) -> None:
     from model import _fastcore
 
