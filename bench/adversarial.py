@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import string
 import sys
 import time
 from pathlib import Path
@@ -40,6 +42,9 @@ BODIES: dict[str, Callable[[int], str]] = {
     "'[' before a run of spaces": lambda size: "[" + " " * size,
     "'the' and a run of spaces before 'dot com'": lambda size: "the" + " " * size + "dot com",
     "one long word": repeated("a"),
+    # Every character n-gram a new one: the most vocabulary lookups per byte (and, before long
+    # words were left out of the per-word caches, the most memory per request).
+    "one long word of random letters": lambda size: "".join(random.Random(7).choices(string.ascii_lowercase, k=size)),
     "e-mail-like pieces": repeated("a@b."),
     "obfuscated schemes": repeated("hxxp://a"),
     "ordinary spam, repeated": repeated("Check out http://bit.ly/x FREE $$$ call 555-0100 now!!! "),

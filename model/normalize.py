@@ -15,9 +15,15 @@ import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-#: Invisible characters spammers put between letters (zero-width spaces and
-#: joiners, direction marks, the BOM that YouTube appends, soft hyphens...).
-_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+#: Invisible characters spammers put between letters: Unicode's default-ignorable code points
+#: (zero-width spaces and joiners, direction marks and overrides, the BOM that YouTube appends,
+#: soft hyphens, the combining grapheme joiner, variation selectors, Hangul fillers, Khmer and
+#: Mongolian invisible signs, tag characters...). Any one of them inside each word of
+#: "cheap cialis" took it from spam to unsure, and inside a host cut the link short.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 # Linear time, whatever the text: no pattern here may scan on past where its match can end and
 # then try again from the next character, or a body of 64 KiB like "<a <a <a ...", "a.a.a.a..."
@@ -224,16 +230,28 @@ def _deobfuscate(text: str) -> tuple[str, bool]:
     """Rewrite ``hxxp://``, ``[dot]``, ``example ,com`` and ``http://a. b. tv`` into plain URL syntax."""
     # Each rewrite needs a character the cheap ``in`` tests look for; most
     # comments have none of them, and these scans dominate normalisation time.
-    original = text
+    disguised: list[bool] = []
     if ":" in text:
-        text = _HXXP.sub(lambda m: f"http{m.group(1).lower()}://", text)
+        text = _HXXP.sub(lambda m: _plain_scheme(m, disguised), text)
+    original = text
     if "[" in text or "(" in text or "{" in text or "dot" in text.lower():
         text = _DOT_WORD.sub(".", text)
     if ("," in text or "." in text) and _SPLIT_DOMAIN_END.search(text):
         text = _SPLIT_DOMAIN.sub(_join_split_domain, text)
     if ". " in text or ".\t" in text:
         text = _SPACED_HOST.sub(_join_spaced_host, text)
-    return text, text != original
+    return text, any(disguised) or text != original
+
+
+def _plain_scheme(match: re.Match[str], disguised: list[bool]) -> str:
+    """``http://`` or ``https://`` for a scheme match; notes whether it was disguised.
+
+    ``Http://`` (a phone keyboard's capital) or ``HTTPS://`` is written in lower case but is
+    no disguise; ``hxxp://``, ``h**p://``, ``http [:] //`` and ``http : //`` are.
+    """
+    plain = f"http{match.group(1).lower()}://"
+    disguised.append(match.group(0).lower() != plain)
+    return plain
 
 
 def _join_split_domain(match: re.Match[str]) -> str:

@@ -22,7 +22,7 @@ _WORD = re.compile(r"(?u)\b\w+\b")
 
 _FIXED: dict[str, str] = {
     "links=0": "no links in the text",
-    "links=1": "one link in the text",
+    "links=1": "a link in the text",  # the words of the xxurl placeholder: one reason, not two
     "links=2": "two links in the text",
     "links=3+": "three or more links in the text",
     "link_obfuscated": "a disguised link (like 'example dot com' or 'hxxp://')",
@@ -57,6 +57,8 @@ _PREFIXED: tuple[tuple[str, str], ...] = (
 )
 
 _PLACEHOLDERS = {"xxurl": "a link in the text", "xxemail": "an e-mail address in the text"}
+#: The same placeholders inside a phrase ("at xxurl" is shown as "at [link]").
+_IN_PHRASE = {"xxurl": "[link]", "xxemail": "[e-mail address]"}
 
 
 #: Tokens every ordinary comment carries; they shift the baseline, they do not
@@ -106,6 +108,8 @@ def describe_ngram(ngram: str, quiet: AbstractSet[str] | None = None) -> str:
     if ngram in (quiet_words() if quiet is None else quiet):
         return ""
     if " " in ngram:
+        if "xx" in ngram:
+            ngram = " ".join(_IN_PHRASE.get(word, word) for word in ngram.split(" "))
         return f"phrase '{ngram}'"
     return f"word '{ngram}'"
 
@@ -147,18 +151,22 @@ def credit_char_ngrams(text: str, contributions: Iterable[tuple[str, float]]) ->
     return credit
 
 
-def top_reasons(contributions: dict[str, float], score: float, limit: int = 5,
+def top_reasons(contributions: dict[str, float], toward_spam: bool, limit: int = 5,
                 min_weight: float = 0.05) -> tuple[Reason, ...]:
-    """The few reasons that pushed the score the way it went, strongest first.
+    """The few reasons that pushed the score the way the verdict went, strongest first.
 
     ``contributions`` maps a description to its summed log-odds contribution.
-    For a score of 0.5 or more the reasons are those that raised it, below 0.5
-    those that lowered it.
+    ``toward_spam`` (a verdict other than ``ham``): the reasons are those that raised the
+    score; else those that lowered it. The verdict decides, not 0.5: a comment held at 0.27
+    (the ``unsure`` threshold lies below 0.5) is held for what raised its score.
     """
-    if score >= 0.5:
-        chosen = [(text, weight) for text, weight in contributions.items() if weight >= min_weight and text]
-    else:
-        chosen = [(text, weight) for text, weight in contributions.items() if weight <= -min_weight and text]
+    sign = 1.0 if toward_spam else -1.0
+    chosen = [(text, weight) for text, weight in contributions.items() if weight * sign >= min_weight and text]
+    if not chosen:
+        # Nothing weighed that much the verdict's way (a comment held just above a low unsure
+        # threshold): the lighter ones that did, else the strongest either way, never nothing.
+        chosen = ([(text, weight) for text, weight in contributions.items() if weight * sign > 0 and text]
+                  or [(text, weight) for text, weight in contributions.items() if weight and text])
     # nsmallest is sorted(...)[:limit], ties in the same (insertion) order, without sorting them all.
     return tuple(Reason(text, weight) for text, weight in heapq.nsmallest(limit, chosen, key=_strength))
 

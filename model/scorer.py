@@ -27,7 +27,7 @@ import numpy as np
 from model.comment import Comment
 from model.fastpath import MAX_CACHED_WORD, CompiledModel, Contribution, Explained, column_terms
 from model.reasons import credit_char_ngrams, describe_meta, describe_ngram, quiet_words, top_reasons
-from model.verdict import Reason, Thresholds, Verdict
+from model.verdict import HAM, Reason, Thresholds, Verdict
 
 
 #: The feature block whose character n-grams are credited to the words they were cut from.
@@ -100,13 +100,18 @@ class Scorer:
     def _score_one(self, comment: Comment, limits: Thresholds) -> Verdict:
         compiled = self.compiled
         with self._lock:
+            # The reasons explain the verdict, so the tier is decided first.
             if self._fast_credit:
                 explained = compiled.explain_prepared(compiled.prepare(comment), CHAR_BLOCK)
-                score, reasons = explained.score, self._explain_credited(explained)
+                score = explained.score
+                tier = limits.tier(score)
+                reasons = self._explain_credited(explained, tier != HAM)
             else:
                 result = compiled.score(comment)
-                score, reasons = result.score, self._explain(result.text, result.contributions, result.score)
-        return Verdict(limits.tier(score), score, reasons, self.version)
+                score = result.score
+                tier = limits.tier(score)
+                reasons = self._explain(result.text, result.contributions, tier != HAM)
+        return Verdict(tier, score, reasons, self.version)
 
     def spam_probability(self, comments: Iterable[Any]) -> np.ndarray:
         """Spam probabilities only (no reasons), for evaluation over many comments.
@@ -115,7 +120,7 @@ class Scorer:
         """
         return self.compiled.spam_probability(comments)
 
-    def _explain_credited(self, explained: Explained) -> tuple[Reason, ...]:
+    def _explain_credited(self, explained: Explained, toward_spam: bool) -> tuple[Reason, ...]:
         """:meth:`_explain` with the char n-grams already credited to words by the fast path.
 
         The same groups, summed in the same order, so the same reasons and weights.
@@ -138,7 +143,7 @@ class Scorer:
                         word_text.clear()
                     word_text[word] = text
             grouped[text] = get(text, 0.0) + value
-        return top_reasons(grouped, explained.score)
+        return top_reasons(grouped, toward_spam)
 
     def _describe_column(self, col: int) -> str:
         if self._block[col] == "words":
@@ -146,7 +151,7 @@ class Scorer:
         return describe_meta(self._name[col])
 
     def _explain(self, text: str, contributions: Iterable[Contribution],
-                 score: float) -> tuple[Reason, ...]:
+                 toward_spam: bool) -> tuple[Reason, ...]:
         """Reasons from (column, log-odds contribution) pairs, in the feature matrix's column order."""
         grouped: dict[str, float] = defaultdict(float)
         char_grams: list[tuple[str, float]] = []
@@ -160,4 +165,4 @@ class Scorer:
                 grouped[describe_meta(name)] += value
         for word, value in credit_char_ngrams(text, char_grams).items():
             grouped[describe_ngram(word, self._quiet)] += value
-        return top_reasons(grouped, score)
+        return top_reasons(grouped, toward_spam)

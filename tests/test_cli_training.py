@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from commentguard.cli import cli
 from model.artifact import METADATA_NAME, PICKLE_NAME
+from model.verdict import Thresholds
 
 SPAM_TEXTS = [
     "Buy cheap viagra online today at http://bit.ly/pills{}",
@@ -236,3 +237,16 @@ def test_check_refuses_empty_text_and_a_bad_setting_clearly(trained, runner: Cli
     bad = runner.invoke(cli, ["check", "hello"])
     assert bad.exit_code == 1 and "COMMENTGUARD_MODEL_CHECK_SECONDS" in bad.output
     assert isinstance(bad.exception, SystemExit)
+
+
+def test_check_applies_the_threshold_overrides_the_service_does(trained, runner: CliRunner,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    _, out = trained
+    text = "Buy cheap viagra online today at http://bit.ly/x"
+    plain = json.loads(runner.invoke(cli, ["check", text, "--model", str(out)]).stdout)
+    overrides = Thresholds(unsure=plain["score"] / 4, spam=plain["score"] / 3, discard=plain["score"] / 2)
+    assert overrides.tier(plain["score"]) == "discard" != plain["verdict"]
+    for name in ("unsure", "spam", "discard"):
+        monkeypatch.setenv(f"COMMENTGUARD_THRESHOLD_{name.upper()}", repr(getattr(overrides, name)))
+    moved = json.loads(runner.invoke(cli, ["check", text, "--model", str(out)]).stdout)
+    assert moved["score"] == plain["score"] and moved["verdict"] == "discard"

@@ -141,11 +141,11 @@ def previous_reasons(scorer: Scorer, comment: Comment) -> tuple[float, tuple[Rea
     the indexed :func:`model.reasons.credit_char_ngrams`."""
     result = scorer.compiled.score(comment)
     names = feature_names(scorer.pipeline).astype(str).tolist()
-    return result.score, reference_reasons(names, result.text, list(result.contributions), result.score,
-                                           credit=credit_char_ngrams)
+    return result.score, reference_reasons(names, result.text, list(result.contributions),
+                                           THRESHOLDS.tier(result.score) != "ham", credit=credit_char_ngrams)
 
 
-def reference_reasons(names: list[str], text: str, row: list[tuple[int, float]], score: float,
+def reference_reasons(names: list[str], text: str, row: list[tuple[int, float]], toward_spam: bool,
                       credit: Callable[[str, list[tuple[str, float]]], dict[str, float]]
                       = original_credit_char_ngrams) -> tuple[Reason, ...]:
     """The scorer's original explanation, from a sparse feature row (as before the fast path)."""
@@ -161,7 +161,7 @@ def reference_reasons(names: list[str], text: str, row: list[tuple[int, float]],
             grouped[describe_meta(name)] += value
     for word, value in credit(text, char_grams).items():
         grouped[describe_ngram(word)] += value
-    return top_reasons(grouped, score)
+    return top_reasons(grouped, toward_spam)
 
 
 def assert_same_as_pipeline(compiled: CompiledModel, pipeline: Pipeline, comments: list[Any],
@@ -184,7 +184,7 @@ def assert_same_reasons(scorer: Scorer, comments: list[Comment]) -> None:
     worst = 0.0
     for comment, verdict, want, row, text in zip(comments, verdicts, expected, rows, texts):
         worst = max(worst, abs(verdict.score - want))
-        slow = reference_reasons(names, text, row, float(want))
+        slow = reference_reasons(names, text, row, THRESHOLDS.tier(float(want)) != "ham")
         assert [r.text for r in verdict.reasons] == [r.text for r in slow], comment.comment_content[:80]
         np.testing.assert_allclose([r.weight for r in verdict.reasons], [r.weight for r in slow],
                                    rtol=1e-9, atol=1e-12)

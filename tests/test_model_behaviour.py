@@ -15,7 +15,8 @@ from model.artifact import load_model
 from model.comment import Comment
 from model.pipeline import feature_names
 from model.scorer import Scorer
-from model.verdict import DISCARD, HAM, SPAM
+from model.reasons import describe_meta, describe_ngram, top_reasons
+from model.verdict import DISCARD, HAM, SPAM, Thresholds
 from training.train import train_model
 
 
@@ -108,7 +109,33 @@ def test_an_author_url_never_lowers_the_score(scorer: Scorer, text: str) -> None
         assert score(scorer, text, comment_author_url=url) >= before - 1e-12, (text, url)
 
 
-_RAW = re.compile(r"\b(?:words|chars|meta)__|^(?:link_|author_url|email_|cue=|type=|links=|length=)")
+_RAW = re.compile(r"\b(?:words|chars|meta)__|^(?:link_|author_url|email_|cue=|type=|links=|length=)|xxurl|xxemail")
+
+
+def test_a_held_comment_is_held_for_what_raised_its_score(scorer: Scorer) -> None:
+    # With the unsure threshold below 0.5 (the default model's is about 0.25), a comment held
+    # at, say, 0.3 used to get only the reasons that lowered its score.
+    low_unsure = Thresholds(0.1, 0.99, 0.999)
+    held = [scorer.score(Comment(comment_content=t), low_unsure) for t in list(HAM_EXAMPLES.values()) + VARIED]
+    below_half = [v for v in held if v.tier == "unsure" and v.score < 0.5]
+    assert below_half
+    for verdict in below_half:
+        assert verdict.reasons and all(r.weight > 0 for r in verdict.reasons), verdict
+
+
+def test_reasons_follow_the_verdict_and_are_never_missing() -> None:
+    weights = {"word 'casino'": 1.0, "no links in the text": -2.0, "word 'the'": 0.01}
+    assert [r.text for r in top_reasons(weights, True)] == ["word 'casino'"]
+    assert [r.text for r in top_reasons(weights, False)] == ["no links in the text"]
+    # Nothing weighty the verdict's way: the lighter ones that were, else the strongest either way.
+    assert [r.text for r in top_reasons({"a": -2.0, "b": 0.01}, True)] == ["b"]
+    assert [r.text for r in top_reasons({"a": -2.0}, True)] == ["a"]
+
+
+def test_placeholders_read_as_words_in_phrases_and_one_link_is_one_reason() -> None:
+    assert describe_ngram("at xxurl") == "phrase 'at [link]'"
+    assert describe_ngram("xxemail me") == "phrase '[e-mail address] me'"
+    assert describe_ngram("xxurl") == describe_meta("links=1") == "a link in the text"
 
 
 def test_reasons_are_human_words(scorer: Scorer) -> None:
@@ -121,8 +148,8 @@ def test_reasons_are_human_words(scorer: Scorer) -> None:
             seen_any = True
             assert not _RAW.search(reason.text), reason.text
             assert "__" not in reason.text
-            # reasons point the way the score went
-            assert (reason.weight > 0) == (verdict.score >= 0.5), (verdict, reason)
+            # reasons point the way the verdict went: held or flagged for what raised the score
+            assert (reason.weight > 0) == (verdict.tier != "ham"), (verdict, reason)
     assert seen_any
 
 

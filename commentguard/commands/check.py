@@ -23,17 +23,14 @@ def command(text: str, author: str, author_url: str, email: str, comment_type: s
     """Score TEXT and print the verdict with its reasons."""
     if not text.strip():
         raise click.BadParameter("the comment's text must not be empty (the API refuses it too)", param_hint="TEXT")
-    if model_dir is None:
-        from service.settings import SettingsError, load_settings
+    from service.settings import SettingsError, load_settings
 
-        try:
-            model_dir = str(load_settings().model_path)
-        except SettingsError as exc:
-            raise click.ClickException(str(exc)) from exc
     try:
-        scorer = load_model(model_dir)
-    except ArtifactError as exc:
+        settings = load_settings()  # the model path, and the threshold overrides the service applies
+        scorer = load_model(model_dir if model_dir is not None else str(settings.model_path))
+        thresholds = settings.thresholds_for(scorer.thresholds) if settings.has_threshold_overrides else None
+    except (SettingsError, ArtifactError) as exc:
         raise click.ClickException(str(exc)) from exc
     comment = Comment(comment_content=text, comment_author=author, comment_author_url=author_url,
                       comment_author_email=email, comment_type=comment_type)
-    click.echo(json.dumps(scorer.score(comment).to_dict(), indent=2, ensure_ascii=False))
+    click.echo(json.dumps(scorer.score(comment, thresholds).to_dict(), indent=2, ensure_ascii=False))
