@@ -161,7 +161,8 @@ def clean_text(raw: str) -> str:
         if decoded == text:
             break
         text = decoded
-    text = _INVISIBLE.sub("", text)
+    if not text.isascii():  # every invisible character is outside ASCII; most comments are inside it
+        text = _INVISIBLE.sub("", text)
     return unicodedata.normalize("NFKC", text)
 
 
