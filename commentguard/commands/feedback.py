@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from commentguard.context import cli_store
+from commentguard.tables import echo_table
 from store import FeedbackRecord
 from store.feedback import Forgotten
 
@@ -77,12 +78,9 @@ def list_feedback(include_test: bool, as_json: bool) -> None:
     if not rows:
         click.echo("no feedback")
         return
-    header = ("id", "created", "label", "source", "check id", "content")
-    table = [header] + [(str(r["id"]), r["created"], r["label"], r["source"] or "-",
-                         r["check_id"] or "-", r["preview"]) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)] + [0]
-    for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    echo_table(("id", "created", "label", "source", "check id", "content"),
+               [(str(r["id"]), r["created"], r["label"], r["source"] or "-", r["check_id"] or "-", r["preview"])
+                for r in rows])
 
 
 @command.command("forget")

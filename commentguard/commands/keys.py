@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from commentguard.context import cli_store
+from commentguard.tables import echo_table
 from store import USAGE_COUNTERS, InvalidRecordError, KeyInfo, current_month
-from store.keys import check_site_url
 
 ONCE_NOTICE = "This key is shown only once and cannot be shown again: store it now."
 
@@ -40,12 +40,11 @@ def command() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the key and its details as JSON.")
 def create(site: str, label: str, as_json: bool) -> None:
     """Create a key for --site and print it (once)."""
-    try:
-        check_site_url(site)
-    except InvalidRecordError as exc:
-        raise click.BadParameter(str(exc), param_hint="--site") from None
     with cli_store() as store:
-        key, info = store.create_key(site, label=label)
+        try:
+            key, info = store.create_key(site, label=label)  # the store checks the URL (check_site_url)
+        except InvalidRecordError as exc:
+            raise click.BadParameter(str(exc), param_hint="--site") from None
     if as_json:
         click.echo(json.dumps({"key": key, **key_dict(info), "notice": ONCE_NOTICE}, indent=2))
         return
@@ -105,11 +104,3 @@ def usage(month: str | None, as_json: bool) -> None:
     click.echo(f"usage in {month}")
     echo_table(("site", *USAGE_COUNTERS, "revoked"),
                [(r["site"], *(str(r[c]) for c in USAGE_COUNTERS), "yes" if r["revoked"] else "no") for r in rows])
-
-
-def echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    """Print ``rows`` under ``header`` in left-aligned columns."""
-    table = [header, *rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
