@@ -44,6 +44,8 @@ from service.settings import Settings
 DEFAULT_WORKER_CLASS = Settings.worker_class
 DEFAULT_GRACEFUL_TIMEOUT = 30
 DEFAULT_TIMEOUT = 30
+#: What ``COMMENTGUARD_WORKER_CLASS=gthread`` runs.
+GTHREAD_WORKER = "service.gthread_worker.BufferedThreadWorker"
 
 
 class CommentGuardServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
@@ -117,7 +119,9 @@ def gunicorn_options(settings: Settings, *, host: str | None = None, port: int |
     options: dict[str, Any] = {
         "bind": [bind_address(host or settings.host, port or settings.port)],
         "workers": workers or settings.workers,
-        "worker_class": worker_class,
+        # gthread is gunicorn's threaded worker with requests read in full before a thread
+        # takes one (service/gthread_worker.py): slow or idle clients cannot hold the threads.
+        "worker_class": GTHREAD_WORKER if worker_class == "gthread" else worker_class,
         # gunicorn turns `sync` with threads > 1 into gthread: only gthread gets threads.
         "threads": (threads or settings.threads) if worker_class == "gthread" else 1,
         "timeout": DEFAULT_TIMEOUT,
@@ -193,5 +197,5 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
             metrics.remove_multiprocess_dir(metrics_dir)
 
 
-__all__ = ["CannotListen", "CommentGuardServer", "DEFAULT_WORKER_CLASS", "bind_address", "check_address_free",
+__all__ = ["CannotListen", "CommentGuardServer", "DEFAULT_WORKER_CLASS", "GTHREAD_WORKER", "bind_address", "check_address_free",
            "child_exit", "gunicorn_options", "post_worker_init", "serve", "when_ready", "worker_exit"]

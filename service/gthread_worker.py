@@ -1,0 +1,350 @@
+"""gunicorn's threaded worker, with each request read in full before a thread takes it.
+
+gunicorn's ``gthread`` worker hands every new connection to one of its few threads, which
+then waits up to 5 s for the first byte and reads the request on a blocking socket with no
+time limit. A handful of clients that connect and send nothing, or send their request a byte
+a second, held every thread: with the default 2 workers x 2 threads, four such connections
+made legitimate checks wait 10-25 s or time out.
+
+:class:`BufferedThreadWorker` keeps gunicorn's worker and changes who reads. The worker's
+main loop, which already waits on every idle connection, also reads each request's head and
+its declared body (up to the app's body limit) without blocking, into a buffer per
+connection; a thread takes the connection only once that request has arrived in full, with
+the bytes handed to gunicorn's parser. A request must arrive within
+:data:`REQUEST_ARRIVAL_SECONDS` of its connection (or of the previous answer on a kept-alive
+one); otherwise the connection gets 408 and is closed. What a thread still reads from the
+socket itself (a chunked body, a body over the limit being drained, a pipelined request)
+must arrive within :data:`THREAD_READ_SECONDS`.
+
+Only plain-TCP HTTP/1 connections are buffered; TLS (gunicorn's ``certfile``) and HTTP/2
+prior knowledge keep gunicorn's own handling. Written against gunicorn 27's ``ThreadWorker``
+(``pyproject.toml`` pins the major version).
+"""
+from __future__ import annotations
+
+import errno
+import re
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Optional
+
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+#: A request (head and body) must reach the worker within this many seconds of its
+#: connection, or of the previous answer on a kept-alive connection.
+REQUEST_ARRIVAL_SECONDS = 10.0
+#: What a worker thread reads from the socket itself must arrive within this many seconds.
+THREAD_READ_SECONDS = 5.0
+#: A head not ended within this many bytes goes to gunicorn's parser, which refuses it.
+MAX_BUFFERED_HEAD = 64 * 1024
+#: Body bytes buffered when the app states no limit of its own.
+DEFAULT_BODY_LIMIT = 1024 * 1024
+READ_CHUNK = 65536
+
+_HEAD_END = re.compile(rb"\n\r?\n")
+_CONTINUE_LINE = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
+_INTERIM_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_TIMEOUT_ANSWER = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                   b"Content-Type: text/plain\r\nContent-Length: 16\r\n\r\nrequest timeout\n")
+#: Most bytes of an over-limit body the main loop reads and throws away (as the app would:
+#: ``service.body.DRAIN_LIMIT``), so that the client is done sending when it gets its 413.
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What the main loop does next with a connection's bytes (:func:`assess`).
+
+    ``wait``: read more. ``ready``: hand the request to a thread (all of it is in, or what is
+    left is for gunicorn's parser to refuse). ``over``: the body is over the limit: hand it on
+    once ``discard`` more bytes have been read and thrown away, with no socket reads left for
+    the thread (the app answers 413). ``continue``: the client waits for ``100 Continue``
+    (``Expect: 100-continue``) before sending its body: send it, drop the line, read on.
+    """
+
+    kind: str
+    discard: int = 0
+
+
+WAIT = Arrival("wait")
+READY = Arrival("ready")
+
+
+def assess(buf: bytes | bytearray, body_limit: int) -> Arrival:
+    """Whether the request at the start of ``buf`` has arrived, for a body limit of ``body_limit``."""
+    match = _HEAD_END.search(buf, 0, MAX_BUFFERED_HEAD + 4)
+    if match is None:
+        return READY if len(buf) >= MAX_BUFFERED_HEAD else WAIT
+    head_end = match.end()
+    length: Optional[int] = None
+    chunked = expect = False
+    for line in bytes(buf[:match.start()]).split(b"\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon:
+            continue
+        name = name.strip().lower()
+        value = value.strip().lower()
+        if name == b"transfer-encoding":
+            if chunked or value != b"chunked":
+                return READY  # gunicorn refuses other codings and repeats
+            chunked = True
+        elif name == b"expect":
+            expect = True
+        elif name == b"content-length":
+            if length is not None or not value.isdigit():
+                return READY  # a malformed or repeated length: the parser refuses it
+            length = int(value)
+    if chunked and length is not None:
+        return READY  # both: the parser refuses it
+    if expect:
+        at_continue = bool(_CONTINUE_LINE.search(buf, 0, head_end)) and not chunked
+        http11 = bytes(buf[:buf.find(b"\n")]).rstrip().endswith(b"HTTP/1.1")
+        if at_continue and http11 and length is not None and length <= body_limit:
+            return Arrival("continue")
+        return READY
+    if chunked:
+        return _assess_chunked(buf, head_end, body_limit)
+    if length is None:
+        return READY
+    if length > body_limit:
+        return Arrival("over", max(0, min(length, DRAIN_LIMIT) - (len(buf) - head_end)))
+    return READY if len(buf) >= head_end + length else WAIT
+
+
+def _assess_chunked(buf: bytes | bytearray, pos: int, body_limit: int) -> Arrival:
+    """Whether a chunked body from ``pos`` has ended (its last chunk and trailer section are in).
+
+    Past the limit it is ``ready`` once more than the limit has come (counted without the chunk
+    framing): the app must read that much to refuse it, and reads the rest as it drains.
+    """
+    body = 0
+    while True:
+        eol = buf.find(b"\r\n", pos, pos + 1024)
+        if eol < 0:
+            return WAIT if len(buf) - pos < 1024 else READY
+        try:
+            size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            return READY  # malformed: the parser refuses it
+        if size == 0:
+            # The trailer section (usually empty) ends with an empty line.
+            return READY if buf.find(b"\r\n\r\n", eol) >= 0 else WAIT
+        present = min(size, len(buf) - (eol + 2))
+        body += present
+        if body > body_limit:
+            # gunicorn's chunk parser reads the rest of the current chunk itself: the thread
+            # may read (under its deadline), and the app drains and refuses the body.
+            return READY
+        pos = eol + 2 + size + 2
+        if present < size or pos > len(buf):
+            return WAIT
+
+
+def drop_continue_line(buf: bytes | bytearray) -> bytes:
+    """``buf`` without its ``Expect: 100-continue`` line (the interim answer has been sent)."""
+    return _CONTINUE_LINE.sub(b"", bytes(buf), count=1)
+
+
+class DeadlineSocket:
+    """A socket whose ``recv`` gives up at ``deadline`` (when set), as a client disconnect would.
+
+    gunicorn's parser and request body read through ``recv``; raising its ``NoMoreData``
+    makes a stalled client look like one that left, which gunicorn closes without a traceback
+    in the log. Everything else is the wrapped socket's.
+    """
+
+    __slots__ = ("_sock", "deadline")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.deadline: Optional[float] = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        if self.deadline is None:
+            return bytes(self._sock.recv(size, flags))
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise http_errors.NoMoreData()
+        self._sock.settimeout(left)
+        try:
+            return bytes(self._sock.recv(size, flags))
+        except TimeoutError:
+            raise http_errors.NoMoreData() from None
+
+
+class BufferedConn(TConn):  # type: ignore[misc]  # gunicorn ships no types
+    """A connection with the bytes the main loop has read of its next request."""
+
+    def __init__(self, cfg: Any, sock: Any, client: Any, server: Any) -> None:
+        super().__init__(cfg, DeadlineSocket(sock), client, server)
+        self.pending = bytearray()
+        self.preread = b""
+        self.discard = 0
+        self.thread_reads = True
+        self.arrival_deadline = 0.0
+
+
+class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no types
+    """gunicorn's ``gthread`` worker whose threads only take requests that have arrived."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Connections whose request is arriving, in the order of their deadlines (all deadlines
+        # are the same time from when they were set, and a dict keeps insertion order).
+        self.arriving: dict[BufferedConn, float] = {}
+        self.body_limit = DEFAULT_BODY_LIMIT
+        self.closed_idle_at_stop = False
+        self.buffering = not self.cfg.is_ssl and getattr(self.cfg, "http2_cleartext", "off") == "off"
+
+    def load_wsgi(self) -> None:
+        """Load the app (gunicorn does so in the worker, before it runs), and read its body limit."""
+        super().load_wsgi()
+        config = getattr(self.wsgi, "config", None)
+        limit = config.get("MAX_CONTENT_LENGTH") if isinstance(config, dict) else None
+        if isinstance(limit, int) and limit > 0:
+            self.body_limit = limit
+
+    # -- connections arriving ------------------------------------------------------------
+
+    def accept(self, listener: Any) -> None:
+        if not self.buffering:
+            super().accept(listener)
+            return
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self.await_request(BufferedConn(self.cfg, client_sock, client_addr, listener.getsockname()))
+
+    def on_client_socket_readable(self, conn: Any, client: Any) -> None:
+        """A kept-alive connection has more to say: read its next request here too."""
+        if not isinstance(conn, BufferedConn):
+            super().on_client_socket_readable(conn, client)
+            return
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self.await_request(conn)
+        self.read_arriving(conn)
+
+    def await_request(self, conn: BufferedConn) -> None:
+        conn.sock.setblocking(False)
+        conn.arrival_deadline = time.monotonic() + REQUEST_ARRIVAL_SECONDS
+        self.arriving[conn] = conn.arrival_deadline
+        self.poller.register(conn.sock, 1, partial(self.on_arriving_readable, conn))  # 1: EVENT_READ
+
+    def on_arriving_readable(self, conn: BufferedConn, _sock: Any) -> None:
+        self.read_arriving(conn)
+
+    def read_arriving(self, conn: BufferedConn) -> None:
+        """Read what has come of ``conn``'s request; hand it to a thread once it is all in."""
+        try:
+            data = conn.sock.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.drop_arriving(conn)
+            return
+        if not data:  # the client closed the connection
+            self.drop_arriving(conn)
+            return
+        if conn.discard:  # the rest of a body over the limit: read, thrown away
+            conn.discard -= len(data)
+            if conn.discard <= 0:
+                self.hand_over(conn, thread_reads=False)
+            return
+        conn.pending += data
+        arrival = assess(conn.pending, self.body_limit)
+        if arrival.kind == "continue":
+            try:
+                conn.sock.send(_INTERIM_CONTINUE)
+            except OSError:
+                self.drop_arriving(conn)
+                return
+            conn.pending = bytearray(drop_continue_line(conn.pending))
+            arrival = assess(conn.pending, self.body_limit)
+        if arrival.kind == "ready":
+            self.hand_over(conn, thread_reads=True)
+        elif arrival.kind == "over":
+            if arrival.discard > 0:
+                # Keep the head and throw the body away as it comes; the app answers 413
+                # from the head's declared length.
+                del conn.pending[_HEAD_END.search(conn.pending).end():]
+                conn.discard = arrival.discard
+            else:
+                self.hand_over(conn, thread_reads=False)
+
+    def hand_over(self, conn: BufferedConn, *, thread_reads: bool) -> None:
+        """Give ``conn``, with the bytes read so far, to a worker thread."""
+        self.stop_watching(conn)
+        conn.preread = bytes(conn.pending)
+        conn.pending = bytearray()
+        conn.discard = 0
+        conn.thread_reads = thread_reads
+        conn.data_ready = True
+        self.enqueue_req(conn)
+
+    def stop_watching(self, conn: BufferedConn) -> None:
+        self.arriving.pop(conn, None)
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def drop_arriving(self, conn: BufferedConn, answer: bytes = b"") -> None:
+        self.stop_watching(conn)
+        self.nr_conns -= 1
+        if answer:
+            try:
+                conn.sock.send(answer)
+            except OSError:
+                pass
+        conn.close()
+
+    def murder_pending(self) -> None:
+        """Also close connections whose request did not arrive in time (and idle ones at stop)."""
+        super().murder_pending()
+        now = time.monotonic()
+        while self.arriving:
+            conn, deadline = next(iter(self.arriving.items()))
+            if deadline > now:
+                break
+            self.log.debug("Closing a connection whose request did not arrive in %.0f s",
+                           REQUEST_ARRIVAL_SECONDS)
+            self.drop_arriving(conn, _TIMEOUT_ANSWER if conn.pending else b"")
+        if not self.alive and not self.closed_idle_at_stop:
+            # Stopping: a connection that has sent nothing will get no answer; one that has
+            # begun its request may still finish it within its deadline.
+            self.closed_idle_at_stop = True
+            for conn in [c for c in self.arriving if not c.pending]:
+                self.drop_arriving(conn)
+
+    # -- in a worker thread ----------------------------------------------------------------
+
+    def handle(self, conn: Any) -> Any:
+        if not isinstance(conn, BufferedConn):
+            return super().handle(conn)
+        if conn.preread:
+            conn.sock.setblocking(True)
+            conn.init()
+            conn.parser.unreader.unread(conn.preread)
+            conn.preread = b""
+        # A body over the limit was read and thrown away by the main loop: the thread must
+        # not wait for it (the app's drain then ends at once and it answers 413).
+        conn.sock.deadline = time.monotonic() + (THREAD_READ_SECONDS if conn.thread_reads else 0.0)
+        conn.thread_reads = True
+        try:
+            return super().handle(conn)
+        finally:
+            conn.sock.deadline = None
+
+
+__all__ = ["Arrival", "BufferedConn", "BufferedThreadWorker", "DeadlineSocket", "MAX_BUFFERED_HEAD",
+           "REQUEST_ARRIVAL_SECONDS", "THREAD_READ_SECONDS", "assess", "drop_continue_line"]
