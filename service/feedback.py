@@ -4,13 +4,20 @@ Owns finding the check a report corrects (by its id, else by the same comment
 on the same site) and storing the label. A check may still sit in the
 recorder's queue, or in the batch it is writing, when its report arrives (a
 moderator can be quick); a lookup that misses flushes the queue, waiting for a
-write in progress, and looks once more.
+write in progress, and looks once more. The check may also be on its way from
+another worker process, whose queue this one cannot flush: a check id is a
+uuid7 and tells when it was made, so a miss on an id less than
+:data:`IN_FLIGHT_SECONDS` old asks the store again until it is that old; a
+report naming its comment waits :data:`COMMENT_WAIT_SECONDS` at most. (With two
+workers, 12 of 30 reports sent right after their check got 404 "no such check",
+and Akismet submits by guid were stored without their comment.)
 With ``COMMENTGUARD_UPSTREAM_FORWARD_FEEDBACK`` on, a stored label is also queued
 for the upstream (:mod:`service.upstream_outbox`), never waiting for it.
 """
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import replace
 from typing import Callable, Optional
 
@@ -22,13 +29,29 @@ from store import CheckRecord, FeedbackRecord, KeyInfo, Store
 
 CHECK_ID = re.compile(r"[0-9a-f]{32}")
 MAX_REPORTER = 200
+#: How long after a check its record may still be on its way to the store from another
+#: worker (each worker's recorder writes every 0.2 s; a busy or backing-off one takes longer).
+IN_FLIGHT_SECONDS = 2.0
+#: How long a report that names its comment (no check id) waits for another worker's check.
+COMMENT_WAIT_SECONDS = 0.5
+#: How often a lookup that missed asks the store again meanwhile.
+POLL_SECONDS = 0.05
+
+
+def id_age_seconds(check_id: str, now: Optional[float] = None) -> float:
+    """How long ago the check id (a uuid7: Unix milliseconds in its first 48 bits) was made."""
+    made = int(check_id[:12], 16) / 1000.0
+    return (time.time() if now is None else now) - made
 
 
 def check_by_id(state: ServiceState, check_id: str, site_id: Optional[int]) -> Optional[CheckRecord]:
     """The check with this id, if it exists and (given ``site_id``) belongs to that site."""
     if state.store is None or not CHECK_ID.fullmatch(check_id):
         return None
-    check = _found_or_flushed(state, lambda store: store.get_check(check_id))
+    age = id_age_seconds(check_id)
+    # A made-up or old id waits for nothing; a fresh one until it is IN_FLIGHT_SECONDS old.
+    wait = IN_FLIGHT_SECONDS - age if -IN_FLIGHT_SECONDS < age < IN_FLIGHT_SECONDS else 0.0
+    check = _found_or_flushed(state, lambda store: store.get_check(check_id), wait)
     if check is not None and site_id is not None and check.site_id != site_id:
         return None  # another site's check: as good as unknown
     return check
@@ -39,11 +62,13 @@ def check_by_comment(state: ServiceState, comment: Comment, site_id: Optional[in
     if state.store is None:
         return None
     digest = state.store.comment_hash(comment)
-    return _found_or_flushed(state, lambda store: store.find_check(digest, site_id))
+    return _found_or_flushed(state, lambda store: store.find_check(digest, site_id), COMMENT_WAIT_SECONDS)
 
 
-def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[CheckRecord]]) -> Optional[CheckRecord]:
-    """``find(store)``; on a miss, once more after the recorder has written what it holds.
+def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[CheckRecord]],
+                      wait: float) -> Optional[CheckRecord]:
+    """``find(store)``; on a miss, once more after this worker's recorder has written what it
+    holds, then every :data:`POLL_SECONDS` for up to ``wait`` seconds (another worker's).
 
     The flush runs even with nothing queued: it waits for a write in progress (the writer
     takes its batch off the queue before the transaction commits), and a check in that batch
@@ -53,6 +78,10 @@ def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[Chec
     check = find(state.store)
     if check is None and state.recorder is not None:
         state.recorder.flush_for_a_request()
+        check = find(state.store)
+    deadline = time.monotonic() + wait
+    while check is None and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
         check = find(state.store)
     return check
 

@@ -68,3 +68,42 @@ def test_concurrent_submit_spam_leaves_every_row(server: LiveServer) -> None:
         assert len({f.comment.comment_content for f in feedback}) == THREADS * CALLS
         (info,) = store.list_keys()
         assert store.usage(info.id, current_month())["missed_spam"] == THREADS * CALLS
+
+
+REPORTS = 20
+
+
+def test_reports_sent_right_after_their_check_find_it_whichever_worker_wrote_it(server: LiveServer) -> None:
+    """Each worker queues its checks for 0.2 s; a report may reach the other worker first.
+
+    Before it waited for checks on their way from another worker, 12 of 30 JSON reports sent
+    right after their check got 404, and Akismet submits by guid alone were stored without
+    the comment they were about. Every call here goes on a new connection, so the kernel
+    spreads them over both workers.
+    """
+    auth = {"Authorization": f"Bearer {server.key}"}
+    for i in range(REPORTS):
+        text = f"Limited offer {i}: cheap replica watches at our shop"
+        checked = httpx.post(server.base_url + "/api/v1/check", json={"comment_content": text}, headers=auth)
+        report = httpx.post(server.base_url + "/api/v1/feedback", headers=auth,
+                            json={"check_id": checked.json()["check_id"], "label": "spam"})
+        assert report.status_code == 201, (i, report.text)
+        assert report.json()["check_id"] == checked.json()["check_id"]
+        form = {"api_key": server.key, "blog": TEST_SITE, "user_ip": "198.51.100.9",
+                "comment_content": f"Akismet {text}"}
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        answer = httpx.post(server.base_url + "/1.1/comment-check", content=urlencode(form), headers=headers)
+        guid = answer.headers["X-akismet-guid"]
+        submit = httpx.post(server.base_url + "/1.1/submit-spam", headers=headers,
+                            content=urlencode({"api_key": server.key, "blog": TEST_SITE, "guid": guid,
+                                                "user_ip": "198.51.100.9"}))
+        assert submit.text == THANKS
+    server.stop()
+    secret = load_or_create_secret_key(server.settings.data_dir).encode("utf-8")
+    with open_store(str(server.settings.database_url), secret=secret) as store:
+        feedback = store.list_feedback(include_test=True)
+    assert len(feedback) == 2 * REPORTS
+    assert all(f.check_id for f in feedback), [f.check_id for f in feedback]
+    akismet = [f for f in feedback if f.source == "akismet"]
+    assert sorted(f.comment.comment_content for f in akismet) == sorted(
+        f"Akismet Limited offer {i}: cheap replica watches at our shop" for i in range(REPORTS))
