@@ -6,6 +6,8 @@ feature extraction never has to special-case ``None``.
 """
 from __future__ import annotations
 
+import json
+
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
@@ -73,8 +75,9 @@ class Comment:
         """Build a record from a JSON object or form, checking each field's type.
 
         Raises :class:`CommentFieldError` naming the first field whose value is not
-        a string (numbers are accepted for ``comment_parent``). Unknown string
-        fields are kept in ``extra`` when ``keep_unknown`` is set.
+        a string (numbers are accepted for ``comment_parent``). Unknown fields are
+        kept in ``extra`` when ``keep_unknown`` is set, other values than strings as
+        their JSON text.
         """
         values: dict[str, Any] = {}
         extra: dict[str, str] = {}
@@ -86,10 +89,15 @@ class Comment:
                 values[key] = _as_text(key, value)
             elif key == "comment_context":
                 values[key] = _as_context(value)
-            elif key == "extra" and isinstance(value, Mapping):
+            elif key == "extra":
+                if not isinstance(value, Mapping):
+                    if value is None:
+                        continue
+                    raise CommentFieldError("extra", "field 'extra' must be an object of strings")
                 extra.update({str(k): _as_text(f"extra.{k}", v) for k, v in value.items()})
             elif keep_unknown and value is not None:
-                extra[str(key)] = value if isinstance(value, str) else str(value)
+                # Kept as JSON text ("true", '["a", "b"]'), not Python's repr ("True").
+                extra[str(key)] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         return cls(**values, extra=extra)
 
     def to_dict(self, *, include_empty: bool = False) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The Akismet surface's fixed rules, applied on top of the model's verdict.
+"""The fixed rules of the Akismet protocol, applied on top of the model's verdict on both
+surfaces (the JSON API takes the same fields, and one comment gets one verdict either way).
 
 * Test values: ``comment_author`` ``akismet-guaranteed-spam`` (older clients:
   ``viagra-test-123``) or ``comment_author_email``
@@ -11,7 +12,8 @@
 A rule replaces the tier and moves the score to match (1.0 / 0.0 for test
 values; at least the spam threshold for the honeypot), and puts its reason
 first. Rule reasons carry weight 0: they override the model rather than add
-to its log-odds.
+to its log-odds. The model's reasons that pointed the other way go (an
+administrator's comment answered ham showed "word 'casino'" as a reason).
 """
 from __future__ import annotations
 
@@ -62,7 +64,9 @@ def is_flagged(tier: str, unsure_is_spam: bool) -> bool:
 
 
 def _override(verdict: Verdict, tier: str, score: float, reason: str) -> Verdict:
-    reasons = (Reason(reason, 0.0),) + tuple(r for r in verdict.reasons if r.text != reason)
+    toward_spam = tier != HAM
+    reasons = (Reason(reason, 0.0),) + tuple(
+        r for r in verdict.reasons if r.text != reason and (r.weight > 0) == toward_spam and r.weight != 0)
     return replace(verdict, tier=tier, score=float(score), reasons=reasons)
 
 

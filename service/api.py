@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, Mapping, Optional
 
 from flask import Blueprint, Response, jsonify, request
@@ -24,6 +25,7 @@ from model.errors import CommentFieldError
 from model.scorer import Scorer
 from model.verdict import Thresholds, Verdict
 from service import json_limits
+from service.akismet_rules import apply_rules
 from service.app import ServiceState, get_state
 from service.auth import current_key, require_json_key
 from service.body import BodyTooLarge, read_body
@@ -38,6 +40,9 @@ bp.before_request(require_json_key)
 log = logging.getLogger(__name__)
 
 JSON_MIMETYPE = "application/json"
+#: A character that is not white space, by Python's rules and by ECMAScript's (whose ``\s`` the
+#: OpenAPI pattern uses: it counts U+FEFF too, but not the separators U+001C-U+001F or U+0085).
+VISIBLE = re.compile("[^\\s\ufeff]")
 #: Top-level members of a feedback body that are not comment fields.
 FEEDBACK_MEMBERS = frozenset({"label", "reporter", "check_id", "comment"})
 
@@ -51,6 +56,7 @@ def check() -> Response:
     verdict, upstream = scorer.score(comment, thresholds), None
     if state.upstream is not None:
         verdict, upstream = cross_check([comment], [verdict], scorer)[0]
+    verdict = apply_rules(comment, verdict, thresholds or scorer.thresholds)  # the fixed rules win
     return jsonify(result_dict(verdict, record_check(comment, verdict, upstream, state=state), state=state))
 
 
@@ -63,6 +69,8 @@ def check_batch() -> Response:
     verdicts = scorer.score_many(comments, thresholds) if comments else []
     checked = cross_check(comments, verdicts, scorer)
     state = get_state()
+    rules = thresholds or scorer.thresholds
+    checked = [(apply_rules(c, v, rules), u) for c, (v, u) in zip(comments, checked)]
     return jsonify({"results": [result_dict(v, record_check(c, v, u, state=state), state=state)
                                 for c, (v, u) in zip(comments, checked)]})
 
@@ -224,7 +232,7 @@ def parse_comment(data: Mapping[str, Any], path: str = "") -> Comment:
         comment = Comment.from_mapping(data)
     except CommentFieldError as exc:
         raise ApiError(422, _with_path(exc, path), field=path + exc.field) from None
-    if not comment.comment_content.strip():
+    if not VISIBLE.search(comment.comment_content):
         given = any(data.get(key) is not None for key in CONTENT_ALIASES)
         problem = "must not be empty" if given else "is required"
         raise ApiError(422, f"{path}comment_content {problem}", field=path + "comment_content")

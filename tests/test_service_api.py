@@ -245,6 +245,24 @@ def test_check_spam_and_ham(client: FlaskClient) -> None:
     assert spam.get_json()["check_id"] != ham.get_json()["check_id"]
 
 
+def test_the_akismet_fixed_rules_hold_on_the_json_api_too(client: FlaskClient) -> None:
+    """One comment, one verdict, whichever surface asks (the OpenAPI document promised it)."""
+    admin = {"comment_content": SPAM_TEXT, "comment_author_url": "http://bit.ly/x", "user_role": "administrator"}
+    test_spam = {"comment_content": HAM_TEXT, "comment_author": "akismet-guaranteed-spam"}
+    honeypot = {"comment_content": HAM_TEXT, "honeypot_field_name": "hp_field", "hp_field": "filled in"}
+    batch = post_json(client, "/api/v1/check/batch", {"comments": [admin, test_spam, honeypot]}).get_json()
+    for body in (post_json(client, "/api/v1/check", admin).get_json(), batch["results"][0]):
+        assert body["verdict"] == "ham" and body["score"] == 0.0
+        assert body["reasons"][0]["reason"] == "the comment was written by a site administrator"
+        assert all(r["weight"] <= 0 for r in body["reasons"])  # nothing that pointed to spam
+    for body in (post_json(client, "/api/v1/check", test_spam).get_json(), batch["results"][1]):
+        assert body["verdict"] == "spam" and body["score"] == 1.0
+        assert all(r["weight"] >= 0 for r in body["reasons"])
+    for body in (post_json(client, "/api/v1/check", honeypot).get_json(), batch["results"][2]):
+        assert body["verdict"] in ("spam", "discard")
+        assert body["reasons"][0]["reason"] == "a hidden honeypot field was filled in"
+
+
 @pytest.mark.parametrize("content_type", [
     "application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8",
     "Application/JSON; charset=utf-8",
@@ -267,6 +285,20 @@ def test_check_keeps_unknown_fields_and_accepts_numbers_where_akismet_does(clien
         "POST_extra": {"nested": True}, "comment_context": ["python", "flask"],
     })
     assert response.status_code == 200
+
+
+def test_unknown_fields_other_than_strings_are_kept_as_json_text_and_extra_must_be_an_object(
+        client: FlaskClient) -> None:
+    from model.comment import Comment
+    from model.errors import CommentFieldError
+
+    comment = Comment.from_mapping({"comment_content": "hi", "flag": True, "tags": ["a", "b"],
+                                    "obj": {"a": [1, True, None]}, "n": 5, "gone": None})
+    assert comment.extra == {"flag": "true", "tags": '["a", "b"]', "obj": '{"a": [1, true, null]}', "n": "5"}
+    with pytest.raises(CommentFieldError, match="extra"):
+        Comment.from_mapping({"comment_content": "hi", "extra": [None, None]})
+    response = post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT, "extra": ["x"]})
+    assert response.status_code == 422 and response.get_json()["field"] == "extra"
 
 
 def test_log_only_mode_keeps_the_real_verdict_and_says_so(make_app: Callable[..., Flask]) -> None:

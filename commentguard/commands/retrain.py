@@ -10,6 +10,7 @@ within a few seconds), ``rejected`` otherwise.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -25,7 +26,7 @@ from service.settings import Settings, SettingsError, load_settings
 from store import Store
 from training.loaders import DataFormatError
 from training.report import write_report
-from training.retrain import Gate, RetrainResult, retrain
+from training.retrain import Gate, NothingToLearn, RetrainResult, retrain
 from training.train import TrainingError
 
 
@@ -70,16 +71,27 @@ def _figures(ev: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
                                    "roc_auc")}
 
 
+def not_nan(_ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """click's FloatRange lets NaN through (every comparison with it is false)."""
+    if math.isnan(value):
+        raise click.BadParameter("must be a number, not nan", param=param)
+    return value
+
+
 @click.command("retrain")
 @click.option("--data", "data", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="An extra labelled file for the base data. Repeatable.")
 @click.option("--no-seed", is_flag=True, help="Leave the seed corpus out of the base data.")
-@click.option("--holdout", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
-              help="Share of the base data (stratified) and of the most recent feedback held out for the gate.")
-@click.option("--tolerance-fpr", type=click.FloatRange(0, 1), default=0.005, show_default=True,
-              help="How much higher the candidate's ham-flagged rate may be than the current model's.")
+@click.option("--holdout", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True, callback=not_nan,
+              help="Share of the base data (stratified) and of the most recent feedback held out for the gate "
+                   "(0.05 to 0.5).")
+@click.option("--tolerance-fpr", type=click.FloatRange(0, 1), default=0.005, show_default=True, callback=not_nan,
+              help="How much higher the candidate's ham-flagged rate may be than the current model's "
+                   "(widened to 1.96 standard errors when the held-out rows are too few).")
 @click.option("--tolerance-recall", type=click.FloatRange(0, 1), default=0.02, show_default=True,
-              help="How much lower the candidate's spam-caught rate may be than the current model's.")
+              callback=not_nan,
+              help="How much lower the candidate's spam-caught rate may be than the current model's "
+                   "(widened likewise).")
 @click.option("--force", is_flag=True, help="Promote even if the gate says no (needs --reason).")
 @click.option("--reason", default=None, help="Why: recorded in the registry with the promotion.")
 @click.option("--by", "actor", default=None, help="Who promotes (default: $USER).")
@@ -103,6 +115,10 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
             result = retrain(store=store, models_dir=Path(settings.models_dir), current=current,  # type: ignore[arg-type]
                              data=data, use_seed=not no_seed, holdout=holdout,
                              gate=Gate(tolerance_fpr, tolerance_recall), force=force, progress=say)
+        except NothingToLearn as exc:
+            # Not an error: a scheduled retrain with no new labels simply has nothing to do.
+            click.echo(json.dumps({"retrained": False, "reason": str(exc)}) if as_json else str(exc))
+            return
         except (DataFormatError, TrainingError) as exc:
             raise click.ClickException(str(exc)) from exc
         report = write_report(result)
