@@ -25,6 +25,7 @@ from model.scorer import Scorer
 from model.verdict import Thresholds
 from service import errors
 from service.recorder import Recorder
+from service.spool import spool_dir
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
 from store import Store, StoreError, open_store
 
@@ -183,7 +184,8 @@ def open_storage(state: ServiceState) -> bool:
         state.store_failure = reason
         state.not_ready_reason = state.not_ready_reason or reason
         return False
-    state.recorder = Recorder(store, retention_days=settings.retention_days).start()
+    state.recorder = Recorder(store, retention_days=settings.retention_days,
+                              spool_dir=spool_dir(settings.data_dir)).start()
     from service.upstream import build_upstream  # imported here: it imports settings, not the app
     state.upstream = build_upstream(settings, store)
     state.store = store  # last: a request that sees the store finds the recorder beside it

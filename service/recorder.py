@@ -18,9 +18,12 @@ back is not met by a stampede of retries. A batch the store refuses for its data
 (a value no column holds) is written in halves down to the records at fault,
 which alone are dropped. The queue holds at most ``max_pending`` checks, the
 oldest being dropped (and counted in the log) beyond that: the bound on what an
-outage can cost. :meth:`close` stops the thread and writes what is left (trying
-``max_attempts`` times); the app registers it with ``atexit`` and the gunicorn
-``worker_exit`` hook (see :mod:`service.server`).
+outage can cost. :meth:`close` stops the thread and writes what is left, trying
+again (backing off) until ``close_deadline`` seconds have passed; what the store
+still cannot take then goes to the spool on disk (:mod:`service.spool`), which the
+next worker to start writes first, and the log says how many checks went there
+(or were lost, with no spool directory). The app registers :meth:`close` with
+``atexit`` and the gunicorn ``worker_exit`` hook (see :mod:`service.server`).
 """
 from __future__ import annotations
 
@@ -30,9 +33,11 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from service.metrics import count_check
+from service.spool import claim_spools, read_spool, write_spool
 from store import CheckRecord, Store, StoreCommitUnknownError, StoreDataError, current_month
 from store.keys import normalise_blog
 
@@ -46,7 +51,9 @@ DEFAULT_INTERVAL = 0.2
 DEFAULT_BATCH_SIZE = 200
 DEFAULT_PURGE_EVERY = 3600.0
 DEFAULT_MAX_PENDING = 50_000
-DEFAULT_MAX_ATTEMPTS = 5
+#: How long :meth:`Recorder.close` keeps trying the store before it spools what is left: well
+#: inside gunicorn's graceful timeout (30 s), as one SQLite attempt may wait 10 s on a lock.
+DEFAULT_CLOSE_DEADLINE = 15.0
 #: The longest the writer waits between attempts while the store keeps failing (seconds).
 MAX_BACKOFF = 5.0
 #: Check rows built between two moments the writer lets the request threads have the GIL (_paced).
@@ -72,14 +79,16 @@ class Recorder:
     def __init__(self, store: Store, *, interval: float = DEFAULT_INTERVAL,
                  batch_size: int = DEFAULT_BATCH_SIZE, retention_days: int = 0,
                  purge_every: float = DEFAULT_PURGE_EVERY, max_pending: int = DEFAULT_MAX_PENDING,
-                 max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+                 spool_dir: Optional[Path] = None,
+                 close_deadline: float = DEFAULT_CLOSE_DEADLINE) -> None:
         self.store = store
+        self.spool_dir = spool_dir
+        self.close_deadline = close_deadline
         self.interval = interval
         self.batch_size = batch_size
         self.retention_days = retention_days
         self.purge_every = purge_every
         self.max_pending = max_pending
-        self.max_attempts = max_attempts
         self._pending = _Pending()
         self._queue_lock = threading.Lock()   # guards _pending; held for microseconds
         self._write_lock = threading.Lock()   # one flush at a time, so a flush() sees earlier writes done
@@ -154,6 +163,7 @@ class Recorder:
     def start(self) -> "Recorder":
         """Start the writer thread (idempotent)."""
         if self._thread is None and not self._closed:
+            self._take_spools()
             self._thread = threading.Thread(target=self._run, name="commentguard-recorder", daemon=True)
             self._thread.start()
         return self
@@ -204,9 +214,48 @@ class Recorder:
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        for _ in range(self.max_attempts):
-            if self.flush():
+        deadline = time.monotonic() + self.close_deadline
+        delay = self.interval
+        while not self.flush() and self.store_unreachable:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 break
+            time.sleep(min(delay, left))
+            delay = next_delay(delay, self.interval, True)
+        with self._queue_lock:
+            left_over, self._pending = self._pending, _Pending()
+        if left_over:
+            self._spool(left_over)
+
+    def _spool(self, pending: _Pending) -> None:
+        """Keep what the store could not take by the close deadline, on disk if there is a spool."""
+        checks = len(pending.checks)
+        if self.spool_dir is None:
+            log.error("stopping with the store unreachable: %d checks and %d usage counts lost",
+                      checks, len(pending.usage))
+            return
+        try:
+            path, written = write_spool(self.spool_dir, pending.checks, pending.usage, self.store.minimised)
+        except Exception as exc:  # noqa: BLE001 - nothing else can be done with them
+            log.error("stopping with the store unreachable: %d checks lost (the spool could not be "
+                      "written: %s)", checks, type(exc).__name__)
+            return
+        log.error("stopping with the store unreachable: %d checks spooled to %s; the next worker to "
+                  "start writes them", written, path.name)
+
+    def _take_spools(self) -> None:
+        """Queue the checks that stopped workers spooled, ahead of new ones."""
+        if self.spool_dir is None:
+            return
+        for path in claim_spools(self.spool_dir):
+            checks, usage = read_spool(path)
+            with self._queue_lock:
+                self._pending.checks.extendleft(reversed(checks))
+                for slot, counter in usage.items():
+                    self._pending.usage.setdefault(slot, Counter()).update(counter)
+            path.unlink()
+            log.warning("writing %d checks spooled by a worker that stopped while the store was "
+                        "unreachable", len(checks))
 
     def _run(self) -> None:
         self.purge()
@@ -274,7 +323,8 @@ class Recorder:
 
     def _write_usage(self, usage: dict[tuple[int, str, str], Counter[str]]) -> bool:
         ok = True
-        for slot, counter in usage.items():
+        slots = list(usage.items())
+        for index, (slot, counter) in enumerate(slots):
             if not any(counter.values()):
                 continue  # a slot whose increments were all zero
             key_id, month, blog = slot
@@ -290,11 +340,14 @@ class Recorder:
                 log.error("counting usage: the connection broke during COMMIT; increments for one key "
                           "not counted again")
             except Exception as exc:  # noqa: BLE001 - the store as a whole: queued again
-                ok = False
                 self.store_unreachable = True
                 log.error("counting usage failed (%s); kept for the next attempt", type(exc).__name__)
+                # This slot and the rest wait for the next flush: each would wait out the same
+                # outage (a SQLite lock: 10 s a slot), past gunicorn's graceful timeout.
                 with self._queue_lock:
-                    self._pending.usage.setdefault(slot, Counter()).update(counter)
+                    for later_slot, later in slots[index:]:
+                        self._pending.usage.setdefault(later_slot, Counter()).update(later)
+                return False
         return ok
 
 

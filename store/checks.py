@@ -9,6 +9,7 @@ import json
 from datetime import timedelta
 from typing import Any, Iterable, Optional
 
+from model.comment import Comment
 from store.base import StoreBase
 from store.errors import InvalidRecordError
 from store.records import COMMENT_COLUMNS, CheckRecord, as_utc, comment_from_row, comment_to_row, to_json, utcnow
@@ -59,6 +60,10 @@ class ChecksMixin(StoreBase):
             **comment_to_row(comment),
         }
         return [values[c] for c in _COLUMNS]
+
+    def minimised(self, comment: Comment) -> Comment:
+        """``comment`` as this store keeps it (personal data as keyed hashes, credentials dropped)."""
+        return self._privacy.minimise(comment)
 
     def record_checks(self, records: Iterable[CheckRecord]) -> None:
         """Insert many checks in one transaction (all or none).

@@ -239,3 +239,73 @@ def test_the_writer_lets_request_threads_run_every_few_rows(monkeypatch: pytest.
     records = [check(f"comment {i}") for i in range(25)]
     assert list(recorder_module._paced(iter(records))) == records
     assert pauses == [0, 0]  # before the 11th and the 21st row
+
+
+class StoppedStore:
+    """A real store whose database cannot be reached while ``down`` (PostgreSQL stopped first)."""
+
+    def __init__(self, real: Store) -> None:
+        self.real = real
+        self.down = True
+        self.usage_attempts = 0
+
+    def record_checks(self, records: Iterable[CheckRecord]) -> None:
+        if self.down:
+            raise StoreDatabaseError("postgresql error: connection refused")
+        self.real.record_checks(records)
+
+    def count_usage(self, key_id: int, month: str, *, blog: str = "", **counts: int) -> None:
+        self.usage_attempts += 1
+        if self.down:
+            raise StoreDatabaseError("postgresql error: connection refused")
+        self.real.count_usage(key_id, month, blog=blog, **counts)
+
+    def minimised(self, comment: Comment) -> Comment:
+        return self.real.minimised(comment)
+
+
+def test_checks_a_worker_cannot_write_as_it_stops_are_spooled_and_written_by_the_next(
+        store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A probe stopped the server with PostgreSQL down: 3,903 checks answered, none stored, no log line."""
+    key, info = store.create_key("https://blog.example")
+    stopped = StoppedStore(store)
+    spool = tmp_path / "spool"
+    recorder = Recorder(stopped, spool_dir=spool, close_deadline=0.3)  # type: ignore[arg-type]
+    records = [CheckRecord.from_verdict(
+        Comment(comment_content=f"comment {i}", user_ip="203.0.113.9", comment_author_email="ann@example.org"),
+        Verdict("ham", 0.1, (Reason("no links in the text", -2.0),), "m-1"), surface="akismet",
+        site_id=info.site_id, key_id=info.id) for i in range(40)]
+    for record in records:
+        recorder.record_check(record)
+    recorder.count_usage(info.id, "2026-11", blog="https://blog.example", api_calls=40, ham=40)
+    recorder.count_usage(info.id, "2026-11", blog="https://other.example", api_calls=1, ham=1)
+    with caplog.at_level("ERROR"):
+        recorder.close()
+    assert "40 checks spooled" in caplog.text
+    # One attempt per flush: after one slot fails the other is not tried (it would wait too).
+    assert stopped.usage_attempts == caplog.text.count("counting usage failed") >= 1
+    (spooled,) = list(spool.iterdir())
+    assert spooled.stat().st_mode & 0o777 == 0o600
+    text = spooled.read_text()
+    assert "203.0.113.9" not in text and "ann@" not in text  # kept as the store keeps it
+
+    # The next worker (the store is back) writes them first.
+    stopped.down = False
+    following = Recorder(stopped, spool_dir=spool).start()  # type: ignore[arg-type]
+    following.close()
+    assert list(spool.iterdir()) == []
+    for record in records:
+        stored = store.get_check(record.id)
+        assert stored is not None and stored.comment.comment_content == record.comment.comment_content
+        assert stored.comment.user_ip.startswith("hmac:")
+    assert store.usage(info.id, "2026-11")["api_calls"] == 41
+
+
+def test_without_a_spool_the_loss_is_at_least_logged(caplog: pytest.LogCaptureFixture) -> None:
+    flaky = FlakyStore()
+    recorder = Recorder(flaky, close_deadline=0.2)  # type: ignore[arg-type]
+    for i in range(5):
+        recorder.record_check(check(f"comment {i}"))
+    with caplog.at_level("ERROR"):
+        recorder.close()
+    assert "5 checks and 0 usage counts lost" in caplog.text
