@@ -14,8 +14,26 @@ from typing import Optional
 from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+try:  # what gunicorn's body reader raises for malformed chunked framing
+    from gunicorn.http.errors import ParseException as _ServerParseError
+except ImportError:  # pragma: no cover - another WSGI server
+    _ServerParseError = OSError  # type: ignore[misc,assignment]
+
 #: Most bytes read (and thrown away) from an oversized body so the client can read the answer.
 DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+class BodyUnreadable(Exception):
+    """Raised by :func:`read_body` when the body broke off or its chunked framing is malformed.
+
+    The server's reader raises then (gunicorn's ``InvalidChunkSize`` and
+    ``ChunkMissingTerminator``, or ``NoMoreData``, an ``OSError``, for a client that stopped
+    sending); unhandled, it
+    was a 500 and an ERROR with a stack trace that any client could set off.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("the request body is malformed or incomplete")
 
 
 class BodyTooLarge(Exception):
@@ -37,6 +55,8 @@ def read_body(request: Request, limit: Optional[int] = None) -> bytes:
     except RequestEntityTooLarge:  # a declared Content-Length over the limit
         _drain(request, request.content_length or DRAIN_LIMIT)
         raise BodyTooLarge(limit or request.max_content_length or 0) from None
+    except (OSError, _ServerParseError):
+        raise BodyUnreadable() from None
     if not request.environ.get("HTTP_TRANSFER_ENCODING") or request.content_length is not None:
         return body  # a declared length, which werkzeug has held to the limit
     limit = limit or request.max_content_length
@@ -69,4 +89,4 @@ def _drain(request: Request, length: int) -> None:
         pass  # the client went away; nothing to answer
 
 
-__all__ = ["BodyTooLarge", "DRAIN_LIMIT", "read_body"]
+__all__ = ["BodyTooLarge", "BodyUnreadable", "DRAIN_LIMIT", "read_body"]

@@ -61,3 +61,32 @@ def test_a_chunked_akismet_body_over_the_limit_is_refused_by_name(live_server: L
     small = post(live_server, "/1.1/comment-check", (fields + "&comment_content=hello").encode(),
                  "application/x-www-form-urlencoded")
     assert small.text in ("true", "false")
+
+
+def raw_exchange(server: LiveServer, request: bytes) -> bytes:
+    import socket
+
+    port = int(server.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return answer
+
+
+def test_a_malformed_chunked_body_is_a_client_error_not_a_500(live_server: LiveServer) -> None:
+    """It was a 500 (Akismet: "internal error") and an ERROR with a stack trace in the log."""
+    for path, content_type in (("/api/v1/check", "application/json"),
+                               ("/1.1/comment-check", "application/x-www-form-urlencoded")):
+        answer = raw_exchange(live_server, (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live_server.key}\r\n"
+            f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            "zz\r\nabc\r\n0\r\n\r\n").encode())
+        status = answer.split(b" ", 2)[1]
+        if path.startswith("/api"):
+            assert status == b"400" and b"malformed or incomplete" in answer, answer[:300]
+        else:
+            assert status == b"200" and b"Invalid request: the request body is malformed" in answer, answer[:300]
+    log = (live_server.settings.data_dir / "server.log").read_text()
+    assert "InvalidChunkSize" not in log
