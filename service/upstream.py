@@ -65,6 +65,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from model.comment import Comment
 from model.verdict import DISCARD, HAM, SPAM, UNSURE, Reason, Thresholds, Verdict
+from service.metrics import count_upstream
 from service.akismet_rules import is_flagged
 from service.settings import Settings
 from service.upstream_client import MIN_ATTEMPT_S, SPAM_ANSWER, TIMEOUT, UpstreamAnswer, UpstreamClient
@@ -306,6 +307,7 @@ class Upstream:
             else:
                 record["outcome"] = answer.outcome
         self.counters.add(record["outcome"])
+        count_upstream(record["outcome"])  # commentguard_upstream_total{outcome}
         return verdict, record
 
 

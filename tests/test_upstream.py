@@ -34,6 +34,7 @@ from service.upstream import ALWAYS, GRAY, SHADOW, CircuitBreaker, Upstream, com
 from store import open_store
 from store.upstream import upstream_outbox_counts
 from tests.conftest import TEST_SECRET_KEY, TEST_SITE, LiveServer, start_live_server
+from tests.test_metrics import samples, value
 
 HAM_TEXT = "Thanks for the clear explanation, the second example finally made it click for me."
 SPAM_TEXT = "Buy cheap viagra online now!!! Best prices http://bit.ly/cheap-pills"
@@ -389,6 +390,10 @@ def test_shadow_asks_records_and_never_changes_the_verdict(make_app: Callable[..
     assert record["upstream"] == "spam" and record["outcome"] == "disagreed"
     counters = get_state(app).upstream.counters.snapshot()
     assert counters["calls"] == 3 and counters["agreed"] == 2 and counters["disagreed"] == 1
+    # ... and /metrics says so (commentguard_upstream_total was documented but never counted).
+    exposed = samples(app.test_client().get("/metrics").get_data(as_text=True))
+    assert value(exposed, "commentguard_upstream_total", outcome="agreed") >= 2
+    assert value(exposed, "commentguard_upstream_total", outcome="disagreed") >= 1
 
 
 def test_the_upstream_gets_the_comment_the_blog_and_is_test(make_app: Callable[..., Flask],
