@@ -56,7 +56,7 @@ def check() -> Response:
     verdict, upstream = scorer.score(comment, thresholds), None
     if state.upstream is not None:
         verdict, upstream = cross_check([comment], [verdict], scorer)[0]
-    verdict = apply_rules(comment, verdict, thresholds or scorer.thresholds)  # the fixed rules win
+    verdict = apply_rules(comment, verdict, thresholds or scorer.thresholds, test_values=False)  # rules win
     return jsonify(result_dict(verdict, record_check(comment, verdict, upstream, state=state), state=state))
 
 
@@ -70,7 +70,7 @@ def check_batch() -> Response:
     checked = cross_check(comments, verdicts, scorer)
     state = get_state()
     rules = thresholds or scorer.thresholds
-    checked = [(apply_rules(c, v, rules), u) for c, (v, u) in zip(comments, checked)]
+    checked = [(apply_rules(c, v, rules, test_values=False), u) for c, (v, u) in zip(comments, checked)]
     return jsonify({"results": [result_dict(v, record_check(c, v, u, state=state), state=state)
                                 for c, (v, u) in zip(comments, checked)]})
 

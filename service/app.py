@@ -22,12 +22,12 @@ from flask import Flask, current_app
 from model.artifact import load_model
 from model.errors import ArtifactError
 from model.scorer import Scorer
-from model.verdict import Thresholds
+from model.verdict import TIERS, Thresholds
 from service import errors
 from service.recorder import Recorder
 from service.spool import spool_dir
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
-from store import Store, StoreError, open_store
+from store import LABELS, SURFACES, Store, StoreError, open_store
 
 if TYPE_CHECKING:
     from service.model_watch import ModelWatcher
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     """
     settings = settings if settings is not None else load_settings()
     from service import logging_setup, metrics
+    from service.upstream import OUTCOMES as UPSTREAM_OUTCOMES
     logging_setup.configure_logging(settings.log_level)
     app = ServiceFlask(__name__)
     logging_setup.init_app(app)  # first: the request id is set before any other hook logs
@@ -144,6 +145,8 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     app.extensions[EXTENSION_KEY] = state
     errors.init_app(app)
     metrics.init_app(app)
+    metrics.declare_series(verdicts=TIERS, surfaces=SURFACES, labels=LABELS, sources=("api", "akismet"),
+                           outcomes=UPSTREAM_OUTCOMES if state.upstream is not None else ())
     metrics.set_model_version(state.scorer.version if state.scorer is not None else None)
     # Imported here, as flaskr does, because the views import get_state from this module.
     from service import akismet, api, ops

@@ -7,10 +7,13 @@ moderator can be quick); a lookup that misses flushes the queue, waiting for a
 write in progress, and looks once more. The check may also be on its way from
 another worker process, whose queue this one cannot flush: a check id is a
 uuid7 and tells when it was made, so a miss on an id less than
-:data:`IN_FLIGHT_SECONDS` old asks the store again until it is that old; a
-report naming its comment waits :data:`COMMENT_WAIT_SECONDS` at most. (With two
-workers, 12 of 30 reports sent right after their check got 404 "no such check",
-and Akismet submits by guid were stored without their comment.)
+:data:`IN_FLIGHT_SECONDS` old asks the store again until it is that old. (With
+two workers, 12 of 30 reports sent right after their check got 404 "no such
+check", and Akismet submits by guid were stored without their comment.) A report
+naming only its comment does not wait: nothing tells whether a check of it is on
+its way, and a moderator's bulk report of old comments would wait on every one;
+sent within ~0.2 s of its check to another worker, it is stored unlinked (its
+label and text are kept all the same).
 With ``COMMENTGUARD_UPSTREAM_FORWARD_FEEDBACK`` on, a stored label is also queued
 for the upstream (:mod:`service.upstream_outbox`), never waiting for it.
 """
@@ -32,8 +35,6 @@ MAX_REPORTER = 200
 #: How long after a check its record may still be on its way to the store from another
 #: worker (each worker's recorder writes every 0.2 s; a busy or backing-off one takes longer).
 IN_FLIGHT_SECONDS = 2.0
-#: How long a report that names its comment (no check id) waits for another worker's check.
-COMMENT_WAIT_SECONDS = 0.5
 #: How often a lookup that missed asks the store again meanwhile.
 POLL_SECONDS = 0.05
 
@@ -62,7 +63,7 @@ def check_by_comment(state: ServiceState, comment: Comment, site_id: Optional[in
     if state.store is None:
         return None
     digest = state.store.comment_hash(comment)
-    return _found_or_flushed(state, lambda store: store.find_check(digest, site_id), COMMENT_WAIT_SECONDS)
+    return _found_or_flushed(state, lambda store: store.find_check(digest, site_id), 0.0)
 
 
 def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[CheckRecord]],

@@ -38,7 +38,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 from flask import Flask, Response, g, request
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge,
@@ -197,6 +197,22 @@ def render() -> tuple[bytes, str]:
 #: Flask endpoints that score comments, and the surface each belongs to.
 CHECK_ENDPOINTS: dict[str, str] = {"api.check": "json", "api.check_batch": "json",
                                    "akismet.comment_check": "akismet"}
+
+
+def declare_series(*, verdicts: Sequence[str], surfaces: Sequence[str], labels: Sequence[str],
+                   sources: Sequence[str], outcomes: Sequence[str]) -> None:
+    """Create every series of the fixed vocabularies at 0, so that a scrape right after a start
+    has them (dashboards showed "no data" until the first event, and ``rate()`` missed it)."""
+    for verdict in verdicts:
+        for surface in surfaces:
+            _check_children.setdefault((verdict, surface), _get().checks.labels(verdict=verdict, surface=surface))
+    for surface in surfaces:
+        _seconds_children.setdefault(surface, _get().check_seconds.labels(surface=surface))
+    for label in labels:
+        for source in sources:
+            _get().feedback.labels(label=label, source=source)
+    for outcome in outcomes:
+        _get().upstream.labels(outcome=outcome)
 
 
 def init_app(app: Flask) -> None:

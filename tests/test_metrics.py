@@ -103,6 +103,15 @@ def test_metrics_are_summed_across_live_workers(tmp_path: Path, model_dir: Path)
     tmpdir.mkdir()
     server = start_live_server(tmp_path / "var", model_dir, workers=3, env={"TMPDIR": str(tmpdir)})
     try:
+        # Before any check, every series of the fixed vocabularies is there, at 0.
+        fresh = samples(httpx.get(f"{server.base_url}/metrics", timeout=10).text)
+        for verdict in ("ham", "unsure", "spam", "discard"):
+            for surface in ("json", "akismet"):
+                assert fresh[("commentguard_checks_total", (("surface", surface), ("verdict", verdict)))] == 0
+        for label in ("spam", "ham"):
+            for source in ("api", "akismet"):
+                assert fresh[("commentguard_feedback_total", (("label", label), ("source", source)))] == 0
+        assert value(fresh, "commentguard_check_duration_seconds_count", surface="akismet") == 0
         headers = {"Authorization": f"Bearer {server.key}"}
         n = 60
         for i in range(n):  # a fresh connection per call, so the calls spread over the workers

@@ -357,6 +357,19 @@ def cg_upstream(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> It
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def cg_upstream_ham(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[LiveServer]:
+    """An upstream that answers ham unless a fixed rule says spam: its thresholds are all 1.
+
+    (The administrator role made the upstream say ham until the JSON API applied the fixed
+    rules itself: now it makes our own verdict ham too, and cannot show the upstream's effect.)
+    """
+    pinned = {f"COMMENTGUARD_THRESHOLD_{tier}": "1" for tier in ("UNSURE", "SPAM", "DISCARD")}
+    server = start_live_server(tmp_path_factory.mktemp("upstream-ham") / "var", model_dir, workers=1, env=pinned)
+    yield server
+    server.stop()
+
+
 def upstream_store_checks(server: LiveServer) -> list[Any]:
     with open_store(str(server.settings.database_url), secret=_secret(server)) as store:
         rows = store.database.read(lambda tx: tx.fetchall("SELECT id FROM checks ORDER BY created"))
@@ -370,7 +383,6 @@ def _secret(server: LiveServer) -> bytes:
 # The upstream's Akismet rules make these disagree with our JSON API, which has no such rules:
 # our model says ham, the upstream says spam (a test value), and the other way round.
 UPSTREAM_SAYS_SPAM = {"comment_author": "akismet-guaranteed-spam"}
-UPSTREAM_SAYS_HAM = {"user_role": "administrator"}
 
 
 def test_shadow_asks_records_and_never_changes_the_verdict(make_app: Callable[..., Flask],
@@ -416,7 +428,8 @@ def test_the_upstream_gets_the_comment_the_blog_and_is_test(make_app: Callable[.
 
 
 def test_gray_asks_only_in_the_band_and_lets_the_upstream_decide(make_app: Callable[..., Flask],
-                                                                 cg_upstream: LiveServer) -> None:
+                                                                 cg_upstream: LiveServer,
+                                                                 cg_upstream_ham: LiveServer) -> None:
     # The default band is the unsure tier: clear verdicts are not sent.
     app = upstream_app(make_app, cg_upstream.base_url, GRAY, upstream_key=cg_upstream.key, upstream_budget_ms=800)
     result, _ = json_check(app, HAM_TEXT, **UPSTREAM_SAYS_SPAM)
@@ -428,7 +441,9 @@ def test_gray_asks_only_in_the_band_and_lets_the_upstream_decide(make_app: Calla
                        upstream_budget_ms=800, upstream_gray_band=(0.0, 1.0))
     result, _ = json_check(app, HAM_TEXT, **UPSTREAM_SAYS_SPAM)
     assert result["verdict"] == SPAM and reason_texts(result)[0] == "upstream: spam"
-    result, _ = json_check(app, SPAM_TEXT, **UPSTREAM_SAYS_HAM)
+    app = upstream_app(make_app, cg_upstream_ham.base_url, GRAY, upstream_key=cg_upstream_ham.key,
+                       upstream_budget_ms=800, upstream_gray_band=(0.0, 1.0))
+    result, _ = json_check(app, SPAM_TEXT)
     assert result["verdict"] == HAM and reason_texts(result)[0] == "upstream: ham"
     record = stored_upstream(app, result["check_id"])
     assert record["mode"] == "gray" and record["upstream"] == "ham" and record["ours"] != HAM
@@ -441,7 +456,7 @@ def test_gray_asks_about_the_configured_tiers_only(make_app: Callable[..., Flask
     result, _ = json_check(app, HAM_TEXT, **UPSTREAM_SAYS_SPAM)
     assert result["verdict"] == SPAM and reason_texts(result)[0] == "upstream: spam"
     assert stored_upstream(app, result["check_id"])["ours"] == HAM
-    result, _ = json_check(app, SPAM_TEXT, **UPSTREAM_SAYS_HAM)
+    result, _ = json_check(app, SPAM_TEXT)
     assert result["verdict"] != HAM
     assert stored_upstream(app, result["check_id"])["outcome"] == "skipped_mode"
     assert get_state(app).upstream.counters.snapshot()["calls"] == 1
@@ -457,14 +472,16 @@ def test_gray_tiers_setting_is_checked() -> None:
 
 
 def test_always_moves_one_step_toward_the_upstream(make_app: Callable[..., Flask],
-                                                   cg_upstream: LiveServer) -> None:
+                                                   cg_upstream: LiveServer, cg_upstream_ham: LiveServer) -> None:
     app = upstream_app(make_app, cg_upstream.base_url, ALWAYS, upstream_key=cg_upstream.key,
                        upstream_budget_ms=800)
     plain = make_app()
     result, _ = json_check(app, HAM_TEXT, **UPSTREAM_SAYS_SPAM)
     assert result["verdict"] == UNSURE and reason_texts(result)[0] == "upstream: spam"
     ours, _ = json_check(plain, SPAM_TEXT)
-    result, _ = json_check(app, SPAM_TEXT, **UPSTREAM_SAYS_HAM)
+    says_ham = upstream_app(make_app, cg_upstream_ham.base_url, ALWAYS, upstream_key=cg_upstream_ham.key,
+                            upstream_budget_ms=800)
+    result, _ = json_check(says_ham, SPAM_TEXT)
     assert result["verdict"] == {"spam": UNSURE, "discard": SPAM}[ours["verdict"]]
     result, _ = json_check(app, HAM_TEXT)  # agreement changes nothing
     assert result["verdict"] == HAM and reason_texts(result)[0] == "upstream: ham"
