@@ -12,8 +12,9 @@ same formatter (:class:`GunicornLogger`), its access lines included.
 No personal data in logs: the code never logs a comment, an IP address, an
 email or a key, and this module adds three guards. An exception is logged by type
 and stack frames only, never its message (a message can quote the input). The
-access line has method, route path without query string (Akismet keys may ride
-in the query), status and duration, never the client address or user agent.
+access line has method, the route the app matched (never the path itself, which
+a client may fill with an e-mail or a key, nor the query, where Akismet keys may
+ride), status and duration, never the client address or user agent.
 gunicorn's own error lines lose what a request put in them (a request line it
 could not parse, a URI, the client's address).
 """
@@ -144,6 +145,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
+        if request.url_rule is not None:
+            request.environ[ROUTE_ENVIRON_KEY] = request.url_rule.rule  # for the access log line
         rid = g.get("request_id")
         if rid:
             response.headers[REQUEST_ID_HEADER] = rid
@@ -169,14 +172,27 @@ def init_app(app: Flask) -> None:
 #: What gunicorn may quote from a request it could not parse, or from a request line: the
 #: line itself (``'POST /1.1/comment-check?api_key=...&user_ip=... HTTP/1.1'``), a header, the
 #: client's address, a query string.
+#: Where the app leaves the matched route for gunicorn's access line (the WSGI environ is shared).
+ROUTE_ENVIRON_KEY = "commentguard.route"
 _QUOTED = re.compile(r"['\"].*", re.DOTALL)  # to the end: a quote inside is escaped, not closing
 _CLIENT_IP = re.compile(r"\bip=.*?(?=: |\s|$)")  # up to gunicorn's ": " (an IPv6 address has colons)
 _QUERY = re.compile(r"\?\S*")
 
 
+_PATH = re.compile(r"(?<![\w:/])/\S*")  # a request's path (gunicorn's DEBUG "GET /path", "request /path")
+#: gunicorn's messages about its own sockets and processes: nothing a request put there, and
+#: an operator needs them whole ("Connection in use: ('127.0.0.1', 8000)" became "('…'").
+_SERVER_OWN = ("Connection in use", "connection to ", "Can't connect to", "Retrying in", "Listening at",
+               "Starting gunicorn", "Using worker", "Booting worker", "Worker exiting", "Shutting down",
+               "Handling signal", "Reason:", "Worker (pid:", "Control socket")
+
+
 def scrub_server_message(message: str) -> str:
-    """A gunicorn error-log message without what a request put in it (quoted text, address, query)."""
+    """A gunicorn error-log message without what a request put in it (quoted text, address, query, path)."""
+    if message.startswith(_SERVER_OWN):
+        return message
     message = _QUOTED.sub("'…'", message)
+    message = _PATH.sub("/…", message)
     message = _CLIENT_IP.sub("ip=…", message)
     return _QUERY.sub("?…", message)
 
@@ -224,7 +240,9 @@ class GunicornLogger(_GunicornBase):  # type: ignore[misc,valid-type]
         duration = request_time.total_seconds() if hasattr(request_time, "total_seconds") else None
         self.access_log.info("request", extra={
             "method": environ.get("REQUEST_METHOD"),
-            "path": environ.get("PATH_INFO"),
+            # The route the app matched, not the path: a client may put anything in a path (an
+            # e-mail, a key), and a route is one of a few. Unmatched: none (a 404).
+            "route": environ.get(ROUTE_ENVIRON_KEY),
             "status": getattr(resp, "status_code", None) or str(getattr(resp, "status", "")).split(" ")[0],
             "duration_ms": round(duration * 1000, 3) if duration is not None else None,
             "request_id": headers.get(REQUEST_ID_HEADER.lower()),

@@ -182,8 +182,9 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     configure_logging(settings.log_level)
     options = gunicorn_options(settings, host=host, port=port, workers=workers,
                                worker_class=worker_class, threads=threads, access_log=access_log)
-    if options["reuse_port"] and hasattr(socket, "SO_REUSEPORT"):
-        check_address_free(host or settings.host, port or settings.port)
+    # Either way: with one shared socket gunicorn retries for 5 s and then logs the conflict
+    # in its own words; this says it at once, naming the address.
+    check_address_free(host or settings.host, port or settings.port)
     # Before the fork: every worker writes its metric values into this server's own fresh directory.
     metrics_dir = metrics.prepare_multiprocess_dir()
     master = os.getpid()
