@@ -1,12 +1,13 @@
 """Everything keyed with the server secret: API-key digests, personal-data hashes, comment hashes.
 
 Personal data is minimised before it is written: ``user_ip`` and
-``comment_author_email`` (and the IP- and email-bearing server variables a client
-may send in ``extra``) become ``hmac:<hex>`` keyed hashes, unless the operator
-chose ``store_personal_data``. The same input always gives the same hash, so
+``comment_author_email`` (and, in ``extra``, the server variables named for an
+address, host or e-mail, and any value holding an IP address) become
+``hmac:<hex>`` keyed hashes, unless the operator chose ``store_personal_data``. The same input always gives the same hash, so
 "same sender" still works. An email keeps its domain (``hmac:<hex>@example.org``)
 because the email domain is a useful spam feature for retraining. Credentials a
-client forwards (cookies, authorization headers, nonces) are dropped always.
+client forwards (cookies, authorization headers and PHP's ``PHP_AUTH_*``, passwords,
+nonces, tokens, API keys) are dropped always.
 """
 from __future__ import annotations
 
@@ -21,8 +22,14 @@ from model.comment import Comment
 HMAC_PREFIX = "hmac:"
 _HEX_CHARS = 32  # 128 bits of the HMAC-SHA256: plenty to tell senders apart
 
-_DROP_EXTRA = re.compile(r"COOKIE|AUTHORIZATION|PASSWORD|PASSWD|NONCE|TOKEN|SECRET", re.IGNORECASE)
-_PERSONAL_EXTRA = re.compile(r"^REMOTE_ADDR$|_IP$|FORWARDED|REAL_IP|EMAIL", re.IGNORECASE)
+_DROP_EXTRA = re.compile(r"COOKIE|AUTHORIZATION|PHP_AUTH|PASSWORD|PASSWD|_PW$|NONCE|TOKEN|SECRET|API_?KEY", re.IGNORECASE)
+# By name: the server variables that carry an address or a host (WordPress sends $_SERVER,
+# and proxies and firewalls add their own: Sucuri's X-Sucuri-ClientIP, Akamai's EdgeScape...).
+_PERSONAL_EXTRA = re.compile(r"_ADDR$|_IP$|CLIENTIP|CLIENT_IP|FORWARDED|REAL_IP|EMAIL|REMOTE_HOST|^HTTP_VIA$"
+                             r"|EDGESCAPE|X_ORIGINAL_HOST", re.IGNORECASE)
+# By value, whatever the name: an IPv4 address, or an IPv6 one (at least three groups).
+_HOLDS_ADDRESS = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"
+                            r"|(?<![\w:])(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{1,4}(?![\w:])", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 
 
@@ -80,7 +87,7 @@ class Privacy:
         if self.store_personal_data:
             return replace(comment, extra=extra) if len(extra) != len(comment.extra) else comment
         for key, value in extra.items():
-            if _PERSONAL_EXTRA.search(key):
+            if _PERSONAL_EXTRA.search(key) or _HOLDS_ADDRESS.search(value):
                 extra[key] = self.pseudonym(value, email="EMAIL" in key.upper())
         return replace(
             comment,

@@ -529,6 +529,25 @@ def test_personal_data_is_hashed_by_default(store: Store) -> None:
     assert store.comment_hash(got1.comment) == store.comment_hash(first.comment) == got1.comment_hash
 
 
+def test_server_variables_with_an_address_or_a_credential_are_never_kept_in_clear(store: Store) -> None:
+    """Found by a probe: Sucuri's and Akamai's headers, Via and REMOTE_HOST were stored in clear,
+    and PHP's basic-auth password too."""
+    extra = {"HTTP_X_SUCURI_CLIENTIP": "203.0.113.77", "HTTP_X_REMOTE_ADDR": "203.0.113.78",
+             "HTTP_VIA": "1.1 203.0.113.79", "HTTP_X_AKAMAI_EDGESCAPE": "georegion=1,ip=203.0.113.80",
+             "REMOTE_HOST": "joe-home.dsl.example", "HTTP_X_SOMETHING": "for 2001:db8::7 please",
+             "PHP_AUTH_PW": "hunter2", "PHP_AUTH_USER": "joe", "HTTP_X_API_KEY": "k-123",
+             "POST_author": "Joe", "HTTP_USER_AGENT": "Mozilla/5.0"}
+    record = _check(_comment("one", extra=extra))
+    store.record_checks([record])
+    text = json.dumps(_rows(store, "checks"), default=str)
+    for value in ("203.0.113.7", "joe-home", "2001:db8", "hunter2", "k-123"):
+        assert value not in text, value
+    stored = store.get_check(record.id)
+    assert stored is not None
+    assert not {"PHP_AUTH_PW", "PHP_AUTH_USER", "HTTP_X_API_KEY"} & set(stored.comment.extra)
+    assert stored.comment.extra["POST_author"] == "Joe" and stored.comment.extra["HTTP_USER_AGENT"] == "Mozilla/5.0"
+
+
 def test_personal_data_in_clear_when_enabled(store_url: str) -> None:
     with open_store(store_url, secret=SECRET, store_personal_data=True) as store:
         record = _check(_comment(extra={"REMOTE_ADDR": "203.0.113.7", "HTTP_COOKIE": "session=abc"}))
