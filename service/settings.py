@@ -417,7 +417,7 @@ def load_or_create_secret_key(data_dir: Path) -> str:
     """
     path = Path(data_dir) / SECRET_FILE_NAME
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         _create_secret_file(path)
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:

@@ -15,6 +15,7 @@ because of a concurrent writer.
 from __future__ import annotations
 
 import functools
+import os
 import queue
 import random
 import sqlite3
@@ -330,9 +331,13 @@ def _resolve(target: str) -> tuple[Dialect, Callable[[], Any]]:
         raise StoreConfigError("SQLite storage needs a file path (not :memory: or a file: URI)")
     path = Path(target).expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Comments, author names and feedback: the owner's only. SQLite gives its -wal and -shm
+        # files the database file's permissions, so creating that one so covers all three
+        # (it was 0644 under the usual umask).
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except OSError as exc:
-        raise StoreConfigError(f"cannot create the directory for {path}: {exc}") from exc
+        raise StoreConfigError(f"cannot create {path}: {exc}") from exc
     return SQLITE_DIALECT, functools.partial(_connect_sqlite, str(path))
 
 

@@ -225,6 +225,19 @@ def test_secret_file_is_created_private_and_reused(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(first) >= 32 and load_or_create_secret_key(data_dir) == first
     assert [p.name for p in data_dir.iterdir()] == ["secret_key"]  # no temporary files left
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+
+
+def test_the_sqlite_files_are_the_owners_only(tmp_path: Path) -> None:
+    """They hold comments, author names and feedback; they were 0644 under the usual umask."""
+    from store import open_store
+
+    data_dir = tmp_path / "fresh" / "var"
+    with open_store(str(data_dir / "commentguard.sqlite3"), secret=b"s" * 32) as store:
+        store.create_key("https://blog.example")
+        files = [p for p in data_dir.iterdir() if p.name.startswith("commentguard.sqlite3")]
+        assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files), files
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
 
 
 def test_configured_secret_wins(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
         raise click.ClickException(str(exc)) from exc
     for name in unknown_variables():
         click.echo(f"warning: {name} is not a CommentGuard setting (typo?)", err=True)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database, the secret
     ensure_model(settings)
     try:
         server.serve(settings, host=host, port=port, workers=workers,
