@@ -237,8 +237,15 @@ def current_key() -> Optional[KeyInfo]:
 def require_json_key() -> Optional[Response]:
     """``before_request`` hook of the JSON API: authenticate the Bearer key, or answer 401."""
     state = get_state()
-    key = bearer_key(request.headers.get("Authorization"))
+    authorization = request.headers.get("Authorization")
+    key = bearer_key(authorization)
     g.commentguard_key = None
+    if authorization is not None and not key:
+        # A key sent in another form ("Authorization: <key>", "Token <key>") is a mistake to
+        # report, not a reason to answer anonymously without the key's site and usage.
+        response = error_response(401, "the Authorization header must be 'Bearer <key>'")
+        response.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}", error="invalid_request"'
+        return response
     if not key and state.settings.allow_anonymous_json:
         return None
     if state.store is None:

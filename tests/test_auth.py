@@ -256,6 +256,13 @@ def test_anonymous_setting(make_app: Callable[..., Flask]) -> None:
     # A wrong key is still refused: a typo must not turn a site's calls anonymous.
     assert_401(post_json(anonymous, "/api/v1/check", {"comment_content": HAM_TEXT},
                          headers={"Authorization": "Bearer 0123456789ab"}))
+    # So is a key sent in another form (they were answered anonymously, without the key's site).
+    key = app.config["TEST_API_KEY"]
+    for header in (key, f"Token {key}", f"Basic {key}", "Bearer", "Bearer  "):
+        response = post_json(anonymous, "/api/v1/check", {"comment_content": HAM_TEXT},
+                             headers={"Authorization": header})
+        assert response.status_code == 401, header
+        assert "Bearer <key>" in response.get_json()["error"]
 
 
 def test_health_endpoints_need_no_key(anonymous_client: FlaskClient) -> None:
