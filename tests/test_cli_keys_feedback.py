@@ -256,3 +256,12 @@ def test_exported_feedback_trains_a_model(env: Settings, store: Store, tmp_path:
     assert meta["training"]["rows"] == len(rows)
     assert meta["training"]["spam"] == sum(1 for _, label in rows if label == "spam")
     assert "unlearn" not in data.read_text(encoding="utf-8").lower()
+
+
+def test_feedback_previews_never_pass_terminal_control_sequences() -> None:
+    """Comment text is the spammer's: ESC sequences cleared the screen and retitled the window."""
+    from commentguard.commands.feedback import preview
+
+    shown = preview("esc \x1b[2J\x1b[31mRED\x1b]0;title\x07 \u202eevil\x9b1m done")
+    assert not any(ch in shown for ch in "\x1b\x07\x9b\u202e")
+    assert shown.startswith("esc \N{REPLACEMENT CHARACTER}[2J") and shown.endswith("done")

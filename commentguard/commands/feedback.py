@@ -23,11 +23,15 @@ from store.feedback import Forgotten
 
 PREVIEW_CHARS = 60
 _SPACE = re.compile(r"\s+")
+# Comment text is the spammer's: control characters (ESC starts terminal sequences that clear
+# the screen or retitle the window), C1 controls and bidirectional overrides must not reach a
+# terminal as they are.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def preview(text: str, width: int = PREVIEW_CHARS) -> str:
     """``text`` on one line, cut to ``width`` characters (an ellipsis marks the cut)."""
-    line = _SPACE.sub(" ", text).strip()
+    line = _CONTROL.sub("\N{REPLACEMENT CHARACTER}", _SPACE.sub(" ", text)).strip()
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
