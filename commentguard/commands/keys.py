@@ -72,10 +72,10 @@ def list_keys(as_json: bool) -> None:
 @command.command("revoke")
 @click.argument("key_id", type=click.IntRange(min=1))
 def revoke(key_id: int) -> None:
-    """Revoke the key with id KEY_ID (from `keys list`); it stops authenticating at once."""
+    """Revoke the key with id KEY_ID (from `keys list`); running workers refuse it within 30 s."""
     with cli_store() as store:
         if store.revoke_key(key_id):
-            click.echo(f"key {key_id} revoked")
+            click.echo(f"key {key_id} revoked; running workers refuse it within 30 s (they reuse a key's check that long)")
             return
         info = store.get_key(key_id)
     if info is None:
