@@ -173,11 +173,14 @@ def _verify_file(artifact: Path, name: str, digest: str) -> None:
             f"{file} does not match the SHA-256 in its metadata (changed or truncated); refusing to load it")
 
 
-def load_model(path: str | Path, *, engine: str | None = None) -> Scorer:
+def load_model(path: str | Path, *, engine: str | None = None, unpickle: bool = True) -> Scorer:
     """Verify the artifact at ``path`` and wrap it in a :class:`Scorer`.
 
     The scorer is built from the serving tables, without unpickling; its ``pipeline`` is
-    unpickled on first use. An artifact without tables is unpickled and compiled.
+    unpickled on first use. An artifact without tables is unpickled and compiled, unless
+    ``unpickle`` is false (the service): then it is refused with
+    :class:`ArtifactIncompatibleError`. The checksums beside a pickle only show it is whole:
+    whoever can write the artifact can rewrite them, and unpickling runs what the pickle says.
     ``engine``: what scores the text features (:data:`model.fastpath.ENGINES`; default: the
     compiled core when it was built). Asking for ``"c"`` where it was not built is refused
     with :class:`ArtifactIncompatibleError`, like any model the fast path cannot serve.
@@ -193,10 +196,38 @@ def load_model(path: str | Path, *, engine: str | None = None) -> Scorer:
             return Scorer(CompiledModel(spec, engine), thresholds=thresholds, version=str(meta["version"]),
                           metadata=meta, quiet=quiet,
                           pipeline_loader=lambda: load_pipeline(path, expect_sha256=meta["sha256"]))
+        if not unpickle:
+            raise ArtifactIncompatibleError(
+                f"the model at {path} has no serving tables ({TABLES_NAME}), and the service does not "
+                f"unpickle models: run `commentguard models add-tables {path}` if you trust the file "
+                "(it unpickles it once, to write the tables), or retrain")
         return Scorer(load_pipeline(path, meta), thresholds=thresholds, version=str(meta["version"]),
                       metadata=meta, engine=engine)
     except FastPathUnsupportedError as exc:  # e.g. a vectorizer option the fast path cannot reproduce
         raise ArtifactIncompatibleError(f"the model at {path} cannot be served: {exc}") from exc
+
+
+def add_tables(path: str | Path) -> dict[str, Any]:
+    """Write the serving tables of an artifact that has none (saved before they existed); return
+    its new metadata. Unpickles the artifact: only for a file its owner trusts."""
+    out = Path(path)
+    meta = verify_artifact(out)
+    if "tables" in meta:
+        return meta
+    tables = _tables_of(load_pipeline(out, meta))
+    if tables is None:
+        raise ArtifactIncompatibleError(f"the pipeline at {path} cannot be held by serving tables "
+                                        "(the fast path does not reproduce it): retrain it")
+    tmp_tables = _temp_path(out, TABLES_NAME)
+    try:
+        tmp_tables.write_bytes(tables)
+        os.replace(tmp_tables, out / TABLES_NAME)
+    finally:
+        if tmp_tables.exists():
+            tmp_tables.unlink()
+    meta = dict(meta, tables={"file": TABLES_NAME, "sha256": hashlib.sha256(tables).hexdigest()})
+    write_json_atomic(out / METADATA_NAME, meta)  # last: the tables count once they are named here
+    return meta
 
 
 def load_pipeline(path: str | Path, meta: dict[str, Any] | None = None, *,
@@ -258,6 +289,6 @@ def _minor(version: str) -> str:
 
 
 __all__ = [
-    "ArtifactError", "load_model", "load_pipeline", "save_model", "read_metadata", "verify_artifact",
+    "ArtifactError", "add_tables", "load_model", "load_pipeline", "save_model", "read_metadata", "verify_artifact",
     "sha256_file", "write_json_atomic", "library_versions", "PICKLE_NAME", "METADATA_NAME", "TABLES_NAME",
 ]

@@ -242,7 +242,7 @@ def _load_scorer(path: Path | None, engine: str | None) -> tuple[Scorer | None, 
     if path is None:
         return None, "no model path configured"
     try:
-        return load_model(path, engine=engine), None
+        return load_model(path, engine=engine, unpickle=False), None
     except ArtifactError as exc:
         return None, str(exc)
     except Exception as exc:  # the service must come up to report it; /readyz carries the reason

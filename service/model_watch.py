@@ -104,7 +104,7 @@ def servable_model(path: Path, version: str, settings: "Settings") -> tuple["Sco
     meta = verify_artifact(path)  # cheap, and refuses before anything is read further
     if str(meta.get("version")) != version:
         raise ArtifactError(f"the artifact at {path} is version {meta.get('version')!r}, not the registered {version!r}")
-    scorer = load_model(path, engine=settings.model_engine)
+    scorer = load_model(path, engine=settings.model_engine, unpickle=False)
     thresholds = settings.thresholds_for(scorer.thresholds) if settings.has_threshold_overrides else None
     return scorer, thresholds
 

@@ -352,6 +352,27 @@ def test_an_artifact_without_tables_is_unpickled(fitted, saved: Path) -> None:
     assert scorer.version == read_metadata(saved)["version"]
 
 
+def test_the_service_refuses_an_artifact_without_tables_until_they_are_added(fitted, saved: Path,
+                                                                            monkeypatch) -> None:
+    """A probe made a pickle whose unpickling ran a shell command, removed the tables and set the
+    metadata's checksum to the new pickle's: every worker ran the command. The checksums show a
+    file is whole, not who wrote it."""
+    _without_tables(saved)
+    real_load = joblib.load
+
+    def refuse(*args, **kwargs):
+        pytest.fail("the service's load unpickled the artifact")
+    monkeypatch.setattr(joblib, "load", refuse)
+    with pytest.raises(ArtifactIncompatibleError, match="does not unpickle.*models add-tables"):
+        load_model(saved, unpickle=False)
+    monkeypatch.setattr(joblib, "load", real_load)
+    meta = artifact.add_tables(saved)  # the operator's explicit step
+    assert meta["tables"]["sha256"] == sha256_file(saved / TABLES_NAME)
+    monkeypatch.setattr(joblib, "load", refuse)
+    scorer = load_model(saved, unpickle=False)
+    np.testing.assert_allclose(scorer.spam_probability(PROBE), fitted.predict_proba(PROBE)[:, 1], rtol=0, atol=1e-12)
+
+
 def test_saving_over_an_artifact_keeps_its_tables_in_step(fitted, saved: Path) -> None:
     # The caller's metadata may be an older model's (a retrain copies it): its tables entry must not survive.
     stale = read_metadata(saved)

@@ -1,4 +1,5 @@
-"""``commentguard models``: the registry of trained models: list, activate, roll back.
+"""``commentguard models``: the registry of trained models: list, activate, roll back; and
+``add-tables``, which makes an artifact saved before the serving tables existed servable.
 
 Activation and rollback change one row in the shared database; every running
 instance that uses that database picks the new model up within a few seconds
@@ -13,6 +14,7 @@ import click
 
 from commentguard.commands.retrain import default_actor
 from commentguard.context import cli_store
+from model.artifact import add_tables
 from model.errors import ArtifactError
 from service.model_watch import artifact_path, servable_model
 from service.settings import Settings, SettingsError, load_settings
@@ -80,6 +82,21 @@ def activate(version: str, reason: str, actor: Optional[str]) -> None:
         except RegistryError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"{version} is now the active model; running instances switch within a few seconds")
+
+
+@command.command("add-tables")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+def add_tables_command(model_dir: str) -> None:
+    """Write the serving tables of MODEL_DIR, an artifact saved before they existed.
+
+    The service does not unpickle models, so it refuses such an artifact; this unpickles it
+    once, here, on your say-so: run it only on a file you trust.
+    """
+    try:
+        meta = add_tables(model_dir)
+    except ArtifactError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{model_dir}: serving tables written (model {meta['version']}); the service can load it now")
 
 
 @command.command("rollback")
