@@ -25,6 +25,7 @@ from dataclasses import replace
 from typing import Callable, Optional
 
 from model.comment import TEXT_FIELDS, Comment
+from service.akismet_rules import is_flagged
 from service.app import ServiceState
 from service.metrics import count_feedback
 from service.upstream_outbox import forward_report
@@ -123,10 +124,22 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
         forward_report(state.upstream.forwarder, label, comment, feedback_id=feedback_id,
                        blog=key.site_url if key is not None else comment.blog,
                        upstream_json=check.upstream if check is not None else None)
-    if state.recorder is not None and key is not None:
+    if state.recorder is not None and key is not None and corrects(label, check, state.settings.unsure_is_spam):
         state.recorder.count_usage(key.id, blog=comment.blog,
                                    **{"missed_spam" if label == "spam" else "false_positives": 1})
     return feedback_id
 
 
-__all__ = ["CHECK_ID", "add_feedback", "check_by_comment", "check_by_id", "reported_comment"]
+def corrects(label: str, check: Optional[CheckRecord], unsure_is_spam: bool) -> bool:
+    """Whether a report is a correction (counted as ``missed_spam`` / ``false_positives``).
+
+    A report on a check we answered the same way confirms it: counted as neither (a site's
+    usage showed mistakes where the filter had made none). Without a check to compare with,
+    a report is a correction, as Akismet counts its submits.
+    """
+    if check is None:
+        return True
+    return is_flagged(check.tier, unsure_is_spam) != (label == "spam")
+
+
+__all__ = ["CHECK_ID", "add_feedback", "corrects", "check_by_comment", "check_by_id", "reported_comment"]

@@ -18,6 +18,7 @@ from store import StoreError, current_month
 from tests.conftest import auth_headers
 
 HAM_TEXT = "Thanks for the clear explanation, it helped me fix my build."
+SPAM_TEXT = "Buy cheap viagra online now!!! click http://bit.ly/cheap-pills"
 
 
 def post_json(client: FlaskClient, path: str, body: Any, **kwargs: Any) -> Any:
@@ -368,3 +369,22 @@ def test_feedback_errors(client: FlaskClient) -> None:
     assert empty.status_code == 422
     bad_comment = post_json(client, "/api/v1/feedback", {"comment": {"comment_content": 5}, "label": "ham"})
     assert bad_comment.status_code == 422 and bad_comment.get_json()["field"] == "comment.comment_content"
+
+
+def test_usage_counts_corrections_not_confirmations(app: Flask, client: FlaskClient) -> None:
+    """A site's usage showed missed spam and false positives where the filter had made none."""
+    spam = post_json(client, "/api/v1/check", {"comment_content": SPAM_TEXT,
+                                               "comment_author_url": "http://bit.ly/x"}).get_json()
+    ham = post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT}).get_json()
+    assert spam["verdict"] in ("spam", "discard") and ham["verdict"] == "ham"
+    for check_id, label in ((spam["check_id"], "spam"), (spam["check_id"], "spam"), (ham["check_id"], "ham"),
+                            (ham["check_id"], "spam"), (spam["check_id"], "ham")):
+        assert post_json(client, "/api/v1/feedback", {"check_id": check_id, "label": label}).status_code == 201
+    # Without a check to compare with, a report is a correction (as Akismet counts submits).
+    assert post_json(client, "/api/v1/feedback", {"comment_content": "never checked", "label": "ham"}
+                     ).status_code == 201
+    state = get_state(app)
+    state.recorder.flush()
+    (info,) = state.store.list_keys()
+    counts = state.store.usage(info.id, current_month())
+    assert (counts["missed_spam"], counts["false_positives"]) == (1, 2)
