@@ -12,7 +12,8 @@ the two in step.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, Optional
 
 import click
 
@@ -35,15 +36,33 @@ def open_store_from_settings(settings: Settings) -> Store:
 def cli_store() -> Iterator[Store]:
     """The service's store for a command, from the environment; bad settings or store errors exit 1."""
     try:
-        store = open_store_from_settings(load_settings())
+        settings = load_settings()
+        new_file = _sqlite_path_if_missing(str(settings.database_url))
+        store = open_store_from_settings(settings)
     except (SettingsError, StoreError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if new_file is not None:
+        # A command run from another directory than the server's opened a new, empty store and
+        # printed a key the server had never heard of, without a word.
+        click.echo(f"note: there was no database at {new_file.resolve()}; a new one was created. The "
+                   "default COMMENTGUARD_DATA_DIR (./var) is relative to the working directory: run "
+                   "commands with the server's settings to work on its data", err=True)
     try:
         yield store
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         store.close()
+
+
+def _sqlite_path_if_missing(url: str) -> Optional[Path]:
+    """The SQLite file ``url`` names when it does not exist yet (None for PostgreSQL or an existing file)."""
+    if url.startswith("sqlite:///"):
+        url = url[len("sqlite:///"):]
+    elif "://" in url:
+        return None
+    path = Path(url).expanduser()
+    return None if path.exists() else path
 
 
 __all__ = ["cli_store", "open_store_from_settings", "store_secret"]

@@ -53,9 +53,10 @@ def run(*args: str) -> Result:
 
 
 def ok(*args: str) -> str:
+    """The command's standard output (notes go to standard error)."""
     result = run(*args)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -265,3 +266,13 @@ def test_feedback_previews_never_pass_terminal_control_sequences() -> None:
     shown = preview("esc \x1b[2J\x1b[31mRED\x1b]0;title\x07 \u202eevil\x9b1m done")
     assert not any(ch in shown for ch in "\x1b\x07\x9b\u202e")
     assert shown.startswith("esc \N{REPLACEMENT CHARACTER}[2J") and shown.endswith("done")
+
+
+def test_a_command_that_creates_a_new_database_says_so(env: Settings) -> None:
+    """Run from another directory than the server's, `keys create` made a new store and printed a
+    key the server had never heard of, without a word."""
+    first = CliRunner().invoke(cli, ["keys", "list"])
+    assert first.exit_code == 0 and "a new one was created" in first.stderr
+    assert str(Path(str(env.database_url)).resolve()) in first.stderr
+    again = CliRunner().invoke(cli, ["keys", "list"])
+    assert again.exit_code == 0 and "new one" not in again.stderr
