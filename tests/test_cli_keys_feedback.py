@@ -276,3 +276,19 @@ def test_a_command_that_creates_a_new_database_says_so(env: Settings) -> None:
     assert str(Path(str(env.database_url)).resolve()) in first.stderr
     again = CliRunner().invoke(cli, ["keys", "list"])
     assert again.exit_code == 0 and "new one" not in again.stderr
+
+
+def test_serve_refuses_a_store_no_worker_could_open(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It started a server that was never ready (every check a 503) with these."""
+    from service import server
+
+    monkeypatch.setattr(server, "serve", lambda *a, **k: pytest.fail("started anyway"))
+    monkeypatch.setenv(PREFIX + "DATABASE_URL", "mysql://db.example/comments")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1 and "COMMENTGUARD_DATABASE_URL: unsupported database URL scheme" in result.output
+    monkeypatch.delenv(PREFIX + "DATABASE_URL")
+    ok("keys", "list")  # the store, set up with the test secret
+    monkeypatch.setenv(PREFIX + "SECRET_KEY", "another-secret-0123456789")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1 and "COMMENTGUARD_SECRET_KEY:" in result.output
+    assert "different secret" in result.output

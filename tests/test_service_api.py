@@ -29,7 +29,7 @@ from model.artifact import PICKLE_NAME
 from model.scorer import Scorer
 from service import server
 from service.app import ServiceFlask, get_state
-from tests.conftest import REPO, LiveServer, auth_headers, free_port, start_live_server
+from tests.conftest import REPO, TEST_SECRET_KEY, LiveServer, auth_headers, free_port, start_live_server
 
 RESULT_KEYS = {"verdict", "score", "reasons", "model_version", "check_id"}
 SPAM_TEXT = "Buy cheap viagra online now!!! click http://bit.ly/cheap-pills"
@@ -169,9 +169,12 @@ def test_the_service_scores_without_importing_scikit_learn(model_dir: Path, tmp_
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"ready": "ready", "loaded": []}
 
 
-def test_an_artifact_without_tables_is_served_with_a_warning(
-        make_app: Callable[..., Flask], model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A model saved before serving tables existed still serves; the log says what it costs and the cure."""
+def test_an_artifact_without_tables_is_refused_until_its_tables_are_added(
+        make_app: Callable[..., Flask], model_dir: Path, tmp_path: Path) -> None:
+    """The service never unpickles: a model saved before serving tables existed is not served
+    (readiness names the cure) until `commentguard models add-tables` writes them."""
+    from model.artifact import add_tables
+
     old = tmp_path / "old-model"
     shutil.copytree(model_dir, old)
     (old / "scoring.npz").unlink()
@@ -179,17 +182,14 @@ def test_an_artifact_without_tables_is_served_with_a_warning(
     del meta["tables"]
     meta["version"] = "test-model-old"
     (old / "metadata.json").write_text(json.dumps(meta))
-    with caplog.at_level("WARNING", logger="service.app"):
-        client = make_app(scorer=None, model_path=old).test_client()
-    assert client.get("/readyz").status_code == 200
+    client = make_app(scorer=None, model_path=old).test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "models add-tables" in ready.get_json()["reason"]
+    assert post_json(client, "/api/v1/check", {"comment_content": SPAM_TEXT}).status_code == 503
+    add_tables(old)
+    client = make_app(scorer=None, model_path=old).test_client()
+    assert client.get("/readyz").get_json()["model_version"] == "test-model-old"
     assert post_json(client, "/api/v1/check", {"comment_content": SPAM_TEXT}).status_code == 200
-    warned = [r.getMessage() for r in caplog.records if "no serving tables" in r.getMessage()]
-    assert warned and all("test-model-old" in message for message in warned)
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="service.app"):  # the same model with its tables: no warning
-        fresh = make_app(scorer=None, database_url=str(tmp_path / "fresh.sqlite3")).test_client()
-    assert fresh.get("/readyz").get_json()["model_version"] == "test-model-1"
-    assert not [r for r in caplog.records if "no serving tables" in r.getMessage() and "test-model-1" in r.getMessage()]
 
 
 def test_without_model_the_app_starts_but_is_not_ready(
@@ -544,7 +544,7 @@ def fake_serve(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 def test_serve_command_uses_settings_and_options(runner: FlaskCliRunner, model_dir: Path,
                                                  tmp_path: Path, fake_serve: list[dict[str, Any]]) -> None:
     env = {"COMMENTGUARD_DATA_DIR": str(tmp_path / "var"), "COMMENTGUARD_MODEL_PATH": str(model_dir),
-           "COMMENTGUARD_WORKERS": "3"}
+           "COMMENTGUARD_WORKERS": "3", "COMMENTGUARD_SECRET_KEY": TEST_SECRET_KEY}
     result = runner.invoke(cli, ["serve", "--port", "9100"], env=env)
     assert result.exit_code == 0, result.output
     (call,) = fake_serve

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import click
 
+from commentguard.context import open_store_from_settings
 from model.artifact import METADATA_NAME
 from service import server
 from service.settings import WORKER_CLASSES, Settings, SettingsError, load_settings, unknown_variables
+from store import SecretMismatchError, StoreConfigError, StoreError
 
 
 @click.command("serve")
@@ -39,6 +41,7 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
     for name in unknown_variables():
         click.echo(f"warning: {name} is not a CommentGuard setting (typo?)", err=True)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database, the secret
+    check_store(settings)
     ensure_model(settings)
     try:
         server.serve(settings, host=host, port=port, workers=workers,
@@ -46,6 +49,25 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
     except server.CannotListen as exc:
         hint = " (is another server running there?)" if exc.errno == errno.EADDRINUSE else ""
         raise click.ClickException(f"{exc.strerror}{hint}") from exc
+
+
+def check_store(settings: Settings) -> None:
+    """Refuse to start with a store setting no worker could ever open (naming the variable).
+
+    A bad URL scheme, PostgreSQL without psycopg, or a secret the database was not set up with
+    used to start a server that was never ready, every check a 503. A database that is merely
+    down is no reason to stop: workers open it when it is back.
+    """
+    try:
+        with open_store_from_settings(settings):
+            pass
+    except SecretMismatchError as exc:
+        raise click.ClickException(f"COMMENTGUARD_SECRET_KEY: {exc}") from exc
+    except StoreConfigError as exc:
+        raise click.ClickException(f"COMMENTGUARD_DATABASE_URL: {exc}") from exc
+    except StoreError as exc:
+        click.echo(f"warning: the store cannot be opened now ({type(exc).__name__}); the workers "
+                   "will open it when it is back", err=True)
 
 
 def ensure_model(settings: Settings) -> None:
