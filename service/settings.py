@@ -122,7 +122,8 @@ def _parse_band(raw: str) -> tuple[float, float]:
 #: except where ``_VARIABLE_NAMES`` says otherwise.
 SETTINGS: tuple[_Spec, ...] = (
     _Spec("data_dir", _parse_path, "./var",
-          "Directory for the model, the SQLite database and the secret key."),
+          "Directory for the model, the SQLite database, the secret key and the check log's spool "
+          "(relative to the working directory; created owner-only)."),
     _Spec("model_path", _parse_path, "<data_dir>/model",
           "Model artifact directory; `commentguard serve` trains a default model there when it is missing."),
     _Spec("models_dir", _parse_path, "<data_dir>/models",
@@ -151,7 +152,8 @@ SETTINGS: tuple[_Spec, ...] = (
           "where it was not built), `numpy`, the same steps in numpy (1.4x slower per comment; to "
           "rule the core out when diagnosing), or `auto`: `c` when it was built, else `numpy`."),
     _Spec("max_body_bytes", _parse_int, "65536",
-          "Largest request body accepted; larger bodies get 413."),
+          "Largest request body accepted; larger bodies get 413 on the JSON API and the 200 text "
+          "answer `Request body too large: ...` on Akismet."),
     _Spec("max_batch_items", _parse_int, "100",
           "Most comments one `POST /api/v1/check/batch` may carry."),
     _Spec("threshold_unsure", _parse_float, "(from the model)",
@@ -164,7 +166,10 @@ SETTINGS: tuple[_Spec, ...] = (
           "`enforce`, or `log_only`: answer every check as ham on the wire, "
           "while returning and recording the real verdict."),
     _Spec("database_url", _parse_str, "<data_dir>/commentguard.sqlite3",
-          "Where checks, feedback and API keys are stored: a SQLite path or a `postgresql://` URL."),
+          "Where checks, feedback and API keys are stored: a SQLite path (relative to the working "
+          "directory; `sqlite:///relative.db` and `sqlite:////absolute.db` work too) or a "
+          "`postgresql://` (or `postgres://`) URL, which needs `pip install 'commentguard[postgres]'`. "
+          "`serve` refuses a URL no worker could open."),
     _Spec("secret_key", _parse_str, "(generated into <data_dir>/secret_key)",
           "Server secret keying API-key digests and personal-data hashes (at least 16 characters)."),
     _Spec("allow_anonymous_json", _parse_bool, "false",
@@ -179,15 +184,17 @@ SETTINGS: tuple[_Spec, ...] = (
           "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
     _Spec("upstream_mode", _parse_mode, "off",
           "Cross-check an upstream Akismet-compatible API: `off`, `shadow` (ask and record, never change "
-          "the verdict), `gray` (ask only for `unsure` verdicts and let it decide), `always` (ask every "
-          "time and combine; see Upstream cross-check). Comments, IPs and e-mails are sent to it."),
+          "the verdict), `gray` (ask only about the tiers or score band below and let it decide), "
+          "`always` (ask every time and combine; see Upstream cross-check). Comments, IPs and e-mails "
+          "are sent to it."),
     _Spec("upstream_url", _parse_str, "https://rest.akismet.com",
           "Base URL of the upstream API (`/1.1/comment-check` is appended)."),
     _Spec("upstream_key", _parse_str, "(none)",
           "API key for the upstream; required when `COMMENTGUARD_UPSTREAM_MODE` is not `off` "
           "or feedback is forwarded."),
     _Spec("upstream_budget_ms", _parse_int, "800",
-          "Total time a check may spend before the upstream answers, counted from the start of the request, retry included; past it our own verdict stands."),
+          "Total time a check may spend before the upstream answers, counted from the start of the "
+          "request, retry included; past it our own verdict stands. 50 to 60000."),
     _Spec("upstream_gray_tiers", _parse_tiers, "unsure",
           "In `gray` mode, the verdicts upstream is asked about, as tiers separated by commas: `unsure`, "
           "or `unsure,spam` for a second opinion before blocking too (see Upstream cross-check)."),
