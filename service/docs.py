@@ -16,6 +16,8 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 
 DOCUMENT_NAME = "openapi.json"
 EXTENSION_KEY = "commentguard.openapi"
+#: The app config key holding ``COMMENTGUARD_MAX_BATCH_ITEMS`` (set before the blueprint registers).
+MAX_BATCH_ITEMS_CONFIG = "COMMENTGUARD_MAX_BATCH_ITEMS"
 
 bp = Blueprint("docs", __name__)
 
@@ -30,7 +32,12 @@ def load_document() -> dict[str, Any]:
 @bp.record_once
 def _load_on_register(state: Any) -> None:
     app: Flask = state.app
-    app.extensions[EXTENSION_KEY] = load_document()
+    document = load_document()
+    limit = app.config.get(MAX_BATCH_ITEMS_CONFIG)
+    if isinstance(limit, int):
+        # The served document states this server's batch limit, not the default's.
+        document["components"]["schemas"]["BatchRequest"]["properties"]["comments"]["maxItems"] = limit
+    app.extensions[EXTENSION_KEY] = document
 
 
 @bp.get("/openapi.json")

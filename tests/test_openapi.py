@@ -154,6 +154,11 @@ def test_served_document_is_the_shipped_file(client: FlaskClient, doc: dict[str,
     assert response.get_json() == doc == load_document()
 
 
+def test_served_document_states_this_servers_batch_limit(make_app: Callable[..., Flask]) -> None:
+    served = make_app(max_batch_items=7).test_client().get("/openapi.json").get_json()
+    assert served["components"]["schemas"]["BatchRequest"]["properties"]["comments"]["maxItems"] == 7
+
+
 def test_comment_schema_has_every_akismet_field(doc: dict[str, Any]) -> None:
     schema = doc["components"]["schemas"]["Comment"]
     assert set(schema["properties"]) == set(TEXT_FIELDS) | {"comment_context", "extra"}
