@@ -292,3 +292,20 @@ def test_serve_refuses_a_store_no_worker_could_open(env: Settings, monkeypatch: 
     result = CliRunner().invoke(cli, ["serve"])
     assert result.exit_code == 1 and "COMMENTGUARD_SECRET_KEY:" in result.output
     assert "different secret" in result.output
+
+
+def test_serve_with_gevent_missing_names_the_setting_and_the_extra(env: Settings,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """gunicorn's own traceback said "gevent worker requires gevent 24.10.1 or higher"."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gevent", None)  # as if it were not installed
+    monkeypatch.setenv(PREFIX + "WORKER_CLASS", "gevent")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1
+    assert "COMMENTGUARD_WORKER_CLASS=gevent needs the gevent package" in result.output
+
+
+def test_upstream_report_with_no_answers_says_so(env: Settings) -> None:
+    shown = ok("upstream", "report")
+    assert "no answers yet" in shown and "None" not in shown

@@ -41,6 +41,12 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
     for name in unknown_variables():
         click.echo(f"warning: {name} is not a CommentGuard setting (typo?)", err=True)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database, the secret
+    if (worker_class or settings.worker_class) == "gevent":
+        try:
+            import gevent  # noqa: F401 - only to see that it is there
+        except ImportError as exc:
+            raise click.ClickException("COMMENTGUARD_WORKER_CLASS=gevent needs the gevent package: "
+                                       "pip install 'commentguard[gevent]'") from exc
     check_store(settings)
     ensure_model(settings)
     try:

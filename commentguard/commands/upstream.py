@@ -93,5 +93,8 @@ def _print_text(f: dict[str, Any]) -> None:
     for tier, row in f["confusion"].items():
         click.echo(f"  {tier:<16}{row['spam']:>8}  {row['ham']:>8}")
     ms = f["ms"]
-    click.echo(f"answer time ms: p50 {ms['p50']}, p95 {ms['p95']}, max {ms['max']}")
+    if ms["max"] is None:
+        click.echo("answer time ms: no answers yet")
+    else:
+        click.echo(f"answer time ms: p50 {ms['p50']}, p95 {ms['p95']}, max {ms['max']}")
     click.echo(f"feedback outbox: {f['outbox']['pending']} pending, {f['outbox']['delivered']} delivered")
