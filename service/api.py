@@ -110,7 +110,7 @@ def feedback() -> tuple[Response, int]:
     if label not in LABELS:
         problem = "is required" if label is None else f"must be one of {', '.join(LABELS)}"
         raise ApiError(422, f"label {problem}", field="label", allowed=list(LABELS))
-    reporter = data.get("reporter", "")
+    reporter = data.get("reporter") or ""  # null, as every optional field may be
     if not isinstance(reporter, str):
         raise ApiError(422, "reporter must be a string", field="reporter")
     state, key = get_state(), current_key()
@@ -142,7 +142,7 @@ def _feedback_comment(data: Mapping[str, Any], site_id: Optional[int]) -> tuple[
             raise ApiError(503, "the feedback store is temporarily unavailable") from None
         if check is None:
             raise ApiError(404, "no such check", field="check_id", check_id=check_id)
-    if "comment" in data:
+    if data.get("comment") is not None:
         if not isinstance(data["comment"], dict):
             raise ApiError(422, "comment must be a JSON object", field="comment")
         return parse_comment(data["comment"], "comment."), check
@@ -216,7 +216,9 @@ def read_json_object() -> dict[str, Any]:
     except RecursionError:  # the parser's own limit, far deeper than ours
         raise ApiError(400, f"the JSON body is nested more than {json_limits.MAX_DEPTH} levels deep",
                        max_depth=json_limits.MAX_DEPTH) from None
-    except ValueError as exc:  # from _reject_constant
+    except ValueError as exc:  # from _reject_constant, or an integer past Python's digit limit
+        if "digits" in str(exc):
+            raise ApiError(400, "a number in the JSON body has too many digits (at most 4300)") from None
         raise ApiError(400, f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object", type=_json_type(data))
@@ -286,7 +288,9 @@ def _decode_body(body: bytes, charset: str | None) -> str:
     encoding = (charset or "utf-8").strip().lower()
     if encoding == "utf-8":  # the usual case: no codec lookup
         try:
-            return body.decode("utf-8")
+            # A byte order mark, which some Windows clients write, is dropped (RFC 8259 lets a
+            # parser ignore it; Python's refused the body over it).
+            return (body[3:] if body.startswith(b"\xef\xbb\xbf") else body).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ApiError(400, f"the request body is not valid {encoding}", position=exc.start) from None
     codec = text_codec(encoding)

@@ -115,6 +115,14 @@ def get_state(app: Flask | None = None) -> ServiceState:
     return (app or current_app).extensions[EXTENSION_KEY]
 
 
+def _protective_headers(response: Any) -> Any:
+    """Every answer is about one request: never cached (a verdict, a key's usage, an Akismet GET
+    with the key in its URL), and never sniffed into another type than it says."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None) -> Flask:
     """Build the service app. ``scorer`` skips loading the model and following the registry.
 
@@ -156,6 +164,7 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     app.register_blueprint(api.bp)
     app.register_blueprint(akismet.bp)
     from service.docs import bp as docs_bp; app.register_blueprint(docs_bp)  # noqa: E702 (one line: app.py is shared)
+    app.after_request(_protective_headers)
     if state.watcher is not None:
         state.watcher.start()
     return app

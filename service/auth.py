@@ -236,6 +236,8 @@ def current_key() -> Optional[KeyInfo]:
 
 def require_json_key() -> Optional[Response]:
     """``before_request`` hook of the JSON API: authenticate the Bearer key, or answer 401."""
+    if request.method == "OPTIONS":
+        return None  # Flask answers it with the allowed methods; it reads and changes nothing
     state = get_state()
     authorization = request.headers.get("Authorization")
     key = bearer_key(authorization)

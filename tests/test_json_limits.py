@@ -98,3 +98,13 @@ def test_the_helpers_leave_ordinary_data_alone() -> None:
     json_limits.check_depth(data)
     assert not json_limits.may_be_too_deep(json.dumps(data))
     assert not json_limits.may_hold_surrogates(json.dumps(data, ensure_ascii=False))
+
+
+def test_a_byte_order_mark_is_ignored_and_a_huge_number_is_named(client: FlaskClient) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps({"comment_content": "Which version added this?"}).encode()
+    response = client.post("/api/v1/check", data=body, content_type="application/json; charset=utf-8")
+    assert response.status_code == 200, response.get_json()
+    huge = '{"comment_content": "hi", "comment_parent": ' + "9" * 5000 + "}"
+    response = client.post("/api/v1/check", data=huge, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "a number in the JSON body has too many digits (at most 4300)"

@@ -650,3 +650,21 @@ def test_serve_refuses_a_port_in_use(model_dir: Path, tmp_path: Path, reuse_port
     else:  # gunicorn's own bind in the master, which gives up after a few tries
         assert "in use" in done.stderr.lower()
     server.check_address_free("127.0.0.1", port)  # free again once the other server is gone
+
+
+def test_feedback_takes_null_for_its_optional_members_and_options_needs_no_key(
+        client: FlaskClient, anonymous_client: FlaskClient) -> None:
+    checked = post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT}).get_json()
+    response = post_json(client, "/api/v1/feedback", {"check_id": checked["check_id"], "label": "ham",
+                                                      "reporter": None, "comment": None})
+    assert response.status_code == 201 and response.get_json()["check_id"] == checked["check_id"]
+    options = anonymous_client.options("/api/v1/check")
+    assert options.status_code == 200 and "POST" in options.headers["Allow"]
+
+
+def test_answers_are_never_cached_or_sniffed(client: FlaskClient) -> None:
+    for response in (post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT}), client.get("/readyz"),
+                     client.post("/1.1/verify-key", data={"key": "0" * 12, "blog": "https://b.example"}),
+                     client.get("/no/such/path")):
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
