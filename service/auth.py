@@ -46,6 +46,7 @@ from flask import Flask, Response, current_app, g, request
 
 from service.app import get_state
 from service.errors import error_response
+from service.metrics import count_auth_failure
 from store import KeyInfo, StoreError
 
 KEY_SHAPE = re.compile(r"[0-9a-f]{12}")
@@ -225,8 +226,30 @@ def authenticate(key: str) -> Optional[KeyInfo]:
     # and a Host label arrives lowercased anyway.
     key = key.lower()
     if not KEY_SHAPE.fullmatch(key):
+        _refused_key()
         return None  # what the store answers, without filling the cache with junk
-    return key_cache().get(key, store.authenticate)
+    info = key_cache().get(key, store.authenticate)
+    if info is None:
+        _refused_key()
+    return info
+
+
+#: Seconds between two log lines about refused keys (per worker): enough to see guessing.
+REFUSED_KEY_LOG_SECONDS = 60.0
+_refused = {"count": 0, "logged_at": 0.0}
+_refused_lock = threading.Lock()
+
+
+def _refused_key() -> None:
+    """Count a refused key, and say how many there were at most once a minute (never which)."""
+    count_auth_failure()
+    now = time.monotonic()
+    with _refused_lock:
+        _refused["count"] += 1
+        if now - _refused["logged_at"] < REFUSED_KEY_LOG_SECONDS:
+            return
+        count, _refused["count"], _refused["logged_at"] = _refused["count"], 0, now
+    log.warning("%d requests with an unknown, revoked or malformed API key since the last such line", count)
 
 
 def current_key() -> Optional[KeyInfo]:

@@ -59,6 +59,7 @@ class _Metrics:
     upstream: Counter
     feedback: Counter
     model: Gauge
+    auth_failures: Counter
 
 
 _lock = threading.Lock()
@@ -93,6 +94,8 @@ def _get() -> _Metrics:
                     upstream=Counter("commentguard_upstream", "Upstream cross-check outcomes.", ["outcome"]),
                     feedback=Counter("commentguard_feedback", "Moderator feedback stored, by label and source.",
                                      ["label", "source"]),
+                    auth_failures=Counter("commentguard_auth_failures",
+                                          "Requests with an unknown, revoked or malformed API key."),
                     # livemax: a version shows 1 while any live worker serves it.
                     model=Gauge("commentguard_model_info", "The model version a live worker serves (1).",
                                 ["version"], multiprocess_mode="livemax"),
@@ -122,6 +125,11 @@ def observe_check_seconds(surface: str, seconds: float) -> None:
 def count_upstream(outcome: str) -> None:
     """One upstream cross-check ended with ``outcome`` (a short fixed word: ``spam``, ``ham``, ``error``, ...)."""
     _get().upstream.labels(outcome=outcome).inc()
+
+
+def count_auth_failure() -> None:
+    """One request came with an API key that is not a live one (guessing shows here)."""
+    _get().auth_failures.inc()
 
 
 def count_feedback(label: str, source: str) -> None:
@@ -213,6 +221,7 @@ def declare_series(*, verdicts: Sequence[str], surfaces: Sequence[str], labels: 
             _get().feedback.labels(label=label, source=source)
     for outcome in outcomes:
         _get().upstream.labels(outcome=outcome)
+    _get().auth_failures.inc(0)
 
 
 def init_app(app: Flask) -> None:

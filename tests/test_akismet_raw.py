@@ -433,8 +433,9 @@ def test_key_sites_lists_each_blog_a_key_serves(client: FlaskClient, api_key: st
     assert post_json_check.status_code == 200  # no blog: counted for the key's own site
     month = current_month()
     sites = client.get(f"/1.2/key-sites?api_key={api_key}").get_json()
+    # The submit-ham confirms its check (answered ham): it is no false positive.
     assert [(s["site"], s["api_calls"], s["spam"], s["ham"], s["false_positives"]) for s in sites[month]] == [
-        ("https://a.example.net", 2, 1, 1, 0), ("https://b.example.net", 1, 0, 1, 1), (TEST_SITE, 1, 0, 1, 0)]
+        ("https://a.example.net", 2, 1, 1, 0), ("https://b.example.net", 1, 0, 1, 0), (TEST_SITE, 1, 0, 1, 0)]
     assert sites["total"] == 3
     filtered = client.get(f"/1.2/key-sites?api_key={api_key}&filter=B.EXAMPLE").get_json()
     assert [s["site"] for s in filtered[month]] == ["https://b.example.net"]

@@ -132,3 +132,20 @@ def test_metrics_are_summed_across_live_workers(tmp_path: Path, model_dir: Path)
         server.stop()
     assert not list(tmpdir.glob("commentguard-metrics-*")), "the metric files go when the server stops"
     assert "Traceback" not in (tmp_path / "var" / "server.log").read_text()
+
+
+def test_refused_keys_are_counted_and_summed_up_in_the_log(client: FlaskClient,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """1,550 guesses a second left no trace anywhere (a probe)."""
+    from service import auth
+
+    before = value(scrape(client), "commentguard_auth_failures_total")
+    auth._refused.update(count=0, logged_at=0.0)
+    with caplog.at_level("WARNING", logger="service.auth"):
+        for guess in ("0123456789ab", "0123456789ac", "not-a-key"):
+            client.post("/1.1/verify-key", data={"key": guess, "blog": "https://b.example"})
+            client.post("/api/v1/check", json=HAM, headers={"Authorization": f"Bearer {guess}"})
+    assert value(scrape(client), "commentguard_auth_failures_total") == before + 6
+    lines = [r.getMessage() for r in caplog.records if "API key" in r.getMessage()]
+    assert len(lines) == 1  # at most one a minute, however many guesses
+    assert "0123456789a" not in caplog.text  # never which key
