@@ -18,6 +18,7 @@ from typing import Any, Union
 
 from store.base import StoreBase
 from store.db import Tx
+from store.privacy import normalise_text
 from store.records import COMMENT_COLUMNS, FeedbackRecord, as_utc, comment_from_row, comment_to_row
 
 _COLUMNS: tuple[str, ...] = (
@@ -124,9 +125,18 @@ class FeedbackMixin(StoreBase):
         (moderator lines carry ``"moderator"`` then).
         """
         records = self.list_feedback(include_test=False, latest_per_comment=True)
-        # A label without text (a report of a pingback, or of a check no longer in the log) has
-        # nothing to learn from, and the training loader would refuse its line.
-        rows = [_training_row(r) for r in records if r.comment.comment_content.strip()]
+        # One line per text, the latest label winning, as `retrain` counts them: the same text
+        # reported by two sites (other authors) made two lines, and `train`, which keeps the
+        # first of duplicate texts, learned the older label where `retrain` learned the newer.
+        latest: dict[str, FeedbackRecord] = {}
+        for record in records:  # oldest first
+            # A label without text (a report of a pingback, or of a check no longer in the log)
+            # has nothing to learn from, and the training loader would refuse its line.
+            if record.comment.comment_content.strip():
+                text = normalise_text(record.comment.comment_content)
+                latest.pop(text, None)
+                latest[text] = record
+        rows = [_training_row(r) for r in latest.values()]
         if include_upstream:
             from store.upstream import upstream_weak_labels  # store.upstream imports this package's base
 

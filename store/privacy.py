@@ -46,7 +46,8 @@ def without_pseudonyms(comment: Comment) -> Comment:
                    extra=extra)
 
 
-def _normalise_text(text: str) -> str:
+def normalise_text(text: str) -> str:
+    """Text as comparisons of comments take it: NFKC, runs of white space as one, trimmed, casefolded."""
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
 
 
@@ -105,8 +106,8 @@ class Privacy:
         """
         parts = (
             "v1",
-            _normalise_text(comment.comment_content),
-            _normalise_text(comment.comment_author),
+            normalise_text(comment.comment_content),
+            normalise_text(comment.comment_author),
             self.pseudonym(comment.comment_author_email, email=True),
         )
         return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()

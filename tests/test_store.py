@@ -643,6 +643,18 @@ def test_export_feedback(store: Store, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".feedback-*"))
 
 
+def test_export_has_one_line_per_text_the_latest_label_winning(store: Store, tmp_path: Path) -> None:
+    """Two sites reported one text (other authors): two lines, and `train` kept the older label."""
+    t0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    store.add_feedback(FeedbackRecord("spam", _comment("Join my  group", comment_author="A"), created=t0))
+    store.add_feedback(FeedbackRecord("ham", _comment("join my group", comment_author="B"),
+                                      created=t0 + timedelta(hours=1)))
+    out = tmp_path / "feedback.jsonl"
+    assert store.export_feedback(out) == 1
+    (line,) = [json.loads(row) for row in out.read_text(encoding="utf-8").splitlines()]
+    assert (line["comment_content"], line["label"], line["comment_author"]) == ("join my group", "ham", "B")
+
+
 def test_feedback_from_many_threads_all_lands(store: Store) -> None:
     def work(thread: int) -> None:
         for i in range(200):

@@ -66,7 +66,9 @@ def export(out: str, include_upstream: bool) -> None:
         count = store.export_feedback(target, include_upstream=include_upstream)
     click.echo(f"exported {count} labelled comment{'' if count == 1 else 's'} to {target}")
     if count:
-        click.echo(f"train on it with: commentguard train --data {target} --out DIR", err=True)
+        click.echo(f"learn from it with `commentguard retrain` (a label there overrides a seed comment of the "
+                   f"same text), or `commentguard train --data {target} --out DIR` (which keeps the seed's "
+                   "label for such a text)", err=True)
 
 
 @command.command("list")
