@@ -165,6 +165,8 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     app.register_blueprint(akismet.bp)
     from service.docs import bp as docs_bp; app.register_blueprint(docs_bp)  # noqa: E702 (one line: app.py is shared)
     app.after_request(_protective_headers)
+    from service import readiness
+    readiness.publish(state.ready and state.scorer is not None, state.not_ready_reason)
     if state.watcher is not None:
         state.watcher.start()
     return app

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from model.artifact import METADATA_NAME, PICKLE_NAME, TABLES_NAME, load_model, read_metadata, verify_artifact
 from model.errors import ArtifactError
+from service import readiness
 from service.settings import SettingsError
 from store import ActiveModel, StoreError
 
@@ -194,10 +195,17 @@ class ModelWatcher:
                         continue  # still no store: try again next interval
                     self._store_opened()
                 if self.interval <= 0:
+                    self._publish()
                     return  # hot reload is off: the store was all this thread waited for
                 self.check_once()
             except Exception:  # noqa: BLE001 - the watcher must outlive any surprise
                 log.exception("model check failed")
+            self._publish()
+
+    def _publish(self) -> None:
+        """Tell the server's other workers whether this one is ready (service.readiness)."""
+        ready = self.state.ready and self.state.scorer is not None
+        readiness.publish(ready, None if ready else self.state.not_ready_reason or "no model")
 
     def _store_opened(self) -> None:
         """The store opened after start-up: register the configured model, as start-up would have."""

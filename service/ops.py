@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from service import metrics
+from service import metrics, readiness
 from service.app import get_state
 from service.errors import error_response
 
@@ -27,10 +27,18 @@ def readyz() -> Response:
     state = get_state()
     # The registry's view (active version, a refused artifact), from service.model_watch.
     registry = state.watcher.status() if state.watcher is not None else {}
-    if not state.ready or state.scorer is None:
+    ready = state.ready and state.scorer is not None
+    readiness.publish(ready, None if ready else state.not_ready_reason or "no model")
+    if not ready:
         # "not ready" when the model is there and something else is missing (the store).
         return error_response(503, "model not loaded" if state.scorer is None else "not ready",
                               reason=state.not_ready_reason or "no model", **registry)
+    others = readiness.others_not_ready()
+    if others:
+        # Another worker of this server would answer checks with 503: so is the server.
+        pid, reason = others[0]
+        return error_response(503, "not ready", reason=f"worker {pid} is not ready: {reason}",
+                              workers_not_ready=[{"pid": p, "reason": r} for p, r in others], **registry)
     return jsonify({"status": "ready", "model_version": state.scorer.version,
                     "scoring_engine": state.scorer.engine, **registry})
 

@@ -36,7 +36,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.config import Config
 
-from service import metrics
+from service import metrics, readiness
 from service.app import close_app, create_app
 from service.logging_setup import GunicornLogger, configure_logging
 from service.settings import Settings
@@ -101,8 +101,9 @@ def when_ready(arbiter: Any) -> None:
 
 
 def child_exit(arbiter: Any, worker: Any) -> None:
-    """gunicorn hook, run in the master when a worker has exited: forget its live metrics."""
+    """gunicorn hook, run in the master when a worker has exited: forget its live metrics and readiness."""
     metrics.mark_process_dead(worker.pid)
+    readiness.forget(worker.pid)
 
 
 def bind_address(host: str, port: int) -> str:
