@@ -40,7 +40,7 @@ from service.akismet_form import AkismetForm, comment_from_form, parse_form
 from service.akismet_rules import apply_rules, is_flagged
 from service.app import ServiceState, get_state
 from service.auth import akismet_key, authenticate
-from service.body import BodyTooLarge, BodyUnreadable, read_body
+from service.body import BodyEncoded, BodyTooLarge, BodyUnreadable, read_body
 from service.feedback import add_feedback, check_by_comment, check_by_id, reported_comment
 from service.logging_setup import request_elapsed
 from store import USAGE_COUNTERS, CheckRecord, KeyInfo, StoreError, current_month, new_check_id
@@ -114,7 +114,7 @@ def read_form(*, post_only: bool = True) -> AkismetForm:
         body = read_body(request, limit) if request.method == "POST" else b""
     except BodyTooLarge:
         raise Answer(protocol_error(f"Request body too large: at most {limit} bytes.")) from None
-    except BodyUnreadable as exc:
+    except (BodyUnreadable, BodyEncoded) as exc:
         raise Answer(protocol_error(f"Invalid request: {exc}.")) from None
     return parse_form(body, request.query_string, request.mimetype_params.get("charset"))
 

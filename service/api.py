@@ -28,7 +28,7 @@ from service import json_limits
 from service.akismet_rules import apply_rules
 from service.app import ServiceState, get_state
 from service.auth import current_key, require_json_key
-from service.body import BodyTooLarge, BodyUnreadable, read_body
+from service.body import BodyEncoded, BodyTooLarge, BodyUnreadable, read_body
 from service.charsets import text_codec
 from service.errors import ApiError
 from service.feedback import add_feedback, check_by_comment, check_by_id
@@ -202,6 +202,8 @@ def read_json_object() -> dict[str, Any]:
         raise RequestEntityTooLarge() from None  # the one 413 answer (service.errors)
     except BodyUnreadable as exc:
         raise ApiError(400, str(exc)) from None
+    except BodyEncoded as exc:
+        raise ApiError(415, str(exc), content_encoding=exc.encoding) from None
     text = _decode_body(body, request.mimetype_params.get("charset"))
     if not text or text.isspace():
         raise ApiError(400, "the request body is empty; send a JSON object")

@@ -36,6 +36,15 @@ class BodyUnreadable(Exception):
         super().__init__("the request body is malformed or incomplete")
 
 
+class BodyEncoded(Exception):
+    """Raised by :func:`read_body` for a body sent with a ``Content-Encoding`` (gzip...), which
+    neither API takes: it was read as text and answered "not valid utf-8" or a missing key."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__(f"Content-Encoding {encoding!r} is not supported: send the body uncompressed")
+        self.encoding = encoding
+
+
 class BodyTooLarge(Exception):
     """Raised by :func:`read_body` when the body is over the limit (its bytes are drained, not kept)."""
 
@@ -50,6 +59,9 @@ def read_body(request: Request, limit: Optional[int] = None) -> bytes:
     ``limit`` is the app's ``MAX_CONTENT_LENGTH`` (werkzeug refuses a declared length over it and
     stops a chunked body there); it is read from the request when not given.
     """
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise BodyEncoded(encoding)
     try:
         body = request.get_data(cache=True)
     except RequestEntityTooLarge:  # a declared Content-Length over the limit
@@ -89,4 +101,4 @@ def _drain(request: Request, length: int) -> None:
         pass  # the client went away; nothing to answer
 
 
-__all__ = ["BodyTooLarge", "BodyUnreadable", "DRAIN_LIMIT", "read_body"]
+__all__ = ["BodyEncoded", "BodyTooLarge", "BodyUnreadable", "DRAIN_LIMIT", "read_body"]

@@ -108,3 +108,17 @@ def test_a_byte_order_mark_is_ignored_and_a_huge_number_is_named(client: FlaskCl
     response = client.post("/api/v1/check", data=huge, content_type="application/json")
     assert response.status_code == 400
     assert response.get_json()["error"] == "a number in the JSON body has too many digits (at most 4300)"
+
+
+def test_a_compressed_body_is_refused_by_name(client: FlaskClient) -> None:
+    """It was read as text: "not valid utf-8" on the JSON API, a missing key on Akismet."""
+    import gzip
+
+    body = gzip.compress(json.dumps({"comment_content": "hello"}).encode())
+    response = client.post("/api/v1/check", data=body, headers={"Content-Encoding": "gzip"},
+                           content_type="application/json")
+    assert response.status_code == 415 and response.get_json()["content_encoding"] == "gzip"
+    assert "Content-Encoding 'gzip' is not supported" in response.get_json()["error"]
+    answer = client.post("/1.1/comment-check", data=gzip.compress(b"api_key=0123456789ab&blog=x"),
+                         headers={"Content-Encoding": "gzip"}, content_type="application/x-www-form-urlencoded")
+    assert answer.get_data(as_text=True).startswith("Invalid request: Content-Encoding 'gzip'")
