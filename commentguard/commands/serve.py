@@ -7,6 +7,7 @@ so a deployment that ships its own model does not need it.
 from __future__ import annotations
 
 import errno
+import importlib
 import signal
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database, the secret
     if (worker_class or settings.worker_class) == "gevent":
         try:
-            import gevent  # noqa: F401 - only to see that it is there
+            importlib.import_module("gevent")  # only to see that it is there
         except ImportError as exc:
             raise click.ClickException("COMMENTGUARD_WORKER_CLASS=gevent needs the gevent package: "
                                        "pip install 'commentguard[gevent]'") from exc
