@@ -99,7 +99,8 @@ def _unexpected(exc: Exception) -> Response:
         return protocol_error(f"Bad request: {(exc.name or 'error').lower()}.")
     # Type and stack only: an exception's message may quote the comment, an email or an IP.
     stack = "".join(traceback.format_tb(exc.__traceback__)) if exc.__traceback__ else ""
-    log.error("unhandled %s in %s %s\n%s", type(exc).__name__, request.method, request.path, stack)
+    log.error("unhandled %s in %s %s\n%s", type(exc).__name__, request.method,
+              request.url_rule.rule if request.url_rule else "(no route)", stack)
     return protocol_error("Temporarily unavailable: internal error.")
 
 

@@ -221,12 +221,16 @@ class GunicornLogger(_GunicornBase):  # type: ignore[misc,valid-type]
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        # Only the handlers gunicorn made: a filter that rewrites records must not sit on a
+        # handler others share (a test runner's capture handler saw app lines scrubbed).
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
-                handler.setFormatter(JsonFormatter())
-                handler.addFilter(RequestIdFilter())
+                if getattr(handler, "_gunicorn", False):
+                    handler.setFormatter(JsonFormatter())
+                    handler.addFilter(RequestIdFilter())
         for handler in self.error_log.handlers:
-            handler.addFilter(ServerMessageFilter())
+            if getattr(handler, "_gunicorn", False):
+                handler.addFilter(ServerMessageFilter())
         # Decided once here (setup runs again on reload): gunicorn calls access() for every
         # request, and reading four settings through its config object each time showed in profiles.
         self._access_on = bool(cfg.accesslog or cfg.logconfig or cfg.logconfig_dict or cfg.syslog)
