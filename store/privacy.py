@@ -2,7 +2,7 @@
 
 Personal data is minimised before it is written: ``user_ip`` and
 ``comment_author_email`` (and, in ``extra``, the server variables named for an
-address, host or e-mail, and any value holding an IP address) become
+address, host or e-mail, and proxy headers holding an IP address) become
 ``hmac:<hex>`` keyed hashes, unless the operator chose ``store_personal_data``. The same input always gives the same hash, so
 "same sender" still works. An email keeps its domain (``hmac:<hex>@example.org``)
 because the email domain is a useful spam feature for retraining. Credentials a
@@ -11,6 +11,7 @@ nonces, tokens, API keys) are dropped always.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -27,10 +28,25 @@ _DROP_EXTRA = re.compile(r"COOKIE|AUTHORIZATION|PHP_AUTH|PASSWORD|PASSWD|_PW$|NO
 # and proxies and firewalls add their own: Sucuri's X-Sucuri-ClientIP, Akamai's EdgeScape...).
 _PERSONAL_EXTRA = re.compile(r"_ADDR$|_IP$|CLIENTIP|CLIENT_IP|FORWARDED|REAL_IP|EMAIL|REMOTE_HOST|^HTTP_VIA$"
                              r"|EDGESCAPE|X_ORIGINAL_HOST", re.IGNORECASE)
-# By value, whatever the name: an IPv4 address, or an IPv6 one (at least three groups).
+# By value, in the headers proxies and firewalls add (HTTP_X_*), whatever their name: an IPv4
+# address, or an IPv6 one (at least three groups). Not in every value: a browser's user agent
+# holds version quads ("Chrome/120.0.0.0"), and the search costs a microsecond a value.
 _HOLDS_ADDRESS = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"
                             r"|(?<![\w:])(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{1,4}(?![\w:])", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
+
+
+_KEEP, _DROP, _PERSONAL, _PROXY_HEADER = range(4)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_kind(key: str) -> int:
+    """What minimising does with an ``extra`` field of this name (names repeat: cached)."""
+    if _DROP_EXTRA.search(key):
+        return _DROP
+    if _PERSONAL_EXTRA.search(key):
+        return _PERSONAL
+    return _PROXY_HEADER if key[:7].upper() == "HTTP_X_" else _KEEP
 
 
 def without_pseudonyms(comment: Comment) -> Comment:
@@ -84,11 +100,12 @@ class Privacy:
 
     def minimise(self, comment: Comment) -> Comment:
         """The comment as it may be stored under this store's personal-data policy."""
-        extra = {k: v for k, v in comment.extra.items() if not _DROP_EXTRA.search(k)}
+        extra = {k: v for k, v in comment.extra.items() if _key_kind(k) != _DROP}
         if self.store_personal_data:
             return replace(comment, extra=extra) if len(extra) != len(comment.extra) else comment
         for key, value in extra.items():
-            if _PERSONAL_EXTRA.search(key) or _HOLDS_ADDRESS.search(value):
+            kind = _key_kind(key)
+            if kind == _PERSONAL or (kind == _PROXY_HEADER and _HOLDS_ADDRESS.search(value)):
                 extra[key] = self.pseudonym(value, email="EMAIL" in key.upper())
         return replace(
             comment,
