@@ -259,12 +259,12 @@ def current_key() -> Optional[KeyInfo]:
 
 def require_json_key() -> Optional[Response]:
     """``before_request`` hook of the JSON API: authenticate the Bearer key, or answer 401."""
-    if request.method == "OPTIONS":
-        return None  # Flask answers it with the allowed methods; it reads and changes nothing
     state = get_state()
     authorization = request.headers.get("Authorization")
     key = bearer_key(authorization)
     g.commentguard_key = None
+    if not key and request.method == "OPTIONS":  # asked only without a key: the hot path skips it
+        return None  # Flask answers it with the allowed methods; it reads and changes nothing
     if authorization is not None and not key:
         # A key sent in another form ("Authorization: <key>", "Token <key>") is a mistake to
         # report, not a reason to answer anonymously without the key's site and usage.

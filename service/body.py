@@ -59,7 +59,7 @@ def read_body(request: Request, limit: Optional[int] = None) -> bytes:
     ``limit`` is the app's ``MAX_CONTENT_LENGTH`` (werkzeug refuses a declared length over it and
     stops a chunked body there); it is read from the request when not given.
     """
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    encoding = request.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()  # environ: no header lookup
     if encoding not in ("", "identity"):
         raise BodyEncoded(encoding)
     try:

@@ -145,8 +145,9 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        if request.url_rule is not None:
-            request.environ[ROUTE_ENVIRON_KEY] = request.url_rule.rule  # for the access log line
+        rule = request.url_rule
+        if rule is not None:
+            request.environ[ROUTE_ENVIRON_KEY] = rule.rule  # for the access log line
         rid = g.get("request_id")
         if rid:
             response.headers[REQUEST_ID_HEADER] = rid
