@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import re
+import socket
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -37,6 +38,8 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 REQUEST_ARRIVAL_SECONDS = 10.0
 #: What a worker thread reads from the socket itself must arrive within this many seconds.
 THREAD_READ_SECONDS = 5.0
+#: An answer must be taken by the client within this many seconds of each write.
+WRITE_SECONDS = 5.0
 #: A head not ended within this many bytes goes to gunicorn's parser, which refuses it.
 MAX_BUFFERED_HEAD = 64 * 1024
 #: Body bytes buffered when the app states no limit of its own.
@@ -48,6 +51,8 @@ _HEAD_END = re.compile(rb"\n\r?\n")
 _FRAMING = re.compile(rb"\n[ \t]*(content-length|transfer-encoding|expect)[ \t]*:([^\r\n]*)", re.IGNORECASE)
 _CONTINUE_LINE = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
 _INTERIM_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_CONNECTION_LINE = re.compile(rb"\r\nconnection:[^\r\n]*(?=\r\n)", re.IGNORECASE)
 _TIMEOUT_ANSWER = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                    b"Content-Type: text/plain\r\nContent-Length: 16\r\n\r\nrequest timeout\n")
 #: Most bytes of an over-limit body the main loop reads and throws away (as the app would:
@@ -62,8 +67,9 @@ class Arrival:
     ``wait``: read more. ``ready``: hand the request to a thread (all of it is in, or what is
     left is for gunicorn's parser to refuse). ``over``: the body is over the limit: hand it on
     once ``discard`` more bytes have been read and thrown away, with no socket reads left for
-    the thread (the app answers 413). ``continue``: the client waits for ``100 Continue``
-    (``Expect: 100-continue``) before sending its body: send it, drop the line, read on.
+    the thread (the app answers 413, and the connection closes: the bytes after the body went
+    with it). ``continue``: the client waits for ``100 Continue`` (``Expect: 100-continue``)
+    before sending its body: send it, drop the line, read on.
     """
 
     kind: str
@@ -74,16 +80,26 @@ WAIT = Arrival("wait")
 READY = Arrival("ready")
 
 
-def assess(buf: bytes | bytearray, body_limit: int) -> Arrival:
+@dataclass
+class ChunkCursor:
+    """Where the main loop's parse of a chunked body stands: each read looks at new bytes only
+    (re-reading the whole body on every read made a body of 1-byte chunks cost its square)."""
+
+    pos: int = 0    # the start of the next chunk's size line (0: not started)
+    body: int = 0   # body bytes in the complete chunks before ``pos``
+
+
+def assess(buf: bytes | bytearray, body_limit: int, cursor: Optional[ChunkCursor] = None) -> Arrival:
     """Whether the request at the start of ``buf`` has arrived, for a body limit of ``body_limit``.
 
     Runs in the worker's main loop for every request, so the common case stays in C: the end
     of the head by ``find``, the three fields that frame a body by one regular expression.
+    ``cursor`` carries a chunked body's parse from one read to the next.
     """
     crlf_end = buf.find(b"\r\n\r\n", 0, MAX_BUFFERED_HEAD + 4)
-    if crlf_end >= 0:
+    if crlf_end >= 0 and buf.find(b"\n\n", 0, crlf_end) < 0:
         head_start, head_end = crlf_end, crlf_end + 4
-    else:  # a head with bare line feeds, or not ended yet
+    else:  # a head with bare line feeds (whichever blank line comes first ends it), or not ended yet
         match = _HEAD_END.search(buf, 0, MAX_BUFFERED_HEAD + 4)
         if match is None:
             return READY if len(buf) >= MAX_BUFFERED_HEAD else WAIT
@@ -105,14 +121,15 @@ def assess(buf: bytes | bytearray, body_limit: int) -> Arrival:
             length = int(value)
     if chunked and length is not None:
         return READY  # both: the parser refuses it
-    if expect:
-        at_continue = bool(_CONTINUE_LINE.search(buf, 0, head_end)) and not chunked
-        http11 = bytes(buf[:buf.find(b"\n")]).rstrip().endswith(b"HTTP/1.1")
-        if at_continue and http11 and length is not None and length <= body_limit:
-            return Arrival("continue")
-        return READY
+    # HTTP/1.0 must ignore Expect (RFC 9110, 10.1.1): its body is read as any other.
+    if expect and bytes(buf[:buf.find(b"\n")]).rstrip().endswith(b"HTTP/1.1"):
+        if not _CONTINUE_LINE.search(buf, 0, head_end):
+            return READY  # another expectation: the parser answers 417 from the head
+        if length is not None and length > body_limit:
+            return Arrival("over")  # refused before the client sends it: no 100 Continue
+        return Arrival("continue")
     if chunked:
-        return _assess_chunked(buf, head_end, body_limit)
+        return _assess_chunked(buf, head_end, body_limit, cursor or ChunkCursor())
     if length is None:
         return READY
     if length > body_limit:
@@ -120,33 +137,41 @@ def assess(buf: bytes | bytearray, body_limit: int) -> Arrival:
     return READY if len(buf) >= head_end + length else WAIT
 
 
-def _assess_chunked(buf: bytes | bytearray, pos: int, body_limit: int) -> Arrival:
-    """Whether a chunked body from ``pos`` has ended (its last chunk and trailer section are in).
+def _assess_chunked(buf: bytes | bytearray, head_end: int, body_limit: int, cursor: ChunkCursor) -> Arrival:
+    """Whether a chunked body after ``head_end`` has ended (its last chunk and trailer section in).
 
     Past the limit it is ``ready`` once more than the limit has come (counted without the chunk
-    framing): the app must read that much to refuse it, and reads the rest as it drains.
+    framing): the app must read that much to refuse it, and reads the rest as it drains. So is
+    framing that outgrows the body (extensions, a trailer section over :data:`MAX_BUFFERED_HEAD`):
+    it goes to gunicorn's parser, under the thread's deadline, rather than filling memory here.
     """
-    body = 0
+    pos = cursor.pos or head_end
+    body = cursor.body
     while True:
+        if len(buf) - head_end > body_limit + MAX_BUFFERED_HEAD:
+            return READY
         eol = buf.find(b"\r\n", pos, pos + 1024)
         if eol < 0:
             return WAIT if len(buf) - pos < 1024 else READY
-        try:
-            size = int(bytes(buf[pos:eol]).split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            return READY  # malformed: the parser refuses it
+        size_text = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(size_text):
+            return READY  # malformed ("-6" made int() loop here for good): the parser refuses it
+        size = int(size_text, 16)
         if size == 0:
             # The trailer section (usually empty) ends with an empty line.
-            return READY if buf.find(b"\r\n\r\n", eol) >= 0 else WAIT
+            if buf.find(b"\r\n\r\n", eol) >= 0:
+                return READY
+            return WAIT if len(buf) - eol < MAX_BUFFERED_HEAD else READY
         present = min(size, len(buf) - (eol + 2))
-        body += present
-        if body > body_limit:
+        if body + present > body_limit:
             # gunicorn's chunk parser reads the rest of the current chunk itself: the thread
             # may read (under its deadline), and the app drains and refuses the body.
             return READY
-        pos = eol + 2 + size + 2
-        if present < size or pos > len(buf):
-            return WAIT
+        if present < size or eol + 2 + size + 2 > len(buf):
+            return WAIT  # this chunk is not all in: look at it again with the next bytes
+        pos = eol + 2 + size + 2  # strictly after the last position: the loop always advances
+        body += size
+        cursor.pos, cursor.body = pos, body
 
 
 def drop_continue_line(buf: bytes | bytearray) -> bytes:
@@ -159,7 +184,8 @@ class DeadlineSocket:
 
     gunicorn's parser and request body read through ``recv``; raising its ``NoMoreData``
     makes a stalled client look like one that left, which gunicorn closes without a traceback
-    in the log. Everything else is the wrapped socket's.
+    in the log. Answers are written through ``sendall``, which gives up after
+    :data:`WRITE_SECONDS` the same way. Everything else is the wrapped socket's.
     """
 
     __slots__ = ("_sock", "deadline")
@@ -170,6 +196,15 @@ class DeadlineSocket:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        """Write all of ``data`` within :data:`WRITE_SECONDS`, or give up as if the client had gone
+        (clients that never read their answers held every thread)."""
+        self._sock.settimeout(WRITE_SECONDS)
+        try:
+            self._sock.sendall(data, flags)
+        except TimeoutError:
+            raise BrokenPipeError(errno.EPIPE, "the client does not read its answer") from None
 
     def recv(self, size: int, flags: int = 0) -> bytes:
         if self.deadline is None:
@@ -197,6 +232,7 @@ class BufferedConn(TConn):  # type: ignore[misc]  # gunicorn ships no types
         self.watched = False      # registered with the poller while its request arrives
         self.handed_over = False  # the last read completed the request
         self.closed = False
+        self.cursor = ChunkCursor()
 
 
 class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no types
@@ -259,7 +295,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
 
     def read_arriving(self, conn: BufferedConn) -> None:
         """Read what has come of ``conn``'s request; hand it to a thread once it is all in."""
-        conn.handed_over = False
+        conn.handed_over = False  # until this read completes the request
         try:
             data = conn.sock.recv(READ_CHUNK)
         except (BlockingIOError, InterruptedError):
@@ -273,13 +309,18 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
         if conn.discard:  # the rest of a body over the limit: read, thrown away
             conn.discard -= len(data)
             if conn.discard <= 0:
-                self.hand_over(conn, thread_reads=False)
+                self.hand_over(conn, thread_reads=False, close=True)
             return
         if conn.pending:
             conn.pending += data
         else:
             conn.pending = bytearray(data)
-        arrival = assess(conn.pending, self.body_limit)
+        self.advance(conn)
+
+    def advance(self, conn: BufferedConn) -> None:
+        """Act on what ``conn.pending`` holds: wait for more, answer 100 Continue, or hand it over."""
+        conn.handed_over = False
+        arrival = assess(conn.pending, self.body_limit, conn.cursor)
         if arrival.kind == "continue":
             try:
                 conn.sock.send(_INTERIM_CONTINUE)
@@ -287,7 +328,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
                 self.drop_arriving(conn)
                 return
             conn.pending = bytearray(drop_continue_line(conn.pending))
-            arrival = assess(conn.pending, self.body_limit)
+            arrival = assess(conn.pending, self.body_limit, conn.cursor)
         if arrival.kind == "ready":
             self.hand_over(conn, thread_reads=True)
         elif arrival.kind == "over":
@@ -297,18 +338,44 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
                 del conn.pending[_HEAD_END.search(conn.pending).end():]
                 conn.discard = arrival.discard
             else:
-                self.hand_over(conn, thread_reads=False)
+                self.hand_over(conn, thread_reads=False, close=True)
 
-    def hand_over(self, conn: BufferedConn, *, thread_reads: bool) -> None:
-        """Give ``conn``, with the bytes read so far, to a worker thread."""
+    def hand_over(self, conn: BufferedConn, *, thread_reads: bool, close: bool = False) -> None:
+        """Give ``conn``, with the bytes read so far, to a worker thread.
+
+        ``close``: the answer must close the connection, and say so (a body thrown away took
+        whatever was pipelined behind it; a 413 saying keep-alive made clients' next request
+        on it fail).
+        """
         self.stop_watching(conn)
-        conn.preread = bytes(conn.pending)
+        head = bytes(conn.pending)
+        if close:
+            end = head.find(b"\r\n")
+            head = _CONNECTION_LINE.sub(b"", head)
+            head = head[:end] + b"\r\nConnection: close" + head[end:] if end >= 0 else head
+        conn.preread = head
         conn.pending = bytearray()
+        conn.cursor = ChunkCursor()
         conn.discard = 0
         conn.thread_reads = thread_reads
         conn.data_ready = True
         conn.handed_over = True
-        self.enqueue_req(conn)
+        super().enqueue_req(conn)
+
+    def enqueue_req(self, conn: Any) -> None:
+        """gunicorn re-queues a kept-alive connection to a thread when bytes of a next request
+        are already buffered (pipelined): that request is taken through the main loop too, so a
+        client dripping it byte by byte cannot hold a thread (it held one for good)."""
+        if isinstance(conn, BufferedConn) and not conn.preread and conn.parser is not None:
+            left = conn.parser.unreader.take_buffered()
+            if left:
+                conn.pending = bytearray(left)
+                conn.cursor = ChunkCursor()
+                self.advance(conn)
+                if not conn.handed_over and not conn.closed:
+                    self.await_request(conn)
+                return
+        super().enqueue_req(conn)
 
     def stop_watching(self, conn: BufferedConn) -> None:
         if not conn.watched:
@@ -326,7 +393,15 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
         self.nr_conns -= 1
         if answer:
             try:
+                # What the client sent meanwhile is read first: closing with unread bytes resets
+                # the connection, and the client may lose the answer with it.
+                while conn.sock.recv(READ_CHUNK):
+                    pass
+            except OSError:
+                pass
+            try:
                 conn.sock.send(answer)
+                conn.sock.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
         conn.close()
@@ -369,5 +444,5 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
             conn.sock.deadline = None
 
 
-__all__ = ["Arrival", "BufferedConn", "BufferedThreadWorker", "DeadlineSocket", "MAX_BUFFERED_HEAD",
+__all__ = ["Arrival", "BufferedConn", "ChunkCursor", "BufferedThreadWorker", "DeadlineSocket", "MAX_BUFFERED_HEAD",
            "REQUEST_ARRIVAL_SECONDS", "THREAD_READ_SECONDS", "assess", "drop_continue_line"]

@@ -74,10 +74,62 @@ def test_expect_continue_gets_its_interim_answer_from_the_main_loop_without_a_se
     assert b"expect" not in without.lower() and b"Content-Length: 4" in without
     assert gw.assess(without, LIMIT).kind == "wait"
     assert gw.assess(without + b"abcd", LIMIT).kind == "ready"
-    # Over the limit, or HTTP/1.0 (which must ignore it): the thread's parser deals with it.
-    assert gw.assess(head(f"Content-Length: {LIMIT + 1}", "Expect: 100-continue"), LIMIT).kind == "ready"
+    # Over the limit: refused before the client sends it (no 100 Continue, no thread waiting).
+    over = gw.assess(head(f"Content-Length: {LIMIT + 1}", "Expect: 100-continue"), LIMIT)
+    assert over.kind == "over" and over.discard == 0
+    # HTTP/1.0 must ignore it: its body is awaited like any other (it went to a thread, which
+    # then waited on the client).
     old = head("Content-Length: 4", "Expect: 100-continue").replace(b"HTTP/1.1", b"HTTP/1.0", 1)
-    assert gw.assess(old, LIMIT).kind == "ready"
+    assert gw.assess(old, LIMIT).kind == "wait" and gw.assess(old + b"abcd", LIMIT).kind == "ready"
+    # Chunked: the interim answer, then the chunks are awaited here too.
+    chunked = head("Transfer-Encoding: chunked", "Expect: 100-continue")
+    assert gw.assess(chunked, LIMIT).kind == "continue"
+    assert gw.assess(gw.drop_continue_line(chunked) + b"2\r\nab\r\n", LIMIT).kind == "wait"
+
+
+@pytest.mark.parametrize("size", [b"-6", b"+5", b"0x5", b"1_0", b" ", b"f" * 17])
+def test_a_chunk_size_that_is_not_plain_hex_goes_to_the_parser(size: bytes) -> None:
+    """int(x, 16) takes "-6": a size of minus the line's length sent the parse back to where it
+    started, and the worker's main loop spun at 100% until gunicorn killed it (30 s)."""
+    request = head("Transfer-Encoding: chunked") + size + b"\r\n"
+    assert gw.assess(request, LIMIT).kind == "ready"
+
+
+def test_a_chunked_body_is_parsed_once_however_many_reads_it_takes() -> None:
+    """Re-reading the whole body on every read made 64 KiB of 1-byte chunks take 1.9 s."""
+    request = head("Transfer-Encoding: chunked")
+    cursor = gw.ChunkCursor()
+    buf = bytearray(request)
+    for _ in range(3000):
+        buf += b"1\r\nx\r\n"
+        assert gw.assess(buf, LIMIT, cursor).kind == "wait"
+    assert cursor.body == 3000 and cursor.pos == len(buf)
+    buf += b"0\r\n\r\n"
+    assert gw.assess(buf, LIMIT, cursor).kind == "ready"
+
+
+def test_framing_that_outgrows_the_body_is_not_buffered_without_end() -> None:
+    request = head("Transfer-Encoding: chunked") + b"1\r\nx\r\n0\r\n"
+    trailers = b"".join(b"X-T%d: v\r\n" % i for i in range(gw.MAX_BUFFERED_HEAD // 8))
+    assert gw.assess(request + trailers, LIMIT).kind == "ready"
+
+
+def test_a_bare_line_feed_head_ends_at_its_first_blank_line() -> None:
+    request = b"POST /api/v1/check HTTP/1.1\nHost: x\nContent-Length: 8\n\nab\r\n\r\ncd"
+    assert gw.assess(request, LIMIT).kind == "ready"  # not a wait for 8 bytes after the CRLFs
+
+
+def test_an_answer_the_client_does_not_take_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients that never read their answers held every thread (stock gthread too)."""
+    monkeypatch.setattr(gw, "WRITE_SECONDS", 0.2)
+    ours, theirs = socket.socketpair()
+    try:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        with pytest.raises(BrokenPipeError):
+            gw.DeadlineSocket(ours).sendall(b"x" * 10_000_000)
+    finally:
+        ours.close()
+        theirs.close()
 
 
 # -- against the real server ------------------------------------------------------------------
@@ -146,7 +198,28 @@ def test_a_body_over_the_limit_sent_in_full_still_gets_its_413(live_server: Live
                           headers={"Authorization": f"Bearer {live_server.key}",
                                    "Content-Type": "application/json"})
     assert response.status_code == 413 and response.json()["max_body_bytes"] == LIMIT
+    # The body was thrown away as it came, and what followed it with it: the answer says the
+    # connection closes (it said keep-alive, and clients' next request on it failed).
+    assert response.headers["connection"] == "close"
     assert check(live_server).status_code == 200  # the server goes on as before
+
+
+def test_a_request_pipelined_a_byte_at_a_time_is_timed_out_not_served_by_a_held_thread(
+        live_server: LiveServer) -> None:
+    port = int(live_server.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nG")
+        sock.settimeout(gw.REQUEST_ARRIVAL_SECONDS + 10)
+        answer = b""
+        started = time.monotonic()
+        while chunk := sock.recv(4096):
+            answer += chunk
+            if time.monotonic() - started < gw.REQUEST_ARRIVAL_SECONDS - 2:
+                try:
+                    sock.sendall(b"E")  # dripping the next request's line
+                except OSError:
+                    break
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 408 " in answer
 
 
 def test_expect_continue_clients_get_one_interim_answer_then_the_verdict(live_server: LiveServer) -> None:
