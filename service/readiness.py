@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from service.metrics import MULTIPROC_ENV
+from service.processes import alive
 
 PREFIX = "ready-"
 
@@ -55,7 +56,7 @@ def others_not_ready() -> list[tuple[int, str]]:
             pid = int(path.stem[len(PREFIX):])
         except ValueError:
             continue
-        if pid == os.getpid() or not _alive(pid):
+        if pid == os.getpid() or not alive(pid):
             continue
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -72,15 +73,6 @@ def forget(pid: int) -> None:
     if directory is not None:
         (directory / f"{PREFIX}{pid}.json").unlink(missing_ok=True)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 __all__ = ["forget", "others_not_ready", "publish"]

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from service.metrics import count_check
-from service.spool import claim_spools, read_spool, write_spool
+from service.spool import claim_spools, read_spool, set_aside, write_spool
 from store import CheckRecord, Store, StoreCommitUnknownError, StoreDataError, current_month
 from store.keys import normalise_blog
 
@@ -54,6 +54,8 @@ DEFAULT_MAX_PENDING = 50_000
 #: How long :meth:`Recorder.close` keeps trying the store before it spools what is left: well
 #: inside gunicorn's graceful timeout (30 s), as one SQLite attempt may wait 10 s on a lock.
 DEFAULT_CLOSE_DEADLINE = 15.0
+#: The longest one write may take when the store is locked (SQLite's busy wait, store.db).
+ATTEMPT_SECONDS = 10.0
 #: The longest the writer waits between attempts while the store keeps failing (seconds).
 MAX_BACKOFF = 5.0
 #: Check rows built between two moments the writer lets the request threads have the GIL (_paced).
@@ -101,6 +103,7 @@ class Recorder:
         #: Whether the last flush found the store unreachable (see :meth:`flush`).
         self.store_unreachable = False
         self._failure = ""  # the exception type of the last failed write, for the log
+        self._in_flight: Optional[_Pending] = None  # the batch being written (see _flush_locked)
 
     # --- producers (request threads) ----------------------------------------------------
 
@@ -175,13 +178,28 @@ class Recorder:
         was not written is queued again) rather than refusing some records.
         """
         with self._write_lock:
-            with self._queue_lock:
-                batch, self._pending = self._pending, _Pending()
-            self.store_unreachable = False
-            if not batch:
-                return True
+            return self._flush_locked()
+
+    def _flush_locked(self) -> bool:
+        with self._queue_lock:
+            batch, self._pending = self._pending, _Pending()
+        self.store_unreachable = False
+        if not batch:
+            return True
+        # What is being written, where close() can reach it if the write never returns (a
+        # database that accepts and never answers): it spools it rather than lose it.
+        self._in_flight = batch
+        try:
             ok = self._write_checks(batch.checks)
+            if self.store_unreachable:
+                # The counters would wait out the same outage (a SQLite lock: 10 s more).
+                with self._queue_lock:
+                    for slot, counter in batch.usage.items():
+                        self._pending.usage.setdefault(slot, Counter()).update(counter)
+                return False
             return self._write_usage(batch.usage) and ok
+        finally:
+            self._in_flight = None
 
     def flush_for_a_request(self) -> bool:
         """:meth:`flush` for a request that reads what was queued, unless the last write found
@@ -206,24 +224,43 @@ class Recorder:
         return removed
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the thread and write what is left (idempotent)."""
+        """Stop the thread and write what is left (idempotent), within ``close_deadline`` seconds.
+
+        The deadline counts from here, and no attempt starts that could not end by it (one
+        SQLite attempt may wait :data:`ATTEMPT_SECONDS` on a lock): gunicorn kills a worker
+        30 s after SIGTERM, and a worker killed while still trying lost everything it held.
+        What is left then, including a batch the writer thread is stuck writing, is spooled.
+        """
         if self._closed:
             return
         self._closed = True
         self._stopping = True
         self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
         deadline = time.monotonic() + self.close_deadline
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(max(0.0, min(timeout, deadline - time.monotonic())))
         delay = self.interval
-        while not self.flush() and self.store_unreachable:
-            left = deadline - time.monotonic()
-            if left <= 0:
+        stuck: Optional[_Pending] = None
+        while True:
+            if not self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                stuck = self._in_flight  # the writer thread never came back from the store
                 break
-            time.sleep(min(delay, left))
+            try:
+                if self._flush_locked() or not self.store_unreachable:
+                    break
+            finally:
+                self._write_lock.release()
+            left = deadline - time.monotonic()
+            if left < min(ATTEMPT_SECONDS, self.close_deadline) or left <= delay:
+                break
+            time.sleep(delay)
             delay = next_delay(delay, self.interval, True)
         with self._queue_lock:
             left_over, self._pending = self._pending, _Pending()
+        if stuck is not None:
+            left_over.checks.extendleft(reversed(stuck.checks))
+            for slot, counter in stuck.usage.items():
+                left_over.usage.setdefault(slot, Counter()).update(counter)
         if left_over:
             self._spool(left_over)
 
@@ -247,8 +284,18 @@ class Recorder:
         """Queue the checks that stopped workers spooled, ahead of new ones."""
         if self.spool_dir is None:
             return
-        for path in claim_spools(self.spool_dir):
-            checks, usage = read_spool(path)
+        try:
+            claimed = claim_spools(self.spool_dir)
+        except OSError as exc:
+            log.error("the check log's spool cannot be read (%s); left as it is", type(exc).__name__)
+            return
+        for path in claimed:
+            try:
+                checks, usage = read_spool(path)
+            except OSError as exc:  # a directory or an unreadable file named like a spool
+                log.error("spool file %s cannot be read (%s); renamed to %s", path.name,
+                          type(exc).__name__, set_aside(path).name)
+                continue
             with self._queue_lock:
                 self._pending.checks.extendleft(reversed(checks))
                 for slot, counter in usage.items():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from model.comment import Comment
+from service.processes import alive
 from store import CheckRecord
 
 log = logging.getLogger(__name__)
@@ -70,13 +71,25 @@ def write_spool(directory: Path, checks: Iterable[CheckRecord], usage: Usage,
     return path, written
 
 
+CLAIMED = ".claimed-"
+#: A spool file that could not be read is renamed so, for an operator to look at.
+UNREADABLE_SUFFIX = ".unreadable"
+
+
 def claim_spools(directory: Path) -> list[Path]:
-    """Take the spool files waiting in ``directory`` (renamed to this process's own names)."""
+    """Take the spool files waiting in ``directory`` (renamed to this process's own names),
+    and those claimed by a process that died before it wrote them (it crashed reading one)."""
     if not directory.is_dir():
         return []
+    waiting = sorted(directory.glob(f"*{SUFFIX}"))
+    for path in directory.glob(f"*{SUFFIX}{CLAIMED}*"):
+        pid = path.name.rsplit(CLAIMED, 1)[1]
+        if pid.isdigit() and not alive(int(pid)):
+            waiting.append(path)
     claimed = []
-    for path in sorted(directory.glob(f"*{SUFFIX}")):
-        mine = path.with_name(f"{path.name}.claimed-{os.getpid()}")
+    for path in waiting:
+        original = path.name.split(CLAIMED, 1)[0]
+        mine = path.with_name(f"{original}{CLAIMED}{os.getpid()}")
         try:
             path.rename(mine)
         except OSError:
@@ -85,14 +98,25 @@ def claim_spools(directory: Path) -> list[Path]:
     return claimed
 
 
+def set_aside(path: Path) -> Path:
+    """Rename a spool file that could not be read, so that it is neither retried nor lost."""
+    aside = path.with_name(path.name.split(CLAIMED, 1)[0] + UNREADABLE_SUFFIX)
+    try:
+        path.rename(aside)
+    except OSError:
+        return path
+    return aside
+
+
+
 def read_spool(path: Path) -> tuple[list[CheckRecord], dict[tuple[int, str, str], Counter[str]]]:
     """The checks and usage counters in a claimed spool file (a line that does not parse is logged and skipped)."""
     checks: list[CheckRecord] = []
     usage: dict[tuple[int, str, str], Counter[str]] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, 1):
             try:
-                item = json.loads(line)
+                item = json.loads(raw.decode("utf-8"))
                 if "check" in item:
                     checks.append(check_from_json(item["check"]))
                 else:
@@ -109,5 +133,5 @@ def spool_dir(data_dir: Optional[Path]) -> Optional[Path]:
     return Path(data_dir) / SPOOL_DIR_NAME if data_dir is not None else None
 
 
-__all__ = ["SPOOL_DIR_NAME", "check_from_json", "check_to_json", "claim_spools", "read_spool", "spool_dir",
+__all__ = ["CLAIMED", "SPOOL_DIR_NAME", "UNREADABLE_SUFFIX", "set_aside", "check_from_json", "check_to_json", "claim_spools", "read_spool", "spool_dir",
            "write_spool"]
