@@ -169,11 +169,15 @@ class ModelWatcher:
     # --- the thread ------------------------------------------------------------------------
 
     def start(self) -> "ModelWatcher":
-        """Start the thread: to follow the registry (``interval`` > 0) and to open a store that
-        could not be opened at start (whatever the interval: without a store nothing is ready)."""
+        """Start the thread: to follow the registry (``interval`` > 0), and, whatever the
+        interval, to open a store that could not be opened at start or load a model that was
+        refused at start (without them nothing is ready)."""
         reopening = self.state.store is None and self.reopen_store is not None
         following = self.interval > 0 and (self.state.store is not None or self.reopen_store is not None)
-        if self._thread is None and (following or reopening):
+        # Without hot reload too: a worker that refused its model at start tries again until it
+        # serves one (mended files were never looked at, and /readyz stayed 503 for good).
+        retrying = self.state.scorer is None and self.state.store is not None
+        if self._thread is None and (following or reopening or retrying):
             self._thread = threading.Thread(target=self._run, name="commentguard-model-watch", daemon=True)
             self._thread.start()
         return self
@@ -195,8 +199,13 @@ class ModelWatcher:
                         continue  # still no store: try again next interval
                     self._store_opened()
                 if self.interval <= 0:
+                    if self.state.scorer is None:
+                        self.check_once()  # a model refused at start: its files may be mended
+                    if self.state.scorer is None:
+                        self._publish()
+                        continue
                     self._publish()
-                    return  # hot reload is off: the store was all this thread waited for
+                    return  # hot reload is off: the store (and a model) was all this thread waited for
                 self.check_once()
             except Exception:  # noqa: BLE001 - the watcher must outlive any surprise
                 log.exception("model check failed")

@@ -49,10 +49,10 @@ def test_one_worker_that_refused_its_model_makes_the_server_not_ready(tmp_path: 
         assert set(answers) == {503}, answers
         body = httpx.get(f"{server.base_url}/readyz", timeout=10).json()
         assert body["error"] in ("not ready", "model not loaded") and body["reason"]
-        # Mended files and a fresh worker in place of the refusing one: ready again.
+        # Mended files: the refusing worker tries again (hot reload is off here, and it used to
+        # stay refused for good, the server 503 until restarted), and the server is ready.
         (model / "scoring.npz").write_bytes(good_tables)
-        for pid in pids:  # every worker replaced: each loads the mended model
-            os.kill(pid, signal.SIGKILL)
+        assert pids
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and set(readyz_answers(server.base_url, 4)) != {200}:
             time.sleep(0.5)
