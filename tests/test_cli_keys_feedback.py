@@ -309,3 +309,22 @@ def test_serve_with_gevent_missing_names_the_setting_and_the_extra(env: Settings
 def test_upstream_report_with_no_answers_says_so(env: Settings) -> None:
     shown = ok("upstream", "report")
     assert "no answers yet" in shown and "None" not in shown
+
+
+def test_add_tables_says_what_it_did_and_why_it_could_not(env: Settings, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch, model_dir: Path) -> None:
+    import errno
+    import shutil
+
+    from commentguard.commands import models as models_command
+
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir, copy)
+    assert "has its serving tables already" in ok("models", "add-tables", str(copy))
+
+    def read_only(_path: object) -> dict[str, object]:
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(models_command, "add_tables", read_only)
+    result = run("models", "add-tables", str(copy))
+    assert result.exit_code == 1 and "cannot write the tables into" in result.output
+    assert "Traceback" not in result.output

@@ -105,3 +105,16 @@ def test_a_retrain_the_gate_cannot_judge_on_base_data_is_refused(tmp_path: Path,
     with store_with_reports(tmp_path, GRANT_SCAM[:12], OWN_HAM[:12]) as store:
         with pytest.raises(TrainingError, match="held-out base data"):
             retrain(store=store, models_dir=tmp_path / "models", current=scorer, use_seed=False)
+
+
+def test_a_promoted_version_is_readable_by_the_service_user(tmp_path: Path, scorer: Scorer) -> None:
+    """mkdtemp left version directories owner-only; a service running as another user could not load them."""
+    import os
+
+    base = base_file(tmp_path)
+    with store_with_reports(tmp_path, GRANT_SCAM[:6], OWN_HAM[:4]) as store:
+        result = retrain(store=store, models_dir=tmp_path / "models", current=scorer, data=[base],
+                         use_seed=False, force=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert result.path.stat().st_mode & 0o777 == 0o755 & ~umask

@@ -44,6 +44,7 @@ data). Every comparison must pass.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -215,6 +216,10 @@ def _fit_into(models_dir: Path, records: Sequence[LabeledComment], **fit: Any) -
     """:func:`fit_records` into a new ``<models_dir>/<version>/``, which appears complete or not at all."""
     models_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".candidate-", dir=models_dir))
+    # mkdtemp makes it owner-only: the service may run as another user (a container's).
+    umask = os.umask(0)
+    os.umask(umask)
+    scratch.chmod(0o755 & ~umask)
     try:
         meta = fit_records(scratch, records, **fit)
         scratch.rename(models_dir / str(meta["version"]))

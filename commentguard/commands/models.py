@@ -14,7 +14,7 @@ import click
 
 from commentguard.commands.retrain import default_actor
 from commentguard.context import cli_store
-from model.artifact import add_tables
+from model.artifact import add_tables, read_metadata
 from model.errors import ArtifactError
 from service.model_watch import artifact_path, servable_model
 from service.settings import Settings, SettingsError, load_settings
@@ -93,10 +93,16 @@ def add_tables_command(model_dir: str) -> None:
     once, here, on your say-so: run it only on a file you trust.
     """
     try:
+        had_tables = "tables" in read_metadata(model_dir)
         meta = add_tables(model_dir)
     except ArtifactError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{model_dir}: serving tables written (model {meta['version']}); the service can load it now")
+    except OSError as exc:  # a read-only mount, another user's directory
+        raise click.ClickException(f"cannot write the tables into {model_dir}: {exc.strerror}") from exc
+    if had_tables:
+        click.echo(f"{model_dir}: it has its serving tables already (model {meta['version']}); nothing done")
+    else:
+        click.echo(f"{model_dir}: serving tables written (model {meta['version']}); the service can load it now")
 
 
 @command.command("rollback")
