@@ -59,3 +59,11 @@ def test_report_without_matplotlib_still_renders(result: RetrainResult,
     page = report.render_report(result)
     assert "data:image/png" not in page and "commentguard[report]" in page
     assert "Confusion matrices" in page
+
+
+def test_a_refitted_promotion_names_the_candidate_the_figures_are_of(result: RetrainResult) -> None:
+    """The report's figures are the gate's candidate's, which the refit replaced: say so."""
+    result.metadata["training"]["refit_after_gate"] = {"candidate_version": "v-gate", "held_out_rows": 4}
+    page = report.render_report(result)
+    assert "<code>v-gate</code>, trained without the 4 held-out comments" in page
+    assert "<code>v-candidate</code> is the same recipe refitted on all comments" in page

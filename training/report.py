@@ -72,10 +72,21 @@ def render_report(r: RetrainResult) -> str:
         "at its own thresholds (flagged = verdict spam or discard). Only held-out comments the current "
         "model was not trained on count for the gate (its figures on comments it learned from would "
         "flatter it); when it trained on every held-out comment of a class (the default model saw the "
-        "whole seed corpus), its own out-of-fold figure stands in. The table below is on all held-out "
-        "comments, so the current model's column there is optimistic.</p>",
+        "whole seed corpus), its own out-of-fold figure stands in. Where the held-out comments are too "
+        "few to measure a difference that finely, each tolerance widens to 1.96 standard errors of it. "
+        "The table below is on all held-out comments, so the current model's column there is "
+        "optimistic.</p>",
         "<h2>Held-out figures</h2>", _metrics_table(r.candidate_eval, r.current_eval),
     ]
+    refit = r.metadata.get("training", {}).get("refit_after_gate")
+    if isinstance(refit, dict):
+        # The figures are the gate's candidate's; what was promoted is the same recipe refitted.
+        parts.insert(len(parts) - 2, (
+            f"<p>The gate judged <code>{e(str(refit.get('candidate_version')))}</code>, trained without the "
+            f"{e(str(refit.get('held_out_rows')))} held-out comments; every figure and chart in this report "
+            f"is that candidate's. <code>{e(r.version)}</code> is the same recipe refitted on all comments, "
+            "the held-out ones included, which is what was promoted (the gate's figures stand for it, as "
+            "out-of-fold figures stand for a final fit).</p>"))
     if r.candidate_feedback_eval is not None:
         parts += [f"<h2>The {r.feedback_held_out} most recent moderator labels (held out)</h2>",
                   _metrics_table(r.candidate_feedback_eval, r.current_feedback_eval)]
