@@ -393,10 +393,12 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
         self.nr_conns -= 1
         if answer:
             try:
-                # What the client sent meanwhile is read first: closing with unread bytes resets
-                # the connection, and the client may lose the answer with it.
-                while conn.sock.recv(READ_CHUNK):
-                    pass
+                # What the client sent meanwhile is read first (a bounded amount: this is the
+                # main loop): closing with unread bytes resets the connection, and the client
+                # may lose the answer with it.
+                for _ in range(16):
+                    if not conn.sock.recv(READ_CHUNK):
+                        break
             except OSError:
                 pass
             try:
