@@ -278,10 +278,16 @@ def _temp_path(directory: Path, name: str) -> Path:
     os.close(fd)
     # mkstemp makes the file owner-only; an artifact is meant to be read by other
     # users too (a container's service user, instances sharing a model volume).
+    os.chmod(tmp, shared_mode(0o644))
+    return Path(tmp)
+
+
+def shared_mode(mode: int) -> int:
+    """``mode`` as the process's umask allows it: for artifact files and directories made
+    owner-only by ``mkstemp``/``mkdtemp``, which others (the service's user) must read."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o644 & ~umask)
-    return Path(tmp)
+    return mode & ~umask
 
 
 def _minor(version: str) -> str:
@@ -289,6 +295,6 @@ def _minor(version: str) -> str:
 
 
 __all__ = [
-    "ArtifactError", "add_tables", "load_model", "load_pipeline", "save_model", "read_metadata", "verify_artifact",
+    "ArtifactError", "add_tables", "load_model", "shared_mode", "load_pipeline", "save_model", "read_metadata", "verify_artifact",
     "sha256_file", "write_json_atomic", "library_versions", "PICKLE_NAME", "METADATA_NAME", "TABLES_NAME",
 ]

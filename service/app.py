@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     from service.docs import bp as docs_bp; app.register_blueprint(docs_bp)  # noqa: E702 (one line: app.py is shared)
     app.wsgi_app = _with_protective_headers(app.wsgi_app)  # type: ignore[method-assign]
     from service import readiness
-    readiness.publish(state.ready and state.scorer is not None, state.not_ready_reason)
+    readiness.publish_state(state)
     if state.watcher is not None:
         state.watcher.start()
     return app

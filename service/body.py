@@ -28,8 +28,8 @@ class BodyUnreadable(Exception):
 
     The server's reader raises then (gunicorn's ``InvalidChunkSize`` and
     ``ChunkMissingTerminator``, or ``NoMoreData``, an ``OSError``, for a client that stopped
-    sending); unhandled, it
-    was a 500 and an ERROR with a stack trace that any client could set off.
+    sending); unhandled, it was a 500 and an ERROR with a stack trace that any client could
+    set off.
     """
 
     def __init__(self) -> None:

@@ -30,6 +30,7 @@ from service.app import ServiceState
 from service.metrics import count_feedback
 from service.upstream_outbox import forward_report
 from store import CheckRecord, FeedbackRecord, KeyInfo, Store
+from store.ids import id_time
 
 CHECK_ID = re.compile(r"[0-9a-f]{32}")
 MAX_REPORTER = 200
@@ -40,17 +41,11 @@ IN_FLIGHT_SECONDS = 2.0
 POLL_SECONDS = 0.05
 
 
-def id_age_seconds(check_id: str, now: Optional[float] = None) -> float:
-    """How long ago the check id (a uuid7: Unix milliseconds in its first 48 bits) was made."""
-    made = int(check_id[:12], 16) / 1000.0
-    return (time.time() if now is None else now) - made
-
-
 def check_by_id(state: ServiceState, check_id: str, site_id: Optional[int]) -> Optional[CheckRecord]:
     """The check with this id, if it exists and (given ``site_id``) belongs to that site."""
     if state.store is None or not CHECK_ID.fullmatch(check_id):
         return None
-    age = id_age_seconds(check_id)
+    age = time.time() - id_time(check_id)  # a check id is time-ordered (uuid7)
     # A made-up or old id waits for nothing; a fresh one until it is IN_FLIGHT_SECONDS old.
     wait = IN_FLIGHT_SECONDS - age if -IN_FLIGHT_SECONDS < age < IN_FLIGHT_SECONDS else 0.0
     check = _found_or_flushed(state, lambda store: store.get_check(check_id), wait)

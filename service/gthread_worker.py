@@ -228,8 +228,6 @@ class BufferedConn(TConn):  # type: ignore[misc]  # gunicorn ships no types
         self.preread = b""
         self.discard = 0
         self.thread_reads = True
-        self.arrival_deadline = 0.0
-        self.watched = False      # registered with the poller while its request arrives
         self.handed_over = False  # the last read completed the request
         self.closed = False
         self.cursor = ChunkCursor()
@@ -285,9 +283,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
 
     def await_request(self, conn: BufferedConn) -> None:
         conn.sock.setblocking(False)
-        conn.arrival_deadline = time.monotonic() + REQUEST_ARRIVAL_SECONDS
-        self.arriving[conn] = conn.arrival_deadline
-        conn.watched = True
+        self.arriving[conn] = time.monotonic() + REQUEST_ARRIVAL_SECONDS  # also: it is being watched
         self.poller.register(conn.sock, 1, partial(self.on_arriving_readable, conn))  # 1: EVENT_READ
 
     def on_arriving_readable(self, conn: BufferedConn, _sock: Any) -> None:
@@ -378,10 +374,8 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
         super().enqueue_req(conn)
 
     def stop_watching(self, conn: BufferedConn) -> None:
-        if not conn.watched:
-            return
-        conn.watched = False
-        self.arriving.pop(conn, None)
+        if self.arriving.pop(conn, None) is None:
+            return  # not registered with the poller
         try:
             self.poller.unregister(conn.sock)
         except (KeyError, ValueError, OSError):

@@ -170,16 +170,14 @@ def init_app(app: Flask) -> None:
 
 # --- gunicorn ------------------------------------------------------------------------------
 
-#: What gunicorn may quote from a request it could not parse, or from a request line: the
-#: line itself (``'POST /1.1/comment-check?api_key=...&user_ip=... HTTP/1.1'``), a header, the
-#: client's address, a query string.
 #: Where the app leaves the matched route for gunicorn's access line (the WSGI environ is shared).
 ROUTE_ENVIRON_KEY = "commentguard.route"
+#: What gunicorn may quote from a request it could not parse, or from a request line: the
+#: line itself (``'POST /1.1/comment-check?api_key=...&user_ip=... HTTP/1.1'``), a header, the
+#: client's address, a query string, a path.
 _QUOTED = re.compile(r"['\"].*", re.DOTALL)  # to the end: a quote inside is escaped, not closing
 _CLIENT_IP = re.compile(r"\bip=.*?(?=: |\s|$)")  # up to gunicorn's ": " (an IPv6 address has colons)
 _QUERY = re.compile(r"\?\S*")
-
-
 _PATH = re.compile(r"(?<![\w:/])/\S*")  # a request's path (gunicorn's DEBUG "GET /path", "request /path")
 #: gunicorn's messages about its own sockets and processes: nothing a request put there, and
 #: an operator needs them whole ("Connection in use: ('127.0.0.1', 8000)" became "('…'").

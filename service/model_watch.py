@@ -201,20 +201,14 @@ class ModelWatcher:
                 if self.interval <= 0:
                     if self.state.scorer is None:
                         self.check_once()  # a model refused at start: its files may be mended
-                    if self.state.scorer is None:
-                        self._publish()
-                        continue
-                    self._publish()
-                    return  # hot reload is off: the store (and a model) was all this thread waited for
+                    if self.state.scorer is not None:
+                        return  # hot reload is off: the store and a model were all this thread waited for
+                    continue
                 self.check_once()
             except Exception:  # noqa: BLE001 - the watcher must outlive any surprise
                 log.exception("model check failed")
-            self._publish()
-
-    def _publish(self) -> None:
-        """Tell the server's other workers whether this one is ready (service.readiness)."""
-        ready = self.state.ready and self.state.scorer is not None
-        readiness.publish(ready, None if ready else self.state.not_ready_reason or "no model")
+            finally:
+                readiness.publish_state(self.state)  # for the server's other workers (service.readiness)
 
     def _store_opened(self) -> None:
         """The store opened after start-up: register the configured model, as start-up would have."""

@@ -27,9 +27,8 @@ def readyz() -> Response:
     state = get_state()
     # The registry's view (active version, a refused artifact), from service.model_watch.
     registry = state.watcher.status() if state.watcher is not None else {}
-    ready = state.ready and state.scorer is not None
-    readiness.publish(ready, None if ready else state.not_ready_reason or "no model")
-    if not ready:
+    readiness.publish_state(state)
+    if not state.ready or state.scorer is None:
         # "not ready" when the model is there and something else is missing (the store).
         return error_response(503, "model not loaded" if state.scorer is None else "not ready",
                               reason=state.not_ready_reason or "no model", **registry)

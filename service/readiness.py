@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from service.metrics import MULTIPROC_ENV
 from service.processes import alive
@@ -31,12 +31,21 @@ def _directory() -> Optional[Path]:
     return Path(value) if value else None
 
 
+def _path(directory: Path, pid: int) -> Path:
+    return directory / f"{PREFIX}{pid}.json"
+
+
+def publish_state(state: Any) -> None:
+    """Publish a worker's :class:`service.app.ServiceState` readiness (its ``ready`` and reason)."""
+    publish(state.ready, None if state.ready else state.not_ready_reason or "no model")
+
+
 def publish(ready: bool, reason: Optional[str]) -> None:
     """Write this worker's readiness (atomically) where the other workers read it."""
     directory = _directory()
     if directory is None or not directory.is_dir():
         return
-    path = directory / f"{PREFIX}{os.getpid()}.json"
+    path = _path(directory, os.getpid())
     tmp = path.with_suffix(".tmp")
     try:
         tmp.write_text(json.dumps({"ready": bool(ready), "reason": reason}), encoding="utf-8")
@@ -71,8 +80,7 @@ def forget(pid: int) -> None:
     """Remove a dead worker's file (the gunicorn master calls this when a worker exits)."""
     directory = _directory()
     if directory is not None:
-        (directory / f"{PREFIX}{pid}.json").unlink(missing_ok=True)
+        _path(directory, pid).unlink(missing_ok=True)
 
 
-
-__all__ = ["forget", "others_not_ready", "publish"]
+__all__ = ["forget", "others_not_ready", "publish", "publish_state"]

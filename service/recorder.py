@@ -34,7 +34,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 from service.metrics import count_check
 from service.spool import claim_spools, read_spool, set_aside, write_spool
@@ -73,6 +73,13 @@ class _Pending:
 
     def __len__(self) -> int:
         return len(self.checks) + len(self.usage)
+
+    def take_back(self, checks: Sequence[CheckRecord] = (),
+                  usage: Iterable[tuple[tuple[int, str, str], Counter[str]]] = ()) -> None:
+        """Put ``checks`` before the ones waiting (in their order) and add ``usage``'s increments."""
+        self.checks.extendleft(reversed(checks))
+        for slot, counter in usage:
+            self.usage.setdefault(slot, Counter()).update(counter)
 
 
 class Recorder:
@@ -194,8 +201,7 @@ class Recorder:
             if self.store_unreachable:
                 # The counters would wait out the same outage (a SQLite lock: 10 s more).
                 with self._queue_lock:
-                    for slot, counter in batch.usage.items():
-                        self._pending.usage.setdefault(slot, Counter()).update(counter)
+                    self._pending.take_back(usage=batch.usage.items())
                 return False
             return self._write_usage(batch.usage) and ok
         finally:
@@ -258,9 +264,7 @@ class Recorder:
         with self._queue_lock:
             left_over, self._pending = self._pending, _Pending()
         if stuck is not None:
-            left_over.checks.extendleft(reversed(stuck.checks))
-            for slot, counter in stuck.usage.items():
-                left_over.usage.setdefault(slot, Counter()).update(counter)
+            left_over.take_back(list(stuck.checks), stuck.usage.items())
         if left_over:
             self._spool(left_over)
 
@@ -297,9 +301,7 @@ class Recorder:
                           type(exc).__name__, set_aside(path).name)
                 continue
             with self._queue_lock:
-                self._pending.checks.extendleft(reversed(checks))
-                for slot, counter in usage.items():
-                    self._pending.usage.setdefault(slot, Counter()).update(counter)
+                self._pending.take_back(checks, usage.items())
             path.unlink()
             log.warning("writing %d checks spooled by a worker that stopped while the store was "
                         "unreachable", len(checks))
@@ -363,7 +365,7 @@ class Recorder:
         """Put ``items`` back at the front of the queue, in order, for the next flush."""
         self.store_unreachable = True
         with self._queue_lock:
-            self._pending.checks.extendleft(reversed(items))
+            self._pending.take_back(items)
             queued = len(self._pending.checks)
         log.error("writing %d checks failed (%s); kept for the next attempt (%d queued)",
                   len(items), self._failure, queued)
@@ -392,8 +394,7 @@ class Recorder:
                 # This slot and the rest wait for the next flush: each would wait out the same
                 # outage (a SQLite lock: 10 s a slot), past gunicorn's graceful timeout.
                 with self._queue_lock:
-                    for later_slot, later in slots[index:]:
-                        self._pending.usage.setdefault(later_slot, Counter()).update(later)
+                    self._pending.take_back(usage=slots[index:])
                 return False
         return ok
 

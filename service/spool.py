@@ -16,6 +16,7 @@ import json
 import logging
 import os
 from collections import Counter
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
@@ -33,13 +34,11 @@ Usage = Mapping[tuple[int, str, str], Mapping[str, int]]
 
 
 def check_to_json(record: CheckRecord, minimise: Callable[[Comment], Comment]) -> dict[str, Any]:
-    return {"check": {
-        "id": record.id, "created": record.created.isoformat(), "surface": record.surface,
-        "tier": record.tier, "score": float(record.score), "model_version": record.model_version,
-        "reasons": list(record.reasons), "site_id": record.site_id, "key_id": record.key_id,
-        "is_test": bool(record.is_test), "upstream": record.upstream, "comment_hash": record.comment_hash,
-        "comment": minimise(record.comment).to_dict(),
-    }}
+    """A spool line's object for ``record``: its fields, the comment as the store keeps it."""
+    data = {f.name: getattr(record, f.name) for f in fields(CheckRecord)}
+    data.update(created=record.created.isoformat(), score=float(record.score), reasons=list(record.reasons),
+                comment=minimise(record.comment).to_dict())
+    return {"check": data}
 
 
 def check_from_json(data: Mapping[str, Any]) -> CheckRecord:

@@ -63,4 +63,9 @@ def time_ordered_id() -> str:
     return f"{millis & 0xFFFF_FFFF_FFFF:012x}7{_POOL.next()[13:]}"
 
 
-__all__ = ["random_id", "time_ordered_id"]
+def id_time(ordered_id: str) -> float:
+    """When a :func:`time_ordered_id` was made, in Unix seconds (its first 48 bits, milliseconds)."""
+    return int(ordered_id[:12], 16) / 1000.0
+
+
+__all__ = ["id_time", "random_id", "time_ordered_id"]

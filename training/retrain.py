@@ -44,7 +44,6 @@ data). Every comparison must pass.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -55,7 +54,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from model.artifact import load_model, save_model
+from model.artifact import load_model, save_model, shared_mode
 from model.pipeline import build_pipeline, fit_pipeline
 from model.scorer import Scorer
 from training.loaders import LoadedData, LabeledComment
@@ -216,10 +215,7 @@ def _fit_into(models_dir: Path, records: Sequence[LabeledComment], **fit: Any) -
     """:func:`fit_records` into a new ``<models_dir>/<version>/``, which appears complete or not at all."""
     models_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".candidate-", dir=models_dir))
-    # mkdtemp makes it owner-only: the service may run as another user (a container's).
-    umask = os.umask(0)
-    os.umask(umask)
-    scratch.chmod(0o755 & ~umask)
+    scratch.chmod(shared_mode(0o755))  # mkdtemp makes it owner-only; the service may run as another user
     try:
         meta = fit_records(scratch, records, **fit)
         scratch.rename(models_dir / str(meta["version"]))
@@ -229,17 +225,24 @@ def _fit_into(models_dir: Path, records: Sequence[LabeledComment], **fit: Any) -
     return meta
 
 
+def _feedback_ids(scorer: Scorer) -> tuple[set[int], bool]:
+    """The feedback ids the model at ``scorer`` learned (from its metadata), and whether a
+    retrain held some out of it."""
+    training = scorer.metadata.get("training", {}) or {}
+    ids: set[int] = set()
+    held_out = False
+    for src in training.get("sources", []):
+        if isinstance(src, dict) and src.get("path") == FEEDBACK_SOURCE:
+            ids.update(int(i) for i in src.get("feedback_ids", []))
+            held_out = held_out or bool(src.get("held_out_feedback_ids"))
+    return ids, held_out
+
+
 def learned_feedback_ids(scorer: Scorer) -> Optional[set[int]]:
     """The feedback ids the model at ``scorer`` was trained on (none for a model ``train`` made),
     or None when it was made by a retrain that held some out (it did not learn those)."""
-    training = scorer.metadata.get("training", {}) or {}
-    ids: set[int] = set()
-    for src in training.get("sources", []):
-        if isinstance(src, dict) and src.get("path") == FEEDBACK_SOURCE:
-            if src.get("held_out_feedback_ids"):
-                return None
-            ids.update(int(i) for i in src.get("feedback_ids", []))
-    return ids
+    ids, held_out = _feedback_ids(scorer)
+    return None if held_out else ids
 
 
 def seen_by(scorer: Scorer, rows: Sequence[LabeledComment], file_sha: dict[str, str]) -> list[bool]:
@@ -251,10 +254,7 @@ def seen_by(scorer: Scorer, rows: Sequence[LabeledComment], file_sha: dict[str, 
     """
     training = scorer.metadata.get("training", {}) or {}
     shas = {src.get("sha256") for src in training.get("sources", []) if isinstance(src, dict)}
-    ids: set[int] = set()
-    for src in training.get("sources", []):
-        if isinstance(src, dict) and src.get("path") == FEEDBACK_SOURCE:
-            ids.update(int(i) for i in src.get("feedback_ids", []))
+    ids, _ = _feedback_ids(scorer)
     held = set(training.get("held_out_keys", []))
     out = []
     for row in rows:
