@@ -15,6 +15,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from model.lookalikes import fold_lookalikes
+
 #: Invisible characters spammers put between letters: Unicode's default-ignorable code points
 #: (zero-width spaces and joiners, direction marks and overrides, the BOM that YouTube appends,
 #: soft hyphens, the combining grapheme joiner, variation selectors, Hangul fillers, Khmer and
@@ -148,27 +150,36 @@ class NormalizedText:
     text: str
     links: tuple[Link, ...] = field(default_factory=tuple)
     email_domains: tuple[str, ...] = field(default_factory=tuple)
+    #: Look-alike letters were read as Latin (``саsinо``, ``ᴄᴀsɪɴᴏ``; :mod:`model.lookalikes`).
+    lookalikes: bool = False
 
 
 def clean_text(raw: str) -> str:
-    """Entities decoded, invisible characters removed, compatibility forms folded (NFKC).
+    """Entities decoded, invisible characters removed, compatibility forms folded (NFKC), and
+    look-alike letters from other scripts read as Latin where a word mixes them in.
 
     Tags are not touched; see :func:`normalize` for the full treatment.
     """
+    return _clean(raw)[0]
+
+
+def _clean(raw: str) -> tuple[str, bool]:
+    """:func:`clean_text`, and whether look-alike letters were folded."""
     text = raw
     for _ in range(2):  # double-encoded entities ("&amp;#39;") are common in exports
         decoded = html.unescape(text)
         if decoded == text:
             break
         text = decoded
-    if not text.isascii():  # every invisible character is outside ASCII; most comments are inside it
-        text = _INVISIBLE.sub("", text)
-    return unicodedata.normalize("NFKC", text)
+    if text.isascii():  # most comments: nothing below would change them (ASCII is NFKC-stable)
+        return text, False
+    text = _INVISIBLE.sub("", text)
+    return fold_lookalikes(unicodedata.normalize("NFKC", text))
 
 
 def normalize(raw: str) -> NormalizedText:
     """Normalise a comment's text and extract its links and e-mail domains."""
-    text = clean_text(raw)
+    text, lookalikes = _clean(raw)
     hrefs = [h for h in _HREF.findall(text)] + _BBCODE_URL.findall(text)
     text = _TAG.sub(" ", text)
     text = _BBCODE_TAG.sub(" ", text)
@@ -201,7 +212,8 @@ def normalize(raw: str) -> NormalizedText:
             links.append(link)
             seen.add(link.url.lower())
     text = " ".join(text.split())  # runs of whitespace to one space, none at the ends (as \s+ and strip())
-    return NormalizedText(text=text, links=tuple(links), email_domains=tuple(email_domains))
+    return NormalizedText(text=text, links=tuple(links), email_domains=tuple(email_domains),
+                          lookalikes=lookalikes)
 
 
 def parse_link(url: str, *, obfuscated: bool = False) -> Link | None:

@@ -27,6 +27,7 @@ _FIXED: dict[str, str] = {
     "links=3+": "three or more links in the text",
     "link_obfuscated": "a disguised link (like 'example dot com' or 'hxxp://')",
     "link_only": "nothing but links, no words for the readers",
+    "lookalike_letters": "letters disguised with look-alikes from another alphabet (like a Cyrillic 'а' in 'cаsino')",
     "link_referral": "a link carrying a referral, invite or affiliate code",
     "author_url": "the author gave a website",
     "email_in_text": "an e-mail address in the text",

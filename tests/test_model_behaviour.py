@@ -202,3 +202,15 @@ def test_stored_thresholds_obey_the_policy(trained) -> None:
     assert (t.unsure, t.spam, t.discard) == tuple(metadata["thresholds"][k] for k in ("unsure", "spam", "discard"))
     assert 0.5 <= t.spam <= t.discard and t.unsure <= t.spam
     assert oof["roc_auc"] > 0.95
+
+
+@pytest.mark.parametrize("name", sorted(SPAM_EXAMPLES))
+def test_lookalike_letters_do_not_hide_spam(scorer: Scorer, name: str) -> None:
+    # Cyrillic а, е, о, с, р for their Latin twins in every word: a reader sees the same text.
+    text = SPAM_EXAMPLES[name]
+    disguised = text.translate(str.maketrans("aeocp", "аеоср"))
+    assert disguised != text
+    plain = scorer.score(Comment(comment_content=text))
+    hidden = scorer.score(Comment(comment_content=disguised))
+    assert hidden.tier in (SPAM, DISCARD), (disguised, hidden)
+    assert hidden.score >= plain.score - 1e-12, (plain.score, hidden.score)

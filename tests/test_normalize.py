@@ -268,3 +268,41 @@ def test_an_article_before_dot_com_stays_text_whatever_the_spaces() -> None:
         assert norm.links == () and "." not in norm.text, text
     assert hosts("visit cheap-pills   dot com today") == ["cheap-pills.com"]
     assert hosts("see example   [dot]   com") == ["example.com"]
+
+
+# Look-alike letters (model.lookalikes): Cyrillic and Greek letters that pass for Latin ones.
+@pytest.mark.parametrize("disguised, plain", [
+    ("Buy сheap viаgra", "Buy cheap viagra"),            # Cyrillic с and а inside Latin words
+    ("CАSINO bonus", "CASINO bonus"),                     # a capital Cyrillic А
+    ("frее spіns", "free spins"),                         # Cyrillic е and Ukrainian і
+    ("ρаypal login", "paypal login"),                     # Greek ρ and Cyrillic а in one word
+    ("ᴄᴀsɪɴᴏ bonus", "casino bonus"),                     # Latin small capitals
+])
+def test_lookalike_letters_are_read_as_latin(disguised: str, plain: str) -> None:
+    assert clean_text(disguised) == plain
+    assert normalize(disguised).lookalikes is True
+
+
+def test_styled_letters_are_folded_by_nfkc_and_not_called_a_disguise() -> None:
+    # Bold and circled letters are compatibility forms; people style names with them too.
+    assert clean_text("𝐜𝐚𝐬𝐢𝐧𝐨 ⓒⓐⓢⓘⓝⓞ") == "casino casino"
+    assert normalize("𝐜𝐚𝐬𝐢𝐧𝐨 ⓒⓐⓢⓘⓝⓞ").lookalikes is False
+
+
+@pytest.mark.parametrize("text", [
+    "Привет, как дела? Это хорошо, спасибо за статью",    # Russian: с, о, а, е, р are its own letters
+    "Дякую, дуже корисна стаття про Python і Django",     # Ukrainian with Latin words beside it
+    "Καλημέρα, πολύ καλό άρθρο για το Linux",             # Greek
+    "iPhone в Москве стоит дорого",                       # Latin and Cyrillic words side by side
+    "Pушкин",                                             # a Russian word with a Latin letter in it
+    "ordinary English text without any tricks",
+])
+def test_words_of_one_script_and_mixed_sentences_are_left_alone(text: str) -> None:
+    assert clean_text(text) == text
+    assert normalize(text).lookalikes is False
+
+
+def test_a_link_spelled_with_lookalikes_is_found_under_its_latin_host() -> None:
+    norm = normalize("Visit httр://ехample.cоm/pills today")  # Cyrillic р, е, х, о
+    assert [link.host for link in norm.links] == ["example.com"]
+    assert norm.lookalikes is True
