@@ -48,6 +48,15 @@ BODIES: dict[str, Callable[[int], str]] = {
     "e-mail-like pieces": repeated("a@b."),
     "obfuscated schemes": repeated("hxxp://a"),
     "ordinary spam, repeated": repeated("Check out http://bit.ly/x FREE $$$ call 555-0100 now!!! "),
+    # The disguise and filler rules (model.disguises, the repeated-words pattern).
+    "e-mail addresses after a link": lambda size: "http://x.example/" + "a@b.co," * (size // 7),
+    "filler words ('the the ...')": repeated("the "),
+    "filler phrases, each a letter longer": lambda size: " ".join(
+        "ab" + "c" * (i % 50) for i in range(size // 30)),
+    "letters spelt out ('c a s i n o ...')": repeated("c a s i n o "),
+    "look-alikes in every word": repeated("саsinо "),
+    "stacked combining marks": repeated("a\u0336\u0334\u0335 "),
+    "quoted BBCode links, unclosed": repeated('[url="'),
 }
 
 

@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from model.lookalikes import fold_lookalikes
+from model.disguises import undisguise
 
 #: Invisible characters spammers put between letters: Unicode's default-ignorable code points
 #: (zero-width spaces and joiners, direction marks and overrides, the BOM that YouTube appends,
@@ -27,13 +27,15 @@ _INVISIBLE = re.compile(
     "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
     "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]")
 _TAG = re.compile(r"<[^<>]{0,2000}>")
+_IDEOGRAPHIC_DOT = re.compile(r"(?<=[A-Za-z0-9])\u3002(?=[A-Za-z0-9])")
 # Linear time, whatever the text: no pattern here may scan on past where its match can end and
 # then try again from the next character, or a body of 64 KiB like "<a <a <a ...", "a.a.a.a..."
 # or "[url=[url=..." takes seconds to minutes (quadratic), holding a worker. An anchor's
 # attributes stop at the next "<", a BBCode value at the next "[", a host at 16 labels, and a
 # run of whitespace is entered only at its start. tests/test_normalize.py times them.
-_HREF = re.compile(r"""<a\b[^<>]*?\bhref\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
-_BBCODE_URL = re.compile(r"\[url=([^\[\]\s]+)\]", re.IGNORECASE)
+_HREF = re.compile(r"""<a\b[^<>]*?\bhref\s*=\s*["']?\s*([^"'\s>]+)""", re.IGNORECASE)
+# The value may be quoted (XenForo writes [url="..."]); the quotes are not part of the URL.
+_BBCODE_URL = re.compile(r"""\[url=\s*["']?([^\[\]\s"']+)["']?\s*\]""", re.IGNORECASE)
 _BBCODE_TAG = re.compile(r"\[/?(?:url|b|i|u|img|link)(?:=[^\[\]]*)?\]", re.IGNORECASE)
 
 # Obfuscations of the scheme and of the dot before a domain's last label.
@@ -44,7 +46,9 @@ COMMON_TLDS: frozenset[str] = frozenset(
     """com net org info biz io co me ru cn de uk fr es it nl pl br in us tk ml ga cf gq xyz top
     club online site store shop live life pro vip win bid loan work click link icu buzz today
     fun space website tech app dev ly gl gd be to cc tv ws su ua kz pw am mobi name asia eu
-    ca au jp kr id vn ph pk ng za mx ar cl tr ir gr pt se no fi dk ch at cz sk hu ro bg hr rs""".split()
+    ca au jp kr id vn ph pk ng za mx ar cl tr ir gr pt se no fi dk ch at cz sk hu ro bg hr rs
+    sbs cfd cyou bond quest monster xin kim gdn ltd cam bet casino pharmacy racing cricket
+    accountant makeup""".split()
 )
 #: TLDs that are also everyday words ("great.me", "works.It"): a bare "word.me" is
 #: not taken for a link, though "http://x.me" and "www.x.me" still are.
@@ -76,14 +80,22 @@ _URL = re.compile(
     r"""(?i:(?:https?://|www\.)[^\s<>"'()\[\]{}]+)"""
     rf"""|(?i:\b(?:[a-z0-9](?:[a-z0-9-]{{0,62}}[a-z0-9])?\.){{1,16}})(?:{_BARE_TLDS})\b(?:/[^\s<>"'()]*)?"""
     r"""|\b(?:t\.me|wa\.me|is\.gd|x\.co|u\.to)/[^\s<>"'()]+"""
+    # A bare domain in capitals, TLD included ("CHEAP-PILLS.COM"): "works.It" stays a typo.
+    rf"""|\b(?:[A-Z0-9](?:[A-Z0-9-]{{0,62}}[A-Z0-9])?\.){{1,16}}(?:{_BARE_TLDS.upper()})\b(?:/[^\s<>"'()]*)?"""
 )
 #: What every match of ``_URL`` contains: ``://``, ``www.``, or a letter or digit, a dot and a
 #: lowercase letter (``t.me``, a bare domain's ``e.com``: their TLDs are matched case-sensitively;
-#: the same letter class and flags as ``_URL`` before the dot). Most comments have none of them,
-#: and this scan costs a fraction of ``_URL``'s.
-_URL_HINT = re.compile(r"://|(?i:www\.)|(?i:[a-z0-9])\.[a-z]")
+#: the same letter class and flags as ``_URL`` before the dot), or the same in capitals; a
+#: capital after a lowercase dot ("end.Next") passes too, and ``_URL`` then finds nothing. Most
+#: comments have none of them, and this scan costs a fraction of ``_URL``'s.
+_URL_HINT = re.compile(r"://|(?i:www\.)|[A-Za-z0-9]\.[A-Za-z]")
 _EMAIL = re.compile(r"\b[\w.+-]{1,64}@([a-z0-9-]+(?:\.[a-z0-9-]+)+)\b", re.IGNORECASE)
 _TRAILING_PUNCT = ".,;:!?)]}'\""
+#: One to three words said three or more times in a row (a backreference: slow, run rarely).
+_REPEATED = re.compile(r"\b(\w+(?:\W+\w+){0,2}?)(?:\W+\1\b){2,}")
+#: An IPv4 address in any form a browser takes: dotted decimal, one number, hex or octal parts.
+_NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}")
+_DOTTED_QUAD = re.compile(r"(?:[1-9]?[0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])(?:\.(?:[1-9]?[0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])){3}")
 
 #: URL shortener and redirect services: a link through one hides its target.
 SHORTENERS: frozenset[str] = frozenset(
@@ -150,13 +162,16 @@ class NormalizedText:
     text: str
     links: tuple[Link, ...] = field(default_factory=tuple)
     email_domains: tuple[str, ...] = field(default_factory=tuple)
-    #: Look-alike letters were read as Latin (``саsinо``, ``ᴄᴀsɪɴᴏ``; :mod:`model.lookalikes`).
-    lookalikes: bool = False
+    #: Disguised letters were read as plain ones (``саsinо``, ``ᴄᴀsɪɴᴏ``, ``c a s i n o``;
+    #: :mod:`model.disguises`).
+    disguised_letters: bool = False
+    #: A word or phrase said three or more times in a row was cut to two.
+    repeated_words: bool = False
 
 
 def clean_text(raw: str) -> str:
     """Entities decoded, invisible characters removed, compatibility forms folded (NFKC), and
-    look-alike letters from other scripts read as Latin where a word mixes them in.
+    disguised letters read as plain ones (:mod:`model.disguises`).
 
     Tags are not touched; see :func:`normalize` for the full treatment.
     """
@@ -164,22 +179,23 @@ def clean_text(raw: str) -> str:
 
 
 def _clean(raw: str) -> tuple[str, bool]:
-    """:func:`clean_text`, and whether look-alike letters were folded."""
+    """:func:`clean_text`, and whether letters were disguised (:mod:`model.disguises`)."""
     text = raw
     for _ in range(2):  # double-encoded entities ("&amp;#39;") are common in exports
         decoded = html.unescape(text)
         if decoded == text:
             break
         text = decoded
-    if text.isascii():  # most comments: nothing below would change them (ASCII is NFKC-stable)
-        return text, False
-    text = _INVISIBLE.sub("", text)
-    return fold_lookalikes(unicodedata.normalize("NFKC", text))
+    if not text.isascii():  # most comments are ASCII, which is NFKC-stable and holds no invisible character
+        text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
+        if "\u3002" in text:  # an ideographic full stop between Latin letters is a dot in a host
+            text = _IDEOGRAPHIC_DOT.sub(".", text)
+    return undisguise(text)
 
 
 def normalize(raw: str) -> NormalizedText:
     """Normalise a comment's text and extract its links and e-mail domains."""
-    text, lookalikes = _clean(raw)
+    text, disguised = _clean(raw)
     hrefs = [h for h in _HREF.findall(text)] + _BBCODE_URL.findall(text)
     text = _TAG.sub(" ", text)
     text = _BBCODE_TAG.sub(" ", text)
@@ -188,6 +204,12 @@ def normalize(raw: str) -> NormalizedText:
     email_domains: list[str] = []
 
     def _email(match: re.Match[str]) -> str:
+        # "http://google.com@evil.example/" is a link to evil.example whose user name looks
+        # like a host, not an e-mail address: the URL pattern below takes it whole.
+        # (At most 2 KiB back, so that a body of thousands of addresses stays linear.)
+        before = text[max(0, match.start() - 2048):match.start()]
+        if before and not before[-1].isspace() and "://" in before.rsplit(None, 1)[-1]:
+            return match.group(0)
         email_domains.append(match.group(1).lower())
         return " xxemail "
 
@@ -211,25 +233,45 @@ def normalize(raw: str) -> NormalizedText:
         if link is not None and link.url.lower() not in seen:
             links.append(link)
             seen.add(link.url.lower())
-    text = " ".join(text.split())  # runs of whitespace to one space, none at the ends (as \s+ and strip())
+    words = text.split()
+    text = " ".join(words)  # runs of whitespace to one space, none at the ends (as \s+ and strip())
+    repeated = False
+    # Filler repeated to drown the rest ("the the the ..." thirty times took spam to ham): a word
+    # or phrase said three or more times in a row is kept twice. The pattern costs ~60 us a
+    # comment, so it runs only where at most half the words are distinct (few comments).
+    if len(words) >= 6 and 2 * len(set(words)) <= len(words):
+        shortened = _REPEATED.sub(r"\1 \1", text)
+        repeated = shortened != text
+        text = shortened
     return NormalizedText(text=text, links=tuple(links), email_domains=tuple(email_domains),
-                          lookalikes=lookalikes)
+                          disguised_letters=disguised, repeated_words=repeated)
 
 
 def parse_link(url: str, *, obfuscated: bool = False) -> Link | None:
     """A :class:`Link` for a URL or bare domain, or ``None`` when it has no usable host."""
     candidate = url.strip()
-    if not re.match(r"^[a-z][a-z0-9+.-]*://", candidate, re.IGNORECASE):
+    schemed = re.match(r"^[a-z][a-z0-9+.-]*://", candidate, re.IGNORECASE) is not None
+    if candidate.startswith("//"):  # protocol-relative, as in <a href="//example.com/">
+        candidate, schemed = "http:" + candidate, True
+    elif not schemed:
         candidate = "http://" + candidate
     try:
-        host = (urlsplit(candidate).hostname or "").lower().strip(".")
+        parts = urlsplit(candidate)
+        host = (parts.hostname or "").lower().strip(".")
     except ValueError:
         return None
-    if not host or "." not in host:
+    numeric = _NUMERIC_HOST.fullmatch(host) is not None
+    # A host without a dot is a link only as an address written as one number after a scheme
+    # ("http://3405803853/"); a bare number is a number.
+    if not host or ("." not in host and not (numeric and schemed)):
         return None
     if host.startswith("www."):
         host = host[4:]
-    return Link(url=url, host=host, tld=host.rsplit(".", 1)[-1], obfuscated=obfuscated)
+    # Disguises a reader does not see through: a user name that looks like a host
+    # ("http://google.com@evil.example/"), an address written as one number or in hex.
+    if "@" in parts.netloc or (numeric and not _DOTTED_QUAD.fullmatch(host)):
+        obfuscated = True
+    return Link(url=url, host=host, tld="ip" if numeric else host.rsplit(".", 1)[-1], obfuscated=obfuscated)
 
 
 def link_of_author_url(url: str) -> Link | None:

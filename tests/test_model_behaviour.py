@@ -204,13 +204,41 @@ def test_stored_thresholds_obey_the_policy(trained) -> None:
     assert oof["roc_auc"] > 0.95
 
 
+def _struck(text: str) -> str:
+    return "".join(c + "\u0336" if c.isalpha() else c for c in text)
+
+
+def _spelt_out(text: str) -> str:
+    # Each word of five letters or more spelt out, as "c a s i n o": the way a spammer hides keywords.
+    return " ".join(" ".join(word) if word.isalpha() and len(word) >= 5 else word for word in text.split())
+
+
+#: Disguises a reader sees through, each of which took spam to ham or to "unsure" in a probe.
+DISGUISES = {
+    "Cyrillic look-alikes": lambda text: text.translate(str.maketrans("aeocp", "аеоср")),
+    "small capitals": lambda text: text.translate(str.maketrans("aceimnorstu", "ᴀᴄᴇɪᴍɴᴏʀꜱᴛᴜ")),
+    "struck through": _struck,
+    "spelt out": _spelt_out,
+    "filler words": lambda text: text + " the" * 30,
+}
+
+
+@pytest.mark.parametrize("disguise", sorted(DISGUISES))
 @pytest.mark.parametrize("name", sorted(SPAM_EXAMPLES))
-def test_lookalike_letters_do_not_hide_spam(scorer: Scorer, name: str) -> None:
-    # Cyrillic а, е, о, с, р for their Latin twins in every word: a reader sees the same text.
+def test_disguises_do_not_hide_spam(scorer: Scorer, name: str, disguise: str) -> None:
     text = SPAM_EXAMPLES[name]
-    disguised = text.translate(str.maketrans("aeocp", "аеоср"))
+    disguised = DISGUISES[disguise](text)
     assert disguised != text
-    plain = scorer.score(Comment(comment_content=text))
-    hidden = scorer.score(Comment(comment_content=disguised))
-    assert hidden.tier in (SPAM, DISCARD), (disguised, hidden)
-    assert hidden.score >= plain.score - 1e-12, (plain.score, hidden.score)
+    verdict = scorer.score(Comment(comment_content=disguised))
+    assert verdict.tier in (SPAM, DISCARD), (disguised, verdict)
+
+
+@pytest.mark.parametrize("plain, disguised", [
+    ("[url=https://lucky-spins.xyz/]here[/url]", '[url="https://lucky-spins.xyz/"]here[/url]'),  # XenForo's quotes
+    ('<a href="https://lucky-spins.xyz/">here</a>', '<a href="//lucky-spins.xyz/">here</a>'),    # protocol-relative
+    ("http://lucky-spins.xyz/", "http://google.com@lucky-spins.xyz/"),  # a user name that looks like a host
+    ("http://203.0.113.5/", "http://3405803853/"),                      # the address as one number
+])
+def test_a_link_written_another_way_never_lowers_the_score(scorer: Scorer, plain: str, disguised: str) -> None:
+    text = "Claim your free spins {}"
+    assert score(scorer, text.format(disguised)) >= score(scorer, text.format(plain)) - 1e-9

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -270,7 +271,7 @@ def test_an_article_before_dot_com_stays_text_whatever_the_spaces() -> None:
     assert hosts("see example   [dot]   com") == ["example.com"]
 
 
-# Look-alike letters (model.lookalikes): Cyrillic and Greek letters that pass for Latin ones.
+# Disguised letters (model.disguises): Cyrillic and Greek letters that pass for Latin ones.
 @pytest.mark.parametrize("disguised, plain", [
     ("Buy сheap viаgra", "Buy cheap viagra"),            # Cyrillic с and а inside Latin words
     ("CАSINO bonus", "CASINO bonus"),                     # a capital Cyrillic А
@@ -280,13 +281,13 @@ def test_an_article_before_dot_com_stays_text_whatever_the_spaces() -> None:
 ])
 def test_lookalike_letters_are_read_as_latin(disguised: str, plain: str) -> None:
     assert clean_text(disguised) == plain
-    assert normalize(disguised).lookalikes is True
+    assert normalize(disguised).disguised_letters is True
 
 
 def test_styled_letters_are_folded_by_nfkc_and_not_called_a_disguise() -> None:
     # Bold and circled letters are compatibility forms; people style names with them too.
     assert clean_text("𝐜𝐚𝐬𝐢𝐧𝐨 ⓒⓐⓢⓘⓝⓞ") == "casino casino"
-    assert normalize("𝐜𝐚𝐬𝐢𝐧𝐨 ⓒⓐⓢⓘⓝⓞ").lookalikes is False
+    assert normalize("𝐜𝐚𝐬𝐢𝐧𝐨 ⓒⓐⓢⓘⓝⓞ").disguised_letters is False
 
 
 @pytest.mark.parametrize("text", [
@@ -299,10 +300,103 @@ def test_styled_letters_are_folded_by_nfkc_and_not_called_a_disguise() -> None:
 ])
 def test_words_of_one_script_and_mixed_sentences_are_left_alone(text: str) -> None:
     assert clean_text(text) == text
-    assert normalize(text).lookalikes is False
+    assert normalize(text).disguised_letters is False
 
 
 def test_a_link_spelled_with_lookalikes_is_found_under_its_latin_host() -> None:
     norm = normalize("Visit httр://ехample.cоm/pills today")  # Cyrillic р, е, х, о
     assert [link.host for link in norm.links] == ["example.com"]
-    assert norm.lookalikes is True
+    assert norm.disguised_letters is True
+
+
+@pytest.mark.parametrize("disguised, plain", [
+    ("сһеар ріllѕ", "cheap pills"),          # wholly Cyrillic, but with letters no major language uses
+    ("саѕіпо", "casino"),                    # п for n
+    ("c̶a̶s̶i̶n̶o̶ bonus", "casino bonus"),       # strike-through overlays
+    ("c̷̢a̸s̵i̴n̷o̷ bonus", "casino bonus"),        # a "Zalgo" stack
+    ("c a s i n o bonus", "casino bonus"),   # spelt out letter by letter
+    ("v.i.a.g.r.a now", "viagra now"),
+    ("c-a-s-i-n-o", "casino"),
+    ("c_a_s_i_n_o", "casino"),
+    ("c*a*s*i*n*o", "casino"),
+])
+def test_other_letter_disguises_are_read_as_the_word(disguised: str, plain: str) -> None:
+    norm = normalize(disguised)
+    assert norm.text == plain
+    assert norm.disguised_letters is True
+
+
+@pytest.mark.parametrize("text", [
+    "U.S.A. and the U.K. agreed",             # three letters spelt out are an abbreviation
+    "café, naïve, résumé",                    # accents NFKC composes stay, and are no disguise
+    "TNFα, Aβ42 and NF-κB levels",            # Greek letters inside Latin words, as science writes them
+    "Купил новый iPhoneа и доволен",          # a Latin name with a Russian case ending
+    "моја кућа је велика",                    # Serbian: ј is an ordinary letter there
+    "Хотів її побачити",                      # Ukrainian
+])
+def test_ordinary_text_is_not_called_disguised(text: str) -> None:
+    norm = normalize(text)
+    assert norm.text == text
+    assert norm.disguised_letters is False
+
+
+def test_the_braille_blank_reads_as_a_space() -> None:
+    assert normalize("cheap\u2800pills\u2800now").text == "cheap pills now"
+
+
+@pytest.mark.parametrize("text, host, obfuscated", [
+    ('[url="http://spam.example/x"]click[/url]', "spam.example", False),   # quoted BBCode (XenForo)
+    ("[url='http://spam.example/x']click[/url]", "spam.example", False),
+    ('<a href="//spam.example/p">x</a>', "spam.example", False),            # protocol-relative
+    ('<a href=" https://spam.example/p">x</a>', "spam.example", False),     # a space inside the quotes
+    ("see http://google.com@evil.example/ now", "evil.example", True),      # a host-like user name
+    ("http://3405803853/", "3405803853", True),                             # an address as one number
+    ("http://0xcb.0x0.0x71.0x71/x", "0xcb.0x0.0x71.0x71", True),            # in hex
+    ("best odds at kings.bet", "kings.bet", False),                         # spam's newer TLDs
+    ("order at pills-shop。net today", "pills-shop.net", False),           # an ideographic full stop
+    ("VISIT CHEAP-PILLS.COM TODAY", "cheap-pills.com", False),              # a bare domain in capitals
+])
+def test_links_written_in_less_common_forms_are_found(text: str, host: str, obfuscated: bool) -> None:
+    norm = normalize(text)
+    assert [link.host for link in norm.links] == [host]
+    assert norm.links[0].obfuscated is obfuscated
+    assert norm.email_domains == ()
+
+
+def test_an_address_host_is_named_as_one() -> None:
+    (link,) = normalize("http://203.0.113.5/offer").links
+    assert (link.tld, link.obfuscated) == ("ip", False)
+    assert link_of_author_url("12345") is None  # a bare number in the website field is no link
+
+
+def test_mailto_and_plain_addresses_are_still_e_mail() -> None:
+    norm = normalize("write to mailto:ann@example.org or bob.s@example.com")
+    assert norm.email_domains == ("example.org", "example.com")
+    assert norm.links == ()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Play at lucky.casino" + " the" * 30, "Play at xxurl the the"),
+    ("lol lol lol lol lol lol lol", "lol lol"),
+    ("of the of the of the of the end", "of the of the end"),
+])
+def test_filler_said_three_times_or_more_is_kept_twice(text: str, expected: str) -> None:
+    norm = normalize(text)
+    assert norm.text == expected
+    assert norm.repeated_words is True
+
+
+def test_ordinary_repetition_is_left_alone() -> None:
+    for text in ("I really really like it", "ha ha ha", "Thank you, thank you for this post"):
+        norm = normalize(text)
+        assert norm.text == text
+        assert norm.repeated_words is False
+
+
+def test_many_addresses_after_a_link_stay_linear() -> None:
+    # The e-mail callback looks back for "://" at most 2 KiB: no rescans of the whole body.
+    body = "http://x.example/ " + "a@b.co," * 9000
+    started = time.process_time()
+    norm = normalize(body)
+    assert len(norm.email_domains) == 9000
+    assert time.process_time() - started < 5.0
