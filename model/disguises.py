@@ -3,7 +3,8 @@
 Spammers write "саsinо" with a Cyrillic с, а and о, "ᴄᴀsɪɴᴏ" in small capitals,
 "c̶a̶s̶i̶n̶o̶" struck through, "c a s i n o" or "c.a.s.i.n.o" letter by letter, so that
 the word matches no n-gram a model learned. :func:`undisguise` reads such text as
-the plain letters, and says whether it had to: a disguise is itself a sign of spam.
+the plain letters, and says whether it met a disguise that honest writers do not use,
+which is itself a sign of spam.
 
 - Look-alikes: NFKC (in :func:`model.normalize.clean_text`) already folds full-width,
   mathematical and circled letters; it leaves Cyrillic and Greek letters alone,
@@ -19,7 +20,8 @@ the plain letters, and says whether it had to: a disguise is itself a sign of sp
   underline overlays, "Zalgo" stacks) are dropped; three or more count as a disguise
   (one can be a rare accent).
 - Latin letters spelt out one at a time, at least four, with the same separator
-  between each (space, dot, dash, underscore, asterisk, middle dot) are joined.
+  between each (space, dot, dash, underscore, asterisk, middle dot) are joined. This
+  alone is no disguise: people write "P E A C E" for emphasis too.
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ def undisguise(text: str) -> tuple[str, bool]:
     """``text`` read as the plain letters it imitates (see the module's doc), and whether it
     held a disguise. Expects NFKC text; ASCII text is returned as it is."""
     if text.isascii():
-        return _join_spelt_out(text)
+        return _join_spelt_out(text), False
     plain = _MARKS.sub("", text)
     disguised = len(text) - len(plain) >= 3
     plain = plain.replace("\u2800", " ")  # the braille blank: a space to a reader, a letter to \w
@@ -93,15 +95,13 @@ def undisguise(text: str) -> tuple[str, bool]:
             folded = _WORD.sub(lambda m: _fold_mixed_word(m.group(0), declined), folded)
         disguised = disguised or folded != plain
         plain = folded
-    plain, spelt_out = _join_spelt_out(plain)
-    return plain, disguised or spelt_out
+    return _join_spelt_out(plain), disguised
 
 
-def _join_spelt_out(text: str) -> tuple[str, bool]:
+def _join_spelt_out(text: str) -> str:
     if not _SPELT_OUT_HINT.search(text):  # most comments: no two one-letter words in a row
-        return text, False
-    joined = _SPELT_OUT.sub(_join_letters, text)
-    return joined, joined != text
+        return text
+    return _SPELT_OUT.sub(_join_letters, text)
 
 
 def _join_letters(match: re.Match[str]) -> str:

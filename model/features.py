@@ -24,13 +24,12 @@ _NOT_LETTER = re.compile(r"[\W\d_]+")
 _DIGIT = re.compile(r"\d")
 _PLACEHOLDER = re.compile(r"\bxx(?:url|email)\b")
 
-#: Metadata token prefixes whose features fire only when a link is present, letters
-#: are disguised or filler is repeated. Their weights are kept non-negative after
-#: fitting (see model.pipeline), so that adding a link to a comment's author URL, a
-#: shortener link to its text, a disguise or filler can never make it look more legitimate.
+#: Metadata token prefixes whose features fire only when a link is present or letters
+#: are disguised. Their weights are kept non-negative after fitting (see
+#: model.pipeline), so that adding a link to a comment's author URL, a shortener link
+#: to its text, or a disguise can never make it look more legitimate.
 MONOTONE_PREFIXES: tuple[str, ...] = ("author_url", "link_shortener", "link_obfuscated", "link_referral",
-                                     "link_only", "disguised_letters",
-                                     "repeated_words")
+                                     "link_only", "disguised_letters")
 
 _LENGTH_BUCKETS = ((20, "lt20"), (60, "lt60"), (150, "lt150"), (400, "lt400"), (1500, "lt1500"))
 
@@ -54,8 +53,6 @@ def prepare(comment: Comment) -> PreparedComment:
     tokens += _shape_tokens(norm.text, bool(norm.links))
     if norm.disguised_letters:
         tokens.append("disguised_letters")
-    if norm.repeated_words:
-        tokens.append("repeated_words")
     tokens += [f"cue={name}" for name in find_cues(norm.text)]
     return PreparedComment(text=norm.text, meta=tuple(tokens))
 

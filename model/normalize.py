@@ -162,11 +162,9 @@ class NormalizedText:
     text: str
     links: tuple[Link, ...] = field(default_factory=tuple)
     email_domains: tuple[str, ...] = field(default_factory=tuple)
-    #: Disguised letters were read as plain ones (``саsinо``, ``ᴄᴀsɪɴᴏ``, ``c a s i n o``;
+    #: Disguised letters were read as plain ones (``саsinо``, ``ᴄᴀsɪɴᴏ``, ``c̶a̶s̶i̶n̶o̶``;
     #: :mod:`model.disguises`).
     disguised_letters: bool = False
-    #: A word or phrase said three or more times in a row was cut to two.
-    repeated_words: bool = False
 
 
 def clean_text(raw: str) -> str:
@@ -235,16 +233,14 @@ def normalize(raw: str) -> NormalizedText:
             seen.add(link.url.lower())
     words = text.split()
     text = " ".join(words)  # runs of whitespace to one space, none at the ends (as \s+ and strip())
-    repeated = False
     # Filler repeated to drown the rest ("the the the ..." thirty times took spam to ham): a word
-    # or phrase said three or more times in a row is kept twice. The pattern costs ~60 us a
-    # comment, so it runs only where at most half the words are distinct (few comments).
+    # or phrase said three or more times in a row is kept twice. (Not a feature of its own:
+    # "cool cool cool cool" is how people cheer too.) The pattern costs ~60 us a comment, so
+    # it runs only where at most half the words are distinct (few comments).
     if len(words) >= 6 and 2 * len(set(words)) <= len(words):
-        shortened = _REPEATED.sub(r"\1 \1", text)
-        repeated = shortened != text
-        text = shortened
+        text = _REPEATED.sub(r"\1 \1", text)
     return NormalizedText(text=text, links=tuple(links), email_domains=tuple(email_domains),
-                          disguised_letters=disguised, repeated_words=repeated)
+                          disguised_letters=disguised)
 
 
 def parse_link(url: str, *, obfuscated: bool = False) -> Link | None:
