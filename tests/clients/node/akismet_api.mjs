@@ -46,7 +46,7 @@ async function run() {
     case "submit-ham": {
       // The client resolves with the HTTP response whatever its body says.
       const res = action === "submit-spam" ? await client.submitSpam(fields) : await client.submitHam(fields);
-      return { result: true, raw: res.text };
+      return { result: true, raw: null, body: res.text };
     }
     default:
       throw new Error(`unknown action ${action}`);
