@@ -50,6 +50,7 @@ TEST_SECRET_KEY = "test-secret-key-not-for-production"
 TEST_THRESHOLDS = Thresholds(unsure=0.4, spam=0.6, discard=0.9)
 TEST_SITE = "https://blog.example.org"
 PG_ENV = "COMMENTGUARD_TEST_DATABASE_URL"
+PORTS_ENV = "COMMENTGUARD_TEST_PORTS"
 REPO = Path(__file__).resolve().parents[1]
 
 _HAM = [
@@ -246,9 +247,21 @@ class LiveServer:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A 127.0.0.1 port nothing listens on now: the system's pick, or one in ``PORTS_ENV``'s range.
+
+    ``COMMENTGUARD_TEST_PORTS=LOW-HIGH`` keeps the tests' servers inside a range, for a
+    machine shared with other test runs.
+    """
+    low, _, high = os.environ.get(PORTS_ENV, "").partition("-")
+    candidates = range(int(low), int(high) + 1) if low and high else [0]
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError(f"no free port in {PORTS_ENV}={low}-{high}")
 
 
 def start_live_server(data_dir: Path, model_path: Path, *, database_url: Optional[str] = None,
