@@ -168,6 +168,13 @@ def verify_key() -> Response:
     return text_answer("valid")
 
 
+@bp.route("/1.1/test", methods=["GET", "POST"])
+def connection_test() -> Response:
+    """``connected``: the WordPress plugin's connectivity check (no key), which its settings
+    page runs; any other answer shows "your firewall may be blocking Akismet"."""
+    return text_answer("connected")
+
+
 @bp.route("/1.1/get-subscription", methods=["GET", "POST"])
 def get_subscription() -> Response:
     """The key's "subscription" as the WordPress plugin reads it (``key``, else ``api_key``).

@@ -103,6 +103,12 @@ def test_get_subscription(client: FlaskClient, api_key: str) -> None:
     assert wrong.get_data(as_text=True) == "invalid" and wrong.headers["X-akismet-debug-help"]
 
 
+def test_connection_test(client: FlaskClient) -> None:
+    # The plugin's settings page fetches /1.1/test and warns of a firewall unless it reads this.
+    assert_answer(client.get("/1.1/test"), "connected")
+    assert_answer(post(client, "/1.1/test", {}), "connected")
+
+
 def test_key_only_in_the_host_header(client: FlaskClient, api_key: str) -> None:
     fields = base(api_key)
     del fields["api_key"]
