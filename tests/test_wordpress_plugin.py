@@ -249,7 +249,15 @@ def test_key_verification(site: WordPressSite, service: Service) -> None:
     wrong = site.run("verify-key", key="0123456789ab")
     assert wrong["verify_key"] == "invalid" and wrong["body"] == "invalid"
     assert wrong["headers"]["x-akismet-debug-help"]
+    # The plugin's connectivity check pins calls to Akismet's addresses (Host: rest.akismet.com);
+    # the mu-plugin sends those here too (192.0.2.1 is unroutable: the call would fail otherwise).
+    pinned = site.run("verify-key", key=service.key, ip="192.0.2.1")
+    assert pinned["verify_key"] == "valid" and pinned["headers"]["server"] == "gunicorn"
     assert_plugin_logged_nothing(site)
+
+
+def test_the_settings_page_finds_the_server_reachable(site: WordPressSite) -> None:
+    assert site.run("connectivity") == {"connected": True}
 
 
 def test_the_settings_page_saves_keys(site: WordPressSite, service: Service) -> None:

@@ -17,7 +17,9 @@
  *
  * How: the plugin's host is a constant (rest.akismet.com), so this file hooks
  * WordPress core's `pre_http_request` filter. A request for
- * `http(s)://rest.akismet.com/<path>` or `http(s)://<label>.rest.akismet.com/<path>`
+ * `http(s)://rest.akismet.com/<path>` or `http(s)://<label>.rest.akismet.com/<path>`,
+ * or one the plugin pins to an address of Akismet's (`http://<ip>/<path>` with the
+ * header `Host: rest.akismet.com`, its connectivity check),
  * is sent to `COMMENTGUARD_URL/<path>` with the plugin's own method, body,
  * headers and timeout, and its answer handed back to the plugin as if Akismet
  * had given it. Only the `Host` header changes (see below). Every other request
@@ -43,7 +45,15 @@ function commentguard_akismet_redirect( $preempt, $args, $url ) {
 	if ( false !== $preempt || ! defined( 'COMMENTGUARD_URL' ) || '' === (string) COMMENTGUARD_URL ) {
 		return $preempt;
 	}
-	$target = commentguard_akismet_target( $url, (string) COMMENTGUARD_URL );
+	$headers     = isset( $args['headers'] ) ? (array) $args['headers'] : array();
+	$host_header = '';
+	foreach ( array_keys( $headers ) as $name ) {
+		if ( 'host' === strtolower( (string) $name ) ) {
+			$host_header = (string) $headers[ $name ];
+			unset( $headers[ $name ] );
+		}
+	}
+	$target = commentguard_akismet_target( $url, $host_header, (string) COMMENTGUARD_URL );
 	if ( null === $target ) {
 		return $preempt;
 	}
@@ -51,12 +61,6 @@ function commentguard_akismet_redirect( $preempt, $args, $url ) {
 	// name: the plugin sets `Host: rest.akismet.com`, which would route to the wrong site there.
 	// A key carried as the first label of the old `<key>.rest.akismet.com` host is kept in
 	// front of the server's name, where CommentGuard also looks for it.
-	$headers = isset( $args['headers'] ) ? (array) $args['headers'] : array();
-	foreach ( array_keys( $headers ) as $name ) {
-		if ( 'host' === strtolower( (string) $name ) ) {
-			unset( $headers[ $name ] );
-		}
-	}
 	if ( '' !== $target['label'] ) {
 		$headers['Host'] = $target['label'] . '.' . $target['host'];
 	}
@@ -67,17 +71,22 @@ function commentguard_akismet_redirect( $preempt, $args, $url ) {
 /**
  * Where an Akismet URL goes on the CommentGuard server, or null for a URL that is not Akismet's.
  *
- * @param string $url  The URL the plugin asked for.
- * @param string $base COMMENTGUARD_URL, e.g. `https://commentguard.example.org` (a path prefix is kept).
+ * @param string $url         The URL the plugin asked for.
+ * @param string $host_header The request's `Host` header, if it set one ('' otherwise).
+ * @param string $base        COMMENTGUARD_URL, e.g. `https://commentguard.example.org` (a path prefix is kept).
  * @return array|null `url` (the new URL), `host` (the server's host[:port]) and `label` (a host key, or '').
  */
-function commentguard_akismet_target( $url, $base ) {
+function commentguard_akismet_target( $url, $host_header, $base ) {
 	$from = wp_parse_url( $url );
 	$to   = wp_parse_url( $base );
 	if ( empty( $from['host'] ) || empty( $to['host'] ) ) {
 		return null;
 	}
 	$host = strtolower( $from['host'] );
+	// A call pinned to one of Akismet's addresses names Akismet in its Host header only.
+	if ( filter_var( trim( $host, '[]' ), FILTER_VALIDATE_IP ) && '' !== $host_header ) {
+		$host = strtolower( preg_replace( '/:\d+$/', '', trim( $host_header ) ) );
+	}
 	if ( 'rest.akismet.com' === $host ) {
 		$label = '';
 	} elseif ( preg_match( '/^([a-z0-9-]+)\.rest\.akismet\.com$/', $host, $match ) ) {

@@ -84,7 +84,7 @@ $_REQUEST = array_merge( $_GET, $_POST );
 
 if ( 'install' === $cg_action ) {
 	define( 'WP_INSTALLING', true );
-} elseif ( 'save-key' === $cg_action ) {
+} elseif ( 'save-key' === $cg_action || 'connectivity' === $cg_action ) {
 	define( 'WP_ADMIN', true ); // a wp-admin request: the plugin loads its settings code then
 }
 require $cg_site_dir . '/wp-config.php';
@@ -145,10 +145,13 @@ switch ( $cg_action ) {
 
 	case 'verify-key':
 		// What Settings > Akismet does with a key typed in (Akismet_Admin::save_key -> verify_key).
-		$raw = Akismet::check_key_status( $cg_args['key'] );
+		// With `ip`: the call pinned to one of Akismet's addresses, as the plugin's
+		// connectivity check makes it (http://<ip>/1.1/verify-key, Host: rest.akismet.com).
+		$ip  = isset( $cg_args['ip'] ) ? $cg_args['ip'] : null;
+		$raw = Akismet::check_key_status( $cg_args['key'], $ip );
 		cg_result(
 			array(
-				'verify_key' => Akismet::verify_key( $cg_args['key'] ),
+				'verify_key' => Akismet::verify_key( $cg_args['key'], $ip ),
 				'body'       => $raw[1],
 				'headers'    => is_object( $raw[0] ) ? $raw[0]->getAll() : $raw[0],
 			)
@@ -170,6 +173,12 @@ switch ( $cg_action ) {
 				'account'   => Akismet_Admin::get_akismet_user( Akismet::get_api_key() ),
 			)
 		);
+		break;
+
+	case 'connectivity':
+		// The settings page's network check (Akismet_Admin::display_status): false shows
+		// "Your firewall may be blocking Akismet from connecting to its API".
+		cg_result( array( 'connected' => Akismet_Admin::check_server_connectivity() ) );
 		break;
 
 	case 'plugin-state':
