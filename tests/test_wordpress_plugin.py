@@ -365,6 +365,7 @@ def test_an_administrators_comment_is_ham(site: WordPressSite, service: Service)
     (check,) = checks_of(service, content)
     assert check.comment.user_role == "administrator" and check.tier == "ham"
     assert state["approved"] == "1" and state["meta"]["akismet_result"] == ["false"]
+    assert_plugin_logged_nothing(site)
 
 
 def test_moderator_reports_become_feedback(site: WordPressSite, service: Service) -> None:
@@ -444,6 +445,7 @@ def test_an_unsure_verdict_goes_to_the_spam_queue(site: WordPressSite, service: 
     assert check.tier == "unsure"
     assert state["approved"] == "spam" and state["meta"]["akismet_result"] == ["true"]
     assert events(state) == ["check-spam"]
+    assert_plugin_logged_nothing(site)
 
 
 def test_a_comment_too_long_for_the_check_is_held_then_rechecked(site: WordPressSite, service: Service) -> None:
