@@ -240,6 +240,25 @@ def test_site_runs_the_plugin_through_the_mu_plugin(site: WordPressSite) -> None
                      "redirect": True}
 
 
+def test_the_mu_plugin_maps_only_akismets_urls(site: WordPressSite) -> None:
+    base = "https://cg.example.org/spam/"
+    cases = [
+        ["https://rest.akismet.com/1.1/comment-check", "rest.akismet.com", base],
+        ["http://abcdef012345.rest.akismet.com/1.2/key-sites?month=2026-11", "", "http://10.0.0.5:8000"],
+        ["http://192.0.2.1/1.1/verify-key", "rest.akismet.com", base],
+        ["http://192.0.2.1/1.1/verify-key", "", base],
+        ["https://api.wordpress.org/core/version-check/1.7/", "", base],
+        ["https://rest.akismet.com/1.1/comment-check", "", "https://rest.akismet.com"],
+    ]
+    assert site.run("mu-target", cases=cases) == [
+        {"url": "https://cg.example.org/spam/1.1/comment-check", "host": "cg.example.org", "label": ""},
+        {"url": "http://10.0.0.5:8000/1.2/key-sites?month=2026-11", "host": "10.0.0.5:8000",
+         "label": "abcdef012345"},
+        {"url": "https://cg.example.org/spam/1.1/verify-key", "host": "cg.example.org", "label": ""},
+        None, None, None,
+    ]
+
+
 def test_key_verification(site: WordPressSite, service: Service) -> None:
     good = site.run("verify-key", key=service.key)
     assert good["verify_key"] == "valid" and good["body"] == "valid"

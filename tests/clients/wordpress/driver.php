@@ -181,6 +181,18 @@ switch ( $cg_action ) {
 		cg_result( array( 'connected' => Akismet_Admin::check_server_connectivity() ) );
 		break;
 
+	case 'mu-target':
+		// The mu-plugin's URL mapping on its own: [url, host header, COMMENTGUARD_URL] each.
+		cg_result(
+			array_map(
+				function ( $case ) {
+					return commentguard_akismet_target( $case[0], $case[1], $case[2] );
+				},
+				$cg_args['cases']
+			)
+		);
+		break;
+
 	case 'plugin-state':
 		require_once ABSPATH . 'wp-admin/includes/plugin.php';
 		cg_result(
