@@ -39,7 +39,7 @@ from model.verdict import DISCARD, Verdict
 from service.akismet_form import AkismetForm, comment_from_form, parse_form
 from service.akismet_rules import apply_rules, is_flagged
 from service.app import ServiceState, get_state
-from service.auth import akismet_key, authenticate
+from service.auth import AKISMET_KEY_FIELDS, ASKED_KEY_FIELDS, akismet_key, authenticate
 from service.body import BodyEncoded, BodyTooLarge, BodyUnreadable, read_body
 from service.feedback import add_feedback, check_by_comment, check_by_id, reported_comment
 from service.logging_setup import request_elapsed
@@ -55,6 +55,10 @@ KEY_SITES_LIMIT = 500
 #: key-sites ``order`` values and the counters they sort by (``total`` is the call count).
 KEY_SITES_ORDER = {"total": "api_calls", "spam": "spam", "ham": "ham",
                    "missed_spam": "missed_spam", "false_positives": "false_positives"}
+#: ``/1.1/get-subscription``'s answer for every live key.
+SUBSCRIPTION: dict[str, Any] = {"status": "active", "account_name": "CommentGuard (self-hosted)",
+                                "account_type": "self-hosted", "next_billing_date": None,
+                                "limit_reached": False}
 CSV_HEADER = ["Site", "Total API Calls", "Spam", "Ham", "Missed Spam", "False Positives", "Is Revoked"]
 
 
@@ -120,12 +124,12 @@ def read_form(*, post_only: bool = True) -> AkismetForm:
     return parse_form(body, request.query_string, request.mimetype_params.get("charset"))
 
 
-def require_key(form: AkismetForm) -> KeyInfo:
-    """The authenticated key, or an :class:`Answer` (``invalid`` for a missing or bad key)."""
+def require_key(form: AkismetForm, order: tuple[str, ...] = AKISMET_KEY_FIELDS) -> KeyInfo:
+    """The authenticated key (found as ``order`` says), or an :class:`Answer` (``invalid`` for a missing or bad key)."""
     state = get_state()
     if state.store is None:
         raise Answer(protocol_error("Temporarily unavailable: the key store is not open."))
-    key = akismet_key(form.fields, request.headers.get("Host"))
+    key = akismet_key(form.fields, request.headers.get("Host"), order)
     if not key:
         raise Answer(invalid('Empty "api_key" value'))
     try:
@@ -156,12 +160,33 @@ def _fail(message: str) -> NoReturn:
 
 @bp.route("/1.1/verify-key", methods=["GET", "POST"])
 def verify_key() -> Response:
-    """``valid`` when the key (``key`` or ``api_key``) is live; ``blog`` is required, as Akismet does."""
+    """``valid`` when the key asked about (``key``, else ``api_key``) is live; ``blog`` is required, as Akismet does."""
     form = read_form()
     if not form.get("blog").strip() and akismet_key(form.fields, request.headers.get("Host")):
         return invalid('Empty "blog" value')
-    require_key(form)
+    require_key(form, ASKED_KEY_FIELDS)
     return text_answer("valid")
+
+
+@bp.route("/1.1/test", methods=["GET", "POST"])
+def connection_test() -> Response:
+    """``connected``: the WordPress plugin's connectivity check (no key), which its settings
+    page runs; any other answer shows "your firewall may be blocking Akismet"."""
+    return text_answer("connected")
+
+
+@bp.route("/1.1/get-subscription", methods=["GET", "POST"])
+def get_subscription() -> Response:
+    """The key's "subscription" as the WordPress plugin reads it (``key``, else ``api_key``).
+
+    The plugin's settings page saves a key only once this answers with a ``status`` of
+    ``active``, and shows its account box from ``account_name``, ``account_type`` and
+    ``next_billing_date``; without it a working key is refused as "invalid". A self-hosted
+    key has no plan or bill: always active, no limit.
+    """
+    form = read_form()
+    require_key(form, ASKED_KEY_FIELDS)
+    return jsonify(SUBSCRIPTION)
 
 
 @bp.route("/1.1/comment-check", methods=["GET", "POST"])

@@ -51,6 +51,12 @@ from store import KeyInfo, StoreError
 
 KEY_SHAPE = re.compile(r"[0-9a-f]{12}")
 AKISMET_KEY_FIELDS: tuple[str, ...] = ("api_key", "key")
+#: Where ``verify-key`` and ``get-subscription`` find the key they are asked about: ``key``
+#: first. The WordPress plugin sends the key typed into its settings as ``key`` and adds the
+#: key it is configured with as ``api_key``: checking ``api_key`` first answered "valid" for any
+#: wrong key while a good one was configured, and "invalid" for a good new key replacing a
+#: revoked one.
+ASKED_KEY_FIELDS: tuple[str, ...] = ("key", "api_key")
 REALM = "commentguard"
 #: Seconds an authentication result is reused in-process: the most a revocation waits to apply.
 KEY_CACHE_SECONDS = 30.0
@@ -195,9 +201,11 @@ def key_from_host(host: Optional[str]) -> str:
     return label if KEY_SHAPE.fullmatch(label) else ""
 
 
-def akismet_key(fields: Mapping[str, str], host: Optional[str]) -> str:
-    """The key of an Akismet request: ``api_key``, then ``key``, then the host name; ``""`` if none."""
-    for name in AKISMET_KEY_FIELDS:
+def akismet_key(fields: Mapping[str, str], host: Optional[str],
+                order: tuple[str, ...] = AKISMET_KEY_FIELDS) -> str:
+    """The key of an Akismet request: the fields in ``order`` (``api_key``, then ``key``), then
+    the host name; ``""`` if none."""
+    for name in order:
         value = (fields.get(name) or "").strip()
         if value:
             return value
@@ -291,6 +299,6 @@ def require_json_key() -> Optional[Response]:
     return response
 
 
-__all__ = ["AKISMET_KEY_FIELDS", "KEY_CACHE_SECONDS", "KEY_RETRY_SECONDS", "KEY_SHAPE", "KEY_STALE_SECONDS",
+__all__ = ["AKISMET_KEY_FIELDS", "ASKED_KEY_FIELDS", "KEY_CACHE_SECONDS", "KEY_RETRY_SECONDS", "KEY_SHAPE", "KEY_STALE_SECONDS",
            "KeyCache", "akismet_key", "authenticate", "bearer_key", "current_key", "key_cache", "key_from_host",
            "require_json_key"]

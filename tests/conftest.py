@@ -266,12 +266,15 @@ def free_port() -> int:
 
 def start_live_server(data_dir: Path, model_path: Path, *, database_url: Optional[str] = None,
                       workers: int = 2, env: Optional[dict[str, str]] = None,
-                      args: tuple[str, ...] = ()) -> LiveServer:
-    """Create a key, then run the real CLI (``python -m commentguard serve [args]``) and wait for ``/readyz``."""
+                      args: tuple[str, ...] = (), port: Optional[int] = None) -> LiveServer:
+    """Create a key, then run the real CLI (``python -m commentguard serve [args]``) and wait for ``/readyz``.
+
+    ``port``: where to listen (default: any free port).
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=data_dir, model_path=model_path, database_url=database_url)
     key = create_test_key(settings)
-    port = free_port()
+    port = port or free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
     environ.update({"COMMENTGUARD_DATA_DIR": str(data_dir), "COMMENTGUARD_MODEL_PATH": str(model_path),
                     "COMMENTGUARD_WORKERS": str(workers), "COMMENTGUARD_LOG_LEVEL": "WARNING"})

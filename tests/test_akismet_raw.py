@@ -76,6 +76,39 @@ def test_verify_key(client: FlaskClient, api_key: str) -> None:
     assert none.headers["X-akismet-debug-help"] == 'Empty "api_key" value'
 
 
+def test_verify_key_answers_about_key_not_the_configured_api_key(app: Flask, client: FlaskClient,
+                                                                   api_key: str) -> None:
+    # The WordPress plugin's settings page verifies a key typed in as `key`, and every call it
+    # makes also carries the key it is configured with as `api_key`.
+    store = get_state(app).store
+    assert store is not None
+    revoked, info = store.create_key(TEST_SITE)
+    store.revoke_key(info.id)  # never used, so no worker remembers it as live
+    typo = post(client, "/1.1/verify-key", {"key": "0123456789ab", "blog": TEST_SITE, "api_key": api_key})
+    assert typo.get_data(as_text=True) == "invalid"
+    assert_answer(post(client, "/1.1/verify-key", {"key": api_key, "blog": TEST_SITE, "api_key": revoked}),
+                  "valid")
+
+
+def test_get_subscription(client: FlaskClient, api_key: str) -> None:
+    # The plugin saves a key only when this says "active", and shows the account from it.
+    response = post(client, "/1.1/get-subscription", {"key": api_key.upper(), "blog": TEST_SITE,
+                                                      "api_key": "0123456789ab"})
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    account = response.get_json()
+    assert account["status"] == "active" and account["next_billing_date"] is None
+    assert account["account_name"] and account["account_type"]
+    assert "X-akismet-debug-help" not in response.headers
+    wrong = post(client, "/1.1/get-subscription", {"key": "0123456789ab", "blog": TEST_SITE, "api_key": api_key})
+    assert wrong.get_data(as_text=True) == "invalid" and wrong.headers["X-akismet-debug-help"]
+
+
+def test_connection_test(client: FlaskClient) -> None:
+    # The plugin's settings page fetches /1.1/test and warns of a firewall unless it reads this.
+    assert_answer(client.get("/1.1/test"), "connected")
+    assert_answer(post(client, "/1.1/test", {}), "connected")
+
+
 def test_key_only_in_the_host_header(client: FlaskClient, api_key: str) -> None:
     fields = base(api_key)
     del fields["api_key"]
