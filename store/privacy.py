@@ -49,6 +49,13 @@ def _key_kind(key: str) -> int:
     return _PROXY_HEADER if key[:7].upper() == "HTTP_X_" else _KEEP
 
 
+def _is_nonce_verdict(key: str, value: str) -> bool:
+    """The WordPress plugin's ``akismet_comment_nonce``: not the nonce but whether its form's nonce
+    checked out (``passed``, ``failed``, ``inactive``), a spam sign worth keeping. Any other value
+    is dropped with the credentials."""
+    return key == "akismet_comment_nonce" and value in ("passed", "failed", "inactive")
+
+
 def without_pseudonyms(comment: Comment) -> Comment:
     """``comment`` without the values that are keyed hashes (a stored comment's IP and e-mail).
 
@@ -100,7 +107,7 @@ class Privacy:
 
     def minimise(self, comment: Comment) -> Comment:
         """The comment as it may be stored under this store's personal-data policy."""
-        extra = {k: v for k, v in comment.extra.items() if _key_kind(k) != _DROP}
+        extra = {k: v for k, v in comment.extra.items() if _key_kind(k) != _DROP or _is_nonce_verdict(k, v)}
         if self.store_personal_data:
             return replace(comment, extra=extra) if len(extra) != len(comment.extra) else comment
         for key, value in extra.items():

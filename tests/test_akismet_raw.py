@@ -157,7 +157,7 @@ def test_comment_context_array_and_unknown_fields_are_kept(app: Flask, client: F
     fields = list(base(api_key).items()) + [
         ("comment_context[]", "cooking"), ("comment_context[]", "bread"), ("comment_context[2]", "rye"),
         ("HTTP_ACCEPT", "text/html"), ("POST_comment_post_ID", "42"), ("REQUEST_URI", "/post/42"),
-        ("something_new", "kept"), ("akismet_comment_nonce", "abc123"),
+        ("something_new", "kept"), ("akismet_comment_nonce", "abc123"), ("HTTP_X_WP_NONCE", "abc123"),
     ]
     response = post(client, "/1.1/comment-check", fields)
     assert_answer(response, "false")
@@ -168,7 +168,18 @@ def test_comment_context_array_and_unknown_fields_are_kept(app: Flask, client: F
     assert extra["HTTP_ACCEPT"] == "text/html" and extra["POST_comment_post_ID"] == "42"
     assert extra["something_new"] == "kept" and extra["REQUEST_URI"] == "/post/42"
     assert "api_key" not in extra and "key" not in extra
-    assert "akismet_comment_nonce" not in extra  # a credential: the store drops it
+    assert "akismet_comment_nonce" not in extra  # a value other than the plugin's verdict: dropped
+    assert "HTTP_X_WP_NONCE" not in extra  # a credential
+
+
+@pytest.mark.parametrize("verdict", ["passed", "failed", "inactive"])
+def test_the_wordpress_plugins_nonce_verdict_is_kept(app: Flask, client: FlaskClient, api_key: str,
+                                                     verdict: str) -> None:
+    # The plugin sends whether its form nonce checked out, not the nonce: a spam sign, no secret.
+    fields = list(base(api_key).items()) + [("akismet_comment_nonce", verdict)]
+    response = post(client, "/1.1/comment-check", fields)
+    check = flushed_store(app).get_check(response.headers["X-akismet-guid"])
+    assert check is not None and dict(check.comment.extra)["akismet_comment_nonce"] == verdict
 
 
 def test_comment_context_as_one_string(app: Flask, client: FlaskClient, api_key: str) -> None:
