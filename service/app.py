@@ -155,7 +155,8 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
         open_storage(state)
         state.watcher = ModelWatcher(state, settings.model_check_seconds,
                                      reopen_store=functools.partial(open_storage, state))
-        state.watcher.startup_reason = load_scorer(state, state.watcher.startup_path())
+        first = state.watcher.startup_path()
+        state.watcher.startup_loaded(first, load_scorer(state, first))
     else:
         state = build_state(settings, scorer)
         open_storage(state)

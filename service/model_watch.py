@@ -130,6 +130,8 @@ class ModelWatcher:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._refusals: dict[str, Refusal] = {}
+        #: The configured model's files as last tried, while no model is served.
+        self._fallback_fingerprint: Optional[tuple[Any, ...]] = None
 
     # --- start-up ------------------------------------------------------------------------
 
@@ -223,11 +225,38 @@ class ModelWatcher:
             return
         self.registry_version = active.version if active is not None else None
 
+    def startup_loaded(self, path: Path, reason: Optional[str]) -> None:
+        """What the app's first load of ``path`` gave (``reason``: why it failed, or None).
+
+        Called by the app after loading :meth:`startup_path`'s answer. When that was the
+        configured model standing in for a refused registry model, the log and the not-ready
+        reason name both: an operator mending only the one named would still be down, or
+        would serve the older model without knowing.
+        """
+        self.startup_reason = reason
+        refused = self.refused
+        fallback = Path(self.state.settings.model_path)  # type: ignore[arg-type]
+        if refused is None or path != fallback:
+            return
+        if reason is None:
+            log.error("serving the configured model %s (%s) instead of the registry's active model %s, "
+                      "which was refused: %s", self.state.scorer.version if self.state.scorer else "?",
+                      fallback, refused.version, refused.reason)
+            return
+        self._fallback_fingerprint = _fingerprint(fallback)
+        both = (f"the registry's active model {refused.version} was refused ({refused.reason}), and the "
+                f"configured model {fallback} could not be loaded either ({reason})")
+        if self.state.not_ready_reason == reason:
+            self.state.not_ready_reason = both
+        self.startup_reason = both
+
     def check_once(self) -> bool:
         """Ask the registry once and switch models if it names another; True when it switched."""
         store = self.state.store
         if store is None:
             return False
+        if self.state.scorer is None and self._retry_fallback():
+            return True
         self.last_check = time.time()
         try:
             active = store.get_active_model()
@@ -277,6 +306,35 @@ class ModelWatcher:
         if old is not None:
             log.warning("model %s -> %s loaded from %s in %.2f s (process %d)", old, active.version, path,
                         time.monotonic() - started, os.getpid())
+        return True
+
+    def _retry_fallback(self) -> bool:
+        """While nothing is served: load the configured model once its files change (mended
+        with ``commentguard models add-tables``, say); True when it loaded."""
+        if self._fallback_fingerprint is None:
+            return False
+        fallback = Path(self.state.settings.model_path)  # type: ignore[arg-type]
+        fingerprint = _fingerprint(fallback)
+        if fingerprint == self._fallback_fingerprint:
+            return False
+        self._fallback_fingerprint = fingerprint
+        try:
+            scorer = load_model(fallback, engine=self.state.settings.model_engine, unpickle=False)
+            settings = self.state.settings
+            thresholds = settings.thresholds_for(scorer.thresholds) if settings.has_threshold_overrides else None
+        except (ArtifactError, SettingsError) as exc:
+            log.error("the configured model %s is still refused: %s", fallback, exc)
+            return False
+        self.state.thresholds = thresholds
+        self.state.scorer = scorer
+        _report_version(scorer.version)
+        if self.startup_reason is not None and self.state.not_ready_reason == self.startup_reason:
+            self.state.not_ready_reason = None
+            self.startup_reason = None
+        self._fallback_fingerprint = None
+        refused = self.refused.version if self.refused is not None else "?"
+        log.error("serving the configured model %s (%s) instead of the registry's active model %s, "
+                  "which is still refused", scorer.version, fallback, refused)
         return True
 
     def _refuse(self, active: ActiveModel, path: Path, reason: str,

@@ -18,12 +18,13 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from model.artifact import PICKLE_NAME, read_metadata, save_model
+from model.artifact import METADATA_NAME, PICKLE_NAME, TABLES_NAME, add_tables, read_metadata, save_model
 from model.pipeline import build_pipeline, fit_pipeline
 from service.settings import load_or_create_secret_key
 from store import open_store
 from tests.campaign_data import GRANT_SCAM, OWN_HAM
-from tests.conftest import REPO, TEST_THRESHOLDS, LiveServer, start_live_server, tiny_training_set
+from service.app import close_app, get_state
+from tests.conftest import REPO, TEST_SECRET_KEY, TEST_THRESHOLDS, LiveServer, start_live_server, tiny_training_set
 
 pytestmark = pytest.mark.slow
 
@@ -437,3 +438,49 @@ def test_forgotten_feedback_is_not_learned_by_the_next_retrain(tmp_path: Path, m
     # Promoted (forced), so refitted on every row after the gate: every label learned.
     assert learned == set(ids) - {forgotten} and held == set()
     assert meta["training"]["refit_after_gate"]["held_out_rows"] > 0
+
+
+def _as_before_tables(path: Path) -> None:
+    """Make ``path`` an artifact as releases wrote it before serving tables existed."""
+    (path / TABLES_NAME).unlink()
+    meta = json.loads((path / METADATA_NAME).read_text())
+    del meta["tables"]
+    (path / METADATA_NAME).write_text(json.dumps(meta))
+
+
+def test_an_upgrade_from_before_serving_tables_names_both_models_and_notices_the_mended_one(
+        tmp_path: Path, make_app: Any) -> None:
+    """A probe upgraded an install whose registry had a retrained model: /readyz said to add tables to
+    the configured model alone, stayed 503 after that was done, and after a restart served the older
+    configured model with nothing in the log but a refusal."""
+    configured = tmp_path / "model"
+    tiny_model(configured, "configured-1")
+    retrained = tmp_path / "var" / "models" / "retrained-2"
+    meta = tiny_model(retrained, "retrained-2", flip=True)
+    app = make_app(scorer=None, model_path=configured, model_check_seconds=0)  # a store, the registry
+    close_app(app)
+    with open_store(str(get_state(app).settings.database_url),
+                    secret=TEST_SECRET_KEY.encode()) as store:
+        store.register_model(meta, str(retrained))
+        store.activate_model("retrained-2", "retrain", "promoted")
+    _as_before_tables(configured)
+    _as_before_tables(retrained)
+
+    app = make_app(scorer=None, model_path=configured, model_check_seconds=0)
+    state = get_state(app)
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 503
+    reason = ready.get_json()["reason"]
+    assert "retrained-2" in reason and str(configured) in reason and "add-tables" in reason, reason
+
+    add_tables(configured)  # what the reason says, for the configured model only
+    assert state.watcher.check_once() is True
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 200, ready.get_json()
+    assert state.scorer.version == "configured-1"
+    assert ready.get_json()["refused"]["version"] == "retrained-2"  # still named, for the operator
+
+    add_tables(retrained)  # and then the registry's model: served without a restart
+    assert state.watcher.check_once() is True
+    assert state.scorer.version == "retrained-2"
+    assert "refused" not in app.test_client().get("/readyz").get_json()
