@@ -31,6 +31,7 @@ from model.errors import (
     FastPathUnsupportedError,
 )
 from model.fastpath import CompiledModel
+from model.features import FEATURES_VERSION
 from model.reasons import quiet_words
 from model.scorer import Scorer
 from model.tables import TABLES_NAME, read_tables, tables_bytes
@@ -88,6 +89,7 @@ def save_model(pipeline: Any, out_dir: str | Path, *, thresholds: Thresholds,
         meta: dict[str, Any] = dict(metadata or {})
         meta.update({
             "format_version": FORMAT_VERSION,
+            "features_version": FEATURES_VERSION,
             "version": meta.get("version") or new_version_id(created, digest),
             "created": created.isoformat(timespec="seconds"),
             "libraries": library_versions(),
@@ -136,12 +138,26 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def features_version(meta: dict[str, Any]) -> int:
+    """The features version an artifact was trained with (1 for artifacts written before it was recorded)."""
+    value = meta.get("features_version", 1)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ArtifactCorruptError(f"malformed 'features_version' in the metadata: {value!r}")
+    return value
+
+
 def verify_artifact(path: str | Path) -> dict[str, Any]:
     """Check an artifact without unpickling it; return its metadata or raise an ArtifactError."""
     meta = read_metadata(path)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactIncompatibleError(
             f"artifact format {meta.get('format_version')!r} at {path}; this release reads {FORMAT_VERSION}"
+        )
+    features = features_version(meta)
+    if features > FEATURES_VERSION:
+        raise ArtifactIncompatibleError(
+            f"artifact at {path} was trained by a newer release (features version {features}; this "
+            f"release reads up to {FEATURES_VERSION}): upgrade, or retrain it with this release"
         )
     libraries = meta.get("libraries")
     if not isinstance(libraries, dict) or not isinstance(meta.get("sha256"), str):

@@ -15,6 +15,7 @@ because of a concurrent writer.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import queue
 import random
@@ -30,6 +31,7 @@ from store.errors import (StoreBusyError, StoreClosedError, StoreCommitUnknownEr
                           StoreDatabaseError, StoreDataError)
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Params = Sequence[Any]
 
 SQLITE = "sqlite"
@@ -338,7 +340,24 @@ def _resolve(target: str) -> tuple[Dialect, Callable[[], Any]]:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except OSError as exc:
         raise StoreConfigError(f"cannot create {path}: {exc}") from exc
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        owner_only(file)
     return SQLITE_DIALECT, functools.partial(_connect_sqlite, str(path))
+
+
+def owner_only(path: Path, mode: int = 0o600) -> None:
+    """Take group and other permissions off ``path`` (ours, if it exists), saying so when it had any.
+
+    Releases before 2026-11-27 created the data directory and the SQLite files readable by
+    everyone (the usual umask); creating them owner-only does nothing for an upgraded install.
+    """
+    try:
+        st = path.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            path.chmod(mode)
+            log.warning("%s was readable by others (mode %o): made owner-only (%o)", path, st.st_mode & 0o777, mode)
+    except OSError:
+        pass  # missing (the -wal and -shm files come and go), or not ours to change: left alone
 
 
 def _connect_sqlite(path: str) -> sqlite3.Connection:

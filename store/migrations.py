@@ -10,12 +10,15 @@ serialised: PostgreSQL by a transaction-scoped advisory lock, SQLite by
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Sequence
 
 from store.db import Database, Tx
 from store.errors import MigrationError, StoreDatabaseError
 from store.records import utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -178,9 +181,13 @@ def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[
     """Bring the database up to the last of ``migrations``; return the versions applied now."""
     _check_list(migrations)
     try:
-        return db.run(lambda tx: _apply(tx, migrations))
+        applied = db.run(lambda tx: _apply(tx, migrations))
     except StoreDatabaseError as exc:
         raise MigrationError(f"schema migration failed, nothing was changed: {exc}") from exc
+    if applied:  # once per database upgrade: worth a line in the log
+        names = {m.version: m.name for m in migrations}
+        log.info("database schema migrated: %s", ", ".join(f"{v} ({names[v]})" for v in applied))
+    return applied
 
 
 def applied_versions(db: Database) -> list[int]:

@@ -12,6 +12,7 @@ import pytest
 import sklearn
 
 import model.artifact as artifact
+from model.features import FEATURES_VERSION
 from model.artifact import (
     METADATA_NAME,
     PICKLE_NAME,
@@ -219,6 +220,22 @@ def test_other_scikit_learn_patch_version_is_accepted(saved: Path) -> None:
 def test_wrong_format_version_is_refused_before_unpickling(saved: Path, no_unpickling) -> None:
     _edit_meta(saved, format_version=99)
     _refused(saved, ArtifactIncompatibleError, "format", "99")
+
+
+def test_a_model_trained_by_a_newer_releases_features_is_refused(saved: Path, no_unpickling) -> None:
+    """Its tokens are ones this code never makes: served anyway, a probe's disguised spam scored ham."""
+    assert read_metadata(saved)["features_version"] == FEATURES_VERSION
+    _edit_meta(saved, features_version=FEATURES_VERSION + 1)
+    _refused(saved, ArtifactIncompatibleError, "newer release", f"features version {FEATURES_VERSION + 1}")
+    _edit_meta(saved, features_version="2")
+    _refused(saved, ArtifactCorruptError, "features_version")
+
+
+def test_a_model_from_before_features_versions_still_loads(saved: Path) -> None:
+    meta = read_metadata(saved)
+    del meta["features_version"]
+    (saved / METADATA_NAME).write_text(json.dumps(meta))
+    assert isinstance(load_model(saved, unpickle=False), Scorer)
 
 
 def test_all_refusals_share_one_base_class(saved: Path) -> None:

@@ -240,6 +240,31 @@ def test_the_sqlite_files_are_the_owners_only(tmp_path: Path) -> None:
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
 
 
+def test_an_upgraded_installs_world_readable_files_are_made_the_owners_only(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Releases before these modes created the data directory 0755 and the database 0644 (a probe
+    upgraded such an install: they stayed so, without a word)."""
+    from store import open_store
+    from store.db import owner_only
+
+    data_dir = tmp_path / "var"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    database = data_dir / "commentguard.sqlite3"
+    with open_store(str(database), secret=b"s" * 32) as store:
+        store.create_key("https://blog.example")
+    for path in (database, data_dir / "commentguard.sqlite3-wal"):
+        if path.exists():
+            path.chmod(0o644)
+    with caplog.at_level("WARNING", logger="store.db"):
+        with open_store(str(database), secret=b"s" * 32) as store:
+            assert store.list_keys()
+        owner_only(data_dir, 0o700)  # what `commentguard serve` does with the data directory
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert "readable by others (mode 644)" in caplog.text and "readable by others (mode 755)" in caplog.text
+
+
 def test_configured_secret_wins(tmp_path: Path) -> None:
     assert resolve_secret_key(Settings(data_dir=tmp_path, secret_key="s" * 16)) == "s" * 16
     assert not (tmp_path / "secret_key").exists()

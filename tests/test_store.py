@@ -688,15 +688,18 @@ def test_feedback_from_many_processes_all_lands(store_url: str) -> None:
 
 # --- migrations -------------------------------------------------------------------
 
-def test_upgrade_from_an_earlier_migration_keeps_rows(store_url: str) -> None:
+def test_upgrade_from_an_earlier_migration_keeps_rows(store_url: str, caplog: pytest.LogCaptureFixture) -> None:
     db = Database(store_url)
     assert migrate(db, MIGRATIONS[:1]) == [1]
     old = Store(db, Privacy(SECRET))  # what the release with one migration could do
     key, info = old.create_key("https://blog.example.org", label="kept")
     old.count_usage(info.id, MONTH, api_calls=3)
     old.close()
-    with open_store(store_url, secret=SECRET) as store:
+    with caplog.at_level("INFO", logger="store.migrations"), open_store(store_url, secret=SECRET) as store:
         assert applied_versions(store.database) == [m.version for m in MIGRATIONS]
+        # The upgrade says what it did, once.
+        assert caplog.text.count("database schema migrated: 2 (") == 1, caplog.text
+        assert f"{MIGRATIONS[-1].version} ({MIGRATIONS[-1].name})" in caplog.text
         assert store.authenticate(key) == info
         assert store.usage(info.id, MONTH)["api_calls"] == 3
         assert store.add_feedback(FeedbackRecord("spam", _comment(), key_id=info.id)) > 0

@@ -18,6 +18,7 @@ from model.artifact import METADATA_NAME
 from service import server
 from service.settings import WORKER_CLASSES, Settings, SettingsError, load_settings, unknown_variables
 from store import SecretMismatchError, StoreConfigError, StoreError
+from store.db import owner_only
 
 
 @click.command("serve")
@@ -42,6 +43,7 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
     for name in unknown_variables():
         click.echo(f"warning: {name} is not a CommentGuard setting (typo?)", err=True)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database, the secret
+    owner_only(settings.data_dir, 0o700)  # made readable by others by releases before 2026-11-27
     if (worker_class or settings.worker_class) == "gevent":
         try:
             importlib.import_module("gevent")  # only to see that it is there
