@@ -128,3 +128,12 @@ def test_cli_forces_the_streaming_path(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "held-out:" in result.output
     assert read_metadata(out)["training"]["path"] == "streaming"
+
+
+def test_a_small_streamed_input_is_regularised_as_the_in_memory_path_would_be() -> None:
+    from model.pipeline import DEFAULT_C
+    from training.large import SGD_ALPHA, sgd_alpha
+
+    assert sgd_alpha(1_000_000) == SGD_ALPHA == sgd_alpha(50_000)  # the large inputs it is meant for
+    assert sgd_alpha(5_000) == pytest.approx(1 / (DEFAULT_C * 5_000))
+    assert sgd_alpha(0) == 1 / DEFAULT_C
