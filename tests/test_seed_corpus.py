@@ -12,7 +12,9 @@ from training.loaders import load_files
 from training.records import dedup_key
 from training.seed import seed_files
 
-_WORD = re.compile(r"[a-z0-9]+")
+# Letters and digits of any script: an ASCII-only pattern finds no words in a Russian,
+# Greek or Arabic row, so near-duplicates in those languages would go unnoticed.
+_WORD = re.compile(r"[^\W_]+")
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +107,11 @@ def test_near_duplicates_are_rare(rows: list[dict]) -> None:
                 if len(examples) < 10:
                     examples.append((rows[i]["_where"], rows[j]["_where"]))
     assert len(near) / len(rows) < 0.02, f"{len(near)} rows in near-duplicate pairs, e.g. {examples}"
+
+
+def test_word_sets_read_every_script() -> None:
+    assert _word_set("Спасибо за рецепт, Python 3.12!") == {"спасибо", "за", "рецепт", "python", "3", "12"}
+    assert _word_set("Ευχαριστώ για τη_συνταγή") == {"ευχαριστώ", "για", "τη", "συνταγή"}
 
 
 def test_many_rows_carry_metadata(rows: list[dict]) -> None:
