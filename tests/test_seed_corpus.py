@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.eval_data import eval_rows
 from training.loaders import load_files
 from training.records import dedup_key
 from training.seed import seed_files
@@ -121,6 +122,27 @@ def test_near_duplicates_are_rare(rows: list[dict]) -> None:
 def test_word_sets_read_every_script() -> None:
     assert _word_set("Спасибо за рецепт, Python 3.12!") == {"спасибо", "за", "рецепт", "python", "3", "12"}
     assert _word_set("Ευχαριστώ για τη_συνταγή") == {"ευχαριστώ", "για", "τη", "συνταγή"}
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b)
+
+
+def test_evaluation_set_is_not_in_the_seed(rows: list[dict]) -> None:
+    # The Cyrillic/Greek evaluation set measures the default model; a copy of one of its rows
+    # (or a near-duplicate) in the seed corpus would turn that measure into a memory test.
+    evaluation = eval_rows()
+    assert len(evaluation) >= 40
+    keys = {dedup_key(r["comment_content"]): r["_where"] for r in rows}
+    seed_sets = [(_word_set(r["comment_content"]), r["_where"]) for r in rows]
+    close = []
+    for row in evaluation:
+        assert dedup_key(row["comment_content"]) not in keys, row["comment_content"]
+        words = _word_set(row["comment_content"])
+        assert len(words) >= 3, row["comment_content"]  # every row is long enough to compare
+        close += [(row["comment_content"][:40], where) for seed, where in seed_sets
+                  if _jaccard(words, seed) >= 0.8]
+    assert close == []
 
 
 def test_many_rows_carry_metadata(rows: list[dict]) -> None:
