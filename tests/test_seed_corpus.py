@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.eval_data import eval_rows
 from training.loaders import load_files
 from training.records import dedup_key
 from training.seed import seed_files
 
-_WORD = re.compile(r"[a-z0-9]+")
+# Letters and digits of any script: an ASCII-only pattern finds no words in a Russian,
+# Greek or Arabic row, so near-duplicates in those languages would go unnoticed.
+_WORD = re.compile(r"[^\W_]+")
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +59,15 @@ def test_languages(rows: list[dict]) -> None:
     assert len(langs) >= 5, langs
     for label in ("spam", "ham"):  # each class speaks more than English
         assert len({r["lang"] for r in rows if r["label"] == label}) >= 3
+
+
+@pytest.mark.parametrize("lang", ["ru", "uk", "el"])
+def test_cyrillic_and_greek_have_ham_and_spam(rows: list[dict], lang: str) -> None:
+    # With a handful of ham against many spam, Russian text itself read as spam (ordinary
+    # comments were held); ham alone would teach the opposite. Both classes, ham the larger.
+    labels = Counter(r["label"] for r in rows if r["lang"] == lang)
+    assert labels["ham"] >= 30 and labels["spam"] >= 5, labels
+    assert labels["ham"] > labels["spam"], labels
 
 
 def test_every_row_loads_without_problems(rows: list[dict]) -> None:
@@ -105,6 +117,32 @@ def test_near_duplicates_are_rare(rows: list[dict]) -> None:
                 if len(examples) < 10:
                     examples.append((rows[i]["_where"], rows[j]["_where"]))
     assert len(near) / len(rows) < 0.02, f"{len(near)} rows in near-duplicate pairs, e.g. {examples}"
+
+
+def test_word_sets_read_every_script() -> None:
+    assert _word_set("Спасибо за рецепт, Python 3.12!") == {"спасибо", "за", "рецепт", "python", "3", "12"}
+    assert _word_set("Ευχαριστώ για τη_συνταγή") == {"ευχαριστώ", "για", "τη", "συνταγή"}
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b)
+
+
+def test_evaluation_set_is_not_in_the_seed(rows: list[dict]) -> None:
+    # The Cyrillic/Greek evaluation set measures the default model; a copy of one of its rows
+    # (or a near-duplicate) in the seed corpus would turn that measure into a memory test.
+    evaluation = eval_rows()
+    assert len(evaluation) >= 40
+    keys = {dedup_key(r["comment_content"]): r["_where"] for r in rows}
+    seed_sets = [(_word_set(r["comment_content"]), r["_where"]) for r in rows]
+    close = []
+    for row in evaluation:
+        assert dedup_key(row["comment_content"]) not in keys, row["comment_content"]
+        words = _word_set(row["comment_content"])
+        assert len(words) >= 3, row["comment_content"]  # every row is long enough to compare
+        close += [(row["comment_content"][:40], where) for seed, where in seed_sets
+                  if _jaccard(words, seed) >= 0.8]
+    assert close == []
 
 
 def test_many_rows_carry_metadata(rows: list[dict]) -> None:
