@@ -15,7 +15,7 @@ import click
 
 from commentguard.context import open_store_from_settings
 from model.artifact import METADATA_NAME
-from service import server
+from service import logging_setup, server
 from service.settings import WORKER_CLASSES, Settings, SettingsError, load_settings, unknown_variables
 from store import SecretMismatchError, StoreConfigError, StoreError
 from store.db import owner_only
@@ -42,6 +42,9 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
         raise click.ClickException(str(exc)) from exc
     for name in unknown_variables():
         click.echo(f"warning: {name} is not a CommentGuard setting (typo?)", err=True)
+    # JSON lines from here on, as the workers write: what opening the store logs (migrations
+    # applied, permissions tightened) goes out before gunicorn starts.
+    logging_setup.configure_logging(settings.log_level)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database, the secret
     owner_only(settings.data_dir, 0o700)  # made readable by others by releases before 2026-11-27
     if (worker_class or settings.worker_class) == "gevent":
