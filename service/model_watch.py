@@ -293,13 +293,7 @@ class ModelWatcher:
             self._refuse(active, path, f"loading failed: {type(exc).__name__}: {exc}", fingerprint)
             return False
         old = self.state.scorer.version if self.state.scorer is not None else None
-        # The swap: two reference assignments, no lock on the request path.
-        self.state.thresholds = thresholds
-        self.state.scorer = scorer
-        _report_version(scorer.version)
-        if self.startup_reason is not None and self.state.not_ready_reason == self.startup_reason:
-            self.state.not_ready_reason = None
-            self.startup_reason = None
+        self._serve(scorer, thresholds)
         self._refusals.pop(active.version, None)
         self.refused = None
         self.reloads += 1
@@ -307,6 +301,16 @@ class ModelWatcher:
             log.warning("model %s -> %s loaded from %s in %.2f s (process %d)", old, active.version, path,
                         time.monotonic() - started, os.getpid())
         return True
+
+    def _serve(self, scorer: "Scorer", thresholds: Optional["Thresholds"]) -> None:
+        """Serve ``scorer`` from the next request on, and clear the not-ready reason the start left."""
+        # The swap: two reference assignments, no lock on the request path.
+        self.state.thresholds = thresholds
+        self.state.scorer = scorer
+        _report_version(scorer.version)
+        if self.startup_reason is not None and self.state.not_ready_reason == self.startup_reason:
+            self.state.not_ready_reason = None
+            self.startup_reason = None
 
     def _retry_fallback(self) -> bool:
         """While nothing is served: load the configured model once its files change (mended
@@ -325,12 +329,7 @@ class ModelWatcher:
         except (ArtifactError, SettingsError) as exc:
             log.error("the configured model %s is still refused: %s", fallback, exc)
             return False
-        self.state.thresholds = thresholds
-        self.state.scorer = scorer
-        _report_version(scorer.version)
-        if self.startup_reason is not None and self.state.not_ready_reason == self.startup_reason:
-            self.state.not_ready_reason = None
-            self.startup_reason = None
+        self._serve(scorer, thresholds)
         self._fallback_fingerprint = None
         refused = self.refused.version if self.refused is not None else "?"
         log.error("serving the configured model %s (%s) instead of the registry's active model %s, "
