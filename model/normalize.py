@@ -265,7 +265,8 @@ def parse_link(url: str, *, obfuscated: bool = False) -> Link | None:
         host = host[4:]
     # Disguises a reader does not see through: a user name that looks like a host
     # ("http://google.com@evil.example/"), an address written as one number or in hex.
-    if "@" in parts.netloc or (numeric and not _DOTTED_QUAD.fullmatch(host)):
+    user, at, _ = parts.netloc.rpartition("@")
+    if (at and "." in user) or (numeric and not _DOTTED_QUAD.fullmatch(host)):
         obfuscated = True
     return Link(url=url, host=host, tld="ip" if numeric else host.rsplit(".", 1)[-1], obfuscated=obfuscated)
 

@@ -373,6 +373,11 @@ def test_links_written_in_less_common_forms_are_found(text: str, host: str, obfu
     assert norm.email_domains == ()
 
 
+def test_a_plain_user_name_in_a_link_is_no_disguise() -> None:
+    (link,) = normalize("clone https://user@example.com/repo").links
+    assert (link.host, link.obfuscated) == ("example.com", False)
+
+
 def test_an_address_host_is_named_as_one() -> None:
     (link,) = normalize("http://203.0.113.5/offer").links
     assert (link.tld, link.obfuscated) == ("ip", False)
