@@ -20,6 +20,7 @@ import os
 import queue
 import random
 import sqlite3
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -353,7 +354,9 @@ def owner_only(path: Path, mode: int = 0o600) -> None:
     """
     try:
         st = path.stat()
-        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        # Only a file or directory of ours: never a device (a database path linked to /dev/null).
+        ours = st.st_uid == os.geteuid() and (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode))
+        if st.st_mode & 0o077 and ours:
             path.chmod(mode)
             log.warning("%s was readable by others (mode %o): made owner-only (%o)", path, st.st_mode & 0o777, mode)
     except OSError:
