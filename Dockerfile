@@ -71,7 +71,8 @@ RUN groupadd --gid 10001 commentguard \
  && useradd -l --uid 10001 --gid commentguard --no-create-home \
             --home-dir /var/lib/commentguard --shell /usr/sbin/nologin commentguard \
  && mkdir -p /var/lib/commentguard /var/lib/commentguard-models \
- && chown commentguard:commentguard /var/lib/commentguard /var/lib/commentguard-models
+ && chown commentguard:commentguard /var/lib/commentguard /var/lib/commentguard-models \
+ && chmod 0700 /var/lib/commentguard
 
 # Trust the public CAs only. deploy/build-base-image.sh copies the build machine's own CAs (a
 # TLS-intercepting proxy's, so pip works behind it) into the base image; they stay in the build

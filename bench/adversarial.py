@@ -57,6 +57,8 @@ BODIES: dict[str, Callable[[int], str]] = {
     "look-alikes in every word": repeated("саsinо "),
     "stacked combining marks": repeated("a\u0336\u0334\u0335 "),
     "quoted BBCode links, unclosed": repeated('[url="'),
+    "an anchor's href followed by spaces": lambda size: "<a href=" + " " * size + ">",
+    "dotted capitals ('1.A.1.A...')": repeated("1.A."),
 }
 
 

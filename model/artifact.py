@@ -138,11 +138,13 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def features_version(meta: dict[str, Any]) -> int:
+def features_version(meta: dict[str, Any], path: str | Path = "") -> int:
     """The features version an artifact was trained with (1 for artifacts written before it was recorded)."""
     value = meta.get("features_version", 1)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ArtifactCorruptError(f"malformed 'features_version' in the metadata: {value!r}")
+        where = f"{path}/{METADATA_NAME}" if path else METADATA_NAME
+        raise ArtifactCorruptError(f"{where} has a malformed 'features_version': {json.dumps(value)} "
+                                   "(a whole number from 1)")
     return value
 
 
@@ -153,7 +155,7 @@ def verify_artifact(path: str | Path) -> dict[str, Any]:
         raise ArtifactIncompatibleError(
             f"artifact format {meta.get('format_version')!r} at {path}; this release reads {FORMAT_VERSION}"
         )
-    features = features_version(meta)
+    features = features_version(meta, path)
     if features > FEATURES_VERSION:
         raise ArtifactIncompatibleError(
             f"artifact at {path} was trained by a newer release (features version {features}; this "

@@ -33,7 +33,9 @@ _IDEOGRAPHIC_DOT = re.compile(r"(?<=[A-Za-z0-9])\u3002(?=[A-Za-z0-9])")
 # or "[url=[url=..." takes seconds to minutes (quadratic), holding a worker. An anchor's
 # attributes stop at the next "<", a BBCode value at the next "[", a host at 16 labels, and a
 # run of whitespace is entered only at its start. tests/test_normalize.py times them.
-_HREF = re.compile(r"""<a\b[^<>]*?\bhref\s*=\s*["']?\s*([^"'\s>]+)""", re.IGNORECASE)
+# (Spaces after the quote only: "\s*["']?\s*" let a run of spaces be split two ways at every
+# start, and '<a href=' then 64 KiB of spaces took 52 s.)
+_HREF = re.compile(r"""<a\b[^<>]*?\bhref\s*=\s*(?:["']\s*)?([^"'\s>]+)""", re.IGNORECASE)
 # The value may be quoted (XenForo writes [url="..."]); the quotes are not part of the URL.
 _BBCODE_URL = re.compile(r"""\[url=\s*["']?([^\[\]\s"']+)["']?\s*\]""", re.IGNORECASE)
 _BBCODE_TAG = re.compile(r"\[/?(?:url|b|i|u|img|link)(?:=[^\[\]]*)?\]", re.IGNORECASE)
@@ -54,6 +56,8 @@ COMMON_TLDS: frozenset[str] = frozenset(
 #: not taken for a link, though "http://x.me" and "www.x.me" still are.
 _WORDLIKE_TLDS = frozenset("me to be in it am no us id at is so do my go on an as or up we he".split())
 _BARE_TLDS = "|".join(sorted(COMMON_TLDS - _WORDLIKE_TLDS, key=len, reverse=True))
+#: TLDs a bare domain in capitals may end with: none of them an English word.
+_CAPITAL_TLDS = "COM|NET|ORG|INFO|BIZ|XYZ|RU"
 #: TLDs no sentence ends a clause with, so "example ,com" or "example dot com" is a link.
 #: An ordinary comma ("Great article, top notch", "Thanks, net result") is not an
 #: obfuscated dot, nor is an article before the TLD ("the dot com bubble", "a .com").
@@ -80,8 +84,9 @@ _URL = re.compile(
     r"""(?i:(?:https?://|www\.)[^\s<>"'()\[\]{}]+)"""
     rf"""|(?i:\b(?:[a-z0-9](?:[a-z0-9-]{{0,62}}[a-z0-9])?\.){{1,16}})(?:{_BARE_TLDS})\b(?:/[^\s<>"'()]*)?"""
     r"""|\b(?:t\.me|wa\.me|is\.gd|x\.co|u\.to)/[^\s<>"'()]+"""
-    # A bare domain in capitals, TLD included ("CHEAP-PILLS.COM"): "works.It" stays a typo.
-    rf"""|\b(?:[A-Z0-9](?:[A-Z0-9-]{{0,62}}[A-Z0-9])?\.){{1,16}}(?:{_BARE_TLDS.upper()})\b(?:/[^\s<>"'()]*)?"""
+    # A bare domain in capitals, TLD included ("CHEAP-PILLS.COM"), on TLDs that are no words:
+    # "I READ IT TWICE.SHOP OWNERS" and "NICE WORK.PRO TIP" are sentences without a space.
+    rf"""|\b(?:[A-Z0-9](?:[A-Z0-9-]{{0,62}}[A-Z0-9])?\.){{1,16}}(?:{_CAPITAL_TLDS})\b(?:/[^\s<>"'()]*)?"""
 )
 #: What every match of ``_URL`` contains: ``://``, ``www.``, or a letter or digit, a dot and a
 #: lowercase letter (``t.me``, a bare domain's ``e.com``: their TLDs are matched case-sensitively;
@@ -93,6 +98,8 @@ _EMAIL = re.compile(r"\b[\w.+-]{1,64}@([a-z0-9-]+(?:\.[a-z0-9-]+)+)\b", re.IGNOR
 _TRAILING_PUNCT = ".,;:!?)]}'\""
 #: One to three words said three or more times in a row (a backreference: slow, run rarely).
 _REPEATED = re.compile(r"\b(\w+(?:\W+\w+){0,2}?)(?:\W+\1\b){2,}")
+_OTHER_SCHEME = re.compile(r"(?:mailto|tel|sms|callto|javascript|data|file|ftp|news|irc|skype|whatsapp):",
+                           re.IGNORECASE)
 #: An IPv4 address in any form a browser takes: dotted decimal, one number, hex or octal parts.
 _NUMERIC_HOST = re.compile(r"(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}")
 _DOTTED_QUAD = re.compile(r"(?:[1-9]?[0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])(?:\.(?:[1-9]?[0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])){3}")
@@ -186,9 +193,10 @@ def _clean(raw: str) -> tuple[str, bool]:
         text = decoded
     if not text.isascii():  # most comments are ASCII, which is NFKC-stable and holds no invisible character
         text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
-        if "\u3002" in text:  # an ideographic full stop between Latin letters is a dot in a host
-            text = _IDEOGRAPHIC_DOT.sub(".", text)
-    return undisguise(text)
+    text, disguised = undisguise(text)
+    if "\u3002" in text:  # an ideographic full stop between Latin letters (undisguised) is a dot in a host
+        text = _IDEOGRAPHIC_DOT.sub(".", text)
+    return text, disguised
 
 
 def normalize(raw: str) -> NormalizedText:
@@ -246,6 +254,8 @@ def normalize(raw: str) -> NormalizedText:
 def parse_link(url: str, *, obfuscated: bool = False) -> Link | None:
     """A :class:`Link` for a URL or bare domain, or ``None`` when it has no usable host."""
     candidate = url.strip()
+    if _OTHER_SCHEME.match(candidate):  # mailto:, tel:, javascript: ... (an href can be any of them)
+        return None
     schemed = re.match(r"^[a-z][a-z0-9+.-]*://", candidate, re.IGNORECASE) is not None
     if candidate.startswith("//"):  # protocol-relative, as in <a href="//example.com/">
         candidate, schemed = "http:" + candidate, True

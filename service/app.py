@@ -21,7 +21,6 @@ from flask import Flask, current_app
 
 from model.artifact import load_model
 from model.errors import ArtifactError
-from model.features import FEATURES_VERSION
 from model.scorer import Scorer
 from model.verdict import TIERS, Thresholds
 from service import errors
@@ -254,11 +253,9 @@ def load_scorer(state: ServiceState, path: Path | None) -> str | None:
             log.warning("model %s has no serving tables (it was saved by an older release): each worker "
                         "unpickles it and imports scikit-learn, about a second and 90 MiB more; retrain it "
                         "to serve from tables", state.scorer.version)
-        trained_with = state.scorer.metadata.get("features_version", 1)
-        if isinstance(trained_with, int) and trained_with < FEATURES_VERSION:
-            log.warning("model %s was trained with an older release's features (version %s, this release "
-                        "has %s): it serves, but text this release normalises differently scores less "
-                        "well; retrain it", state.scorer.version, trained_with, FEATURES_VERSION)
+        from service.model_watch import warn_if_older_features  # imported with the watcher, above
+
+        warn_if_older_features(state.scorer)
         if engine != "c" and state.settings.scoring_engine == "auto":
             log.warning("the compiled scoring core (model._fastcore) is not built: scoring with numpy, "
                         "about 1.4x slower per comment; reinstall where a C compiler is available")

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from model.artifact import METADATA_NAME, PICKLE_NAME, TABLES_NAME, load_model, read_metadata, verify_artifact
 from model.errors import ArtifactError
+from model.features import FEATURES_VERSION
 from service import readiness
 from service.settings import SettingsError
 from store import ActiveModel, StoreError
@@ -236,8 +237,8 @@ class ModelWatcher:
         self.startup_reason = reason
         refused = self.refused
         fallback = Path(self.state.settings.model_path)  # type: ignore[arg-type]
-        if refused is None or path != fallback:
-            return
+        if refused is None or path != fallback or _same_place(refused.path, fallback):
+            return  # no stand-in (the usual install: the registry's model is the configured one)
         if reason is None:
             log.error("serving the configured model %s (%s) instead of the registry's active model %s, "
                       "which was refused: %s", self.state.scorer.version if self.state.scorer else "?",
@@ -293,13 +294,14 @@ class ModelWatcher:
             self._refuse(active, path, f"loading failed: {type(exc).__name__}: {exc}", fingerprint)
             return False
         old = self.state.scorer.version if self.state.scorer is not None else None
+        recovered = old is None and self.startup_reason is not None  # not ready since the start
         self._serve(scorer, thresholds)
         self._refusals.pop(active.version, None)
         self.refused = None
         self.reloads += 1
-        if old is not None:
-            log.warning("model %s -> %s loaded from %s in %.2f s (process %d)", old, active.version, path,
-                        time.monotonic() - started, os.getpid())
+        if old is not None or recovered:
+            log.warning("model %s -> %s loaded from %s in %.2f s (process %d)", old or "(none)", active.version,
+                        path, time.monotonic() - started, os.getpid())
         return True
 
     def _serve(self, scorer: "Scorer", thresholds: Optional["Thresholds"]) -> None:
@@ -308,6 +310,7 @@ class ModelWatcher:
         self.state.thresholds = thresholds
         self.state.scorer = scorer
         _report_version(scorer.version)
+        warn_if_older_features(scorer)
         if self.startup_reason is not None and self.state.not_ready_reason == self.startup_reason:
             self.state.not_ready_reason = None
             self.startup_reason = None
@@ -331,9 +334,12 @@ class ModelWatcher:
             return False
         self._serve(scorer, thresholds)
         self._fallback_fingerprint = None
-        refused = self.refused.version if self.refused is not None else "?"
-        log.error("serving the configured model %s (%s) instead of the registry's active model %s, "
-                  "which is still refused", scorer.version, fallback, refused)
+        refused = self.refused
+        if refused is not None and not _same_place(refused.path, fallback):
+            log.error("serving the configured model %s (%s) instead of the registry's active model %s, "
+                      "which is still refused", scorer.version, fallback, refused.version)
+        else:
+            log.warning("model %s loaded from %s: ready", scorer.version, fallback)
         return True
 
     def _refuse(self, active: ActiveModel, path: Path, reason: str,
@@ -354,6 +360,22 @@ class ModelWatcher:
         return out
 
 
+def warn_if_older_features(scorer: "Scorer") -> None:
+    """Log a warning when ``scorer`` was trained with an older release's features (it serves)."""
+    trained_with = scorer.metadata.get("features_version", 1)
+    if isinstance(trained_with, int) and trained_with < FEATURES_VERSION:
+        log.warning("model %s was trained with an older release's features (version %s, this release has "
+                    "%s): it serves, but text this release normalises differently scores less well; "
+                    "retrain it", scorer.version, trained_with, FEATURES_VERSION)
+
+
+def _same_place(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return str(a) == str(b)
+
+
 def _report_version(version: str) -> None:
     try:
         from service import metrics
@@ -362,4 +384,4 @@ def _report_version(version: str) -> None:
     metrics.set_model_version(version)
 
 
-__all__ = ["ModelWatcher", "Refusal", "artifact_path", "servable_model"]
+__all__ = ["ModelWatcher", "Refusal", "artifact_path", "servable_model", "warn_if_older_features"]

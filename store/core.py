@@ -50,6 +50,7 @@ def open_store(url_or_path: str, *, secret: bytes, store_personal_data: bool = F
     try:
         migrate(db)
         _check_secret(db, privacy)
+        db.tighten_sqlite_files()  # only now is the file known to be this store's database
     except BaseException:
         db.close()
         raise

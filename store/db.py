@@ -203,6 +203,16 @@ class Database:
         if self.dialect.name == SQLITE:
             self._init_sqlite_file()
 
+    def tighten_sqlite_files(self) -> None:
+        """Make a SQLite database's files owner-only (see :func:`owner_only`); nothing for PostgreSQL.
+
+        Called once the file has opened as this store's database, never on a path merely named.
+        """
+        if self.dialect.name == SQLITE:
+            path = Path(self._connect.args[0])  # type: ignore[attr-defined]
+            for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                owner_only(file)
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -341,26 +351,35 @@ def _resolve(target: str) -> tuple[Dialect, Callable[[], Any]]:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     except OSError as exc:
         raise StoreConfigError(f"cannot create {path}: {exc}") from exc
-    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        owner_only(file)
     return SQLITE_DIALECT, functools.partial(_connect_sqlite, str(path))
 
 
 def owner_only(path: Path, mode: int = 0o600) -> None:
-    """Take group and other permissions off ``path`` (ours, if it exists), saying so when it had any.
+    """Take group and other permissions off ``path``, saying so when it had any.
 
     Releases before 2026-11-27 created the data directory and the SQLite files readable by
     everyone (the usual umask); creating them owner-only does nothing for an upgraded install.
+    Only a plain file or directory of ours is changed: not a symbolic link (its target may be
+    anyone's), a device, or a shared directory with the sticky bit (``/tmp``); one that is
+    readable by others and not ours is logged and left alone.
     """
     try:
-        st = path.stat()
-        # Only a file or directory of ours: never a device (a database path linked to /dev/null).
-        ours = st.st_uid == os.geteuid() and (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode))
-        if st.st_mode & 0o077 and ours:
-            path.chmod(mode)
-            log.warning("%s was readable by others (mode %o): made owner-only (%o)", path, st.st_mode & 0o777, mode)
+        st = path.lstat()
     except OSError:
-        pass  # missing (the -wal and -shm files come and go), or not ours to change: left alone
+        return  # missing: the -wal and -shm files come and go
+    plain = stat.S_ISREG(st.st_mode) or (stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_ISVTX)
+    if not st.st_mode & 0o077 or not plain:
+        return
+    if st.st_uid != os.geteuid():
+        log.warning("%s is readable by others (mode %o) and not this user's to change", path, st.st_mode & 0o7777)
+        return
+    try:
+        path.chmod(mode)
+    except OSError as exc:
+        log.warning("%s is readable by others (mode %o) and could not be made owner-only: %s",
+                    path, st.st_mode & 0o7777, exc)
+        return
+    log.warning("%s was readable by others (mode %o): made owner-only (%o)", path, st.st_mode & 0o7777, mode)
 
 
 def _connect_sqlite(path: str) -> sqlite3.Connection:

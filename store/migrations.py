@@ -181,12 +181,14 @@ def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[
     """Bring the database up to the last of ``migrations``; return the versions applied now."""
     _check_list(migrations)
     try:
-        applied = db.run(lambda tx: _apply(tx, migrations))
+        applied, fresh = db.run(lambda tx: _apply(tx, migrations))
     except StoreDatabaseError as exc:
         raise MigrationError(f"schema migration failed, nothing was changed: {exc}") from exc
-    if applied:  # once per database upgrade: worth a line in the log
-        names = {m.version: m.name for m in migrations}
-        log.info("database schema migrated: %s", ", ".join(f"{v} ({names[v]})" for v in applied))
+    if applied:
+        names = ", ".join(f"{v} ({m.name})" for m in migrations for v in applied if m.version == v)
+        # An upgrade, once, whichever command opened the database first: a warning, so that a
+        # command line shows it too. A new database is no news.
+        (log.info if fresh else log.warning)("database schema %s: %s", "created" if fresh else "migrated", names)
     return applied
 
 
@@ -202,7 +204,8 @@ def _check_list(migrations: Sequence[Migration]) -> None:
         raise MigrationError(f"migrations must be numbered 1, 2, 3… in order, got {versions}")
 
 
-def _apply(tx: Tx, migrations: Sequence[Migration]) -> list[int]:
+def _apply(tx: Tx, migrations: Sequence[Migration]) -> tuple[list[int], bool]:
+    """The versions applied, and whether the database had none before (a new one)."""
     tx.lock_schema()
     tx.execute(tx.dialect.ddl(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -226,4 +229,4 @@ def _apply(tx: Tx, migrations: Sequence[Migration]) -> list[int]:
             (migration.version, migration.name, utcnow()),
         )
         applied.append(migration.version)
-    return applied
+    return applied, not done

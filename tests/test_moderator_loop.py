@@ -484,3 +484,45 @@ def test_an_upgrade_from_before_serving_tables_names_both_models_and_notices_the
     assert state.watcher.check_once() is True
     assert state.scorer.version == "retrained-2"
     assert "refused" not in app.test_client().get("/readyz").get_json()
+
+
+def test_a_refused_configured_model_is_named_once_and_its_recovery_is_logged(
+        tmp_path: Path, make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """The usual install: the registry's active model is the configured one. A probe saw its refusal
+    stated twice in /readyz, and once mended, an error that it was served 'instead of' itself."""
+    configured = tmp_path / "model"
+    tiny_model(configured, "configured-1")
+    app = make_app(scorer=None, model_path=configured, model_check_seconds=0)  # registers it
+    close_app(app)
+    _as_before_tables(configured)
+    app = make_app(scorer=None, model_path=configured, model_check_seconds=0)
+    state = get_state(app)
+    reason = app.test_client().get("/readyz").get_json()["reason"]
+    assert reason.count("has no serving tables") == 1, reason
+    add_tables(configured)
+    with caplog.at_level("WARNING", logger="service.model_watch"):
+        assert state.watcher.check_once() is True
+    assert app.test_client().get("/readyz").status_code == 200
+    assert "instead of" not in caplog.text
+    assert "configured-1 loaded from" in caplog.text, caplog.text  # the recovery is in the log
+
+
+def test_a_model_of_older_features_is_warned_about_when_it_becomes_active(
+        tmp_path: Path, make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    configured = tmp_path / "model"
+    tiny_model(configured, "configured-1")
+    older = tmp_path / "var" / "models" / "older-0"
+    meta = tiny_model(older, "older-0", flip=True)
+    meta_path = older / METADATA_NAME
+    stored = json.loads(meta_path.read_text())
+    del stored["features_version"]  # as releases before 2026-11-28 wrote it
+    meta_path.write_text(json.dumps(stored))
+    app = make_app(scorer=None, model_path=configured, model_check_seconds=0)
+    state = get_state(app)
+    with open_store(str(state.settings.database_url), secret=TEST_SECRET_KEY.encode()) as store:
+        store.register_model({**meta, **stored}, str(older))
+        store.activate_model("older-0", "operator", "rolled back")
+    with caplog.at_level("WARNING", logger="service.model_watch"):
+        assert state.watcher.check_once() is True
+    assert state.scorer.version == "older-0"
+    assert "trained with an older release's features" in caplog.text

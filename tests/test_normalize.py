@@ -276,7 +276,7 @@ def test_an_article_before_dot_com_stays_text_whatever_the_spaces() -> None:
     ("Buy сheap viаgra", "Buy cheap viagra"),            # Cyrillic с and а inside Latin words
     ("CАSINO bonus", "CASINO bonus"),                     # a capital Cyrillic А
     ("frее spіns", "free spins"),                         # Cyrillic е and Ukrainian і
-    ("ρаypal login", "paypal login"),                     # Greek ρ and Cyrillic а in one word
+    ("раypal lοgin", "paypal login"),                     # Cyrillic р and а, a Greek ο
     ("ᴄᴀsɪɴᴏ bonus", "casino bonus"),                     # Latin small capitals
 ])
 def test_lookalike_letters_are_read_as_latin(disguised: str, plain: str) -> None:
@@ -319,6 +319,49 @@ def test_other_letter_disguises_are_read_as_the_word(disguised: str, plain: str)
     norm = normalize(disguised)
     assert norm.text == plain
     assert norm.disguised_letters is True
+
+
+@pytest.mark.parametrize("text", [
+    "E = hν, and P = ρgh",                    # physics writes ν and ρ inside Latin words
+    "the vowel in bɪt, the /ʀ/ of French",    # one small capital: phonetics
+    "dǫǫ and ǫl",                              # ǫ is a letter (Navajo, Old Norse), not a small Q
+    "Ѕвер е град во Македонија",              # Macedonian ѕ in Cyrillic text
+    "һава бик яхшы бүген",                    # Tatar һ in Cyrillic text
+])
+def test_letters_other_writers_use_are_left_alone(text: str) -> None:
+    norm = normalize(text)
+    assert norm.text == text
+    assert norm.disguised_letters is False
+
+
+@pytest.mark.parametrize("text, plain", [
+    ("Ọ̀rọ̀ ni o", "Ọrọ ni o"),                 # Yoruba tones on a dotted letter: read, not a disguise
+    ("за́мок и замо́к", "замок и замок"),         # Russian stress marks
+])
+def test_accents_without_a_precomposed_letter_are_dropped_but_not_called_a_disguise(text: str, plain: str) -> None:
+    norm = normalize(text)
+    assert norm.text == plain
+    assert norm.disguised_letters is False
+
+
+def test_emoji_keycaps_keep_their_mark() -> None:
+    norm = normalize("1\ufe0f\u20e3 first 2\ufe0f\u20e3 second 3\ufe0f\u20e3 third")
+    assert norm.text.count("\u20e3") == 3 and norm.disguised_letters is False
+
+
+def test_a_disguised_host_with_an_ideographic_full_stop_is_found() -> None:
+    assert [link.host for link in normalize("Visit ᴄᴀsɪɴᴏ。ᴄᴏᴍ now").links] == ["casino.com"]
+
+
+@pytest.mark.parametrize("text", ["I READ IT TWICE.SHOP OWNERS WILL LOVE IT", "NICE WORK.PRO TIP: SALT FIRST",
+                                  "I'M RETIRED.LIFE IS SLOW BUT GOOD"])
+def test_a_sentence_in_capitals_without_a_space_is_no_link(text: str) -> None:
+    assert normalize(text).links == ()
+
+
+def test_a_mailto_href_is_no_web_link() -> None:
+    norm = normalize("Write to <a href='mailto:jane.doe@gmail.com'>Jane</a> for the slides")
+    assert norm.links == ()
 
 
 @pytest.mark.parametrize("spelt, word", [

@@ -265,6 +265,32 @@ def test_an_upgraded_installs_world_readable_files_are_made_the_owners_only(
     assert "readable by others (mode 644)" in caplog.text and "readable by others (mode 755)" in caplog.text
 
 
+def test_permissions_are_left_alone_where_they_are_not_the_services(tmp_path: Path) -> None:
+    """A probe pointed the database at another program's config file (made 0600, then refused as
+    no database) and the data directory at a shared 1777 one (made 0700)."""
+    from store import StoreError, open_store
+    from store.db import owner_only
+
+    config = tmp_path / "other.conf"
+    config.write_text("not a database, " * 100)
+    config.chmod(0o644)
+    with pytest.raises(StoreError):
+        open_store(str(config), secret=b"s" * 32)
+    assert stat.S_IMODE(config.stat().st_mode) == 0o644
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    owner_only(shared, 0o700)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    target = tmp_path / "target"
+    target.mkdir()
+    target.chmod(0o755)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    owner_only(link, 0o700)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
 def test_configured_secret_wins(tmp_path: Path) -> None:
     assert resolve_secret_key(Settings(data_dir=tmp_path, secret_key="s" * 16)) == "s" * 16
     assert not (tmp_path / "secret_key").exists()

@@ -46,7 +46,8 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
     # applied, permissions tightened) goes out before gunicorn starts.
     logging_setup.configure_logging(settings.log_level)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database, the secret
-    owner_only(settings.data_dir, 0o700)  # made readable by others by releases before 2026-11-27
+    if (settings.data_dir / "secret_key").is_file() or any(settings.data_dir.glob("commentguard.sqlite3*")):
+        owner_only(settings.data_dir, 0o700)  # ours, made readable by others by releases before 2026-11-27
     if (worker_class or settings.worker_class) == "gevent":
         try:
             importlib.import_module("gevent")  # only to see that it is there
