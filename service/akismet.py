@@ -8,7 +8,7 @@ ones. The answers it gives when it cannot give a verdict:
 
 * no key, or an unknown or revoked key: ``invalid`` with ``X-akismet-debug-help``;
 * a missing required field (``blog``, ``user_ip``): ``Missing required field: user_ip.``;
-* a body over ``max_body_bytes``: ``Request body too large: at most N bytes.``;
+* a body over ``akismet_max_body_bytes``: ``Request body too large: at most N bytes.``;
 * the model or the store unavailable, or an unexpected error: ``Temporarily unavailable: ...``.
 
 The last three are bodies no client accepts as a verdict: the PyPI client
@@ -114,7 +114,8 @@ def read_form(*, post_only: bool = True) -> AkismetForm:
     """The request's fields (body and query string), or an :class:`Answer`."""
     if post_only and request.method != "POST":
         raise Answer(protocol_error("This endpoint takes POST requests."))
-    limit = get_state().settings.max_body_bytes
+    limit = get_state().settings.akismet_max_body_bytes
+    request.max_content_length = limit  # this request's own (werkzeug holds bodies to it)
     try:
         body = read_body(request, limit) if request.method == "POST" else b""
     except BodyTooLarge:

@@ -144,7 +144,9 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     logging_setup.configure_logging(settings.log_level)
     app = ServiceFlask(__name__)
     logging_setup.init_app(app)  # first: the request id is set before any other hook logs
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # the Akismet views set their own
+    # What the HTTP worker reads in full before a thread takes a request (service.gthread_worker).
+    app.config["COMMENTGUARD_LARGEST_BODY"] = max(settings.max_body_bytes, settings.akismet_max_body_bytes)
     app.config["COMMENTGUARD_MAX_BATCH_ITEMS"] = settings.max_batch_items  # for the OpenAPI document
     # Keep keys in the order the views wrote them: verdict first reads better than sorted.
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -249,7 +249,10 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
         """Load the app (gunicorn does so in the worker, before it runs), and read its body limit."""
         super().load_wsgi()
         config = getattr(self.wsgi, "config", None)
-        limit = config.get("MAX_CONTENT_LENGTH") if isinstance(config, dict) else None
+        # The largest any endpoint takes (Akismet's is larger than the JSON API's); a body over
+        # an endpoint's own smaller limit arrives in full, and the app answers 413 for it.
+        limit = (config.get("COMMENTGUARD_LARGEST_BODY") or config.get("MAX_CONTENT_LENGTH")
+                 if isinstance(config, dict) else None)
         if isinstance(limit, int) and limit > 0:
             self.body_limit = limit
 

@@ -153,8 +153,12 @@ SETTINGS: tuple[_Spec, ...] = (
           "where it was not built), `numpy`, the same steps in numpy (1.4x slower per comment; to "
           "rule the core out when diagnosing), or `auto`: `c` when it was built, else `numpy`."),
     _Spec("max_body_bytes", _parse_int, "65536",
-          "Largest request body accepted; larger bodies get 413 on the JSON API and the 200 text "
-          "answer `Request body too large: ...` on Akismet."),
+          "Largest request body the JSON API (and every endpoint but Akismet's) accepts; larger "
+          "bodies get 413."),
+    _Spec("akismet_max_body_bytes", _parse_int, "524288",
+          "Largest request body the Akismet API accepts; larger bodies get the 200 text answer "
+          "`Request body too large: ...`. Larger than the JSON API's: the WordPress plugin sends "
+          "the comment twice, percent-encoded, and WordPress takes comments of up to 65,525 bytes."),
     _Spec("max_batch_items", _parse_int, "100",
           "Most comments one `POST /api/v1/check/batch` may carry."),
     _Spec("threshold_unsure", _parse_float, "(from the model)",
@@ -251,6 +255,7 @@ class Settings:
     reuse_port: bool = True
     scoring_engine: str = "auto"
     max_body_bytes: int = 65536
+    akismet_max_body_bytes: int = 524288
     max_batch_items: int = 100
     threshold_unsure: float | None = None
     threshold_spam: float | None = None
@@ -333,6 +338,8 @@ def _validate(s: Settings) -> None:
     check("scoring_engine", s.scoring_engine in SCORING_ENGINES,
           f"must be one of {', '.join(SCORING_ENGINES)}, got {s.scoring_engine!r}")
     check("max_body_bytes", s.max_body_bytes >= 1, f"must be at least 1, got {s.max_body_bytes}")
+    check("akismet_max_body_bytes", s.akismet_max_body_bytes >= 1,
+          f"must be at least 1, got {s.akismet_max_body_bytes}")
     check("max_batch_items", s.max_batch_items >= 1, f"must be at least 1, got {s.max_batch_items}")
     check("model_check_seconds", 0 <= s.model_check_seconds <= MAX_CHECK_SECONDS,
           f"must be 0 (no hot reload) to {MAX_CHECK_SECONDS:g}, got {s.model_check_seconds}")

@@ -253,8 +253,22 @@ def test_missing_required_field(client: FlaskClient, api_key: str, missing: str)
 
 def test_one_megabyte_body_gets_a_protocol_answer(client: FlaskClient, api_key: str) -> None:
     response = post(client, "/1.1/comment-check", base(api_key, comment_content="x" * 1_000_000))
-    assert_protocol_error(response, "Request body too large: at most 65536 bytes.")
+    assert_protocol_error(response, "Request body too large: at most 524288 bytes.")
     assert response.headers["X-akismet-error"]
+
+
+def test_a_long_wordpress_comment_is_checked_while_the_json_api_keeps_its_limit(
+        client: FlaskClient, api_key: str) -> None:
+    """The WordPress plugin sends the comment twice, percent-encoded: 20,000 Russian characters
+    are about 230 KB, and the JSON API's 64 KiB used to refuse them, holding up the plugin's
+    recheck of every comment after them."""
+    text = "Длинный комментарий о рецепте хлеба. " * 550  # about 20,000 characters
+    fields = {**base(api_key, comment_content=text), "POST_comment": text}
+    response = post(client, "/1.1/comment-check", fields)
+    assert response.get_data(as_text=True) in ("true", "false"), response.get_data(as_text=True)
+    assert len(urlencode(fields)) > 200_000
+    too_big = client.post("/api/v1/check", json={"comment_content": text * 2})
+    assert too_big.status_code == 413 and too_big.get_json()["max_body_bytes"] == 65536
 
 
 def test_wrong_method_and_internal_errors_stay_protocol_answers(

@@ -57,6 +57,7 @@ def test_defaults() -> None:
     ("COMMENTGUARD_REUSE_PORT", "false", "reuse_port", False),
     ("COMMENTGUARD_SCORING_ENGINE", " numpy ", "scoring_engine", "numpy"),
     ("COMMENTGUARD_MAX_BODY_BYTES", "1024", "max_body_bytes", 1024),
+    ("COMMENTGUARD_AKISMET_MAX_BODY_BYTES", "2048", "akismet_max_body_bytes", 2048),
     ("COMMENTGUARD_MAX_BATCH_ITEMS", "10", "max_batch_items", 10),
     ("COMMENTGUARD_THRESHOLD_UNSURE", "0.3", "threshold_unsure", 0.3),
     ("COMMENTGUARD_THRESHOLD_SPAM", "0.7", "threshold_spam", 0.7),
