@@ -242,6 +242,8 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
         # are the same time from when they were set, and a dict keeps insertion order).
         self.arriving: dict[BufferedConn, float] = {}
         self.body_limit = DEFAULT_BODY_LIMIT
+        #: The largest body any endpoint takes (Akismet's, under /1.1/ and /1.2/), when larger.
+        self.largest_body_limit = DEFAULT_BODY_LIMIT
         self.closed_idle_at_stop = False
         self.buffering = not self.cfg.is_ssl and getattr(self.cfg, "http2_cleartext", "off") == "off"
 
@@ -249,12 +251,22 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
         """Load the app (gunicorn does so in the worker, before it runs), and read its body limit."""
         super().load_wsgi()
         config = getattr(self.wsgi, "config", None)
-        # The largest any endpoint takes (Akismet's is larger than the JSON API's); a body over
-        # an endpoint's own smaller limit arrives in full, and the app answers 413 for it.
-        limit = (config.get("COMMENTGUARD_LARGEST_BODY") or config.get("MAX_CONTENT_LENGTH")
-                 if isinstance(config, dict) else None)
+        limit = config.get("MAX_CONTENT_LENGTH") if isinstance(config, dict) else None
         if isinstance(limit, int) and limit > 0:
             self.body_limit = limit
+        largest = config.get("COMMENTGUARD_LARGEST_BODY") if isinstance(config, dict) else None
+        self.largest_body_limit = max(self.body_limit, largest if isinstance(largest, int) else 0)
+
+    def limit_for(self, buf: bytes | bytearray) -> int:
+        """The body limit of the request at the start of ``buf``: the JSON API's for a path of its
+        own, the largest (Akismet's) for /1.1/ and /1.2/ and for any other request target, so
+        that the app never waits for a body the main loop threw away."""
+        if self.largest_body_limit == self.body_limit:
+            return self.body_limit
+        space = buf.find(b" ", 0, 32)
+        if space > 0 and buf.startswith(b"/", space + 1) and not buf.startswith((b"/1.1/", b"/1.2/"), space + 1):
+            return self.body_limit
+        return self.largest_body_limit
 
     # -- connections arriving ------------------------------------------------------------
 
@@ -319,7 +331,8 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
     def advance(self, conn: BufferedConn) -> None:
         """Act on what ``conn.pending`` holds: wait for more, answer 100 Continue, or hand it over."""
         conn.handed_over = False
-        arrival = assess(conn.pending, self.body_limit, conn.cursor)
+        limit = self.limit_for(conn.pending)
+        arrival = assess(conn.pending, limit, conn.cursor)
         if arrival.kind == "continue":
             try:
                 conn.sock.send(_INTERIM_CONTINUE)
@@ -327,7 +340,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
                 self.drop_arriving(conn)
                 return
             conn.pending = bytearray(drop_continue_line(conn.pending))
-            arrival = assess(conn.pending, self.body_limit, conn.cursor)
+            arrival = assess(conn.pending, limit, conn.cursor)
         if arrival.kind == "ready":
             self.hand_over(conn, thread_reads=True)
         elif arrival.kind == "over":
