@@ -120,15 +120,39 @@ def get_state(app: Flask | None = None) -> ServiceState:
 PROTECTIVE_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"))
 
 
+#: gunicorn reads at most this much of a body the app left unread, then closes the connection
+#: after an answer that said keep-alive (gunicorn 27, ``http/parser.py``): the client's next
+#: request on it is lost.
+SERVER_DRAIN_BYTES = 64 * 1024
+
+
 def _with_protective_headers(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
-    """``wsgi_app`` adding :data:`PROTECTIVE_HEADERS` to every answer, at the WSGI layer: an
-    ``after_request`` hook setting them through werkzeug's header object cost ~2 us a request."""
+    """``wsgi_app`` adding :data:`PROTECTIVE_HEADERS` to every answer, at the WSGI layer (an
+    ``after_request`` hook setting them through werkzeug's header object cost ~2 us a request),
+    and reading to its end a declared body over :data:`SERVER_DRAIN_BYTES` that the view left
+    unread (``/1.1/test``, a GET, a refused encoding with an Akismet-sized body)."""
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             headers.extend(PROTECTIVE_HEADERS)
             return start_response(status, headers, exc_info)
-        return wsgi_app(environ, start)
+        result = wsgi_app(environ, start)
+        length = environ.get("CONTENT_LENGTH")
+        if length and len(length) >= 5 and length.isdigit() and int(length) > SERVER_DRAIN_BYTES:
+            _read_rest(environ.get("wsgi.input"), int(length))
+        return result
     return app
+
+
+def _read_rest(stream: Any, length: int) -> None:
+    """Read what is left of a body of ``length`` bytes (the worker has it buffered, within the limit)."""
+    try:
+        while length > 0 and stream is not None:
+            chunk = stream.read(min(length, 65536))
+            if not chunk:
+                return
+            length -= len(chunk)
+    except (OSError, ValueError):
+        pass  # the connection went away: nothing to keep alive
 
 
 def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None) -> Flask:

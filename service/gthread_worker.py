@@ -258,13 +258,14 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
         self.largest_body_limit = max(self.body_limit, largest if isinstance(largest, int) else 0)
 
     def limit_for(self, buf: bytes | bytearray) -> int:
-        """The body limit of the request at the start of ``buf``: the JSON API's for a path of its
-        own, the largest (Akismet's) for /1.1/ and /1.2/ and for any other request target, so
-        that the app never waits for a body the main loop threw away."""
+        """The body limit of the request at the start of ``buf``: the JSON API's for its paths
+        (``/api/``), the largest (Akismet's) for any other target, which the app may still route
+        to an Akismet view (``//1.1/...``, ``/%31.1/...``, a ``SCRIPT_NAME`` prefix), so that the
+        app never waits for a body the main loop threw away."""
         if self.largest_body_limit == self.body_limit:
             return self.body_limit
         space = buf.find(b" ", 0, 32)
-        if space > 0 and buf.startswith(b"/", space + 1) and not buf.startswith((b"/1.1/", b"/1.2/"), space + 1):
+        if space > 0 and buf.startswith(b"/api/", space + 1):
             return self.body_limit
         return self.largest_body_limit
 
@@ -363,7 +364,8 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
         head = bytes(conn.pending)
         if close:
             end = head.find(b"\r\n")
-            head = _CONNECTION_LINE.sub(b"", head)
+            # gunicorn would answer an Expect of its own with 100 Continue: the body is refused.
+            head = _CONTINUE_LINE.sub(b"", _CONNECTION_LINE.sub(b"", head))
             head = head[:end] + b"\r\nConnection: close" + head[end:] if end >= 0 else head
         conn.preread = head
         conn.pending = bytearray()
