@@ -126,18 +126,19 @@ PROTECTIVE_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", 
 SERVER_DRAIN_BYTES = 64 * 1024
 
 
-def _with_protective_headers(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
+def _with_protective_headers(wsgi_app: Callable[..., Any], largest_body: int) -> Callable[..., Any]:
     """``wsgi_app`` adding :data:`PROTECTIVE_HEADERS` to every answer, at the WSGI layer (an
     ``after_request`` hook setting them through werkzeug's header object cost ~2 us a request),
     and reading to its end a declared body over :data:`SERVER_DRAIN_BYTES` that the view left
-    unread (``/1.1/test``, a GET, a refused encoding with an Akismet-sized body)."""
+    unread (``/1.1/test``, a GET, a refused encoding with an Akismet-sized body), if within
+    ``largest_body``: a longer one is refused, and its connection closed, anyway."""
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             headers.extend(PROTECTIVE_HEADERS)
             return start_response(status, headers, exc_info)
         result = wsgi_app(environ, start)
         length = environ.get("CONTENT_LENGTH")
-        if length and len(length) >= 5 and length.isdigit() and int(length) > SERVER_DRAIN_BYTES:
+        if length and len(length) >= 5 and length.isdigit() and SERVER_DRAIN_BYTES < int(length) <= largest_body:
             _read_rest(environ.get("wsgi.input"), int(length))
         return result
     return app
@@ -199,7 +200,8 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     app.register_blueprint(api.bp)
     app.register_blueprint(akismet.bp)
     from service.docs import bp as docs_bp; app.register_blueprint(docs_bp)  # noqa: E702 (one line: app.py is shared)
-    app.wsgi_app = _with_protective_headers(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = _with_protective_headers(  # type: ignore[method-assign]
+        app.wsgi_app, app.config["COMMENTGUARD_LARGEST_BODY"])
     from service import readiness
     readiness.publish_state(state)
     if state.watcher is not None:
