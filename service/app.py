@@ -180,8 +180,10 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
 
         state = ServiceState(settings=settings)
         open_storage(state)
-        state.watcher = ModelWatcher(state, settings.model_check_seconds,
-                                     reopen_store=functools.partial(open_storage, state))
+        state.watcher = ModelWatcher(state, settings.model_check_seconds)
+        # The store reopened after a failed start: the configured model is registered before the
+        # app says ready (it said ready first, and a registry read at once found nothing).
+        state.watcher.reopen_store = functools.partial(open_storage, state, state.watcher.store_opened)
         first = state.watcher.startup_path()
         state.watcher.startup_loaded(first, load_scorer(state, first))
     else:
@@ -216,13 +218,15 @@ def close_app(app: Flask) -> None:
         state.close()
 
 
-def open_storage(state: ServiceState) -> bool:
+def open_storage(state: ServiceState, before_ready: Callable[[], None] | None = None) -> bool:
     """Open the store and start the recorder; a failure leaves the app up but not ready.
 
     Returns whether the store is open. Called again (by the model watcher) after a failure,
     a success clears the not-ready reason the failure left: a worker that started while the
     database was down becomes ready when it is back, without a restart. The recorder's first
     act is the retention purge, in its own thread, so a large purge never delays start-up.
+    ``before_ready`` runs once the store is open, before the not-ready reason is cleared (the
+    model watcher registers the configured model there, as a normal start does before ready).
     """
     settings = state.settings
     try:
@@ -242,6 +246,8 @@ def open_storage(state: ServiceState) -> bool:
     state.upstream = build_upstream(settings, store)
     state.store = store  # last: a request that sees the store finds the recorder beside it
     atexit.register(state.close)
+    if before_ready is not None:
+        before_ready()
     if state.store_failure is not None:
         if state.not_ready_reason == state.store_failure:
             state.not_ready_reason = None

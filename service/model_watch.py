@@ -199,8 +199,7 @@ class ModelWatcher:
             try:
                 if self.state.store is None:
                     if self.reopen_store is None or not self.reopen_store():
-                        continue  # still no store: try again next interval
-                    self._store_opened()
+                        continue  # still no store: try again next interval (it calls store_opened)
                 if self.interval <= 0:
                     if self.state.scorer is None:
                         self.check_once()  # a model refused at start: its files may be mended
@@ -213,8 +212,10 @@ class ModelWatcher:
             finally:
                 readiness.publish_state(self.state)  # for the server's other workers (service.readiness)
 
-    def _store_opened(self) -> None:
-        """The store opened after start-up: register the configured model, as start-up would have."""
+    def store_opened(self) -> None:
+        """The store opened after start-up: register the configured model, as start-up would have.
+
+        Called by ``reopen_store`` (service.app.open_storage) before the app says it is ready."""
         store = self.state.store
         if store is None:
             return
