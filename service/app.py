@@ -24,6 +24,7 @@ from model.errors import ArtifactError
 from model.scorer import Scorer
 from model.verdict import TIERS, Thresholds
 from service import errors
+from service.body import drain
 from service.recorder import Recorder
 from service.spool import spool_dir
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
@@ -139,21 +140,9 @@ def _with_protective_headers(wsgi_app: Callable[..., Any], largest_body: int) ->
         result = wsgi_app(environ, start)
         length = environ.get("CONTENT_LENGTH")
         if length and len(length) >= 5 and length.isdigit() and SERVER_DRAIN_BYTES < int(length) <= largest_body:
-            _read_rest(environ.get("wsgi.input"), int(length))
+            drain(environ.get("wsgi.input"), int(length))
         return result
     return app
-
-
-def _read_rest(stream: Any, length: int) -> None:
-    """Read what is left of a body of ``length`` bytes (the worker has it buffered, within the limit)."""
-    try:
-        while length > 0 and stream is not None:
-            chunk = stream.read(min(length, 65536))
-            if not chunk:
-                return
-            length -= len(chunk)
-    except (OSError, ValueError):
-        pass  # the connection went away: nothing to keep alive
 
 
 def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None) -> Flask:
@@ -271,6 +260,10 @@ def load_scorer(state: ServiceState, path: Path | None) -> str | None:
     reason = None
     if state.scorer is None:
         state.scorer, reason = _load_scorer(path, state.settings.model_engine)
+        if state.scorer is not None:  # the watcher's own loads warn in its _serve
+            from service.model_watch import warn_if_older_features  # imported with the watcher
+
+            warn_if_older_features(state.scorer)
     if state.scorer is not None and state.settings.has_threshold_overrides:
         try:
             state.thresholds = state.settings.thresholds_for(state.scorer.thresholds)
@@ -287,9 +280,6 @@ def load_scorer(state: ServiceState, path: Path | None) -> str | None:
             log.warning("model %s has no serving tables (it was saved by an older release): each worker "
                         "unpickles it and imports scikit-learn, about a second and 90 MiB more; retrain it "
                         "to serve from tables", state.scorer.version)
-        from service.model_watch import warn_if_older_features  # imported with the watcher, above
-
-        warn_if_older_features(state.scorer)
         if engine != "c" and state.settings.scoring_engine == "auto":
             log.warning("the compiled scoring core (model._fastcore) is not built: scoring with numpy, "
                         "about 1.4x slower per comment; reinstall where a C compiler is available")

@@ -9,7 +9,7 @@ answered "malformed JSON", an Akismet call "invalid"); here it is refused too.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -87,7 +87,12 @@ def read_body(request: Request, limit: Optional[int] = None) -> bytes:
 
 
 def _drain(request: Request, length: int) -> None:
-    stream = request.environ.get("wsgi.input")
+    drain(request.environ.get("wsgi.input"), length)
+
+
+def drain(stream: Any, length: int) -> None:
+    """Read and throw away up to ``length`` bytes of a body (at most :data:`DRAIN_LIMIT`), so that
+    the client is done sending and the connection can carry its answer."""
     if stream is None:
         return
     remaining = min(length, DRAIN_LIMIT)
@@ -101,4 +106,4 @@ def _drain(request: Request, length: int) -> None:
         pass  # the client went away; nothing to answer
 
 
-__all__ = ["BodyEncoded", "BodyTooLarge", "BodyUnreadable", "DRAIN_LIMIT", "read_body"]
+__all__ = ["BodyEncoded", "BodyTooLarge", "BodyUnreadable", "DRAIN_LIMIT", "drain", "read_body"]

@@ -95,16 +95,16 @@ def _fingerprint(path: Path) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def servable_model(path: Path, version: str, settings: "Settings") -> tuple["Scorer", Optional["Thresholds"]]:
+def servable_model(path: Path, version: Optional[str], settings: "Settings") -> tuple["Scorer", Optional["Thresholds"]]:
     """The artifact at ``path`` loaded as a worker serves registry version ``version``, with its thresholds.
 
     Raises :class:`ArtifactError` (checksums, scikit-learn version, a version id that is not
-    ``version``, bad thresholds) or :class:`SettingsError` (thresholds that contradict the
+    ``version`` when one is given, bad thresholds) or :class:`SettingsError` (thresholds that contradict the
     configured overrides). ``commentguard models activate``/``rollback`` call it too, so a
     model the workers would refuse is refused before it is made active.
     """
     meta = verify_artifact(path)  # cheap, and refuses before anything is read further
-    if str(meta.get("version")) != version:
+    if version is not None and str(meta.get("version")) != version:
         raise ArtifactError(f"the artifact at {path} is version {meta.get('version')!r}, not the registered {version!r}")
     scorer = load_model(path, engine=settings.model_engine, unpickle=False)
     thresholds = settings.thresholds_for(scorer.thresholds) if settings.has_threshold_overrides else None
@@ -241,9 +241,7 @@ class ModelWatcher:
         if refused is None or path != fallback or _same_place(refused.path, fallback):
             return  # no stand-in (the usual install: the registry's model is the configured one)
         if reason is None:
-            log.error("serving the configured model %s (%s) instead of the registry's active model %s, "
-                      "which was refused: %s", self.state.scorer.version if self.state.scorer else "?",
-                      fallback, refused.version, refused.reason)
+            _log_stand_in(self.state.scorer, fallback, refused)
             return
         self._fallback_fingerprint = _fingerprint(fallback)
         both = (f"the registry's active model {refused.version} was refused ({refused.reason}), and the "
@@ -327,9 +325,7 @@ class ModelWatcher:
             return False
         self._fallback_fingerprint = fingerprint
         try:
-            scorer = load_model(fallback, engine=self.state.settings.model_engine, unpickle=False)
-            settings = self.state.settings
-            thresholds = settings.thresholds_for(scorer.thresholds) if settings.has_threshold_overrides else None
+            scorer, thresholds = servable_model(fallback, None, self.state.settings)  # any version: not the registry's
         except (ArtifactError, SettingsError) as exc:
             log.error("the configured model %s is still refused: %s", fallback, exc)
             return False
@@ -337,8 +333,7 @@ class ModelWatcher:
         self._fallback_fingerprint = None
         refused = self.refused
         if refused is not None and not _same_place(refused.path, fallback):
-            log.error("serving the configured model %s (%s) instead of the registry's active model %s, "
-                      "which is still refused", scorer.version, fallback, refused.version)
+            _log_stand_in(scorer, fallback, refused)
         else:
             log.warning("model %s loaded from %s: ready", scorer.version, fallback)
         return True
@@ -368,6 +363,12 @@ def warn_if_older_features(scorer: "Scorer") -> None:
         log.warning("model %s was trained with an older release's features (version %s, this release has "
                     "%s): it serves, but text this release normalises differently scores less well; "
                     "retrain it", scorer.version, trained_with, FEATURES_VERSION)
+
+
+def _log_stand_in(scorer: Optional["Scorer"], fallback: Path, refused: Refusal) -> None:
+    log.error("serving the configured model %s (%s) instead of the registry's active model %s, which "
+              "is refused: %s", scorer.version if scorer is not None else "?", fallback, refused.version,
+              refused.reason)
 
 
 def _same_place(a: str | Path, b: str | Path) -> bool:

@@ -185,7 +185,7 @@ def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[
     except StoreDatabaseError as exc:
         raise MigrationError(f"schema migration failed, nothing was changed: {exc}") from exc
     if applied:
-        names = ", ".join(f"{v} ({m.name})" for m in migrations for v in applied if m.version == v)
+        names = ", ".join(f"{m.version} ({m.name})" for m in migrations if m.version in applied)
         # An upgrade, once, whichever command opened the database first: a warning, so that a
         # command line shows it too. A new database is no news.
         (log.info if fresh else log.warning)("database schema %s: %s", "created" if fresh else "migrated", names)
