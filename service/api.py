@@ -23,7 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from model.comment import CONTENT_ALIASES, Comment
 from model.errors import CommentFieldError
 from model.scorer import Scorer
-from model.verdict import Thresholds, Verdict
+from model.verdict import HAM, Thresholds, Verdict
 from service import json_limits
 from service.akismet_rules import apply_rules
 from service.app import ServiceState, get_state
@@ -186,7 +186,11 @@ def result_dict(verdict: Verdict, check_id: str, *, state: Optional[ServiceState
     out = verdict.to_dict()
     out["check_id"] = check_id
     if (state or get_state()).settings.log_only:
-        # The JSON API is our own surface: keep the real verdict, say it is not enforced.
+        # Log-only promises "ham on the wire" on every surface: an integration that acts on
+        # ``verdict`` (dropping a discard, holding an unsure) must not act while the operator
+        # is only trying the filter. The model's verdict, which the check log holds, rides beside it.
+        out["recorded_verdict"] = out["verdict"]
+        out["verdict"] = HAM
         out["enforced"] = False
     return out
 

@@ -168,8 +168,9 @@ SETTINGS: tuple[_Spec, ...] = (
     _Spec("threshold_discard", _parse_float, "(from the model)",
           "Override the score from which a comment is `discard` (0 to 1)."),
     _Spec("mode", _parse_mode, ENFORCE,
-          "`enforce`, or `log_only`: answer every check as ham on the wire, "
-          "while returning and recording the real verdict."),
+          "`enforce`, or `log_only`: answer every check as ham on the wire (Akismet `false`, JSON "
+          "`verdict` `ham`), while recording the real verdict and returning it beside the answer "
+          "(JSON `recorded_verdict`, Akismet `X-CommentGuard-Verdict`)."),
     _Spec("database_url", _parse_str, "<data_dir>/commentguard.sqlite3",
           "Where checks, feedback and API keys are stored: a SQLite path (relative to the working "
           "directory; `sqlite:///relative.db` and `sqlite:////absolute.db` work too) or a "

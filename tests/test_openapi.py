@@ -225,7 +225,8 @@ def test_log_only_result_matches(make_app: Callable[..., Flask], settings: Setti
     app, key = keyed_app(make_app, settings, mode="log_only")
     response = post(app.test_client(), "/api/v1/check", {"comment_content": SPAM_TEXT},
                     {"Authorization": f"Bearer {key}"})
-    assert contract.check(response, "/api/v1/check", "POST")["enforced"] is False
+    body = contract.check(response, "/api/v1/check", "POST")
+    assert body["enforced"] is False and body["verdict"] == "ham" and body["recorded_verdict"] != "ham"
 
 
 BAD_INPUTS: list[tuple[str, str, Any, dict[str, Any], int]] = [

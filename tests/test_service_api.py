@@ -301,17 +301,30 @@ def test_unknown_fields_other_than_strings_are_kept_as_json_text_and_extra_must_
     assert response.status_code == 422 and response.get_json()["field"] == "extra"
 
 
-def test_log_only_mode_keeps_the_real_verdict_and_says_so(make_app: Callable[..., Flask]) -> None:
-    client = make_app(mode="log_only").test_client()
+def test_log_only_mode_answers_ham_and_returns_the_recorded_verdict(make_app: Callable[..., Flask]) -> None:
+    """Log-only promises ham on the wire: a JSON integration acting on ``verdict`` must not drop
+    or hold anything while the operator tries the filter (it was given the real verdict)."""
+    app = make_app(mode="log_only")
+    client = app.test_client()
     body = post_json(client, "/api/v1/check", {"comment_content": SPAM_TEXT}).get_json()
-    assert body["verdict"] in ("spam", "discard")
-    assert body["enforced"] is False
-    batch = post_json(client, "/api/v1/check/batch", {"comments": [{"comment_content": SPAM_TEXT}]})
-    assert batch.get_json()["results"][0]["enforced"] is False
+    assert body["verdict"] == "ham" and body["enforced"] is False
+    assert body["recorded_verdict"] in ("spam", "discard") and body["score"] >= 0.5
+    assert any(r["weight"] > 0 for r in body["reasons"])  # the recorded verdict's reasons
+    batch = post_json(client, "/api/v1/check/batch", {"comments": [{"comment_content": SPAM_TEXT},
+                                                                   {"comment_content": HAM_TEXT}]})
+    results = batch.get_json()["results"]
+    assert [r["verdict"] for r in results] == ["ham", "ham"]
+    assert results[0]["recorded_verdict"] in ("spam", "discard") and results[1]["recorded_verdict"] == "ham"
+    assert all(r["enforced"] is False for r in results)
+    state = get_state(app)
+    state.recorder.flush()
+    assert state.store.get_check(body["check_id"]).tier == body["recorded_verdict"]
 
 
 def test_enforce_mode_has_no_enforced_field(client: FlaskClient) -> None:
-    assert "enforced" not in post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT}).get_json()
+    body = post_json(client, "/api/v1/check", {"comment_content": SPAM_TEXT}).get_json()
+    assert "enforced" not in body and "recorded_verdict" not in body
+    assert body["verdict"] in ("spam", "discard")
 
 
 # --- POST /api/v1/check: bad input ---------------------------------------------------------
