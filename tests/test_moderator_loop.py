@@ -526,3 +526,40 @@ def test_a_model_of_older_features_is_warned_about_when_it_becomes_active(
         assert state.watcher.check_once() is True
     assert state.scorer.version == "older-0"
     assert "trained with an older release's features" in caplog.text
+
+
+# --- promotion under the operator's threshold overrides ---------------------------------------
+
+def test_retrain_never_promotes_a_model_the_workers_would_refuse(tmp_path: Path, model_dir: Path) -> None:
+    """With a discard override below any spam threshold a model can have (0.5 is the floor), the
+    workers refuse every candidate: retrain promoted one all the same, the site stopped learning and
+    every later retrain found 'nothing new to learn' in the refused model (found by a probe)."""
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    base = tmp_path / "base.jsonl"
+    comments, labels = tiny_training_set()
+    base.write_text("".join(json.dumps({"comment_content": c.comment_content, "label": "spam" if y else "ham"})
+                            + "\n" for c, y in zip(comments, labels)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
+    env.update({"COMMENTGUARD_DATA_DIR": str(data_dir), "COMMENTGUARD_MODEL_PATH": str(model_dir)})
+    from model.comment import Comment
+    from store import FeedbackRecord
+
+    secret = load_or_create_secret_key(data_dir).encode()
+    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+        for text in GRANT_SCAM[:6]:
+            store.add_feedback(FeedbackRecord(label="spam", comment=Comment(comment_content=text)))
+    refusing = dict(env, COMMENTGUARD_THRESHOLD_DISCARD="0.45")
+    run = cli(refusing, "retrain", "--no-seed", "--data", str(base), "--json", "--force", "--reason", "test")
+    assert run.returncode == 1, run.stdout[-2000:]
+    out = json.loads(run.stdout)
+    assert out["promoted"] is False and "COMMENTGUARD_THRESHOLD_DISCARD" in out["workers_refusal"]
+    assert "was not promoted" in run.stderr and "COMMENTGUARD_THRESHOLD_" in run.stderr
+    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+        assert store.get_active_model().version == "test-model-1"  # the configured model, registered first
+        statuses = {m.id: m.status for m in store.list_models()}
+    assert statuses[out["version"]] == "rejected"
+    # Under the server's real settings the same labels are new to learn, and promoted.
+    again = cli(env, "retrain", "--no-seed", "--data", str(base), "--json", "--force", "--reason", "test")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout)["promoted"] is True

@@ -43,6 +43,20 @@ def test_the_tolerance_widens_to_what_the_sample_can_measure() -> None:
     assert "at most 0.0264" in gate.decide([noisy])[1]  # 0.0097 + 1.96 x 0.0085
 
 
+def test_the_widening_is_capped_so_a_tiny_sample_keeps_the_current_model() -> None:
+    """11 held-out ham (a 60-row --data file) allowed a candidate 0.43 more ham flagged."""
+    gate = Gate()
+    tiny = comparison("false_positive_rate", 2 / 11, 0.0, se=2.2 / 11)
+    ok, why = gate.decide([tiny])
+    assert ok is False and "at most 0.0200" in why
+    assert gate.decide([comparison("false_positive_rate", 0.2 / 11, 0.0, se=2.2 / 11)])[0] is True
+    assert gate.decide([comparison("recall", 0.5, 0.9, se=0.2)])[0] is False
+    assert gate.decide([comparison("recall", 0.81, 0.9, se=0.2)])[0] is True  # within the 0.10 cap
+    # A tolerance set above the cap still holds: the cap limits the widening only.
+    assert Gate(tolerance_fpr=0.05).decide([tiny])[0] is False
+    assert Gate(tolerance_fpr=0.2).decide([tiny])[0] is True
+
+
 def test_paired_comparisons_take_their_error_from_the_rows_the_models_disagree_on(scorer: Scorer) -> None:
     rows = [LabeledComment(Comment(comment_content=f"ham {i}"), 0, "x.jsonl", i) for i in range(200)]
     cur_scores = np.zeros(200)

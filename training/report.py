@@ -73,7 +73,8 @@ def render_report(r: RetrainResult) -> str:
         "model was not trained on count for the gate (its figures on comments it learned from would "
         "flatter it); when it trained on every held-out comment of a class (the default model saw the "
         "whole seed corpus), its own out-of-fold figure stands in. Where the held-out comments are too "
-        "few to measure a difference that finely, each tolerance widens to 1.96 standard errors of it. "
+        "few to measure a difference that finely, each tolerance widens to 1.96 standard errors of it, "
+        f"but never beyond {r.gate.max_margin_fpr:g} (ham flagged) or {r.gate.max_margin_recall:g} (spam caught). "
         "The table below is on all held-out comments, so the current model's column there is "
         "optimistic.</p>",
         "<h2>Held-out figures</h2>", _metrics_table(r.candidate_eval, r.current_eval),

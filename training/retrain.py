@@ -77,11 +77,20 @@ class Gate:
     tolerance_recall: float = 0.02
     #: Standard errors of the difference a comparison allows when that is more than the tolerance.
     z: float = 1.96
+    #: The most the widening may allow, whatever the sample: with 11 held-out ham a probe's
+    #: candidate was allowed 0.43 more ham flagged, so a tiny --data file replaced a good model.
+    #: Too few rows to measure a difference must keep the current model, not wave a worse one through.
+    max_margin_fpr: float = 0.02
+    max_margin_recall: float = 0.10
 
     def margin(self, comparison: dict[str, Any]) -> float:
-        """How far the candidate may fall behind in ``comparison``: the tolerance, or ``z`` standard errors."""
-        tolerance = self.tolerance_fpr if comparison["key"] == "false_positive_rate" else self.tolerance_recall
-        return max(tolerance, self.z * float(comparison.get("se", 0.0)))
+        """How far the candidate may fall behind in ``comparison``: the tolerance, or ``z`` standard
+        errors, capped at ``max_margin_*`` (never below the tolerance itself)."""
+        if comparison["key"] == "false_positive_rate":
+            tolerance, cap = self.tolerance_fpr, self.max_margin_fpr
+        else:
+            tolerance, cap = self.tolerance_recall, self.max_margin_recall
+        return max(tolerance, min(cap, self.z * float(comparison.get("se", 0.0))))
 
     def decide(self, comparisons: Optional[list[dict[str, Any]]]) -> tuple[bool, str]:
         """(promote?, why) from the comparisons :func:`gate_figures` made (None: no current model)."""

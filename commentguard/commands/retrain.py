@@ -21,7 +21,7 @@ from commentguard.context import cli_store
 from model.artifact import load_model, read_metadata
 from model.errors import ArtifactError
 from model.scorer import Scorer
-from service.model_watch import BOOTSTRAP_ACTOR, artifact_path
+from service.model_watch import BOOTSTRAP_ACTOR, artifact_path, servable_model
 from service.settings import Settings, SettingsError, load_settings
 from store import Store
 from training.loaders import DataFormatError
@@ -50,6 +50,20 @@ def current_model(store: Store, settings: Settings) -> tuple[Optional[Scorer], O
         return load_model(artifact_path(active, settings.models_dir)), None
     except ArtifactError as exc:
         return None, f"the active model {active.version} cannot be loaded: {exc}"
+
+
+def workers_refusal(result: RetrainResult, settings: Settings) -> Optional[str]:
+    """Why the workers would refuse the candidate under these settings, or None.
+
+    The gate judges a candidate at its own thresholds; the workers also hold it to the
+    operator's threshold overrides. A promoted model they refuse was never served, and
+    every later retrain found nothing new to learn in it (found by a probe).
+    """
+    try:
+        servable_model(result.path, result.version, settings)
+    except (ArtifactError, SettingsError) as exc:
+        return str(exc)
+    return None
 
 
 def summary(result: RetrainResult, report: Path) -> dict[str, Any]:
@@ -87,11 +101,11 @@ def not_nan(_ctx: click.Context, param: click.Parameter, value: float) -> float:
                    "(0.05 to 0.5).")
 @click.option("--tolerance-fpr", type=click.FloatRange(0, 1), default=0.005, show_default=True, callback=not_nan,
               help="How much higher the candidate's ham-flagged rate may be than the current model's "
-                   "(widened to 1.96 standard errors when the held-out rows are too few).")
+                   "(widened to 1.96 standard errors when the held-out rows are too few, at most to 0.02).")
 @click.option("--tolerance-recall", type=click.FloatRange(0, 1), default=0.02, show_default=True,
               callback=not_nan,
               help="How much lower the candidate's spam-caught rate may be than the current model's "
-                   "(widened likewise).")
+                   "(widened likewise, at most to 0.10).")
 @click.option("--force", is_flag=True, help="Promote even if the gate says no (needs --reason).")
 @click.option("--reason", default=None, help="Why: recorded in the registry with the promotion.")
 @click.option("--by", "actor", default=None, help="Who promotes (default: $USER).")
@@ -121,6 +135,11 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
             return
         except (DataFormatError, TrainingError) as exc:
             raise click.ClickException(str(exc)) from exc
+        refusal = workers_refusal(result, settings) if result.promoted else None
+        if refusal is not None:
+            result.promoted = result.forced = False
+            result.decision = (f"not promoted: the workers would refuse it with this server's settings "
+                               f"({refusal}); the gate said: {result.decision}")
         report = write_report(result)
         meta = dict(result.metadata)
         meta["metrics"] = {**meta.get("metrics", {}), "held_out": result.candidate_eval,
@@ -134,14 +153,30 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
         else:
             store.register_model(meta, str(result.path.resolve()), status="rejected", note=result.decision)
     out = summary(result, report)
+    if refusal is not None:
+        out["workers_refusal"] = refusal
     if as_json:
         click.echo(json.dumps(out, indent=2))
-        return
+    else:
+        print_summary(result, out, report)
+    if refusal is not None:
+        raise click.ClickException(
+            f"{result.version} was not promoted: the workers would refuse it ({refusal}). Change the "
+            "COMMENTGUARD_THRESHOLD_* overrides the server runs with (or remove them), then retrain again")
+
+
+def print_summary(result: RetrainResult, out: dict[str, Any], report: Path) -> None:
+    """The outcome in a few lines, for a person."""
     verb = "PROMOTED (forced)" if result.forced else ("PROMOTED" if result.promoted else "REJECTED")
     click.echo(f"{verb}: candidate {result.version} vs current {result.current_version or 'none'}")
     click.echo(f"why: {result.decision}")
     fb = out["recent_feedback"]
     if fb["candidate"] is not None and fb["current"] is not None:
-        click.echo(f"recent feedback held out ({fb['held_out']}): spam caught {fb['candidate']['recall']:.3f} "
-                   f"(current {fb['current']['recall']:.3f})")
+        if fb["candidate"]["spam"]:
+            click.echo(f"recent feedback held out ({fb['held_out']}): spam caught {fb['candidate']['recall']:.3f} "
+                       f"(current {fb['current']['recall']:.3f})")
+        else:  # a rate over no spam at all read as 'caught none'
+            click.echo(f"recent feedback held out ({fb['held_out']}): no spam among it, so no spam-caught figure; "
+                       f"ham flagged {fb['candidate']['false_positive_rate']:.3f} "
+                       f"(current {fb['current']['false_positive_rate']:.3f})")
     click.echo(f"report: {report}")
