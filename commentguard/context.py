@@ -55,6 +55,32 @@ def cli_store() -> Iterator[Store]:
         store.close()
 
 
+def served_model_path(settings: Settings) -> tuple[str, Optional[str]]:
+    """The artifact the service serves, and a note when it could not be told.
+
+    The registry's active model when the store has one (a retrain promotes there, and every
+    instance follows it), else ``COMMENTGUARD_MODEL_PATH``. A store that does not exist yet is
+    not created, and one that cannot be read leaves the configured model with a note saying so.
+    """
+    from service.model_watch import artifact_path
+
+    configured = str(settings.model_path)
+    if _sqlite_path_if_missing(str(settings.database_url)) is not None:
+        return configured, None
+    try:
+        store = open_store_from_settings(settings)
+        try:
+            active = store.get_active_model()
+        finally:
+            store.close()
+    except StoreError as exc:
+        return configured, (f"the model registry could not be read ({type(exc).__name__}); "
+                            "scoring with COMMENTGUARD_MODEL_PATH")
+    if active is None:
+        return configured, None
+    return str(artifact_path(active, settings.models_dir)), None
+
+
 def _sqlite_path_if_missing(url: str) -> Optional[Path]:
     """The SQLite file ``url`` names when it does not exist yet (None for PostgreSQL or an existing file)."""
     if url.startswith("sqlite:///"):
@@ -65,4 +91,4 @@ def _sqlite_path_if_missing(url: str) -> Optional[Path]:
     return None if path.exists() else path
 
 
-__all__ = ["cli_store", "open_store_from_settings", "store_secret"]
+__all__ = ["cli_store", "open_store_from_settings", "served_model_path", "store_secret"]

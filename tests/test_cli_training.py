@@ -250,3 +250,39 @@ def test_check_applies_the_threshold_overrides_the_service_does(trained, runner:
         monkeypatch.setenv(f"COMMENTGUARD_THRESHOLD_{name.upper()}", repr(getattr(overrides, name)))
     moved = json.loads(runner.invoke(cli, ["check", text, "--model", str(out)]).stdout)
     assert moved["score"] == plain["score"] and moved["verdict"] == "discard"
+
+
+def test_check_scores_with_the_model_the_service_serves(trained, tmp_path: Path, runner: CliRunner,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a retrain the registry's active model is served, not COMMENTGUARD_MODEL_PATH: check used
+    the starting model and told an operator 'ham' about a comment the service held."""
+    from commentguard.context import open_store_from_settings
+    from model.artifact import read_metadata, save_model
+    from model.pipeline import build_pipeline, fit_pipeline
+    from service.settings import load_settings
+    from tests.conftest import tiny_training_set
+
+    _, served = trained
+    configured = tmp_path / "configured"
+    comments, labels = tiny_training_set()
+    save_model(fit_pipeline(build_pipeline(), comments, labels), configured,
+               thresholds=Thresholds(unsure=0.4, spam=0.6, discard=0.9), metadata={"version": "configured-1"})
+    monkeypatch.setenv("COMMENTGUARD_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("COMMENTGUARD_MODEL_PATH", str(configured))
+    # No store yet: the configured model, and no database is created by asking.
+    first = runner.invoke(cli, ["check", "hello there"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["model_version"] == "configured-1"
+    assert not (tmp_path / "var" / "commentguard.sqlite3").exists()
+    store = open_store_from_settings(load_settings())
+    try:
+        store.register_model(read_metadata(served), str(served))
+        store.activate_model(read_metadata(served)["version"], "test", "a retrain promoted it")
+    finally:
+        store.close()
+    second = runner.invoke(cli, ["check", "hello there"])
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["model_version"] == read_metadata(served)["version"]
+    # --model still wins.
+    third = runner.invoke(cli, ["check", "hello there", "--model", str(configured)])
+    assert json.loads(third.stdout)["model_version"] == "configured-1"

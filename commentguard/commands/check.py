@@ -7,6 +7,7 @@ import click
 
 from model.artifact import load_model
 from model.comment import Comment
+from commentguard.context import served_model_path
 from model.errors import ArtifactError
 
 
@@ -17,7 +18,8 @@ from model.errors import ArtifactError
 @click.option("--email", default="", help="comment_author_email")
 @click.option("--type", "comment_type", default="", help="comment_type (comment, reply, forum-post...)")
 @click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
-              help="The artifact directory (default: COMMENTGUARD_MODEL_PATH or the service's default).")
+              help="The artifact directory (default: the model the service serves: the registry's active "
+                   "model, else COMMENTGUARD_MODEL_PATH).")
 def command(text: str, author: str, author_url: str, email: str, comment_type: str,
             model_dir: str | None) -> None:
     """Score TEXT and print the verdict with its reasons."""
@@ -26,8 +28,14 @@ def command(text: str, author: str, author_url: str, email: str, comment_type: s
     from service.settings import SettingsError, load_settings
 
     try:
-        settings = load_settings()  # the model path, and the threshold overrides the service applies
-        scorer = load_model(model_dir if model_dir is not None else str(settings.model_path))
+        settings = load_settings()  # the store, the model path, and the threshold overrides the service applies
+        if model_dir is None:
+            # What the service would say: after a retrain that is the registry's model, not the
+            # configured starting one (a probe got ham here for a comment the service held).
+            model_dir, note = served_model_path(settings)
+            if note:
+                click.echo(f"note: {note}", err=True)
+        scorer = load_model(model_dir)
         thresholds = settings.thresholds_for(scorer.thresholds) if settings.has_threshold_overrides else None
     except (SettingsError, ArtifactError) as exc:
         raise click.ClickException(str(exc)) from exc
