@@ -25,12 +25,16 @@ from dataclasses import replace
 from typing import Callable, Optional
 
 from model.comment import TEXT_FIELDS, Comment
+from model.verdict import DISCARD, SPAM
 from service.akismet_rules import is_flagged
 from service.app import ServiceState
 from service.metrics import count_feedback
 from service.upstream_outbox import forward_report
 from store import CheckRecord, FeedbackRecord, KeyInfo, Store
 from store.ids import id_time
+
+#: The tiers the JSON API counts as spam in a key's usage (``Verdict.is_spam``).
+FLAGGED = (SPAM, DISCARD)
 
 CHECK_ID = re.compile(r"[0-9a-f]{32}")
 MAX_REPORTER = 200
@@ -129,12 +133,16 @@ def corrects(label: str, check: Optional[CheckRecord], unsure_is_spam: bool) -> 
     """Whether a report is a correction (counted as ``missed_spam`` / ``false_positives``).
 
     A report on a check we answered the same way confirms it: counted as neither (a site's
-    usage showed mistakes where the filter had made none). Without a check to compare with,
-    a report is a correction, as Akismet counts its submits.
+    usage showed mistakes where the filter had made none). "The same way" is as the check was
+    counted: on the Akismet surface ``unsure`` is answered (and counted) as the setting says, on
+    the JSON API it is counted as ham, not flagged (a ham report on a JSON ``unsure`` was a false
+    positive of a check the same figures called ham). Without a check to compare with, a report
+    is a correction, as Akismet counts its submits.
     """
     if check is None:
         return True
-    return is_flagged(check.tier, unsure_is_spam) != (label == "spam")
+    flagged = is_flagged(check.tier, unsure_is_spam) if check.surface == "akismet" else check.tier in FLAGGED
+    return flagged != (label == "spam")
 
 
 __all__ = ["CHECK_ID", "add_feedback", "corrects", "check_by_comment", "check_by_id", "reported_comment"]

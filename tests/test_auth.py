@@ -388,3 +388,26 @@ def test_usage_counts_corrections_not_confirmations(app: Flask, client: FlaskCli
     (info,) = state.store.list_keys()
     counts = state.store.usage(info.id, current_month())
     assert (counts["missed_spam"], counts["false_positives"]) == (1, 2)
+
+
+def test_a_report_corrects_a_check_as_its_surface_counted_it() -> None:
+    """The JSON API counts ``unsure`` as ham in a key's usage; a ham report on it was counted as a
+    false positive all the same (and a spam report as nothing), so the figures contradicted
+    themselves. On the Akismet surface ``unsure`` counts as the setting answers it."""
+    from model.comment import Comment
+    from model.verdict import Verdict
+    from service.feedback import corrects
+    from store import CheckRecord
+
+    def check(surface: str, tier: str) -> CheckRecord:
+        return CheckRecord.from_verdict(Comment(comment_content="x"), Verdict(tier, 0.3), surface=surface,
+                                        check_id="0" * 32)
+
+    unsure_json, unsure_akismet = check("json", "unsure"), check("akismet", "unsure")
+    assert corrects("spam", unsure_json, True) and not corrects("ham", unsure_json, True)
+    assert corrects("ham", unsure_akismet, True) and not corrects("spam", unsure_akismet, True)
+    assert corrects("spam", unsure_akismet, False) and not corrects("ham", unsure_akismet, False)
+    for surface in ("json", "akismet"):
+        assert corrects("ham", check(surface, "spam"), False) and not corrects("spam", check(surface, "discard"), True)
+        assert corrects("spam", check(surface, "ham"), True) and not corrects("ham", check(surface, "ham"), True)
+    assert corrects("ham", None, True) and corrects("spam", None, True)
