@@ -442,6 +442,23 @@ def test_a_submit_naming_its_check_by_guid_alone_is_about_that_comment(app: Flas
                for f in feedback)
 
 
+def test_a_submit_with_no_text_and_an_unknown_guid_stores_nothing(app: Flask, client: FlaskClient,
+                                                                   api_key: str) -> None:
+    """An unknown (or purged) guid with no text was stored as an empty label, counted as a
+    correction in the key's usage and never learned."""
+    for label in ("spam", "ham"):
+        bare = {"api_key": api_key, "blog": TEST_SITE, "user_ip": "203.0.113.50", "guid": "0123456789abcdef" * 2}
+        response = post(client, "/1.1/submit-" + label, bare)
+        assert_answer(response, THANKS)  # the protocol's one answer to a submit
+        assert response.headers["X-CommentGuard-Feedback"].startswith("not stored")
+        assert "X-CommentGuard-Feedback-Id" not in response.headers
+    store = flushed_store(app)
+    assert store.list_feedback() == []
+    (info,) = store.list_keys()
+    usage = store.usage(info.id, current_month())
+    assert (usage["missed_spam"], usage["false_positives"]) == (0, 0)
+
+
 def test_submit_linked_by_the_same_comment(app: Flask, client: FlaskClient, api_key: str) -> None:
     fields = base(api_key, comment_author_email="ann@example.org")
     check = post(client, "/1.1/comment-check", fields)
