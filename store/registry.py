@@ -27,6 +27,10 @@ from store.records import as_utc, utcnow
 MODEL_STATUSES: tuple[str, ...] = ("candidate", "active", "retired", "rejected")
 
 
+#: ``activate_model``'s default: whatever model is active now may be replaced.
+ANY_CURRENT: Any = object()
+
+
 class RegistryError(StoreError):
     """Raised for a registry request that cannot be done: an unknown version, nothing to roll back to."""
 
@@ -129,14 +133,24 @@ class RegistryMixin(StoreBase):
             return None
         return ActiveModel(version=row["version"], path=row["path"], activation_id=int(row["activation_id"]))
 
-    def activate_model(self, version: str, by: str, reason: str, *, action: str = "activate") -> ModelVersion:
-        """Make ``version`` the active model (the current one becomes ``retired``); return its row."""
+    def activate_model(self, version: str, by: str, reason: str, *, action: str = "activate",
+                       replacing: Any = ANY_CURRENT) -> ModelVersion:
+        """Make ``version`` the active model (the current one becomes ``retired``); return its row.
+
+        With ``replacing`` (a version, or None for none), only if that is still the active model:
+        a retrain compared its candidate with it, and another retrain may have promoted its own
+        since (two at once both promoted, and a rollback then went to the twin).
+        """
         def work(tx: Tx) -> dict[str, Any]:
             current = _lock_pointer(tx)
             if tx.fetchone("SELECT id FROM models WHERE id = ?", (version,)) is None:
                 raise RegistryError(f"no registered model {version!r}")
             if current is not None and current["version"] == version:
                 raise RegistryError(f"{version} is already the active model")
+            now = current["version"] if current is not None else None
+            if replacing is not ANY_CURRENT and now != replacing:
+                raise RegistryError(f"the active model is now {now or 'none'}, not {replacing or 'none'}: "
+                                    f"{version} was not compared with it")
             previous_id = current["activation_id"] if current is not None else None
             return _switch(tx, version, previous_id, action, by, reason)
 

@@ -37,6 +37,23 @@ def test_register_list_and_idempotence(store: Store) -> None:
         store.register_model(meta("v3"), "/x", status="active")
 
 
+def test_activation_over_a_named_model_only_replaces_that_one(store: Store) -> None:
+    """Two retrains compared their candidates with v1 and both were promoted, the second over the
+    first's; a rollback then went to the twin, not to v1."""
+    for n in (1, 2, 3):
+        store.register_model(meta(f"v{n}", f"2026-0{n}-01T00:00:00+00:00"), f"/models/v{n}")
+    with pytest.raises(RegistryError, match="now none"):
+        store.activate_model("v2", "retrain", "gate passed", replacing="v1")
+    store.activate_model("v1", "bootstrap", "first", replacing=None)
+    store.activate_model("v2", "retrain", "gate passed", replacing="v1")
+    with pytest.raises(RegistryError, match="now v2, not v1"):
+        store.activate_model("v3", "retrain", "gate passed", replacing="v1")
+    assert store.get_active_model().version == "v2"
+    assert store.get_model("v3").status == "candidate"
+    assert store.rollback("ops", "bad retrain").id == "v1"
+    store.activate_model("v3", "ops", "by hand")  # without replacing: whatever is active
+
+
 def test_activate_and_rollback_pop_a_stack(store: Store) -> None:
     for n in (1, 2, 3):
         store.register_model(meta(f"v{n}", f"2026-0{n}-01T00:00:00+00:00"), f"/models/v{n}")

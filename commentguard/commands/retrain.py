@@ -23,7 +23,7 @@ from model.errors import ArtifactError
 from model.scorer import Scorer
 from service.model_watch import BOOTSTRAP_ACTOR, artifact_path, servable_model
 from service.settings import Settings, SettingsError, load_settings
-from store import Store
+from store import RegistryError, Store
 from training.loaders import DataFormatError
 from training.report import write_report
 from training.retrain import Gate, NothingToLearn, RetrainResult, retrain
@@ -35,8 +35,11 @@ def default_actor() -> str:
     return os.environ.get("USER") or os.environ.get("LOGNAME") or "commentguard cli"
 
 
-def current_model(store: Store, settings: Settings) -> tuple[Optional[Scorer], Optional[str]]:
-    """The active model, registering the configured one first if the registry is empty."""
+def current_model(store: Store, settings: Settings) -> tuple[Optional[Scorer], Optional[str], Optional[str]]:
+    """The active model, a problem loading it, and its version (None: none active).
+
+    Registers the configured model first if the registry is empty.
+    """
     try:
         meta = read_metadata(settings.model_path)  # type: ignore[arg-type]
         store.activate_if_none(meta, str(Path(settings.model_path).resolve()), BOOTSTRAP_ACTOR,  # type: ignore[arg-type]
@@ -45,11 +48,11 @@ def current_model(store: Store, settings: Settings) -> tuple[Optional[Scorer], O
         pass
     active = store.get_active_model()
     if active is None:
-        return None, "no active model and none at COMMENTGUARD_MODEL_PATH"
+        return None, "no active model and none at COMMENTGUARD_MODEL_PATH", None
     try:
-        return load_model(artifact_path(active, settings.models_dir)), None
+        return load_model(artifact_path(active, settings.models_dir)), None, active.version
     except ArtifactError as exc:
-        return None, f"the active model {active.version} cannot be loaded: {exc}"
+        return None, f"the active model {active.version} cannot be loaded: {exc}", active.version
 
 
 def workers_refusal(result: RetrainResult, settings: Settings) -> Optional[str]:
@@ -122,7 +125,7 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
         raise click.ClickException(str(exc)) from exc
     say = (lambda m: click.echo(f"[retrain] {m}", err=True))
     with cli_store() as store:
-        current, problem = current_model(store, settings)
+        current, problem, active_version = current_model(store, settings)
         if problem:
             click.echo(f"warning: {problem}; the candidate is compared with nothing", err=True)
         try:
@@ -149,7 +152,13 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
         if result.promoted:
             store.register_model(meta, str(result.path.resolve()), note=result.decision)
             why = (f"--force: {reason}" if result.forced else (reason or f"retrain gate passed: {result.decision}"))
-            store.activate_model(result.version, who, why)
+            try:
+                # Only over the model the gate compared it with: a retrain that ran at the same
+                # time may have promoted its own meanwhile.
+                store.activate_model(result.version, who, why, replacing=active_version)
+            except RegistryError as exc:
+                raise click.ClickException(f"{result.version} was not promoted: {exc}. Run retrain again to "
+                                           "compare a new candidate with the active model") from exc
         else:
             store.register_model(meta, str(result.path.resolve()), status="rejected", note=result.decision)
     out = summary(result, report)
