@@ -38,8 +38,14 @@ def readyz() -> Response:
         pid, reason = others[0]
         return error_response(503, "not ready", reason=f"worker {pid} is not ready: {reason}",
                               workers_not_ready=[{"pid": p, "reason": r} for p, r in others], **registry)
+    # What the checks are answered with: an operator tuning thresholds could see them nowhere.
+    effective = state.thresholds or state.scorer.thresholds
     return jsonify({"status": "ready", "model_version": state.scorer.version,
-                    "scoring_engine": state.scorer.engine, **registry})
+                    "scoring_engine": state.scorer.engine, "mode": state.settings.mode,
+                    "thresholds": {"unsure": effective.unsure, "spam": effective.spam,
+                                   "discard": effective.discard,
+                                   "overridden": state.settings.has_threshold_overrides},
+                    **registry})
 
 
 @bp.get("/metrics")

@@ -84,7 +84,16 @@ def test_healthz(client: FlaskClient) -> None:
 def test_readyz_with_model(client: FlaskClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ready", "model_version": "test-model-1", "scoring_engine": "c"}
+    assert response.get_json() == {"status": "ready", "model_version": "test-model-1", "scoring_engine": "c",
+                                   "mode": "enforce", "thresholds": {"unsure": 0.4, "spam": 0.6, "discard": 0.9,
+                                                                     "overridden": False}}
+
+
+def test_readyz_shows_the_thresholds_checks_are_answered_with(make_app: Callable[..., Flask]) -> None:
+    """An operator tuning thresholds could see the effective ones nowhere."""
+    body = make_app(threshold_spam=0.7, mode="log_only").test_client().get("/readyz").get_json()
+    assert body["mode"] == "log_only"
+    assert body["thresholds"] == {"unsure": 0.4, "spam": 0.7, "discard": 0.9, "overridden": True}
 
 
 @pytest.mark.parametrize("setting, engine", [("auto", "c"), ("c", "c"), ("numpy", "numpy")])
