@@ -67,3 +67,22 @@ def test_a_refitted_promotion_names_the_candidate_the_figures_are_of(result: Ret
     page = report.render_report(result)
     assert "<code>v-gate</code>, trained without the 4 held-out comments" in page
     assert "<code>v-candidate</code> is the same recipe refitted on all comments" in page
+
+
+def test_the_summary_gives_no_spam_caught_figure_over_held_out_feedback_without_spam(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """'spam caught 0.000 (current 0.000)' was printed for held-out feedback holding no spam at all."""
+    from types import SimpleNamespace
+
+    from commentguard.commands.retrain import print_summary
+
+    result = SimpleNamespace(forced=False, promoted=True, version="v2", current_version="v1", decision="ok")
+    ham_only = {"n": 1, "spam": 0, "recall": 0.0, "false_positive_rate": 0.0}
+    print_summary(result, {"recent_feedback": {"held_out": 1, "candidate": ham_only, "current": ham_only}},  # type: ignore[arg-type]
+                  Path("report.html"))
+    out = capsys.readouterr().out
+    assert "spam caught" not in out and "no spam among it" in out and "ham flagged 0.000" in out
+    both = {"n": 4, "spam": 2, "recall": 0.5, "false_positive_rate": 0.0}
+    print_summary(result, {"recent_feedback": {"held_out": 4, "candidate": both, "current": both}},  # type: ignore[arg-type]
+                  Path("report.html"))
+    assert "spam caught 0.500 (current 0.500)" in capsys.readouterr().out
