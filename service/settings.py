@@ -175,7 +175,9 @@ SETTINGS: tuple[_Spec, ...] = (
           "Where checks, feedback and API keys are stored: a SQLite path (relative to the working "
           "directory; `sqlite:///relative.db` and `sqlite:////absolute.db` work too) or a "
           "`postgresql://` (or `postgres://`) URL, which needs `pip install 'commentguard[postgres]'`. "
-          "`serve` refuses a URL no worker could open."),
+          "`serve` refuses a URL no worker could open (an unknown scheme, a port that is not one, a "
+          "connection option libpq refuses, PostgreSQL without psycopg), naming this variable and "
+          "never the password; a database that is down only gets a warning."),
     _Spec("secret_key", _parse_str, "(generated into <data_dir>/secret_key)",
           "Server secret keying API-key digests and personal-data hashes (at least 16 characters)."),
     _Spec("allow_anonymous_json", _parse_bool, "false",

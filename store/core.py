@@ -10,6 +10,7 @@ from store.errors import SecretMismatchError, StoreConfigError, StoreError
 from store.feedback import FeedbackMixin
 from store.keys import KeysMixin
 from store.migrations import migrate
+from store.pg_url import redact_url
 from store.privacy import Privacy
 from store.registry import RegistryMixin
 
@@ -72,13 +73,6 @@ def _check_secret(db: Database, privacy: Privacy) -> None:
 
     if db.run(work) != fingerprint:
         raise SecretMismatchError(
-            f"{_redact(db.target)} was set up with a different secret; "
+            f"{redact_url(db.target)} was set up with a different secret; "
             "API keys and personal-data hashes depend on it, so it must not change"
         )
-
-
-def _redact(target: str) -> str:
-    if "://" in target and "@" in target:
-        scheme, rest = target.split("://", 1)
-        return f"{scheme}://…@{rest.rsplit('@', 1)[1]}"
-    return target

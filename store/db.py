@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 from store.errors import (StoreBusyError, StoreClosedError, StoreCommitUnknownError, StoreConfigError,
                           StoreDatabaseError, StoreDataError)
+from store.pg_url import check_postgres_url
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -332,6 +333,7 @@ def _resolve(target: str) -> tuple[Dialect, Callable[[], Any]]:
     if not isinstance(target, str) or not target.strip():
         raise StoreConfigError("the store needs a file path or a postgresql:// URL")
     if target.startswith(("postgresql://", "postgres://")):
+        check_postgres_url(target)  # a port of "abc" is refused here, not retried as if the server were down
         return POSTGRESQL_DIALECT, functools.partial(_connect_postgres, target)
     if target.startswith("sqlite:"):
         # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy spells them

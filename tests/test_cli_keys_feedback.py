@@ -294,6 +294,36 @@ def test_serve_refuses_a_store_no_worker_could_open(env: Settings, monkeypatch: 
     assert "different secret" in result.output
 
 
+@pytest.mark.parametrize("url", ["postgresql://postgres:pw-7731@127.0.0.1:abc/x",
+                                 "postgresql://postgres:pw-7731@127.0.0.1:5432/postgres?sslmode=bogus"])
+def test_serve_refuses_a_postgresql_url_no_connection_could_use(env: Settings, monkeypatch: pytest.MonkeyPatch,
+                                                                url: str) -> None:
+    """It warned "the workers will open it when it is back", started, and answered 503 for good."""
+    from service import server
+
+    monkeypatch.setattr(server, "serve", lambda *a, **k: pytest.fail("started anyway"))
+    monkeypatch.setenv(PREFIX + "DATABASE_URL", url)
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1 and "COMMENTGUARD_DATABASE_URL: " in result.output
+    assert "pw-7731" not in result.output and "when it is back" not in result.output
+
+
+def test_serve_starts_when_the_database_is_only_down(env: Settings, monkeypatch: pytest.MonkeyPatch,
+                                                     model_dir: Path) -> None:
+    """The same URL works once the server is back: a warning, and the workers open it then."""
+    from service import server
+    from tests.conftest import free_port
+
+    served: list[object] = []
+    monkeypatch.setattr(server, "serve", lambda *a, **k: served.append(a))
+    monkeypatch.setenv(PREFIX + "MODEL_PATH", str(model_dir))
+    monkeypatch.setenv(PREFIX + "PORT", str(free_port()))
+    monkeypatch.setenv(PREFIX + "DATABASE_URL", f"postgresql://postgres:pw-7731@127.0.0.1:{free_port()}/x")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert "when it is back" in result.output and "pw-7731" not in result.output and len(served) == 1
+
+
 def test_serve_with_gevent_missing_names_the_setting_and_the_extra(env: Settings,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """gunicorn's own traceback said "gevent worker requires gevent 24.10.1 or higher"."""

@@ -778,3 +778,42 @@ def test_a_postgresql_server_that_never_answers_is_given_up_on(monkeypatch: pyte
     assert not worker.is_alive(), "still waiting for a server that never answers"
     assert len(outcome) == 1 and isinstance(outcome[0], StoreError)
     assert "connection timeout" in str(outcome[0])
+
+
+PASSWORD = "pw-7731%41"  # "%41" decodes to "A": neither spelling may be shown
+
+
+@pytest.mark.parametrize("url, problem", [
+    (f"postgresql://u:{PASSWORD}@127.0.0.1:abc/x", "the port 'abc' is not a number"),
+    (f"postgresql://u:{PASSWORD}@127.0.0.1:0/x", "not a TCP port"),
+    (f"postgresql://u:{PASSWORD}@127.0.0.1:5432/x?sslmode=bogus", "sslmode='bogus' is not one of"),
+    (f"postgresql://u:{PASSWORD}@127.0.0.1:5432/x?target_session_attrs=writable", "target_session_attrs="),
+    (f"postgresql://u:{PASSWORD}@127.0.0.1:5432/x?keepalives_idle=soon", "keepalives_idle='soon'"),
+    (f"postgresql://u:{PASSWORD}@127.0.0.1:5432/x?connect_timeout=abc", "connect_timeout='abc'"),
+    ("postgresql:///x?port=5432,5433", "2 ports given for 1 host"),
+    (f"postgresql://u:{PASSWORD}@127.0.0.1:5432/x?no_such_option=1", "not a valid PostgreSQL URL"),
+    (f"postgresql://u:{PASSWORD}@[::1/x", "not a valid PostgreSQL URL"),
+    (f"postgresql://u:{PASSWORD}%zz@127.0.0.1/x", "invalid percent-encoded"),  # libpq quotes the password
+    (f"postgresql://u@127.0.0.1/x?password={PASSWORD}&sslmode=bogus", "sslmode='bogus'"),
+])
+def test_a_postgresql_url_no_connection_could_use_is_a_configuration_error(url: str, problem: str) -> None:
+    """libpq parses these without complaint and refuses them only when connecting, as it refuses a
+    server that is down: `serve` warned "the workers will open it when it is back" and was never ready."""
+    pytest.importorskip("psycopg", reason="psycopg is the [postgres] extra")
+    with pytest.raises(StoreConfigError) as raised:
+        open_store(url, secret=SECRET)
+    assert problem in str(raised.value)
+    assert "pw-7731" not in str(raised.value) and "pw-7731A" not in str(raised.value)
+
+
+def test_a_postgresql_url_that_only_the_server_refuses_is_not_a_configuration_error() -> None:
+    """Nothing listens there: the database is down, and may come back with the same URL."""
+    pytest.importorskip("psycopg", reason="psycopg is the [postgres] extra")
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(StoreError) as raised:
+        open_store(f"postgresql://u:{PASSWORD}@127.0.0.1:{port}/x?sslmode=disable&keepalives_idle=30", secret=SECRET)
+    assert not isinstance(raised.value, StoreConfigError)

@@ -67,9 +67,10 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
 def check_store(settings: Settings) -> None:
     """Refuse to start with a store setting no worker could ever open (naming the variable).
 
-    A bad URL scheme, PostgreSQL without psycopg, or a secret the database was not set up with
-    used to start a server that was never ready, every check a 503. A database that is merely
-    down is no reason to stop: workers open it when it is back.
+    A bad URL scheme, a PostgreSQL URL libpq would refuse before connecting (a port of ``abc``,
+    ``sslmode=bogus``: see store.pg_url), PostgreSQL without psycopg, or a secret the database
+    was not set up with used to start a server that was never ready, every check a 503. A
+    database that is merely down is no reason to stop: workers open it when it is back.
     """
     try:
         with open_store_from_settings(settings):
