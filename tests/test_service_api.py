@@ -560,6 +560,8 @@ def test_gunicorn_application_takes_the_options(settings: Any, scorer: Scorer) -
 def fake_serve(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(server, "serve", lambda settings, **kw: calls.append({"settings": settings, **kw}))
+    # serve checks its port before anything else: these tests do not depend on 8000 being free here.
+    monkeypatch.setattr(server, "check_address_free", lambda host, port: None)
     return calls
 
 
@@ -596,6 +598,24 @@ def test_serve_command_explains_when_training_is_unavailable(
                                                 "COMMENTGUARD_MODEL_PATH": str(tmp_path / "m")})
     assert result.exit_code == 1 and "commentguard train" in result.output
     assert fake_serve == []
+
+
+def test_serve_command_checks_its_port_before_training_the_default_model(
+        runner: FlaskCliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It trained for a minute on first run, and only then said "Address already in use"."""
+    trained: list[Path] = []
+    fake = types.ModuleType("training.defaults")
+    fake.ensure_default_model = lambda path: trained.append(Path(path))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "training.defaults", fake)
+    monkeypatch.setattr(server, "serve", lambda *a, **k: pytest.fail("served on a port in use"))
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = runner.invoke(cli, ["serve", "--port", str(port)],
+                               env={"COMMENTGUARD_DATA_DIR": str(tmp_path), "COMMENTGUARD_MODEL_PATH": ""})
+    assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "another server" in result.output and trained == []
 
 
 def test_serve_command_reports_a_bad_setting(runner: FlaskCliRunner,

@@ -55,11 +55,13 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
             raise click.ClickException("COMMENTGUARD_WORKER_CLASS=gevent needs the gevent package: "
                                        "pip install 'commentguard[gevent]'") from exc
     check_store(settings)
-    ensure_model(settings)
     try:
+        # Before the first run's training (a minute): a port already taken was reported only after it.
+        server.check_address_free(host or settings.host, port or settings.port)
+        ensure_model(settings)
         server.serve(settings, host=host, port=port, workers=workers,
                      worker_class=worker_class, threads=threads, access_log=access_log)
-    except server.CannotListen as exc:
+    except server.CannotListen as exc:  # from either check: serve checks again, the port may go meanwhile
         hint = " (is another server running there?)" if exc.errno == errno.EADDRINUSE else ""
         raise click.ClickException(f"{exc.strerror}{hint}") from exc
 
