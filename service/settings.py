@@ -226,6 +226,14 @@ def variable_name(field_name: str) -> str:
     return _VARIABLE_NAMES.get(field_name, PREFIX + field_name.upper())
 
 
+def default_help(field_name: str) -> str:
+    """A command-line option's default as its help states it: the variable, else the setting's default.
+
+    From the table the README's Settings section is made of, so the two say the same."""
+    spec = next(s for s in SETTINGS if s.field == field_name)
+    return f"{variable_name(field_name)} or {spec.default}"
+
+
 def settings_doc() -> list[SettingDoc]:
     """(variable, default, one-line description) for every setting, in README order."""
     return [SettingDoc(variable_name(s.field), s.default, s.description) for s in SETTINGS]
@@ -462,6 +470,6 @@ def _create_secret_file(path: Path) -> None:
 
 __all__ = [
     "ENFORCE", "LOG_ONLY", "MODES", "SETTINGS", "WORKER_CLASSES", "UPSTREAM_MODES", "SettingDoc", "Settings", "SettingsError",
-    "load_or_create_secret_key", "load_settings", "resolve_secret_key", "settings_doc",
+    "default_help", "load_or_create_secret_key", "load_settings", "resolve_secret_key", "settings_doc",
     "settings_markdown", "unknown_variables", "variable_name",
 ]

@@ -217,6 +217,32 @@ def test_readme_documents_every_setting() -> None:
     assert not missing, f"README.md does not document {missing}; paste service.settings.settings_markdown()"
 
 
+def test_command_line_help_gives_the_default_of_every_setting_it_names() -> None:
+    """`serve --threads` said "(default: COMMENTGUARD_THREADS)", without the number the README gives."""
+    import re
+
+    import click
+    from click.testing import CliRunner
+
+    from commentguard.cli import COMMANDS, cli
+
+    defaults = {d.variable: d.default for d in settings_doc()}
+    paths = []
+    for name in COMMANDS:
+        command = cli.get_command(click.Context(cli), name)
+        subcommands = sorted(command.commands) if isinstance(command, click.Group) else []
+        paths += [[name, sub] for sub in subcommands] or [[name]]
+    named = 0
+    for path in paths:
+        result = CliRunner().invoke(cli, [*path, "--help"], terminal_width=1000)
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        for variable in re.findall(r"\(default: [^()]*?(COMMENTGUARD_\w+)", text):
+            named += 1
+            assert f"{variable} or {defaults[variable]})" in text, (path, variable)
+    assert named >= 6  # serve's five options and check's --model
+
+
 # --- the secret file ----------------------------------------------------------------------
 
 def test_secret_file_is_created_private_and_reused(tmp_path: Path) -> None:

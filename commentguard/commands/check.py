@@ -9,6 +9,7 @@ from model.artifact import load_model
 from model.comment import Comment
 from commentguard.context import served_model_path
 from model.errors import ArtifactError
+from service.settings import SettingsError, default_help, load_settings
 
 
 @click.command("check")
@@ -19,14 +20,12 @@ from model.errors import ArtifactError
 @click.option("--type", "comment_type", default="", help="comment_type (comment, reply, forum-post...)")
 @click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
               help="The artifact directory (default: the model the service serves: the registry's active "
-                   "model, else COMMENTGUARD_MODEL_PATH).")
+                   f"model, else {default_help('model_path')}).")
 def command(text: str, author: str, author_url: str, email: str, comment_type: str,
             model_dir: str | None) -> None:
     """Score TEXT and print the verdict with its reasons."""
     if not text.strip():
         raise click.BadParameter("the comment's text must not be empty (the API refuses it too)", param_hint="TEXT")
-    from service.settings import SettingsError, load_settings
-
     try:
         settings = load_settings()  # the store, the model path, and the threshold overrides the service applies
         if model_dir is None:

@@ -67,7 +67,7 @@ def list_models(as_json: bool) -> None:
 @command.command("activate")
 @click.argument("version")
 @click.option("--reason", default="", help="Why: recorded in the registry.")
-@click.option("--by", "actor", default=None, help="Who (default: $USER).")
+@click.option("--by", "actor", default=None, help="Who (default: $USER, else $LOGNAME).")
 def activate(version: str, reason: str, actor: Optional[str]) -> None:
     """Make VERSION the active model for every instance sharing the database."""
     settings = _settings()
@@ -107,7 +107,7 @@ def add_tables_command(model_dir: str) -> None:
 
 @command.command("rollback")
 @click.option("--reason", default="", help="Why: recorded in the registry.")
-@click.option("--by", "actor", default=None, help="Who (default: $USER).")
+@click.option("--by", "actor", default=None, help="Who (default: $USER, else $LOGNAME).")
 def rollback(reason: str, actor: Optional[str]) -> None:
     """Reactivate the model the current one replaced."""
     settings = _settings()

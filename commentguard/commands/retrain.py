@@ -111,7 +111,7 @@ def not_nan(_ctx: click.Context, param: click.Parameter, value: float) -> float:
                    "(widened likewise, at most to 0.10).")
 @click.option("--force", is_flag=True, help="Promote even if the gate says no (needs --reason).")
 @click.option("--reason", default=None, help="Why: recorded in the registry with the promotion.")
-@click.option("--by", "actor", default=None, help="Who promotes (default: $USER).")
+@click.option("--by", "actor", default=None, help="Who promotes (default: $USER, else $LOGNAME).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr: float,
             tolerance_recall: float, force: bool, reason: Optional[str], actor: Optional[str],

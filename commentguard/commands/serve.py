@@ -16,21 +16,22 @@ import click
 from commentguard.context import open_store_from_settings
 from model.artifact import METADATA_NAME
 from service import logging_setup, server
-from service.settings import WORKER_CLASSES, Settings, SettingsError, load_settings, unknown_variables
+from service.settings import (WORKER_CLASSES, Settings, SettingsError, default_help, load_settings,
+                              unknown_variables)
 from store import SecretMismatchError, StoreConfigError, StoreError
 from store.db import owner_only
 
 
 @click.command("serve")
-@click.option("--host", default=None, help="Address to bind (default: COMMENTGUARD_HOST or 127.0.0.1).")
+@click.option("--host", default=None, help=f"Address to bind (default: {default_help('host')}).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help="Port to listen on (default: COMMENTGUARD_PORT or 8000).")
+              help=f"Port to listen on (default: {default_help('port')}).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes (default: COMMENTGUARD_WORKERS or 2).")
+              help=f"Worker processes (default: {default_help('workers')}).")
 @click.option("--worker-class", type=click.Choice(WORKER_CLASSES), default=None,
-              help=f"gunicorn worker class (default: COMMENTGUARD_WORKER_CLASS or {server.DEFAULT_WORKER_CLASS}).")
+              help=f"gunicorn worker class (default: {default_help('worker_class')}).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads per worker with gthread (default: COMMENTGUARD_THREADS).")
+              help=f"Threads per worker with gthread (default: {default_help('threads')}).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Log every request to standard output.")
 def command(host: str | None, port: int | None, workers: int | None, worker_class: str | None,
