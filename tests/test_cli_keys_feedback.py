@@ -336,6 +336,18 @@ def test_serve_with_gevent_missing_names_the_setting_and_the_extra(env: Settings
     assert "COMMENTGUARD_WORKER_CLASS=gevent needs the gevent package" in result.output
 
 
+def test_serve_with_gevent_missing_names_the_flag_that_asked_for_it(env: Settings,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """It named COMMENTGUARD_WORKER_CLASS, which was not set: the flag had asked for gevent."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gevent", None)
+    result = CliRunner().invoke(cli, ["serve", "--worker-class", "gevent"])
+    assert result.exit_code == 1
+    assert "--worker-class gevent needs the gevent package" in result.output
+    assert "COMMENTGUARD_WORKER_CLASS" not in result.output
+
+
 def test_upstream_report_with_no_answers_says_so(env: Settings) -> None:
     shown = ok("upstream", "report")
     assert "no answers yet" in shown and "None" not in shown

@@ -53,7 +53,9 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
         try:
             importlib.import_module("gevent")  # only to see that it is there
         except ImportError as exc:
-            raise click.ClickException("COMMENTGUARD_WORKER_CLASS=gevent needs the gevent package: "
+            # Named as it was given: the flag wins over the variable, which may not be set at all.
+            given = "--worker-class gevent" if worker_class else "COMMENTGUARD_WORKER_CLASS=gevent"
+            raise click.ClickException(f"{given} needs the gevent package: "
                                        "pip install 'commentguard[gevent]'") from exc
     check_store(settings)
     try:
