@@ -356,6 +356,18 @@ class ModelWatcher:
         return out
 
 
+def how_workers_follow(interval: float) -> str:
+    """What running workers do once the registry names another active model (``interval``: the
+    ``model_check_seconds`` setting), for the commands that change it to say."""
+    if interval > 0:
+        return (f"running instances switch to it within {interval:g} s (COMMENTGUARD_MODEL_CHECK_SECONDS) "
+                "and the time it takes to load")
+    # The thread does not follow the registry then; only start-up (startup_path) reads it.
+    return ("hot reload is off (COMMENTGUARD_MODEL_CHECK_SECONDS=0): running workers keep the model they "
+            "serve, and each worker that starts from now on serves this one; restart the service, or send "
+            "its gunicorn master SIGHUP to replace every worker")
+
+
 def warn_if_older_features(scorer: "Scorer") -> None:
     """Log a warning when ``scorer`` was trained with an older release's features (it serves)."""
     trained_with = scorer.metadata.get("features_version", 1)
@@ -386,4 +398,5 @@ def _report_version(version: str) -> None:
     metrics.set_model_version(version)
 
 
-__all__ = ["ModelWatcher", "Refusal", "artifact_path", "servable_model", "warn_if_older_features"]
+__all__ = ["ModelWatcher", "Refusal", "artifact_path", "how_workers_follow", "servable_model",
+           "warn_if_older_features"]

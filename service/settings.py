@@ -131,8 +131,9 @@ SETTINGS: tuple[_Spec, ...] = (
           "share it between instances that share a database."),
     _Spec("model_check_seconds", _parse_float, "2",
           "How often each worker asks the registry which model is active and loads a new one "
-          "in the background; 0 turns hot reload off (a worker that refused its model at start "
-          "still tries again every 2 s). At most 86400."),
+          "in the background; 0 turns hot reload off: a new active model is served only by workers that "
+          "start afterwards (a restart, or SIGHUP to the master), and a worker that refused its model at "
+          "start still tries again every 2 s. At most 86400."),
     _Spec("host", _parse_str, "127.0.0.1",
           "Address `commentguard serve` binds to."),
     _Spec("port", _parse_int, "8000",

@@ -348,6 +348,28 @@ def test_serve_with_gevent_missing_names_the_flag_that_asked_for_it(env: Setting
     assert "COMMENTGUARD_WORKER_CLASS" not in result.output
 
 
+@pytest.mark.parametrize("check_seconds, says", [
+    ("", "running instances switch to it within 2 s"),
+    ("0", "hot reload is off (COMMENTGUARD_MODEL_CHECK_SECONDS=0): running workers keep the model they serve"),
+])
+def test_activate_and_rollback_say_what_running_workers_do(env: Settings, store: Store, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch, check_seconds: str,
+                                                          says: str) -> None:
+    """With hot reload off they still said "running instances switch within a few seconds"; the
+    workers' model watcher does not look at the registry then, and only a worker that starts does."""
+    from tests.test_moderator_loop import tiny_model
+
+    monkeypatch.setenv(PREFIX + "MODEL_CHECK_SECONDS", check_seconds)
+    first, second = tmp_path / "models" / "first", tmp_path / "models" / "second"
+    assert store.activate_if_none(tiny_model(first, "first"), str(first), "test", "first")
+    store.register_model(tiny_model(second, "second", flip=True), str(second))
+    activated = ok("models", "activate", "second")
+    assert activated.startswith("second is now the active model; ") and says in activated
+    rolled_back = ok("models", "rollback")
+    assert rolled_back.startswith("rolled back: first is the active model again; ") and says in rolled_back
+    assert "a few seconds" not in activated + rolled_back
+
+
 def test_upstream_report_with_no_answers_says_so(env: Settings) -> None:
     shown = ok("upstream", "report")
     assert "no answers yet" in shown and "None" not in shown

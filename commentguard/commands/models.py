@@ -2,8 +2,9 @@
 ``add-tables``, which makes an artifact saved before the serving tables existed servable.
 
 Activation and rollback change one row in the shared database; every running
-instance that uses that database picks the new model up within a few seconds
-(see :mod:`service.model_watch`), without a restart.
+instance that uses that database picks the new model up within
+``COMMENTGUARD_MODEL_CHECK_SECONDS`` (see :mod:`service.model_watch`), without a
+restart; with hot reload off (0), only workers that start afterwards do.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from commentguard.commands.retrain import default_actor
 from commentguard.context import cli_store
 from model.artifact import add_tables, read_metadata
 from model.errors import ArtifactError
-from service.model_watch import artifact_path, servable_model
+from service.model_watch import artifact_path, how_workers_follow, servable_model
 from service.settings import Settings, SettingsError, load_settings
 from store import ActiveModel, RegistryError
 
@@ -81,7 +82,7 @@ def activate(version: str, reason: str, actor: Optional[str]) -> None:
             store.activate_model(version, actor or default_actor(), reason or "activated by hand")
         except RegistryError as exc:
             raise click.ClickException(str(exc)) from exc
-    click.echo(f"{version} is now the active model; running instances switch within a few seconds")
+    click.echo(f"{version} is now the active model; {how_workers_follow(settings.model_check_seconds)}")
 
 
 @command.command("add-tables")
@@ -118,4 +119,5 @@ def rollback(reason: str, actor: Optional[str]) -> None:
             model = store.rollback(actor or default_actor(), reason or "rolled back by hand", expected=target.id)
         except RegistryError as exc:
             raise click.ClickException(str(exc)) from exc
-    click.echo(f"rolled back: {model.id} is the active model again")
+    click.echo(f"rolled back: {model.id} is the active model again; "
+               f"{how_workers_follow(settings.model_check_seconds)}")

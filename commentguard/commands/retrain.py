@@ -5,7 +5,8 @@ report) and the service's artifact lookup together; the logic lives in
 :mod:`training.retrain` and :mod:`training.report`. The candidate is written to
 ``<models_dir>/<version>/`` with ``report.html`` beside it, and registered
 either way: ``active`` when promoted (every running instance switches to it
-within a few seconds), ``rejected`` otherwise.
+within ``COMMENTGUARD_MODEL_CHECK_SECONDS``; with hot reload off, only workers that
+start afterwards serve it), ``rejected`` otherwise.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from commentguard.context import cli_store
 from model.artifact import load_model, read_metadata
 from model.errors import ArtifactError
 from model.scorer import Scorer
-from service.model_watch import BOOTSTRAP_ACTOR, artifact_path, servable_model
+from service.model_watch import BOOTSTRAP_ACTOR, artifact_path, how_workers_follow, servable_model
 from service.settings import Settings, SettingsError, load_settings
 from store import RegistryError, Store
 from training.loaders import DataFormatError
@@ -168,6 +169,8 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
         click.echo(json.dumps(out, indent=2))
     else:
         print_summary(result, out, report)
+        if result.promoted:
+            click.echo(f"{result.version} is the active model; {how_workers_follow(settings.model_check_seconds)}")
     if refusal is not None:
         raise click.ClickException(
             f"{result.version} was not promoted: the workers would refuse it ({refusal}). Change the "
