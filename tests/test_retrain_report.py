@@ -86,3 +86,32 @@ def test_the_summary_gives_no_spam_caught_figure_over_held_out_feedback_without_
     print_summary(result, {"recent_feedback": {"held_out": 4, "candidate": both, "current": both}},  # type: ignore[arg-type]
                   Path("report.html"))
     assert "spam caught 0.500 (current 0.500)" in capsys.readouterr().out
+
+
+def test_the_report_is_its_owners_only_and_the_artifact_beside_it_stays_shared(
+        result: RetrainResult, tmp_path: Path) -> None:
+    """It lists moderator-labelled comments and was written 0644: readable by every user when
+    COMMENTGUARD_MODELS_DIR lies outside the owner-only data directory."""
+    import dataclasses
+    import os
+    import stat
+
+    candidate = tmp_path / "models" / "v-candidate"
+    candidate.mkdir(parents=True, mode=0o755)
+    candidate.chmod(0o755)  # as retrain leaves it: the service's user reads the artifact in it
+    (candidate / "metadata.json").write_text("{}")
+    (candidate / "metadata.json").chmod(0o644)
+    old_umask = os.umask(0o022)
+    try:
+        written = report.write_report(dataclasses.replace(result, path=candidate))
+        assert written == candidate / report.REPORT_NAME
+        assert stat.S_IMODE(written.stat().st_mode) == 0o600
+        elsewhere = tmp_path / "old-report.html"
+        elsewhere.write_text("an older report")
+        elsewhere.chmod(0o644)
+        report.write_report(result, elsewhere)  # written over: the old mode does not stay
+        assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o600 and "v-candidate" in elsewhere.read_text()
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(candidate.stat().st_mode) == 0o755
+    assert stat.S_IMODE((candidate / "metadata.json").stat().st_mode) == 0o644

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -45,7 +46,14 @@ code{background:#f4f5f9;padding:0 .25em;border-radius:3px}
 def write_report(result: RetrainResult, path: Optional[Path] = None) -> Path:
     """Write the report for ``result`` (default: ``<candidate>/report.html``); return its path."""
     target = path or result.path / REPORT_NAME
-    target.write_text(render_report(result), encoding="utf-8")
+    page = render_report(result)
+    # It quotes moderator-labelled comments: the owner's only, whatever the umask (it was 0644, and
+    # the models directory may lie outside the owner-only data directory). The service never
+    # reads it; the artifact beside it stays readable by the service's user (model.artifact).
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(fd, 0o600)  # a report written over keeps its old mode otherwise
+        out.write(page)
     return target
 
 
