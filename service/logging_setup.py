@@ -209,6 +209,13 @@ class ServerMessageFilter(logging.Filter):
         return True
 
 
+def _bind_url(address: str, ssl: bool) -> str:
+    """A gunicorn ``bind`` entry as gunicorn names a listening socket (``http://127.0.0.1:8000``)."""
+    if address.startswith(("unix:", "fd://")):
+        return address
+    return f"{'https' if ssl else 'http'}://{address}"
+
+
 try:
     from gunicorn.glogging import Logger as _GunicornBase
 except ImportError:  # pragma: no cover - gunicorn is a dependency; tests may run without it
@@ -233,6 +240,14 @@ class GunicornLogger(_GunicornBase):  # type: ignore[misc,valid-type]
         # Decided once here (setup runs again on reload): gunicorn calls access() for every
         # request, and reading four settings through its config object each time showed in profiles.
         self._access_on = bool(cfg.accesslog or cfg.logconfig or cfg.logconfig_dict or cfg.syslog)
+        self._bound = ",".join(_bind_url(address, cfg.is_ssl) for address in cfg.bind)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if msg.startswith("Listening at:") and args and not args[0]:
+            # With a socket per worker (reuse_port) the master holds no socket, and gunicorn's
+            # line read "Listening at:  (pid)": the configured addresses, as gunicorn writes them.
+            args = (getattr(self, "_bound", ""), *args[1:])
+        super().info(msg, *args, **kwargs)
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not getattr(self, "_access_on", False):

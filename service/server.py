@@ -89,10 +89,11 @@ def worker_exit(arbiter: Any, worker: Any) -> None:
 
 
 def when_ready(arbiter: Any) -> None:
-    """gunicorn hook, run in the master once it is ready: say where the server listens.
+    """gunicorn hook, run in the master once it is ready: say where the server listens, with how
+    many workers and sockets.
 
     With a socket per worker (``reuse_port``) the master holds none, and gunicorn's own
-    "Listening at:" line has an empty address.
+    "Listening at:" line would have an empty address (GunicornLogger fills it in).
     """
     cfg = arbiter.cfg
     where = ", ".join(f"http://{address}" for address in cfg.bind)

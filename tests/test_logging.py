@@ -172,9 +172,10 @@ def test_live_server_logs_are_json_lines_with_request_ids(tmp_path: Path, model_
     assert access and all(r["request_id"] for r in access)
     assert not any("path" in r for r in access)
     assert {r.get("route") for r in access} >= {"/api/v1/check", "/1.1/comment-check", "/readyz", None}
-    # Where it listens, said by the server itself (gunicorn's own line has no address when each
-    # worker holds its own socket).
+    # Where it listens, said by the server itself, and in gunicorn's own line (which had no address
+    # when each worker holds its own socket).
     port = server.base_url.rsplit(":", 1)[1]
+    assert any(r["message"].startswith(f"Listening at: http://127.0.0.1:{port} (") for r in records)
     assert any(r["message"] == f"listening on http://127.0.0.1:{port} (2 workers, a socket per worker)"
                for r in records), [r["message"] for r in records if "isten" in r["message"]]
     invalid = [r["message"] for r in records if r["message"].startswith("Invalid request")]
@@ -210,6 +211,27 @@ def test_server_messages_lose_what_a_request_put_in_them(message: str, shown: st
     assert scrub_server_message(message) == shown
     record = logging.LogRecord("gunicorn.error", logging.WARNING, __file__, 1, "%s", (message,), None)
     assert ServerMessageFilter().filter(record) and record.getMessage() == shown
+
+
+@pytest.mark.parametrize("reuse_port", [True, False])
+def test_gunicorns_listening_line_names_the_address(reuse_port: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    """It read "Listening at:  (4242)": with a socket per worker the master holds none to name.
+    The server's own address is no personal data."""
+    from gunicorn.config import Config
+
+    from service.logging_setup import GunicornLogger
+
+    cfg = Config()
+    cfg.set("bind", ["127.0.0.1:8123", "[::1]:8123"])
+    cfg.set("reuse_port", reuse_port)
+    logger = GunicornLogger(cfg)
+    capsys.readouterr()
+    listeners = "" if reuse_port else "http://127.0.0.1:8123,http://[::1]:8123"  # what gunicorn passes
+    logger.info("Listening at: %s (%s)", listeners, 4242)
+    logger.info("Listening at: %s", "")  # after a reload that changed the address
+    messages = [json.loads(line)["message"] for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert messages == ["Listening at: http://127.0.0.1:8123,http://[::1]:8123 (4242)",
+                        "Listening at: http://127.0.0.1:8123,http://[::1]:8123"]
 
 
 @pytest.mark.parametrize("accesslog, lines", [(None, 0), ("-", 1)])
