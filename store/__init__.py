@@ -17,6 +17,7 @@ from store.core import Store, open_store
 from store.errors import (
     InvalidRecordError,
     MigrationError,
+    NewerSchemaError,
     SecretMismatchError,
     StoreBusyError,
     StoreClosedError,
@@ -49,6 +50,7 @@ __all__ = [
     "KeyInfo",
     "LABELS",
     "MigrationError",
+    "NewerSchemaError",
     "SURFACES",
     "SecretMismatchError",
     "SiteInfo",

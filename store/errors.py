@@ -39,6 +39,13 @@ class MigrationError(StoreError):
     """
 
 
+class NewerSchemaError(MigrationError):
+    """Raised on open when a newer release has migrated the database: this code cannot use it.
+
+    No wait makes it work (unlike a database that is down), so ``serve`` refuses to start.
+    """
+
+
 class StoreBusyError(StoreError):
     """Raised when a write still found the database locked after every retry.
 

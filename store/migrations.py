@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from store.db import Database, Tx
-from store.errors import MigrationError, StoreDatabaseError
+from store.errors import MigrationError, NewerSchemaError, StoreDatabaseError
 from store.records import utcnow
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def _apply(tx: Tx, migrations: Sequence[Migration]) -> tuple[list[int], bool]:
     done = {int(r["version"]) for r in tx.fetchall("SELECT version FROM schema_migrations")}
     unknown = sorted(done - {m.version for m in migrations})
     if unknown:
-        raise MigrationError(
+        raise NewerSchemaError(
             f"the database has migrations {unknown} that this code does not know; "
             "it was upgraded by a newer release"
         )

@@ -294,6 +294,25 @@ def test_serve_refuses_a_store_no_worker_could_open(env: Settings, monkeypatch: 
     assert "different secret" in result.output
 
 
+def test_serve_refuses_a_database_a_newer_release_migrated(env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It warned "the workers will open it when it is back", started, and was never ready while
+    /healthz said 200 (a rolling downgrade kept such instances)."""
+    from service import server
+    from store.db import Database
+
+    monkeypatch.setattr(server, "serve", lambda *a, **k: pytest.fail("started anyway"))
+    ok("keys", "list")  # creates and migrates the store
+    db = Database(str(env.database_url))
+    try:
+        db.run(lambda tx: tx.execute("INSERT INTO schema_migrations (version, name, applied_at) "
+                                     "VALUES (999, 'from the future', ?)", ("2030-01-01T00:00:00+00:00",)))
+    finally:
+        db.close()
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1 and "COMMENTGUARD_DATABASE_URL:" in result.output
+    assert "newer release" in result.output and "when it is back" not in result.output
+
+
 @pytest.mark.parametrize("url", ["postgresql://postgres:pw-7731@127.0.0.1:abc/x",
                                  "postgresql://postgres:pw-7731@127.0.0.1:5432/postgres?sslmode=bogus"])
 def test_serve_refuses_a_postgresql_url_no_connection_could_use(env: Settings, monkeypatch: pytest.MonkeyPatch,

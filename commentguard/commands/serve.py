@@ -18,7 +18,7 @@ from model.artifact import METADATA_NAME
 from service import logging_setup, server
 from service.settings import (WORKER_CLASSES, Settings, SettingsError, default_help, load_settings,
                               unknown_variables)
-from store import SecretMismatchError, StoreConfigError, StoreError
+from store import NewerSchemaError, SecretMismatchError, StoreConfigError, StoreError
 from store.db import owner_only
 
 
@@ -84,6 +84,10 @@ def check_store(settings: Settings) -> None:
         raise click.ClickException(f"COMMENTGUARD_SECRET_KEY: {exc}") from exc
     except StoreConfigError as exc:
         raise click.ClickException(f"COMMENTGUARD_DATABASE_URL: {exc}") from exc
+    except NewerSchemaError as exc:
+        # It started and stayed not ready while /healthz said 200: an orchestrator kept it.
+        raise click.ClickException(f"COMMENTGUARD_DATABASE_URL: {exc}: run that release (or a newer "
+                                   "one) against it") from exc
     except StoreError as exc:
         click.echo(f"warning: the store cannot be opened now ({type(exc).__name__}); the workers "
                    "will open it when it is back", err=True)
