@@ -6,8 +6,8 @@ address, host or e-mail, and proxy headers holding an IP address) become
 ``hmac:<hex>`` keyed hashes, unless the operator chose ``store_personal_data``. The same input always gives the same hash, so
 "same sender" still works. An email keeps its domain (``hmac:<hex>@example.org``)
 because the email domain is a useful spam feature for retraining. Credentials a
-client forwards (cookies, authorization headers and PHP's ``PHP_AUTH_*``, passwords,
-nonces, tokens, API keys) are dropped always.
+client forwards (cookies, authorization headers of any name, passwords, session
+ids, nonces, tokens, secrets, API keys) are dropped always.
 """
 from __future__ import annotations
 
@@ -23,7 +23,24 @@ from model.comment import Comment
 HMAC_PREFIX = "hmac:"
 _HEX_CHARS = 32  # 128 bits of the HMAC-SHA256: plenty to tell senders apart
 
-_DROP_EXTRA = re.compile(r"COOKIE|AUTHORIZATION|PHP_AUTH|PASSWORD|PASSWD|_PW$|NONCE|TOKEN|SECRET|API_?KEY", re.IGNORECASE)
+# Credentials, by name. The WordPress plugin forwards every string of the form it got as
+# POST_<name> (login and registration forms: pwd, pass1, pass2, user_pass...) and every
+# server variable; JSON clients send what they like. Two tests, on the name as sent:
+# a credential's text anywhere in it...
+_CREDENTIAL_TEXT = re.compile(
+    r"passw(?:or|r)?[dt]|pwd|passphrase|passcode|kennwort|wachtwoord|contrase|motdepasse"
+    # (not WordPress's wp-comment-cookies-consent: the commenter's yes to a cookie, no credential)
+    r"|cookie(?!s?[-_]?consent)|nonce|token|secret|csrf|xsrf|credential"
+    r"|sessid|sessionid|apikey|accesskey|privatekey"
+    r"|_wp_unfiltered_html_comment",  # WordPress's comment-form nonce, whose name does not say so
+    re.IGNORECASE)
+# ...or one of the name's words (split at non-letters and camelCase: user_pass, pass1, newpass,
+# X-Auth, apiKey) being one. Whole words, so passage, compass, bypass_cache, keywords, monkey and author
+# stay: "auth" starts a credential word only when "or" does not follow it (author, authority),
+# unless the word goes on to authoriz-/authoris- (Authorization, Proxy-Authorization).
+_CREDENTIAL_WORD = re.compile(r"o?auth(?!or(?!i[sz]))[a-z]*|(?:user|new|old|current|confirm|admin|login|my|re)?pass"
+                              r"|pw|mdp|otp|totp|sid|sessions?|keys?|bearer|jwt", re.IGNORECASE)
+_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 # By name: the server variables that carry an address or a host (WordPress sends $_SERVER,
 # and proxies and firewalls add their own: Sucuri's X-Sucuri-ClientIP, Akamai's EdgeScape...).
 _PERSONAL_EXTRA = re.compile(r"_ADDR$|_IP$|CLIENTIP|CLIENT_IP|FORWARDED|REAL_IP|EMAIL|REMOTE_HOST|^HTTP_VIA$"
@@ -39,10 +56,17 @@ _SPACE = re.compile(r"\s+")
 _KEEP, _DROP, _PERSONAL, _PROXY_HEADER = range(4)
 
 
+def _is_credential(key: str) -> bool:
+    """Whether an ``extra`` field of this name holds a credential (see ``_CREDENTIAL_*``)."""
+    if _CREDENTIAL_TEXT.search(key):
+        return True
+    return any(_CREDENTIAL_WORD.fullmatch(word) for word in _NAME_WORDS.findall(key))
+
+
 @functools.lru_cache(maxsize=4096)
 def _key_kind(key: str) -> int:
     """What minimising does with an ``extra`` field of this name (names repeat: cached)."""
-    if _DROP_EXTRA.search(key):
+    if _is_credential(key):
         return _DROP
     if _PERSONAL_EXTRA.search(key):
         return _PERSONAL

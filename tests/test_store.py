@@ -548,6 +548,48 @@ def test_server_variables_with_an_address_or_a_credential_are_never_kept_in_clea
     assert stored.comment.extra["POST_author"] == "Joe" and stored.comment.extra["HTTP_USER_AGENT"] == "Mozilla/5.0"
 
 
+# Credentials under the names real forms and clients give them: WordPress's login and
+# registration fields as the plugin forwards them (POST_<name>), other languages, session ids,
+# auth headers of any name, CSRF tokens, keys in camelCase.
+CREDENTIAL_NAMES = (
+    "POST_pwd", "POST_pass1", "POST_pass2", "POST_user_pass", "POST_password", "POST_confirm_password",
+    "POST_passwort", "POST_kennwort", "POST_contraseña", "pass1-text", "POST_newpass", "PHP_AUTH_PW",
+    "PHP_AUTH_USER", "REDIRECT_HTTP_AUTHORIZATION",
+    "POST_session_id", "PHPSESSID", "JSESSIONID", "ASP.NET_SessionId", "HTTP_X_SESSION_ID",
+    "HTTP_X_AUTH", "HTTP_X_AUTH_USER", "HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "oauth_signature",
+    "HTTP_COOKIE", "HTTP_COOKIE2", "POST__wpnonce", "HTTP_X_WP_NONCE", "POST_akismet_comment_nonce",
+    "POST__wp_unfiltered_html_comment_disabled", "HTTP_X_CSRF_TOKEN", "csrfmiddlewaretoken", "accessToken",
+    "POST_secret", "HTTP_X_API_KEY", "apiKey", "POST_apikey", "HTTP_X_AMZ_SECURITY_TOKEN", "POST_otp",
+)
+# Ordinary fields whose names merely hold some of those letters, kept as sent.
+ORDINARY_NAMES = (
+    "HTTP_USER_AGENT", "POST_passage", "compass", "POST_bypass_cache", "passenger", "keywords", "monkey",
+    "POST_author", "POST_comment_author", "HTTP_X_AUTHOR", "authority", "HTTP_KEEP_ALIVE", "POST_comment",
+    "POST_wp-comment-cookies-consent", "POST_ak_hp_textarea", "g-recaptcha-response", "HTTP_SEC_FETCH_SITE",
+    "considerations",
+)
+
+
+@pytest.mark.parametrize("personal", [False, True], ids=["hashed", "store_personal_data"])
+def test_credentials_are_dropped_whatever_their_field_is_called(store_url: str, personal: bool) -> None:
+    """Found by a probe: POST_pwd, POST_pass1/2, POST_user_pass, POST_passwort, POST_session_id and
+    HTTP_X_AUTH were stored in clear (only PASSWORD, PASSWD and a trailing _PW were credentials)."""
+    extra = {name: f"v{i}-s3cr3t" for i, name in enumerate(CREDENTIAL_NAMES)}
+    extra |= {name: f"ordinary {name}" for name in ORDINARY_NAMES}
+    extra["akismet_comment_nonce"] = "passed"  # the plugin's verdict on its nonce, not the nonce
+    with open_store(store_url, secret=SECRET, store_personal_data=personal) as store:
+        record = _check(_comment("one", extra=extra))
+        store.record_checks([record])
+        store.add_feedback(FeedbackRecord("spam", _comment("two", extra=extra), source="akismet"))
+        for table in ("checks", "feedback"):
+            assert "s3cr3t" not in json.dumps(_rows(store, table), default=str), table
+        stored = store.get_check(record.id)
+        assert stored is not None
+        kept = {name: f"ordinary {name}" for name in ORDINARY_NAMES} | {"akismet_comment_nonce": "passed"}
+        assert dict(stored.comment.extra) == kept
+        assert dict(store.list_feedback()[0].comment.extra) == kept
+
+
 def test_personal_data_in_clear_when_enabled(store_url: str) -> None:
     with open_store(store_url, secret=SECRET, store_personal_data=True) as store:
         record = _check(_comment(extra={"REMOTE_ADDR": "203.0.113.7", "HTTP_COOKIE": "session=abc"}))
