@@ -590,6 +590,51 @@ def test_credentials_are_dropped_whatever_their_field_is_called(store_url: str, 
         assert dict(store.list_feedback()[0].comment.extra) == kept
 
 
+def test_an_ip_address_in_any_extra_value_is_kept_only_as_its_keyed_hash(store: Store) -> None:
+    """Found by a probe: only proxy headers (HTTP_X_*) and names on a list were searched, so
+    Cloudflare's IPv6 and pseudo-IPv4 headers and a free field were stored in clear. An address
+    becomes its keyed hash where it stands: the rest of the value stays readable, and the hash is
+    the one the same address gets as user_ip."""
+    extra = {"HTTP_CF_CONNECTING_IPV6": "2001:db8:85a3::8a2e:370:7334", "HTTP_CF_PSEUDO_IPV4": "240.16.0.1",
+             "note": "contact me at 10.0.0.5.", "POST_comment": "my router 192.0.2.44 and [2001:db8::1]:8080",
+             "HTTP_REFERER": "http://203.0.113.7/wp-admin/", "REQUEST_URI": "/whois/198.51.100.200",
+             "HTTP_X_SOMETHING": "for 2001:db8::7 please", "mapped": "::ffff:192.0.2.99"}
+    record = _check(_comment("one", user_ip="10.0.0.5", extra=extra))
+    store.record_checks([record])
+    store.add_feedback(FeedbackRecord("spam", _comment("two", extra=extra), source="akismet"))
+    for table in ("checks", "feedback"):
+        text = json.dumps(_rows(store, table), default=str)
+        for address in ("2001:db8", "8a2e", "240.16", "10.0.0.5", "192.0.2", "203.0.113.7", "198.51.100"):
+            assert address not in text, (table, address)
+    stored = store.get_check(record.id)
+    assert stored is not None
+    got = stored.comment.extra
+    same_sender = stored.comment.user_ip  # the pseudonym of 10.0.0.5
+    assert got["note"] == f"contact me at {same_sender}."
+    assert got["HTTP_CF_PSEUDO_IPV4"] == store.minimised(_comment(user_ip="240.16.0.1")).user_ip
+    assert re.fullmatch(r"hmac:[0-9a-f]{32}", got["HTTP_CF_CONNECTING_IPV6"])
+    assert re.fullmatch(r"my router hmac:[0-9a-f]{32} and \[hmac:[0-9a-f]{32}\]:8080", got["POST_comment"])
+    assert re.fullmatch(r"http://hmac:[0-9a-f]{32}/wp-admin/", got["HTTP_REFERER"])
+    assert re.fullmatch(r"/whois/hmac:[0-9a-f]{32}", got["REQUEST_URI"])
+    # Minimising twice changes nothing: a stored comment stored again (a report by check id) stays as it is.
+    assert store.minimised(stored.comment) == stored.comment
+
+
+@pytest.mark.parametrize("value", [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 "
+    "Edg/120.0.0.0", "Mozilla/5.0 Chrome/120.0.6099.109 OPR/105.0.0.0",
+    "Wed, 21 Oct 2015 07:28:00 GMT", "meeting at 12:30:45", "2024-01-01T12:30:45+01:00", "1.2.3.4.5",
+    "v1.2.3.4", "version 999.1.1.1", "std::vector", "00:1a:2b:3c:4d:5e",
+])
+def test_version_quads_and_times_are_not_addresses(store: Store, value: str) -> None:
+    """A browser's user agent holds version quads ("Chrome/120.0.0.0"), headers hold times: kept as sent."""
+    extra = {"HTTP_USER_AGENT": value, "HTTP_X_UA": value, "note": value}
+    stored = store.minimised(_comment(extra=extra))
+    assert dict(stored.extra) == extra
+
+
 def test_personal_data_in_clear_when_enabled(store_url: str) -> None:
     with open_store(store_url, secret=SECRET, store_personal_data=True) as store:
         record = _check(_comment(extra={"REMOTE_ADDR": "203.0.113.7", "HTTP_COOKIE": "session=abc"}))
