@@ -182,6 +182,34 @@ def test_the_wordpress_plugins_nonce_verdict_is_kept(app: Flask, client: FlaskCl
     assert check is not None and dict(check.comment.extra)["akismet_comment_nonce"] == verdict
 
 
+def test_credentials_and_addresses_the_wordpress_plugin_forwards_are_not_stored(app: Flask, client: FlaskClient,
+                                                                             api_key: str) -> None:
+    """Found by a probe: the plugin forwards every string of the form as POST_<name>, a login or
+    registration form's passwords included, and every server variable; those below were stored
+    in clear by comment-check and submit-spam (in the check and in the report)."""
+    leaks = {"POST_pwd": "hunter2-a", "POST_pass1": "hunter2-b", "POST_pass2": "hunter2-c",
+             "POST_user_pass": "hunter2-d", "POST_passwort": "hunter2-e", "POST_session_id": "hunter2-f",
+             "HTTP_X_AUTH": "hunter2-g", "HTTP_CF_CONNECTING_IPV6": "2001:db8:85a3::8a2e:370:7334",
+             "HTTP_CF_PSEUDO_IPV4": "240.16.0.1", "POST_note": "contact me at 10.0.0.5"}
+    kept = {"POST_bypass_cache": "1", "POST_passage": "Genesis 1", "akismet_comment_nonce": "failed",
+            "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                               "Chrome/120.0.0.0 Safari/537.36"}
+    fields = base(api_key, **leaks, **kept)
+    check = post(client, "/1.1/comment-check", fields)
+    assert check.get_data(as_text=True) in ("true", "false")
+    assert_answer(post(client, "/1.1/submit-spam", fields), THANKS)
+    store = flushed_store(app)
+    rows = store.database.read(lambda tx: tx.fetchall("SELECT extra FROM checks")
+                               + tx.fetchall("SELECT extra FROM feedback"))
+    assert len(rows) == 2
+    for row in rows:
+        for value in ("hunter2", "2001:db8", "8a2e", "240.16", "10.0.0.5"):
+            assert value not in row["extra"], value
+        extra = json.loads(row["extra"])
+        assert {name: extra[name] for name in kept} == kept
+        assert re.fullmatch(r"contact me at hmac:[0-9a-f]{32}", extra["POST_note"])
+
+
 def test_comment_context_as_one_string(app: Flask, client: FlaskClient, api_key: str) -> None:
     response = post(client, "/1.1/comment-check", base(api_key, comment_context="recipes"))
     check = flushed_store(app).get_check(response.headers["X-akismet-guid"])

@@ -296,6 +296,27 @@ def test_check_keeps_unknown_fields_and_accepts_numbers_where_akismet_does(clien
     assert response.status_code == 200
 
 
+def test_credentials_and_addresses_in_a_json_comment_are_not_stored(app: Flask, client: FlaskClient) -> None:
+    """Found by a probe: credentials and addresses under names the old rules missed were stored in
+    clear from the JSON API, whether sent at the top level or in "extra", by check and feedback."""
+    leaks = {"POST_pwd": "hunter2-a", "POST_user_pass": "hunter2-b", "POST_session_id": "hunter2-c",
+             "HTTP_X_AUTH": "hunter2-d", "HTTP_CF_PSEUDO_IPV4": "240.16.0.1", "note": "contact me at 10.0.0.5"}
+    top = {"comment_content": HAM_TEXT, **leaks, "passage": "Genesis 1"}
+    nested = {"comment_content": HAM_TEXT, "extra": {**leaks, "passage": "Genesis 1"}}
+    for comment in (top, nested):
+        assert post_json(client, "/api/v1/check", comment).status_code == 200
+        assert post_json(client, "/api/v1/feedback", {"comment": comment, "label": "spam"}).status_code == 201
+    state = get_state(app)
+    state.recorder.flush()
+    rows = state.store.database.read(lambda tx: tx.fetchall("SELECT extra FROM checks")
+                                     + tx.fetchall("SELECT extra FROM feedback"))
+    assert len(rows) == 4
+    for row in rows:
+        assert "hunter2" not in row["extra"] and "240.16" not in row["extra"] and "10.0.0.5" not in row["extra"]
+        extra = json.loads(row["extra"])
+        assert extra["passage"] == "Genesis 1" and extra["note"].startswith("contact me at hmac:")
+
+
 def test_unknown_fields_other_than_strings_are_kept_as_json_text_and_extra_must_be_an_object(
         client: FlaskClient) -> None:
     from model.comment import Comment

@@ -548,6 +548,93 @@ def test_server_variables_with_an_address_or_a_credential_are_never_kept_in_clea
     assert stored.comment.extra["POST_author"] == "Joe" and stored.comment.extra["HTTP_USER_AGENT"] == "Mozilla/5.0"
 
 
+# Credentials under the names real forms and clients give them: WordPress's login and
+# registration fields as the plugin forwards them (POST_<name>), other languages, session ids,
+# auth headers of any name, CSRF tokens, keys in camelCase.
+CREDENTIAL_NAMES = (
+    "POST_pwd", "POST_pass1", "POST_pass2", "POST_user_pass", "POST_password", "POST_confirm_password",
+    "POST_passwort", "POST_kennwort", "POST_contraseña", "pass1-text", "POST_newpass", "PHP_AUTH_PW",
+    "PHP_AUTH_USER", "REDIRECT_HTTP_AUTHORIZATION",
+    "POST_session_id", "PHPSESSID", "JSESSIONID", "ASP.NET_SessionId", "HTTP_X_SESSION_ID",
+    "HTTP_X_AUTH", "HTTP_X_AUTH_USER", "HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION", "oauth_signature",
+    "HTTP_COOKIE", "HTTP_COOKIE2", "POST__wpnonce", "HTTP_X_WP_NONCE", "POST_akismet_comment_nonce",
+    "POST__wp_unfiltered_html_comment_disabled", "HTTP_X_CSRF_TOKEN", "csrfmiddlewaretoken", "accessToken",
+    "POST_secret", "HTTP_X_API_KEY", "apiKey", "POST_apikey", "HTTP_X_AMZ_SECURITY_TOKEN", "POST_otp",
+)
+# Ordinary fields whose names merely hold some of those letters, kept as sent.
+ORDINARY_NAMES = (
+    "HTTP_USER_AGENT", "POST_passage", "compass", "POST_bypass_cache", "passenger", "keywords", "monkey",
+    "POST_author", "POST_comment_author", "HTTP_X_AUTHOR", "authority", "HTTP_KEEP_ALIVE", "POST_comment",
+    "POST_wp-comment-cookies-consent", "POST_ak_hp_textarea", "g-recaptcha-response", "HTTP_SEC_FETCH_SITE",
+    "considerations",
+)
+
+
+@pytest.mark.parametrize("personal", [False, True], ids=["hashed", "store_personal_data"])
+def test_credentials_are_dropped_whatever_their_field_is_called(store_url: str, personal: bool) -> None:
+    """Found by a probe: POST_pwd, POST_pass1/2, POST_user_pass, POST_passwort, POST_session_id and
+    HTTP_X_AUTH were stored in clear (only PASSWORD, PASSWD and a trailing _PW were credentials)."""
+    extra = {name: f"v{i}-s3cr3t" for i, name in enumerate(CREDENTIAL_NAMES)}
+    extra |= {name: f"ordinary {name}" for name in ORDINARY_NAMES}
+    extra["akismet_comment_nonce"] = "passed"  # the plugin's verdict on its nonce, not the nonce
+    with open_store(store_url, secret=SECRET, store_personal_data=personal) as store:
+        record = _check(_comment("one", extra=extra))
+        store.record_checks([record])
+        store.add_feedback(FeedbackRecord("spam", _comment("two", extra=extra), source="akismet"))
+        for table in ("checks", "feedback"):
+            assert "s3cr3t" not in json.dumps(_rows(store, table), default=str), table
+        stored = store.get_check(record.id)
+        assert stored is not None
+        kept = {name: f"ordinary {name}" for name in ORDINARY_NAMES} | {"akismet_comment_nonce": "passed"}
+        assert dict(stored.comment.extra) == kept
+        assert dict(store.list_feedback()[0].comment.extra) == kept
+
+
+def test_an_ip_address_in_any_extra_value_is_kept_only_as_its_keyed_hash(store: Store) -> None:
+    """Found by a probe: only proxy headers (HTTP_X_*) and names on a list were searched, so
+    Cloudflare's IPv6 and pseudo-IPv4 headers and a free field were stored in clear. An address
+    becomes its keyed hash where it stands: the rest of the value stays readable, and the hash is
+    the one the same address gets as user_ip."""
+    extra = {"HTTP_CF_CONNECTING_IPV6": "2001:db8:85a3::8a2e:370:7334", "HTTP_CF_PSEUDO_IPV4": "240.16.0.1",
+             "note": "contact me at 10.0.0.5.", "POST_comment": "my router 192.0.2.44 and [2001:db8::1]:8080",
+             "HTTP_REFERER": "http://203.0.113.7/wp-admin/", "REQUEST_URI": "/whois/198.51.100.200",
+             "HTTP_X_SOMETHING": "for 2001:db8::7 please", "mapped": "::ffff:192.0.2.99"}
+    record = _check(_comment("one", user_ip="10.0.0.5", extra=extra))
+    store.record_checks([record])
+    store.add_feedback(FeedbackRecord("spam", _comment("two", extra=extra), source="akismet"))
+    for table in ("checks", "feedback"):
+        text = json.dumps(_rows(store, table), default=str)
+        for address in ("2001:db8", "8a2e", "240.16", "10.0.0.5", "192.0.2", "203.0.113.7", "198.51.100"):
+            assert address not in text, (table, address)
+    stored = store.get_check(record.id)
+    assert stored is not None
+    got = stored.comment.extra
+    same_sender = stored.comment.user_ip  # the pseudonym of 10.0.0.5
+    assert got["note"] == f"contact me at {same_sender}."
+    assert got["HTTP_CF_PSEUDO_IPV4"] == store.minimised(_comment(user_ip="240.16.0.1")).user_ip
+    assert re.fullmatch(r"hmac:[0-9a-f]{32}", got["HTTP_CF_CONNECTING_IPV6"])
+    assert re.fullmatch(r"my router hmac:[0-9a-f]{32} and \[hmac:[0-9a-f]{32}\]:8080", got["POST_comment"])
+    assert re.fullmatch(r"http://hmac:[0-9a-f]{32}/wp-admin/", got["HTTP_REFERER"])
+    assert re.fullmatch(r"/whois/hmac:[0-9a-f]{32}", got["REQUEST_URI"])
+    # Minimising twice changes nothing: a stored comment stored again (a report by check id) stays as it is.
+    assert store.minimised(stored.comment) == stored.comment
+
+
+@pytest.mark.parametrize("value", [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 "
+    "Edg/120.0.0.0", "Mozilla/5.0 Chrome/120.0.6099.109 OPR/105.0.0.0",
+    "Wed, 21 Oct 2015 07:28:00 GMT", "meeting at 12:30:45", "2024-01-01T12:30:45+01:00", "1.2.3.4.5",
+    "v1.2.3.4", "version 999.1.1.1", "std::vector", "00:1a:2b:3c:4d:5e",
+])
+def test_version_quads_and_times_are_not_addresses(store: Store, value: str) -> None:
+    """A browser's user agent holds version quads ("Chrome/120.0.0.0"), headers hold times: kept as sent."""
+    extra = {"HTTP_USER_AGENT": value, "HTTP_X_UA": value, "note": value}
+    stored = store.minimised(_comment(extra=extra))
+    assert dict(stored.extra) == extra
+
+
 def test_personal_data_in_clear_when_enabled(store_url: str) -> None:
     with open_store(store_url, secret=SECRET, store_personal_data=True) as store:
         record = _check(_comment(extra={"REMOTE_ADDR": "203.0.113.7", "HTTP_COOKIE": "session=abc"}))
