@@ -246,9 +246,11 @@ def _submit(label: str) -> Response:
         if check is None:
             check = check_by_comment(state, comment, key.site_id)
         comment = reported_comment(comment, check)
-        if not comment.comment_content.strip():
+        if check is None and not comment.comment_content.strip():
             # Nothing to learn: no text sent, and no stored check (a guid unknown or purged) to
             # take it from. Stored, it was an empty label counted as a correction and never learned.
+            # (A stored check without text, a signup or contact form, is still reported: its
+            # correction counts.)
             # The protocol has only the one answer for a submit, so the refusal goes in our header.
             log.info("a submit-%s with no comment text and no known check was not stored", label)
             return text_answer(THANKS, [("X-CommentGuard-Feedback", "not stored: no comment text, and no "

@@ -95,7 +95,9 @@ def reported_comment(sent: Comment, check: Optional[CheckRecord]) -> Comment:
         return sent
     stored = check.comment
     given = {name: getattr(sent, name) for name in TEXT_FIELDS if getattr(sent, name)}
-    return replace(stored, **given, extra=dict(sent.extra) or stored.extra,
+    # The report's own extra fields (its guid, a reporter's note) over the check's, not instead
+    # of them: a submit by guid kept only {"guid": ...} of the check's server variables.
+    return replace(stored, **given, extra={**stored.extra, **sent.extra},
                    comment_context=sent.comment_context or stored.comment_context)
 
 
@@ -124,7 +126,10 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
                        blog=key.site_url if key is not None else comment.blog,
                        upstream_json=check.upstream if check is not None else None)
     if state.recorder is not None and key is not None and corrects(label, check, state.settings.unsure_is_spam):
-        state.recorder.count_usage(key.id, blog=comment.blog,
+        # On the site of the check it corrects when the report names none (a JSON report by
+        # comment): counted on the key's own site, the per-site rows disagreed with each other.
+        blog = comment.blog or (check.comment.blog if check is not None else "")
+        state.recorder.count_usage(key.id, blog=blog,
                                    **{"missed_spam" if label == "spam" else "false_positives": 1})
     return feedback_id
 

@@ -545,6 +545,45 @@ def test_key_sites_lists_each_blog_a_key_serves(client: FlaskClient, api_key: st
     assert client.get(f"/1.2/usage-limit?api_key={api_key}").get_json()["usage"] == 4
 
 
+def test_a_json_report_naming_no_blog_counts_on_its_checks_site(client: FlaskClient, api_key: str) -> None:
+    """Counted on the key's own site, the per-site rows disagreed: the check on one, its correction
+    on another."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    spam = "Cheap replica watches, best prices, buy now at http://watches.example/buy"
+    check = client.post("/api/v1/check", json={"comment_content": spam, "blog": "https://sub2.example.net",
+                                               "comment_author_url": "http://bit.ly/w"}, headers=headers).get_json()
+    assert check["verdict"] in ("spam", "discard")
+    report = client.post("/api/v1/feedback", json={"comment": {"comment_content": spam}, "label": "ham"},
+                         headers=headers)
+    assert report.get_json()["check_id"] == check["check_id"]  # linked by the same comment
+    by_id = client.post("/api/v1/feedback", json={"check_id": check["check_id"], "label": "ham"}, headers=headers)
+    assert report.status_code == by_id.status_code == 201
+    sites = client.get(f"/1.2/key-sites?api_key={api_key}").get_json()[current_month()]
+    assert [(s["site"], s["api_calls"], s["false_positives"]) for s in sites] == [("https://sub2.example.net", 1, 2)]
+
+
+def test_a_submit_by_guid_of_a_check_without_text_is_stored(app: Flask, client: FlaskClient, api_key: str) -> None:
+    """A signup or contact form may send no text at all; its guid-only report was refused as if
+    the check were unknown, and its correction lost."""
+    fields = base(api_key, comment_type="signup", comment_author="akismet-guaranteed-spam",
+                  POST_note="kept with the check")
+    del fields["comment_content"]
+    check = post(client, "/1.1/comment-check", fields)
+    assert check.get_data(as_text=True) == "true"
+    guid = check.headers["X-akismet-guid"]
+    response = post(client, "/1.1/submit-ham", {"api_key": api_key, "blog": TEST_SITE,
+                                                "user_ip": "203.0.113.50", "guid": guid})
+    assert_answer(response, THANKS)
+    assert "X-CommentGuard-Feedback" not in response.headers and response.headers["X-CommentGuard-Check-Id"] == guid
+    store = flushed_store(app)
+    (feedback,) = store.list_feedback()
+    assert feedback.check_id == guid and feedback.comment.comment_type == "signup"
+    # The check's own extra fields stay, with the report's guid beside them (it kept only the guid).
+    assert feedback.comment.extra["POST_note"] == "kept with the check" and feedback.comment.extra["guid"] == guid
+    (info,) = store.list_keys()
+    assert store.usage(info.id, current_month())["false_positives"] == 1
+
+
 def test_usage_endpoints_with_a_bad_key_or_bad_month(client: FlaskClient, api_key: str) -> None:
     for path in ("/1.2/usage-limit", "/1.2/key-sites"):
         response = client.get(f"{path}?api_key=0123456789ab")
