@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Optional
 
@@ -131,6 +132,10 @@ class FeedbackForwarder:
                 self._wake.clear()
 
 
+#: The ``user_ip`` of a forwarded report whose address this server keeps only as a keyed hash.
+UNKNOWN_IP = "0.0.0.0"
+
+
 def forward_report(forwarder: Any, label: str, comment: Comment, *, blog: str,
                    feedback_id: Optional[int], upstream_json: Any) -> None:
     """Queue a report if forwarding is on; a failure to queue is logged, never raised into the request."""
@@ -139,10 +144,16 @@ def forward_report(forwarder: Any, label: str, comment: Comment, *, blog: str,
     answer = upstream_json.get("answer") if isinstance(upstream_json, dict) else None
     try:
         # A comment taken from the check log has its IP and e-mail as keyed hashes: those stay here.
-        forwarder.enqueue(label, without_pseudonyms(comment), blog=blog, feedback_id=feedback_id,
+        sent = without_pseudonyms(comment)
+        if not sent.user_ip.strip():
+            # The protocol requires user_ip on a submit: an upstream refused every report by check
+            # id ("Missing required field: user_ip") for good. The unspecified address says "not
+            # known" without inventing a sender.
+            sent = replace(sent, user_ip=UNKNOWN_IP)
+        forwarder.enqueue(label, sent, blog=blog, feedback_id=feedback_id,
                           comment_check_response=answer if answer in ("true", "false") else "")
     except Exception as exc:  # noqa: BLE001 - the moderator's label is stored; forwarding is best effort here
         log.error("queueing a report for the upstream failed: %s", type(exc).__name__)
 
 
-__all__ = ["FeedbackForwarder", "forward_report"]
+__all__ = ["UNKNOWN_IP", "FeedbackForwarder", "forward_report"]

@@ -512,6 +512,26 @@ def test_forwarded_reports_reach_a_commentguard_upstream(make_app: Callable[...,
     assert upstream_outbox_counts(store) == {"pending": 0, "delivered": 1}
 
 
+def test_a_report_by_check_id_is_accepted_by_a_commentguard_upstream(make_app: Callable[..., Flask],
+                                                                    cg_upstream: LiveServer) -> None:
+    """The check log keeps the IP as a hash, so the report went without user_ip, and an upstream
+    refused every JSON report by check id for good ("Missing required field: user_ip")."""
+    app = upstream_app(make_app, cg_upstream.base_url, SHADOW, upstream_key=cg_upstream.key,
+                       upstream_budget_ms=800, upstream_forward_feedback=True)
+    marker = f"Reported by its check id {time.time_ns()}: cheap replica watches at http://watches.example/"
+    checked, _ = json_check(app, marker, user_ip="192.0.2.9", blog=TEST_SITE)
+    response = app.test_client().post("/api/v1/feedback", json={"check_id": checked["check_id"], "label": "spam"})
+    assert response.status_code == 201
+    store = get_state(app).store
+    deadline = time.monotonic() + 10
+    while upstream_outbox_counts(store)["pending"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert upstream_outbox_counts(store) == {"pending": 0, "delivered": 1}
+    with open_store(str(cg_upstream.settings.database_url), secret=_secret(cg_upstream)) as upstream_store:
+        (found,) = [f for f in upstream_store.list_feedback() if f.comment.comment_content == marker]
+    assert found.label == "spam"
+
+
 # --- reports survive an outage, and arrive once ---------------------------------------------------
 
 def _fast_retries(app: Flask) -> Any:
@@ -625,12 +645,14 @@ def test_reports_forward_real_values_never_the_stored_hashes(make_app: Callable[
     by_id, by_guid = sorted(broken.accepted_reports, key=lambda r: r["comment_content"] != [SPAM_TEXT])
     sent = json.dumps(broken.accepted_reports)
     assert "hmac:" not in sent and email not in sent
-    assert by_id["comment_content"] == [SPAM_TEXT] and "user_ip" not in by_id
+    # The protocol requires user_ip: the unspecified address stands for the one kept only as a hash.
+    assert by_id["comment_content"] == [SPAM_TEXT] and by_id["user_ip"] == ["0.0.0.0"]
     assert by_guid["comment_content"] == [HAM_TEXT] and by_guid["user_ip"] == ["198.51.100.8"]
 
 
 def test_a_report_refused_for_what_it_is_is_not_sent_again(make_app: Callable[..., Flask],
-                                                           broken: BrokenUpstream) -> None:
+                                                           broken: BrokenUpstream, settings: Settings,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     broken.submit = "Missing required field: user_ip."
     app = upstream_app(make_app, broken.url, SHADOW, upstream_forward_feedback=True)
     forwarder = _fast_retries(app)
@@ -640,6 +662,11 @@ def test_a_report_refused_for_what_it_is_is_not_sent_again(make_app: Callable[..
     time.sleep(0.3)
     assert broken.calls("submit-spam") == 1
     assert upstream_outbox_counts(get_state(app).store) == {"pending": 0, "delivered": 0, "rejected": 1}
+    # The text report says so (only --json did): such reports are lost to the upstream.
+    monkeypatch.setenv("COMMENTGUARD_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("COMMENTGUARD_SECRET_KEY", TEST_SECRET_KEY)
+    text = CliRunner().invoke(cli, ["upstream", "report"])
+    assert text.exit_code == 0 and "0 delivered, 1 refused by the upstream for good" in text.output
 
 
 def test_a_thank_you_that_trickles_in_is_cut_off_before_the_lease_ends(

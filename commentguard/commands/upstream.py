@@ -97,4 +97,8 @@ def _print_text(f: dict[str, Any]) -> None:
         click.echo("answer time ms: no answers yet")
     else:
         click.echo(f"answer time ms: p50 {ms['p50']}, p95 {ms['p95']}, max {ms['max']}")
-    click.echo(f"feedback outbox: {f['outbox']['pending']} pending, {f['outbox']['delivered']} delivered")
+    outbox = f["outbox"]
+    # Refused reports are lost to the upstream for good: an operator must see them (only --json showed them).
+    refused = (f", {outbox['rejected']} refused by the upstream for good (see last_error in upstream_outbox)"
+               if outbox.get("rejected") else "")
+    click.echo(f"feedback outbox: {outbox['pending']} pending, {outbox['delivered']} delivered{refused}")
