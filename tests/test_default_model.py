@@ -65,3 +65,51 @@ def test_an_existing_model_is_never_retrained(tmp_path: Path, model_dir: Path) -
 
     assert ensure_default_model(model_dir, quiet=True) is False
     assert (model_dir / METADATA_NAME).is_file()
+
+
+def test_a_target_holding_something_else_is_trained_into(tmp_path: Path) -> None:
+    """An ext4 mount point's lost+found (or a README) made the rename fail after training, with a
+    traceback, on every start; the old code trained into the directory."""
+    target = tmp_path / "model"
+    (target / "lost+found").mkdir(parents=True)
+    run = start(target, "instance-1")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err[-2000:]
+    assert json.loads(out) is True and load_model(target).version == "instance-1"
+    assert (target / "lost+found").is_dir()
+
+
+def test_a_read_only_parent_trains_into_the_target_with_the_lock_inside(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writable volume mounted in a read-only tree: the lock file and the temporary directory
+    beside the target could not be made (a traceback after training, on every start). The
+    parent is reported unwritable here, as root writes through directory permissions."""
+    import training.defaults as defaults
+    from model.artifact import save_model
+    from model.pipeline import build_pipeline, fit_pipeline
+    from model.verdict import Thresholds
+    from tests.conftest import tiny_training_set
+
+    target = tmp_path / "ro" / "model"
+    target.mkdir(parents=True)
+
+    def train(out: Path, progress: object = None) -> None:
+        comments, labels = tiny_training_set()
+        save_model(fit_pipeline(build_pipeline(), comments, labels), out,
+                   thresholds=Thresholds(unsure=0.4, spam=0.6, discard=0.9), metadata={"version": "in-place"})
+
+    monkeypatch.setattr(defaults, "train_model", train)
+    monkeypatch.setattr(defaults, "_writable", lambda directory: directory != target.parent)
+    assert defaults.ensure_default_model(target, quiet=True) is True
+    assert load_model(target).version == "in-place" and (target / ".training.lock").exists()
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model"]  # nothing made beside it
+
+
+def test_a_killed_runs_leftovers_are_removed(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    leftover = tmp_path / ".model.training-abc123"
+    (leftover / "partial").mkdir(parents=True)
+    run = start(target, "instance-1")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err[-2000:]
+    assert not leftover.exists() and load_model(target).version == "instance-1"

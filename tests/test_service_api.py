@@ -611,6 +611,23 @@ def test_serve_command_trains_the_default_model_when_missing(
     assert trained == [tmp_path / "model"] and len(fake_serve) == 1
 
 
+def test_serve_command_explains_when_the_model_path_cannot_be_written(
+        runner: FlaskCliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        fake_serve: list[dict[str, Any]]) -> None:
+    fake = types.ModuleType("training.defaults")
+
+    def refuse(path: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    fake.ensure_default_model = refuse  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "training.defaults", fake)
+    result = runner.invoke(cli, ["serve"], env={"COMMENTGUARD_DATA_DIR": str(tmp_path),
+                                                "COMMENTGUARD_MODEL_PATH": str(tmp_path / "m")})
+    assert result.exit_code == 1 and "cannot train the default model into" in result.output
+    assert "Permission denied" in result.output and "Traceback" not in result.output
+    assert fake_serve == []
+
+
 def test_serve_command_explains_when_training_is_unavailable(
         runner: FlaskCliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         fake_serve: list[dict[str, Any]]) -> None:

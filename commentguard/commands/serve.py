@@ -110,6 +110,11 @@ def ensure_model(settings: Settings) -> None:
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         ensure_default_model(path)
+    except OSError as exc:  # a traceback after a minute of training told an operator nothing
+        raise click.ClickException(
+            f"cannot train the default model into {path}: {exc}. Make it (or its parent) writable for "
+            "this user, or train one with `commentguard train --out PATH` and set COMMENTGUARD_MODEL_PATH"
+        ) from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
 
