@@ -17,8 +17,10 @@ from typing import Iterator, Optional
 
 import click
 
+from model.errors import ArtifactError
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
 from store import Store, StoreError, open_store
+from store.registry import peek_active_model
 
 
 def store_secret(settings: Settings) -> bytes:
@@ -56,29 +58,33 @@ def cli_store() -> Iterator[Store]:
 
 
 def served_model_path(settings: Settings) -> tuple[str, Optional[str]]:
-    """The artifact the service serves, and a note when it could not be told.
+    """The artifact the service serves, and a note when that is not the registry's model.
 
-    The registry's active model when the store has one (a retrain promotes there, and every
-    instance follows it), else ``COMMENTGUARD_MODEL_PATH``. A store that does not exist yet is
-    not created, and one that cannot be read leaves the configured model with a note saying so.
+    The registry's active model when there is one (a retrain promotes there, and every instance
+    follows it) and the workers would serve it; else ``COMMENTGUARD_MODEL_PATH``, which is what
+    the workers serve then too (a missing artifact, thresholds the overrides contradict). The
+    registry is only read: a store that does not exist yet is not created, nor migrated, nor
+    given a secret (:func:`store.registry.peek_active_model`).
     """
-    from service.model_watch import artifact_path
+    from service.model_watch import artifact_path, servable_model
 
     configured = str(settings.model_path)
     if _sqlite_path_if_missing(str(settings.database_url)) is not None:
         return configured, None
     try:
-        store = open_store_from_settings(settings)
-        try:
-            active = store.get_active_model()
-        finally:
-            store.close()
+        active = peek_active_model(str(settings.database_url))
     except StoreError as exc:
         return configured, (f"the model registry could not be read ({type(exc).__name__}); "
                             "scoring with COMMENTGUARD_MODEL_PATH")
     if active is None:
         return configured, None
-    return str(artifact_path(active, settings.models_dir)), None
+    path = artifact_path(active, settings.models_dir)
+    try:
+        servable_model(path, active.version, settings)
+    except (ArtifactError, SettingsError) as exc:
+        return configured, (f"the workers refuse the registry's active model {active.version} ({exc}) and "
+                            "serve COMMENTGUARD_MODEL_PATH: scoring with that")
+    return str(path), None
 
 
 def _sqlite_path_if_missing(url: str) -> Optional[Path]:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Mapping, Optional
 
 from store.base import StoreBase
-from store.db import Tx
+from store.db import SQLITE, Database, Tx
 from store.errors import StoreError
 from store.records import as_utc, utcnow
 
@@ -84,6 +84,36 @@ def _version_from_row(row: dict[str, Any]) -> ModelVersion:
 _ACTIVE_SQL = """SELECT a.id AS activation_id, a.version, a.previous_id, m.path
     FROM active_model p JOIN model_activations a ON a.id = p.activation_id
     JOIN models m ON m.id = a.version WHERE p.slot = 1"""
+
+
+_HAS_REGISTRY_SQL = {
+    SQLITE: "SELECT 1 AS present FROM sqlite_master WHERE type = 'table' AND name = 'active_model'",
+}
+_HAS_REGISTRY_PG = ("SELECT 1 AS present FROM information_schema.tables "
+                    "WHERE table_name = 'active_model' AND table_schema = current_schema()")
+
+
+def peek_active_model(target: str) -> Optional[ActiveModel]:
+    """The active model of the database at ``target``, read without opening a store.
+
+    No migration runs and no secret is set up, so a command that only looks (``check``) leaves
+    a database without a registry as it found it (None); opening a store there created every
+    table and fixed a secret the real server then refused. Raises :class:`StoreError` when the
+    database cannot be read.
+    """
+    db = Database(target)
+    try:
+        def work(tx: Tx) -> Optional[ActiveModel]:
+            if tx.fetchone(_HAS_REGISTRY_SQL.get(tx.dialect.name, _HAS_REGISTRY_PG)) is None:
+                return None
+            row = tx.fetchone(_ACTIVE_SQL)
+            if row is None:
+                return None
+            return ActiveModel(version=row["version"], path=row["path"], activation_id=int(row["activation_id"]))
+
+        return db.read(work)
+    finally:
+        db.close()
 
 
 class RegistryMixin(StoreBase):

@@ -286,3 +286,52 @@ def test_check_scores_with_the_model_the_service_serves(trained, tmp_path: Path,
     # --model still wins.
     third = runner.invoke(cli, ["check", "hello there", "--model", str(configured)])
     assert json.loads(third.stdout)["model_version"] == "configured-1"
+
+
+def test_check_leaves_a_database_without_a_registry_untouched(trained, pg_url: str, tmp_path: Path,
+                                                               runner: CliRunner,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """In an empty PostgreSQL database, check created every table and fixed a secret of its own,
+    which the real server (with its COMMENTGUARD_SECRET_KEY) then refused."""
+    import psycopg
+
+    _, served = trained
+    monkeypatch.setenv("COMMENTGUARD_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("COMMENTGUARD_MODEL_PATH", str(served))
+    monkeypatch.setenv("COMMENTGUARD_DATABASE_URL", pg_url)
+    result = runner.invoke(cli, ["check", "hello there"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model_version"] == json.loads((served / METADATA_NAME).read_text())["version"]
+    with psycopg.connect(pg_url) as conn:
+        tables = conn.execute("SELECT count(*) FROM information_schema.tables "
+                              "WHERE table_schema = current_schema()").fetchone()[0]
+    assert tables == 0 and not (tmp_path / "var" / "secret_key").exists()
+
+
+def test_check_scores_as_the_workers_do_when_they_refuse_the_active_model(
+        trained, tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry's active artifact gone (a models volume not mounted): the workers serve
+    COMMENTGUARD_MODEL_PATH, and check failed with 'no model artifact'."""
+    import shutil
+
+    from commentguard.context import open_store_from_settings
+    from model.artifact import read_metadata
+    from service.settings import load_settings
+
+    _, served = trained
+    gone = tmp_path / "gone"
+    shutil.copytree(served, gone)
+    monkeypatch.setenv("COMMENTGUARD_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("COMMENTGUARD_MODEL_PATH", str(served))
+    store = open_store_from_settings(load_settings())
+    try:
+        meta = dict(read_metadata(gone), version="promoted-then-lost")
+        store.register_model(meta, str(gone))
+        store.activate_model("promoted-then-lost", "test", "a retrain promoted it")
+    finally:
+        store.close()
+    shutil.rmtree(gone)
+    result = runner.invoke(cli, ["check", "hello there"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model_version"] == read_metadata(served)["version"]
+    assert "refuse the registry's active model promoted-then-lost" in result.stderr

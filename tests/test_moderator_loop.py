@@ -553,7 +553,7 @@ def test_retrain_never_promotes_a_model_the_workers_would_refuse(tmp_path: Path,
     run = cli(refusing, "retrain", "--no-seed", "--data", str(base), "--json", "--force", "--reason", "test")
     assert run.returncode == 1, run.stdout[-2000:]
     out = json.loads(run.stdout)
-    assert out["promoted"] is False and "COMMENTGUARD_THRESHOLD_DISCARD" in out["workers_refusal"]
+    assert out["promoted"] is False and "COMMENTGUARD_THRESHOLD_DISCARD" in out["not_promoted"]
     assert "was not promoted" in run.stderr and "COMMENTGUARD_THRESHOLD_" in run.stderr
     with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
         assert store.get_active_model().version == "test-model-1"  # the configured model, registered first
@@ -563,3 +563,41 @@ def test_retrain_never_promotes_a_model_the_workers_would_refuse(tmp_path: Path,
     again = cli(env, "retrain", "--no-seed", "--data", str(base), "--json", "--force", "--reason", "test")
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout)["promoted"] is True
+
+
+def test_retrain_with_a_lost_active_model_compares_with_what_the_workers_serve(tmp_path: Path,
+                                                                               model_dir: Path) -> None:
+    """The active version's directory gone (a models volume not mounted), the candidate was
+    compared with nothing and promoted: a 60-row file with swapped labels replaced a good model."""
+    import shutil
+
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    base = tmp_path / "base.jsonl"
+    comments, labels = tiny_training_set()
+    base.write_text("".join(json.dumps({"comment_content": c.comment_content, "label": "spam" if y else "ham"})
+                            + "\n" for c, y in zip(comments, labels)))
+    lost = tmp_path / "lost"
+    shutil.copytree(model_dir, lost)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
+    env.update({"COMMENTGUARD_DATA_DIR": str(data_dir), "COMMENTGUARD_MODEL_PATH": str(model_dir)})
+    from model.comment import Comment
+    from store import FeedbackRecord
+
+    secret = load_or_create_secret_key(data_dir).encode()
+    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+        store.register_model(dict(read_metadata(lost), version="lost-1"), str(lost))
+        store.activate_model("lost-1", "test", "promoted, then its volume went")
+        for text in GRANT_SCAM[:6]:
+            store.add_feedback(FeedbackRecord(label="spam", comment=Comment(comment_content=text)))
+    shutil.rmtree(lost)
+    # Nothing to compare with at all: the active model stays unless forced.
+    nothing = dict(env, COMMENTGUARD_MODEL_PATH=str(tmp_path / "none"))
+    refused = cli(nothing, "retrain", "--no-seed", "--data", str(base), "--json")
+    assert refused.returncode == 1 and "no model to compare a candidate with" in refused.stderr
+    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+        assert store.get_active_model().version == "lost-1"
+    # The workers serve COMMENTGUARD_MODEL_PATH meanwhile: the gate compares with that.
+    run = cli(env, "retrain", "--no-seed", "--data", str(base), "--json")
+    assert "comparing with COMMENTGUARD_MODEL_PATH (test-model-1)" in run.stderr, run.stderr[-2000:]
+    assert json.loads(run.stdout)["current_version"] == "test-model-1"

@@ -53,7 +53,16 @@ def current_model(store: Store, settings: Settings) -> tuple[Optional[Scorer], O
     try:
         return load_model(artifact_path(active, settings.models_dir)), None, active.version
     except ArtifactError as exc:
-        return None, f"the active model {active.version} cannot be loaded: {exc}", active.version
+        broken = f"the active model {active.version} cannot be loaded ({exc})"
+    # The workers serve COMMENTGUARD_MODEL_PATH meanwhile: the gate compares with that. Compared
+    # with nothing, a 60-row file with its labels swapped was promoted over a lost models volume.
+    try:
+        served = load_model(settings.model_path)  # type: ignore[arg-type]
+    except ArtifactError as exc:
+        return None, f"{broken}, nor COMMENTGUARD_MODEL_PATH ({exc})", active.version
+    click.echo(f"warning: {broken}; comparing with COMMENTGUARD_MODEL_PATH ({served.version}), which the "
+               "workers serve instead", err=True)
+    return served, None, active.version
 
 
 def workers_refusal(result: RetrainResult, settings: Settings) -> Optional[str]:
@@ -127,6 +136,10 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
     say = (lambda m: click.echo(f"[retrain] {m}", err=True))
     with cli_store() as store:
         current, problem, active_version = current_model(store, settings)
+        if problem and active_version is not None and not force:
+            # A model is active, but nothing to judge a candidate against: keep it.
+            raise click.ClickException(f"{problem}: there is no model to compare a candidate with. Mend it, "
+                                       "or promote regardless with --force --reason TEXT")
         if problem:
             click.echo(f"warning: {problem}; the candidate is compared with nothing", err=True)
         try:
@@ -144,7 +157,9 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
             result.promoted = result.forced = False
             result.decision = (f"not promoted: the workers would refuse it with this server's settings "
                                f"({refusal}); the gate said: {result.decision}")
-        report = write_report(result)
+            refusal = (f"{result.version} was not promoted: the workers would refuse it ({refusal}). Change "
+                       "the COMMENTGUARD_THRESHOLD_* overrides the server runs with (or remove them), then "
+                       "retrain again")
         meta = dict(result.metadata)
         meta["metrics"] = {**meta.get("metrics", {}), "held_out": result.candidate_eval,
                            "held_out_current": result.current_eval,
@@ -158,13 +173,16 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
                 # time may have promoted its own meanwhile.
                 store.activate_model(result.version, who, why, replacing=active_version)
             except RegistryError as exc:
-                raise click.ClickException(f"{result.version} was not promoted: {exc}. Run retrain again to "
-                                           "compare a new candidate with the active model") from exc
+                result.promoted = result.forced = False
+                result.decision = f"not promoted: {exc}; the gate said: {result.decision}"
+                refusal = (f"{result.version} was not promoted: {exc}. Run retrain again to compare a new "
+                           "candidate with the active model")
         else:
             store.register_model(meta, str(result.path.resolve()), status="rejected", note=result.decision)
+    report = write_report(result)
     out = summary(result, report)
     if refusal is not None:
-        out["workers_refusal"] = refusal
+        out["not_promoted"] = refusal
     if as_json:
         click.echo(json.dumps(out, indent=2))
     else:
@@ -172,9 +190,7 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
         if result.promoted:
             click.echo(f"{result.version} is the active model; {how_workers_follow(settings.model_check_seconds)}")
     if refusal is not None:
-        raise click.ClickException(
-            f"{result.version} was not promoted: the workers would refuse it ({refusal}). Change the "
-            "COMMENTGUARD_THRESHOLD_* overrides the server runs with (or remove them), then retrain again")
+        raise click.ClickException(refusal)
 
 
 def print_summary(result: RetrainResult, out: dict[str, Any], report: Path) -> None:
