@@ -127,3 +127,14 @@ def test_two_stores_on_one_database_agree(store: Store, store_url: str) -> None:
         assert store.get_active_model().version == "v2"
         assert store.rollback("e", "f").id == "v1"
         assert other.get_active_model().version == "v1"
+
+
+def test_peek_reads_the_active_model_without_opening_a_store(store_url: str) -> None:  # noqa: F811
+    from store.registry import peek_active_model
+
+    with open_store(store_url, secret=SECRET) as store:
+        assert peek_active_model(store_url) is None
+        store.register_model(meta("v1"), "/models/v1")
+        store.activate_model("v1", "alice", "first")
+        active = store.get_active_model()
+    assert peek_active_model(store_url) == active
