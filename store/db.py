@@ -30,9 +30,10 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 from store.errors import (StoreBusyError, StoreClosedError, StoreCommitUnknownError, StoreConfigError,
                           StoreDatabaseError, StoreDataError)
-from store.pg_url import check_postgres_url
+from store.pg_url import check_postgres_url, environment_secrets, scrub, scrub_exception, url_secrets
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 log = logging.getLogger(__name__)
 Params = Sequence[Any]
 
@@ -197,6 +198,10 @@ class Database:
     def __init__(self, target: str, *, max_idle: int = MAX_IDLE_CONNECTIONS) -> None:
         self.target = target
         self.dialect, self._connect = _resolve(target)
+        #: What no error message may show: the URL's password and the pieces libpq may cut it
+        #: into (driver errors quote host names, ports and database names), and PGPASSWORD.
+        self._secrets = (url_secrets(target) | environment_secrets()
+                         if self.dialect.name == POSTGRESQL else frozenset())
         self._idle: "queue.LifoQueue[Any]" = queue.LifoQueue()
         self._max_idle = max_idle
         self._closed = False
@@ -238,10 +243,10 @@ class Database:
                 if committing and not keep:
                     # The connection broke while COMMIT was on its way: the server may have
                     # committed. Running the work again could write it twice.
-                    raise StoreCommitUnknownError(f"{self.dialect.name} error during commit: {exc}") from exc
+                    raise self._error(StoreCommitUnknownError, f"{self.dialect.name} error during commit", exc) from exc
                 if not (_is_retryable(exc) or (not keep and attempt == 0)):
                     error = StoreDataError if isinstance(exc, _data_errors()) else StoreDatabaseError
-                    raise error(f"{self.dialect.name} error: {exc}") from exc
+                    raise self._error(error, f"{self.dialect.name} error", exc) from exc
                 last = exc
             finally:
                 self._checkin(conn, keep)
@@ -249,7 +254,7 @@ class Database:
             if time.monotonic() + pause >= deadline:
                 break  # each attempt may wait out SQLite's busy timeout: a caller waits this long at most
             time.sleep(pause)
-        raise StoreBusyError(f"database stayed locked after {attempt + 1} attempts: {last}") from last
+        raise self._error(StoreBusyError, f"database stayed locked after {attempt + 1} attempts", last) from last
 
     def read(self, work: Callable[[Tx], T]) -> T:
         """Run ``work``, which only reads, statement by statement in autocommit mode."""
@@ -296,7 +301,15 @@ class Database:
         try:
             return self._connect()
         except (sqlite3.Error, _pg_error()) as exc:
-            raise StoreDatabaseError(f"cannot connect to the {self.dialect.name} database: {exc}") from exc
+            raise self._error(StoreDatabaseError, f"cannot connect to the {self.dialect.name} database", exc) from exc
+
+    def _error(self, kind: type[E], what: str, exc: Optional[BaseException]) -> E:
+        """``kind`` saying ``what: <the driver's words>``, with the URL's secrets blanked out of both
+        the message and the driver's error (a traceback prints it as the cause)."""
+        if exc is None:
+            return kind(what)
+        scrub_exception(exc, self._secrets)
+        return kind(scrub(f"{what}: {exc}", self._secrets))
 
     def _checkin(self, conn: Any, keep: bool) -> None:
         with self._lock:
