@@ -53,8 +53,9 @@ ENCODING_HINT = ("percent-encode / @ : ? # and % in the user name and password "
 #: and the message saying so must not show its value either).
 _SECRET_PARAM = re.compile(r"([?&][^=&]*(?:password|secret)[^=&]*=)([^&]*)", re.IGNORECASE)
 _SECRET_NAME = re.compile(r"password|secret", re.IGNORECASE)
-#: What follows the ``@`` that ends the login part: hosts (no ``@``), a path (no ``@``), a query.
-_AFTER_LOGIN = re.compile(r"[^@/?]*(?:/[^@?]*)?(?:\?.*)?", re.DOTALL)
+#: What follows the ``@`` that ends the login part: hosts (no ``@``), a path (no ``@``), a query
+#: of ``name=value`` pairs (a value may hold ``@``: ``?user=me@corp``).
+_AFTER_LOGIN = re.compile(r"[^@/?]*(?:/[^@?]*)?(?:\?(?:[A-Za-z_]+=[^&]*(?:&[A-Za-z_]+=[^&]*)*)?)?", re.DOTALL)
 #: Where libpq's parser ends a value: the characters a password is cut at.
 _CUTS = re.compile(r"[/@:?#,&=\[\]]")
 #: Pieces of a cut password shorter than this are not blanked out on their own (they would blank
@@ -203,11 +204,13 @@ def _libpq_words(words: str, url: str, secrets: frozenset[str]) -> str:
     URL shows it too (an option's name is; a password's piece is not), and what to do when the
     password may be what it stumbled on."""
     shown = redact_url(url)
+    before_host = url.rsplit("@", 1)[0] if "@" in url else ""  # whatever the login part is, it is in here
     blanked: list[str] = []
 
     def quoted(match: re.Match[str]) -> str:
         value = match[1]
-        if not any(c.isalnum() for c in value) or (value in shown and scrub(value, secrets) == value):
+        if not any(c.isalnum() for c in value) or (
+                value in shown and scrub(value, secrets) == value and value not in before_host):
             return match[0]  # punctuation ("=") or an option's name: nothing of a secret
         blanked.append(value)
         return f'"{BLANK}"'

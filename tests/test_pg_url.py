@@ -38,6 +38,8 @@ CUT_PASSWORDS = [
     ("postgresql://commentguard:Pq7x@Zr9SECRETTAIL@127.0.0.1:5432/commentguard", ("Pq7x", "Zr9SECRET")),
     # '/' and '?': the rest of the password becomes a query parameter libpq quotes.
     ("postgresql://commentguard:Ab9/cd?Zr9SECRETTAIL@127.0.0.1:5432/commentguard", ("Ab9/", "Zr9SECRET")),
+    # '/', '@' and '?' together (a password manager's symbols): the query libpq sees is the password's.
+    ("postgresql://commentguard:Zm9v/K3x+Q@w?r#s%zz:t==$@127.0.0.1:5432/commentguard", ("Zm9v", "K3x", "r#s", "zz:t")),
     # '%' not followed by two hex digits: libpq quotes the password it cannot decode.
     ("postgresql://commentguard:Zr9SECRET%zz@127.0.0.1:5432/commentguard", ("Zr9SECRET",)),
 ]
