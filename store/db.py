@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 from store.errors import (StoreBusyError, StoreClosedError, StoreCommitUnknownError, StoreConfigError,
-                          StoreDatabaseError, StoreDataError)
+                          StoreDatabaseError, StoreDataError, StoreUnavailableError)
 from store.pg_url import check_postgres_url, environment_secrets, scrub, scrub_exception, url_secrets
 
 T = TypeVar("T")
@@ -245,7 +245,10 @@ class Database:
                     # committed. Running the work again could write it twice.
                     raise self._error(StoreCommitUnknownError, f"{self.dialect.name} error during commit", exc) from exc
                 if not (_is_retryable(exc) or (not keep and attempt == 0)):
-                    error = StoreDataError if isinstance(exc, _data_errors()) else StoreDatabaseError
+                    # A connection that broke (twice: the first is retried on a new one) says the
+                    # server went away, not that the work was wrong.
+                    error = (StoreUnavailableError if not keep else
+                             StoreDataError if isinstance(exc, _data_errors()) else StoreDatabaseError)
                     raise self._error(error, f"{self.dialect.name} error", exc) from exc
                 last = exc
             finally:
@@ -301,7 +304,8 @@ class Database:
         try:
             return self._connect()
         except (sqlite3.Error, _pg_error()) as exc:
-            raise self._error(StoreDatabaseError, f"cannot connect to the {self.dialect.name} database", exc) from exc
+            raise self._error(StoreUnavailableError, f"cannot connect to the {self.dialect.name} database",
+                              exc) from exc
 
     def _error(self, kind: type[E], what: str, exc: Optional[BaseException]) -> E:
         """``kind`` saying ``what: <the driver's words>``, with the URL's secrets blanked out of both

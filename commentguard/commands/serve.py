@@ -18,7 +18,7 @@ from model.artifact import METADATA_NAME
 from service import logging_setup, server
 from service.settings import (WORKER_CLASSES, Settings, SettingsError, default_help, load_settings,
                               unknown_variables)
-from store import NewerSchemaError, SecretMismatchError, StoreConfigError, StoreError
+from store import NewerSchemaError, SecretMismatchError, StoreConfigError, StoreError, StoreUnavailableError
 from store.db import owner_only
 from store.pg_url import without_secrets
 
@@ -90,6 +90,11 @@ def check_store(settings: Settings) -> None:
         # It started and stayed not ready while /healthz said 200: an orchestrator kept it.
         raise click.ClickException(f"COMMENTGUARD_DATABASE_URL: {without_secrets(str(exc), target)}: run "
                                    "that release (or a newer one) against it") from exc
+    except StoreUnavailableError as exc:
+        # It said "(MigrationError)": a server that is merely down is no failed migration.
+        reason = " ".join(without_secrets(str(exc), target).split())  # libpq's words span lines
+        click.echo(f"warning: the database is unavailable now ({reason}); the workers will open the "
+                   "store when it is back", err=True)
     except StoreError as exc:
         click.echo(f"warning: the store cannot be opened now ({type(exc).__name__}); the workers "
                    "will open it when it is back", err=True)
