@@ -30,7 +30,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 from store.errors import (StoreBusyError, StoreClosedError, StoreCommitUnknownError, StoreConfigError,
                           StoreDatabaseError, StoreDataError, StoreUnavailableError)
-from store.pg_url import check_postgres_url, environment_secrets, scrub, scrub_exception, url_secrets
+from store.pg_url import (CONNECT_TIMEOUT_VARIABLE, check_postgres_url, environment_secrets, scrub,
+                          scrub_exception, url_secrets)
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
@@ -415,7 +416,8 @@ def _connect_sqlite(path: str) -> sqlite3.Connection:
     return conn
 
 
-#: Seconds to wait for a PostgreSQL connection unless the URL sets ``connect_timeout``.
+#: Seconds to wait for a PostgreSQL connection unless the URL sets ``connect_timeout`` (or the
+#: environment PGCONNECT_TIMEOUT, which psycopg reads when the URL does not).
 PG_CONNECT_TIMEOUT = 5
 
 
@@ -427,7 +429,7 @@ def _connect_postgres(url: str) -> Any:
     except ImportError as exc:  # pragma: no cover - psycopg is a declared extra
         raise StoreConfigError("PostgreSQL storage needs psycopg: pip install 'commentguard[postgres]'") from exc
     options: dict[str, Any] = {}
-    if "connect_timeout" not in conninfo_to_dict(url):
+    if "connect_timeout" not in conninfo_to_dict(url) and os.environ.get(CONNECT_TIMEOUT_VARIABLE) is None:
         # libpq waits forever by default: a server that accepts the connection but never answers
         # (hung, or behind a stalled proxy) would hold the request thread asking about a key.
         options["connect_timeout"] = PG_CONNECT_TIMEOUT

@@ -7,7 +7,8 @@ at the same moment. Told apart by the error alone, the two looked the same: ``co
 serve`` started, warned that the store would be opened when it was back, and stayed not ready
 for good. Here the URL is parsed as libpq parses it (:func:`psycopg.conninfo.conninfo_to_dict`,
 which opens nothing), and the values libpq (or psycopg) refuses before any network traffic are
-checked as they check them.
+checked as they check them: the URL's own, and for an option it leaves out, the value libpq
+would take from its ``PG*`` environment variables or a service file (:class:`_Values`).
 
 A password holding a character the URL reserves is cut where libpq cuts it: libpq ends the
 login part at the first ``@`` (``pw@rd`` puts ``rd@host`` in the host name) and looks for that
@@ -21,6 +22,7 @@ and database names.
 """
 from __future__ import annotations
 
+import os
 import re
 from typing import Iterable, Mapping, Optional
 from urllib.parse import unquote
@@ -44,6 +46,10 @@ _TLS_VERSIONS = ("tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3")
 _INTEGERS = ("keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout")
 #: An integer as libpq's strtol reads one: spaces around it and a sign allowed, ASCII digits only.
 _INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*", re.ASCII)
+#: What ``require_auth`` may list (each after a ``!`` to refuse it instead; libpq 16 and later).
+_AUTH_METHODS = ("password", "md5", "gss", "sspi", "scram-sha-256", "oauth", "none")
+#: The environment variable psycopg reads ``connect_timeout`` from when the URL leaves it out.
+CONNECT_TIMEOUT_VARIABLE = "PGCONNECT_TIMEOUT"
 
 #: What a person should do about a password (or user name) the URL cuts short.
 ENCODING_HINT = ("percent-encode / @ : ? # and % in the user name and password "
@@ -264,22 +270,82 @@ def _login_problem(url: str, params: Mapping[str, str]) -> Optional[str]:
     return None
 
 
+class _Values:
+    """The connection options libpq would use, and where each came from.
+
+    The URL's own, then for each option it leaves out the default libpq takes from its
+    environment variable (``PGSSLMODE``, ``PGPORT``, …) or from the service file ``PGSERVICE``
+    names (:func:`psycopg.pq.Conninfo.get_defaults` is libpq's ``PQconndefaults``, which opens
+    nothing), then libpq's compiled-in default. When the URL names a service itself
+    (``?service=``), that file comes before the environment and is not read here: only the URL's
+    options are checked then.
+    """
+
+    def __init__(self, params: Mapping[str, str]) -> None:
+        self.values: dict[str, str] = dict(params)
+        self.origins: dict[str, str] = {name: "url" for name in params}
+        self.complete = "service" not in params  # every default libpq would add is known
+        # psycopg reads connect_timeout itself, from the URL or else PGCONNECT_TIMEOUT (no service file).
+        if "connect_timeout" not in params and os.environ.get(CONNECT_TIMEOUT_VARIABLE) is not None:
+            self.values["connect_timeout"] = os.environ[CONNECT_TIMEOUT_VARIABLE]
+            self.origins["connect_timeout"] = CONNECT_TIMEOUT_VARIABLE
+        if not self.complete:
+            return
+        try:
+            from psycopg import pq
+
+            defaults = pq.Conninfo.get_defaults()
+        except Exception:  # noqa: BLE001 - no libpq: psycopg is checked for before this
+            return
+        for option in defaults:
+            name = option.keyword.decode()
+            if name in params or name == "connect_timeout" or option.val is None or option.dispchar == b"*":
+                continue  # given in the URL, read by psycopg, not set, or a secret (none is checked)
+            value = option.val.decode("utf-8", "replace")
+            variable = option.envvar.decode() if option.envvar else ""
+            if variable and os.environ.get(variable) == value:
+                origin = variable
+            elif option.compiled is not None and option.compiled.decode() == value:
+                origin = "default"
+            else:
+                origin = "service"
+            self.values[name], self.origins[name] = value, origin
+
+    def get(self, name: str) -> Optional[str]:
+        return self.values.get(name)
+
+    def named(self, name: str, quote: bool = True) -> str:
+        """How a message names option ``name`` (with its value unless ``quote`` is false)."""
+        value = f"={self.values[name]!r}" if quote else ""
+        origin = self.origins.get(name, "url")
+        if origin == "url":
+            return f"{name}{value}" if quote else f"the URL's {name}"
+        if origin == "service":
+            return f"{name}{value} (from the service file PGSERVICE names)"
+        if origin == "default":
+            return f"{name}{value} (libpq's default)"
+        return f"{origin}{value} (libpq's {name}, which the URL leaves out)"
+
+
 def _value_problem(params: Mapping[str, str]) -> Optional[str]:
-    """What libpq or psycopg would refuse in ``params`` before connecting, or None.
+    """What libpq or psycopg would refuse in ``params`` (or in the defaults libpq would add to
+    them: :class:`_Values`) before connecting, or None.
 
     Hosts and ports are never quoted: a password libpq cut short can sit in either.
     """
-    ports = params.get("port", "")
+    values = _Values(params)
+    ports = values.get("port") or ""
     for port in ports.split(",") if ports else ():
         if not port.strip():
             continue  # an empty entry means the default port
         number = _integer(port)
         if number is None:
-            return ("the port is not a number (where a password holds a '/', libpq takes what comes "
-                    f"before it for the port: {ENCODING_HINT})")
+            hint = (" (where a password holds a '/', libpq takes what comes before it for the port: "
+                    f"{ENCODING_HINT})") if values.origins.get("port") == "url" else ""
+            return f"{values.named('port', quote=False)} is not a number{hint}"
         if not 1 <= number <= 65535:
-            return "the port is not a TCP port (1-65535)"
-    hosts = [h for h in (params.get("host"), params.get("hostaddr")) if h]
+            return f"{values.named('port', quote=False)} is not a TCP port (1-65535)"
+    hosts = [h for h in (values.get("host"), values.get("hostaddr")) if h]
     host_count = max((len(h.split(",")) for h in hosts), default=1)
     port_count = len(ports.split(",")) if ports else 0
     if port_count > 1 and port_count != host_count:
@@ -287,29 +353,68 @@ def _value_problem(params: Mapping[str, str]) -> Optional[str]:
     if len(hosts) == 2 and len(hosts[0].split(",")) != len(hosts[1].split(",")):
         return "host and hostaddr list different numbers of hosts"
     for name, choices in _CHOICES.items():
-        value = params.get(name)
-        if value and value not in choices:
-            return f"{name}={value!r} is not one of {', '.join(choices)}"
+        value = values.get(name)
+        if value is not None and value not in choices:  # an empty value too: libpq refuses ""
+            return f"{values.named(name)} is not one of {', '.join(choices)}"
+    sslmode = values.get("sslmode") or ("prefer" if values.complete else "require")  # unknown: no refusal
+    if values.get("sslnegotiation") == "direct" and sslmode[:1] not in ("r", "v"):
+        return (f"{values.named('sslnegotiation')} needs sslmode require, verify-ca or verify-full, "
+                f"not {values.named('sslmode') if values.get('sslmode') else repr(sslmode)}")
+    versions = {}
     for name in ("ssl_min_protocol_version", "ssl_max_protocol_version"):
-        value = params.get(name)
-        if value and value.lower() not in _TLS_VERSIONS:
-            return f"{name}={value!r} is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3"
+        value = values.get(name)
+        if value:  # empty: no bound
+            if value.lower() not in _TLS_VERSIONS:
+                return f"{values.named(name)} is not one of TLSv1, TLSv1.1, TLSv1.2, TLSv1.3"
+            versions[name] = _TLS_VERSIONS.index(value.lower())
+    if len(versions) == 2 and versions["ssl_min_protocol_version"] > versions["ssl_max_protocol_version"]:
+        return (f"{values.named('ssl_max_protocol_version')} is below "
+                f"{values.named('ssl_min_protocol_version')}")
+    problem = _require_auth_problem(values.get("require_auth"))
+    if problem is not None:
+        return f"{values.named('require_auth')}: {problem}"
     for name in _INTEGERS:
-        value = params.get(name)
-        if value and value.strip() and _integer(value) is None:
-            return f"{name}={value!r} is not a whole number"
-    timeout = params.get("connect_timeout")
-    if timeout:
+        value = values.get(name)
+        if value is not None and _c_int(value) is None:  # an empty value too: libpq refuses ""
+            return f"{values.named(name)} is not a whole number (of at most 10 digits)"
+    timeout = values.get("connect_timeout")
+    if timeout is not None:
         try:
-            float(timeout)  # psycopg reads it as int(float(value)) and refuses anything else
-        except ValueError:
-            return f"connect_timeout={timeout!r} is not a number of seconds"
+            int(float(timeout))  # as psycopg reads it: "", "inf" and "nan" are refused
+        except (ValueError, OverflowError):
+            return f"{values.named('connect_timeout')} is not a number of seconds"
+    return None
+
+
+def _require_auth_problem(value: Optional[str]) -> Optional[str]:
+    """What libpq refuses in a ``require_auth`` list: an unknown method, one given twice, or
+    methods with and without ``!`` mixed."""
+    if not value:
+        return None
+    seen: set[str] = set()
+    parts = value.split(",")
+    negated = parts[0].startswith("!")
+    for part in parts:
+        method = part.strip().removeprefix("!")  # stripped: lenient where libpq may be strict
+        if part.startswith("!") != negated:
+            return "methods with and without '!' cannot be mixed"
+        if method not in _AUTH_METHODS:
+            return f"{method!r} is not one of {', '.join(_AUTH_METHODS)}"
+        if method in seen:
+            return f"{method!r} is given twice"
+        seen.add(method)
     return None
 
 
 def _integer(text: str) -> Optional[int]:
     """``text`` as libpq reads an integer option, or None when it does not read as one."""
     return int(text) if _INTEGER.fullmatch(text) else None
+
+
+def _c_int(text: str) -> Optional[int]:
+    """``text`` as libpq reads an integer option into a C ``int``, or None when it does not fit."""
+    number = _integer(text)
+    return number if number is not None and -2**31 <= number < 2**31 else None
 
 
 __all__ = ["BLANK", "ENCODING_HINT", "check_postgres_url", "environment_secrets", "redact_url", "scrub",

@@ -23,7 +23,7 @@ from service.app import close_app, create_app
 from service.settings import PREFIX, Settings
 from store import StoreConfigError, StoreDatabaseError, open_store
 from store.db import Database
-from store.pg_url import redact_url, scrub, url_secrets
+from store.pg_url import check_postgres_url, redact_url, scrub, url_secrets
 from tests.conftest import TEST_SECRET_KEY
 
 SECRET = b"test-secret-0123456789abcdef"
@@ -160,3 +160,117 @@ def test_names_inside_the_password_are_still_shown() -> None:
     url = "postgresql://u:pw-u-db-x@db.example/db"
     shown = scrub('password authentication failed for user "u" on database "db"', url_secrets(url))
     assert shown == 'password authentication failed for user "u" on database "db"'
+
+
+# --- what libpq would refuse on connecting, from the URL or its environment -----------------
+
+@pytest.fixture
+def no_libpq_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No PG* variable of the machine running the tests: each test sets its own."""
+    for name in list(os.environ):
+        if name.startswith("PG"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+BASE = "postgresql://u:pw-7731@127.0.0.1:5432/x"
+
+
+@pytest.mark.parametrize("variables, named", [
+    ({"PGSSLMODE": "bogus"}, "PGSSLMODE='bogus'"),
+    ({"PGSSLMODE": ""}, "PGSSLMODE=''"),
+    ({"PGGSSENCMODE": "always"}, "PGGSSENCMODE='always'"),
+    ({"PGTARGETSESSIONATTRS": "writable"}, "PGTARGETSESSIONATTRS='writable'"),
+    ({"PGSSLMAXPROTOCOLVERSION": "TLSv1.1"}, "PGSSLMAXPROTOCOLVERSION='TLSv1.1'"),  # below libpq's minimum
+    ({"PGREQUIREAUTH": "scram"}, "PGREQUIREAUTH='scram'"),
+    ({"PGCONNECT_TIMEOUT": "inf"}, "PGCONNECT_TIMEOUT='inf'"),
+])
+def test_libpq_environment_variables_are_checked_as_the_url_is(no_libpq_environment: pytest.MonkeyPatch,
+                                                               variables: dict[str, str], named: str) -> None:
+    """libpq takes what the URL leaves out from PG* variables: PGSSLMODE=bogus bypassed the check,
+    and serve started a server that was never ready."""
+    for name, value in variables.items():
+        no_libpq_environment.setenv(name, value)
+    with pytest.raises(StoreConfigError) as raised:
+        open_store(BASE, secret=SECRET)
+    assert named in str(raised.value) and "pw-7731" not in str(raised.value)
+
+
+def test_a_port_from_the_environment_is_checked_and_not_quoted(no_libpq_environment: pytest.MonkeyPatch) -> None:
+    no_libpq_environment.setenv("PGPORT", "Zm9vYmFy")
+    with pytest.raises(StoreConfigError, match="PGPORT .* is not a number") as raised:
+        open_store("postgresql://u@127.0.0.1/x", secret=SECRET)
+    assert "Zm9vYmFy" not in str(raised.value)
+
+
+def test_the_service_file_pgservice_names_is_checked(no_libpq_environment: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    services = tmp_path / "pg_service.conf"
+    services.write_text("[commentguard]\nsslmode=bogus\n", encoding="utf-8")
+    no_libpq_environment.setenv("PGSERVICEFILE", str(services))
+    no_libpq_environment.setenv("PGSERVICE", "commentguard")
+    with pytest.raises(StoreConfigError, match="service file"):
+        open_store(BASE, secret=SECRET)
+
+
+@pytest.mark.parametrize("query, problem", [
+    ("connect_timeout=", "connect_timeout=''"),
+    ("connect_timeout=inf", "connect_timeout='inf'"),
+    ("connect_timeout=nan", "connect_timeout='nan'"),
+    ("connect_timeout=1e400", "connect_timeout='1e400'"),
+    ("keepalives=99999999999", "keepalives='99999999999'"),  # beyond a C int
+    ("keepalives_idle=", "keepalives_idle=''"),
+    ("sslmode=", "sslmode=''"),
+    ("gssencmode=", "gssencmode=''"),
+    ("sslnegotiation=direct", "needs sslmode require"),  # libpq's default sslmode is prefer
+    ("ssl_min_protocol_version=TLSv1.3&ssl_max_protocol_version=TLSv1.2", "is below"),
+    ("require_auth=password,!md5", "cannot be mixed"),
+    ("require_auth=md5,md5", "given twice"),
+])
+def test_values_libpq_or_psycopg_refuse_on_connecting_are_refused_before(no_libpq_environment: pytest.MonkeyPatch,
+                                                                         query: str, problem: str) -> None:
+    """Each passed the check and then failed every connection, as a server that is down does."""
+    with pytest.raises(StoreConfigError) as raised:
+        open_store(f"{BASE}?{query}", secret=SECRET)
+    assert problem in str(raised.value)
+
+
+@pytest.mark.parametrize("query, variables", [
+    ("sslmode=disable", {"PGSSLMODE": "bogus"}),  # the URL's own value wins
+    ("keepalives=-2147483648&keepalives_idle= 30 ", {}),
+    ("connect_timeout=-1", {"PGCONNECT_TIMEOUT": "inf"}),
+    ("sslnegotiation=direct", {"PGSSLMODE": "verify-full"}),
+    ("ssl_max_protocol_version=TLSv1.1&ssl_min_protocol_version=tlsv1", {}),
+    ("require_auth=!password,!md5", {"PGCONNECT_TIMEOUT": "2.5"}),
+    ("service=elsewhere", {"PGSSLMODE": "bogus"}),  # that service file would come first: not read here
+])
+def test_values_libpq_takes_are_not_refused(no_libpq_environment: pytest.MonkeyPatch, query: str,
+                                            variables: dict[str, str]) -> None:
+    for name, value in variables.items():
+        no_libpq_environment.setenv(name, value)
+    check_postgres_url(f"{BASE}?{query}")
+
+
+def test_pgconnect_timeout_is_honoured(no_libpq_environment: pytest.MonkeyPatch) -> None:
+    """The store's own 5 s default was passed to every connection, overriding PGCONNECT_TIMEOUT."""
+    import store.db
+
+    given: list[dict[str, Any]] = []
+    no_libpq_environment.setattr(psycopg, "connect", lambda url, **kwargs: given.append(kwargs))
+    store.db._connect_postgres(BASE)
+    no_libpq_environment.setenv("PGCONNECT_TIMEOUT", "30")
+    store.db._connect_postgres(BASE)
+    assert given[0]["connect_timeout"] == store.db.PG_CONNECT_TIMEOUT and "connect_timeout" not in given[1]
+
+
+def test_serve_names_the_libpq_variable_it_refuses(tmp_path: Path, no_libpq_environment: pytest.MonkeyPatch) -> None:
+    monkeypatch = no_libpq_environment
+    for name in list(os.environ):
+        if name.startswith(PREFIX) and not name.startswith(PREFIX + "TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv(PREFIX + "DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv(PREFIX + "SECRET_KEY", TEST_SECRET_KEY)
+    monkeypatch.setenv(PREFIX + "DATABASE_URL", BASE)
+    monkeypatch.setenv("PGSSLMODE", "bogus")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1 and "PGSSLMODE='bogus'" in result.output, result.output
+    assert "when it is back" not in result.output

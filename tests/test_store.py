@@ -872,7 +872,7 @@ PASSWORD = "pw-7731%41"  # "%41" decodes to "A": neither spelling may be shown
 
 
 @pytest.mark.parametrize("url, problem", [
-    (f"postgresql://u:{PASSWORD}@127.0.0.1:abc/x", "the port is not a number"),
+    (f"postgresql://u:{PASSWORD}@127.0.0.1:abc/x", "port is not a number"),
     (f"postgresql://u:{PASSWORD}@127.0.0.1:0/x", "not a TCP port"),
     (f"postgresql://u:{PASSWORD}@127.0.0.1:5432/x?sslmode=bogus", "sslmode='bogus' is not one of"),
     (f"postgresql://u:{PASSWORD}@127.0.0.1:5432/x?target_session_attrs=writable", "target_session_attrs="),
