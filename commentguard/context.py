@@ -20,6 +20,7 @@ import click
 from model.errors import ArtifactError
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
 from store import Store, StoreError, open_store
+from store.pg_url import without_secrets
 from store.registry import peek_active_model
 
 
@@ -39,10 +40,14 @@ def cli_store() -> Iterator[Store]:
     """The service's store for a command, from the environment; bad settings or store errors exit 1."""
     try:
         settings = load_settings()
-        new_file = _sqlite_path_if_missing(str(settings.database_url))
-        store = open_store_from_settings(settings)
-    except (SettingsError, StoreError) as exc:
+    except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+    target = str(settings.database_url)
+    try:
+        new_file = _sqlite_path_if_missing(target)
+        store = open_store_from_settings(settings)
+    except StoreError as exc:
+        raise click.ClickException(without_secrets(str(exc), target)) from exc
     if new_file is not None:
         # A command run from another directory than the server's opened a new, empty store and
         # printed a key the server had never heard of, without a word.
@@ -52,7 +57,7 @@ def cli_store() -> Iterator[Store]:
     try:
         yield store
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(without_secrets(str(exc), target)) from exc
     finally:
         store.close()
 

@@ -28,7 +28,15 @@ def check(path: Path) -> list[str]:
     models_mount = next(v.split(":")[1] for v in next(iter(instances.values()))["volumes"] if v.startswith("models:"))
     for key in ("COMMENTGUARD_MODEL_PATH", "COMMENTGUARD_MODELS_DIR"):
         assert envs[0][key].startswith(models_mount + "/"), f"{key} is not on the shared models volume"
-    assert envs[0]["COMMENTGUARD_DATABASE_URL"].startswith("postgresql://"), "PostgreSQL store"
+    url = envs[0]["COMMENTGUARD_DATABASE_URL"]
+    assert url.startswith("postgresql://"), "PostgreSQL store"
+    # The password reaches libpq as PGPASSWORD, as the postgres service gets it. Interpolated
+    # into the URL unencoded, one holding '/' or '@' (a base64 one often does) was cut by libpq.
+    login = url.split("://", 1)[1].split("@", 1)[0] if "@" in url else ""
+    assert "POSTGRES_PASSWORD" not in url and ":" not in login, \
+        "the password is put into COMMENTGUARD_DATABASE_URL (unencoded): give it as PGPASSWORD"
+    password = services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert all(env.get("PGPASSWORD") == password for env in envs), "PGPASSWORD is not POSTGRES_PASSWORD"
     assert all(any(v.startswith("models:") for v in svc["volumes"]) for svc in instances.values())
     assert services["postgres"]["image"].startswith("postgres:16")
     for name, svc in services.items():

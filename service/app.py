@@ -29,6 +29,7 @@ from service.recorder import Recorder
 from service.spool import spool_dir
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
 from store import LABELS, SURFACES, Store, StoreError, open_store
+from store.pg_url import without_secrets
 
 if TYPE_CHECKING:
     from service.model_watch import ModelWatcher
@@ -223,7 +224,9 @@ def open_storage(state: ServiceState, before_ready: Callable[[], None] | None = 
                            store_personal_data=settings.store_personal_data)
     except (StoreError, SettingsError, OSError) as exc:
         # The message names the target (the store redacts a URL's password), never request data.
-        reason = f"the store could not be opened: {exc}"
+        # /readyz shows it to anyone who asks: a driver's words about a URL it cut short can quote
+        # pieces of the password (as a host name), so they are blanked here once more.
+        reason = without_secrets(f"the store could not be opened: {exc}", str(settings.database_url))
         if state.store_failure is None:
             log.error("not ready: %s", reason)
         state.store_failure = reason

@@ -176,9 +176,15 @@ SETTINGS: tuple[_Spec, ...] = (
           "Where checks, feedback and API keys are stored: a SQLite path (relative to the working "
           "directory; `sqlite:///relative.db` and `sqlite:////absolute.db` work too) or a "
           "`postgresql://` (or `postgres://`) URL, which needs `pip install 'commentguard[postgres]'`. "
-          "`serve` refuses a URL no worker could open (an unknown scheme, a port that is not one, a "
-          "connection option libpq refuses, PostgreSQL without psycopg), naming this variable and "
-          "never the password; a database that is down only gets a warning."),
+          "A password holding `/`, `@` or `%` must be percent-encoded (`%2F`, `%40`, `%25`; `:`, `?` "
+          "and `#` may be too) or given as `PGPASSWORD` instead: libpq ends the login part at the first "
+          "`/` or `@` and decodes `%XX`. `serve` refuses, naming this variable, a URL no worker could "
+          "open: an unknown scheme, a port that is not one, a password libpq would cut, PostgreSQL "
+          "without psycopg, or a connection option libpq refuses before connecting, whether in the URL "
+          "or, for one the URL leaves out, in a libpq `PG*` environment variable (`PGSSLMODE`, "
+          "`PGPORT`, …) or the service file `PGSERVICE` names. No message shows the password or a "
+          "piece of it (nor do `/readyz`, the logs and the command line). A database that is down "
+          "only gets a warning."),
     _Spec("secret_key", _parse_str, "(generated into <data_dir>/secret_key)",
           "Server secret keying API-key digests and personal-data hashes (at least 16 characters)."),
     _Spec("allow_anonymous_json", _parse_bool, "false",

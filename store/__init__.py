@@ -26,6 +26,7 @@ from store.errors import (
     StoreDatabaseError,
     StoreDataError,
     StoreError,
+    StoreUnavailableError,
 )
 from store.registry import ActiveModel, ModelVersion, RegistryError
 from store.records import (
@@ -62,6 +63,7 @@ __all__ = [
     "StoreDataError",
     "StoreCommitUnknownError",
     "StoreError",
+    "StoreUnavailableError",
     "USAGE_COUNTERS",
     "current_month",
     "new_check_id",

@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 from store.errors import (StoreBusyError, StoreClosedError, StoreCommitUnknownError, StoreConfigError,
-                          StoreDatabaseError, StoreDataError)
-from store.pg_url import check_postgres_url
+                          StoreDatabaseError, StoreDataError, StoreUnavailableError)
+from store.pg_url import (CONNECT_TIMEOUT_VARIABLE, check_postgres_url, environment_secrets, scrub,
+                          scrub_exception, url_secrets)
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 log = logging.getLogger(__name__)
 Params = Sequence[Any]
 
@@ -197,6 +199,10 @@ class Database:
     def __init__(self, target: str, *, max_idle: int = MAX_IDLE_CONNECTIONS) -> None:
         self.target = target
         self.dialect, self._connect = _resolve(target)
+        #: What no error message may show: the URL's password and the pieces libpq may cut it
+        #: into (driver errors quote host names, ports and database names), and PGPASSWORD.
+        self._secrets = (url_secrets(target) | environment_secrets()
+                         if self.dialect.name == POSTGRESQL else frozenset())
         self._idle: "queue.LifoQueue[Any]" = queue.LifoQueue()
         self._max_idle = max_idle
         self._closed = False
@@ -238,10 +244,13 @@ class Database:
                 if committing and not keep:
                     # The connection broke while COMMIT was on its way: the server may have
                     # committed. Running the work again could write it twice.
-                    raise StoreCommitUnknownError(f"{self.dialect.name} error during commit: {exc}") from exc
+                    raise self._error(StoreCommitUnknownError, f"{self.dialect.name} error during commit", exc) from exc
                 if not (_is_retryable(exc) or (not keep and attempt == 0)):
-                    error = StoreDataError if isinstance(exc, _data_errors()) else StoreDatabaseError
-                    raise error(f"{self.dialect.name} error: {exc}") from exc
+                    # A connection that broke (twice: the first is retried on a new one) says the
+                    # server went away, not that the work was wrong.
+                    error = (StoreUnavailableError if not keep else
+                             StoreDataError if isinstance(exc, _data_errors()) else StoreDatabaseError)
+                    raise self._error(error, f"{self.dialect.name} error", exc) from exc
                 last = exc
             finally:
                 self._checkin(conn, keep)
@@ -249,7 +258,7 @@ class Database:
             if time.monotonic() + pause >= deadline:
                 break  # each attempt may wait out SQLite's busy timeout: a caller waits this long at most
             time.sleep(pause)
-        raise StoreBusyError(f"database stayed locked after {attempt + 1} attempts: {last}") from last
+        raise self._error(StoreBusyError, f"database stayed locked after {attempt + 1} attempts", last) from last
 
     def read(self, work: Callable[[Tx], T]) -> T:
         """Run ``work``, which only reads, statement by statement in autocommit mode."""
@@ -296,7 +305,16 @@ class Database:
         try:
             return self._connect()
         except (sqlite3.Error, _pg_error()) as exc:
-            raise StoreDatabaseError(f"cannot connect to the {self.dialect.name} database: {exc}") from exc
+            raise self._error(StoreUnavailableError, f"cannot connect to the {self.dialect.name} database",
+                              exc) from exc
+
+    def _error(self, kind: type[E], what: str, exc: Optional[BaseException]) -> E:
+        """``kind`` saying ``what: <the driver's words>``, with the URL's secrets blanked out of both
+        the message and the driver's error (a traceback prints it as the cause)."""
+        if exc is None:
+            return kind(what)
+        scrub_exception(exc, self._secrets)
+        return kind(scrub(f"{what}: {exc}", self._secrets))
 
     def _checkin(self, conn: Any, keep: bool) -> None:
         with self._lock:
@@ -398,7 +416,8 @@ def _connect_sqlite(path: str) -> sqlite3.Connection:
     return conn
 
 
-#: Seconds to wait for a PostgreSQL connection unless the URL sets ``connect_timeout``.
+#: Seconds to wait for a PostgreSQL connection unless the URL sets ``connect_timeout`` (or the
+#: environment PGCONNECT_TIMEOUT, which psycopg reads when the URL does not).
 PG_CONNECT_TIMEOUT = 5
 
 
@@ -410,7 +429,7 @@ def _connect_postgres(url: str) -> Any:
     except ImportError as exc:  # pragma: no cover - psycopg is a declared extra
         raise StoreConfigError("PostgreSQL storage needs psycopg: pip install 'commentguard[postgres]'") from exc
     options: dict[str, Any] = {}
-    if "connect_timeout" not in conninfo_to_dict(url):
+    if "connect_timeout" not in conninfo_to_dict(url) and os.environ.get(CONNECT_TIMEOUT_VARIABLE) is None:
         # libpq waits forever by default: a server that accepts the connection but never answers
         # (hung, or behind a stalled proxy) would hold the request thread asking about a key.
         options["connect_timeout"] = PG_CONNECT_TIMEOUT

@@ -62,6 +62,15 @@ class StoreDatabaseError(StoreError):
     """
 
 
+class StoreUnavailableError(StoreDatabaseError):
+    """Raised when the database cannot be reached: a connection refused, timed out or broken (a
+    server that is down, restarting or unknown, a password it refuses).
+
+    Nothing about the work itself failed; the same call may succeed once the database is back.
+    Opening the store says so, not that a migration failed.
+    """
+
+
 class StoreDataError(StoreDatabaseError):
     """Raised when the database refuses the values themselves (the driver's ``DataError`` or
     ``IntegrityError``: a value it cannot hold, a duplicate key, a missing reference).

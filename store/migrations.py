@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from store.db import Database, Tx
-from store.errors import MigrationError, NewerSchemaError, StoreDatabaseError
+from store.errors import (MigrationError, NewerSchemaError, StoreCommitUnknownError, StoreDatabaseError,
+                          StoreUnavailableError)
 from store.records import utcnow
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,11 @@ def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[
     _check_list(migrations)
     try:
         applied, fresh = db.run(lambda tx: _apply(tx, migrations))
+    except (StoreUnavailableError, StoreCommitUnknownError):
+        # The database could not be reached (or went away while committing, when whether anything
+        # changed is unknown): no migration failed, and saying one did sent people looking at the
+        # schema of a server that was only down.
+        raise
     except StoreDatabaseError as exc:
         raise MigrationError(f"schema migration failed, nothing was changed: {exc}") from exc
     if applied:

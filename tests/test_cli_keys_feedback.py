@@ -341,6 +341,19 @@ def test_serve_starts_when_the_database_is_only_down(env: Settings, monkeypatch:
     result = CliRunner().invoke(cli, ["serve"])
     assert result.exit_code == 0, result.output
     assert "when it is back" in result.output and "pw-7731" not in result.output and len(served) == 1
+    # It said "(MigrationError)": nothing about the schema failed, the server is only down.
+    assert "the database is unavailable now (cannot connect" in result.output, result.output
+    assert "Migration" not in result.output and "migration" not in result.output
+
+
+def test_a_command_says_the_database_is_unreachable_not_that_a_migration_failed(
+        env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import free_port
+
+    monkeypatch.setenv(PREFIX + "DATABASE_URL", f"postgresql://postgres:pw-7731@127.0.0.1:{free_port()}/x")
+    result = CliRunner().invoke(cli, ["keys", "list"])
+    assert result.exit_code == 1 and "cannot connect to the postgresql database" in result.output
+    assert "migration" not in result.output and "pw-7731" not in result.output
 
 
 def test_serve_with_gevent_missing_names_the_setting_and_the_extra(env: Settings,

@@ -39,6 +39,7 @@ from store import (
     StoreDatabaseError,
     StoreDataError,
     StoreError,
+    StoreUnavailableError,
     open_store,
 )
 from store.db import Database
@@ -871,7 +872,7 @@ PASSWORD = "pw-7731%41"  # "%41" decodes to "A": neither spelling may be shown
 
 
 @pytest.mark.parametrize("url, problem", [
-    (f"postgresql://u:{PASSWORD}@127.0.0.1:abc/x", "the port 'abc' is not a number"),
+    (f"postgresql://u:{PASSWORD}@127.0.0.1:abc/x", "port is not a number"),
     (f"postgresql://u:{PASSWORD}@127.0.0.1:0/x", "not a TCP port"),
     (f"postgresql://u:{PASSWORD}@127.0.0.1:5432/x?sslmode=bogus", "sslmode='bogus' is not one of"),
     (f"postgresql://u:{PASSWORD}@127.0.0.1:5432/x?target_session_attrs=writable", "target_session_attrs="),
@@ -904,3 +905,17 @@ def test_a_postgresql_url_that_only_the_server_refuses_is_not_a_configuration_er
     with pytest.raises(StoreError) as raised:
         open_store(f"postgresql://u:{PASSWORD}@127.0.0.1:{port}/x?sslmode=disable&keepalives_idle=30", secret=SECRET)
     assert not isinstance(raised.value, StoreConfigError)
+    # Nor a failed migration: it said "schema migration failed, nothing was changed: cannot connect…".
+    assert isinstance(raised.value, StoreUnavailableError) and not isinstance(raised.value, MigrationError)
+    assert "migration" not in str(raised.value) and "cannot connect" in str(raised.value)
+
+
+def test_a_connection_that_keeps_breaking_is_an_unavailable_database(pg_url: str) -> None:
+    """The server went away twice in a row: no fault of the work (nor of a migration)."""
+    db = Database(pg_url)
+    try:
+        with pytest.raises(StoreUnavailableError):
+            db.run(lambda tx: tx.execute("SELECT pg_terminate_backend(pg_backend_pid())"))
+        assert db.read(lambda tx: tx.fetchone("SELECT 1 AS one")) == {"one": 1}
+    finally:
+        db.close()

@@ -63,3 +63,18 @@ def test_a_worker_started_without_its_store_becomes_ready_when_the_store_is_back
         assert client.get("/readyz").get_json()["registry_version"] == active.version
     finally:
         close_app(app)
+
+
+def test_readyz_says_the_database_is_unreachable_not_that_a_migration_failed(settings: Settings) -> None:
+    """/readyz said "the store could not be opened: schema migration failed, nothing was changed:
+    cannot connect…" while the server was only down."""
+    from tests.conftest import free_port
+
+    url = f"postgresql://postgres:pw-7731@127.0.0.1:{free_port()}/x"
+    app = create_app(dataclasses.replace(settings, database_url=url, model_check_seconds=0.0))
+    try:
+        reason = app.test_client().get("/readyz").get_json()["reason"]
+        assert reason.startswith("the store could not be opened: cannot connect to the postgresql database")
+        assert "migration" not in reason and "pw-7731" not in reason
+    finally:
+        close_app(app)

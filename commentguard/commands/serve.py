@@ -18,8 +18,9 @@ from model.artifact import METADATA_NAME
 from service import logging_setup, server
 from service.settings import (WORKER_CLASSES, Settings, SettingsError, default_help, load_settings,
                               unknown_variables)
-from store import NewerSchemaError, SecretMismatchError, StoreConfigError, StoreError
+from store import NewerSchemaError, SecretMismatchError, StoreConfigError, StoreError, StoreUnavailableError
 from store.db import owner_only
+from store.pg_url import without_secrets
 
 
 @click.command("serve")
@@ -77,17 +78,23 @@ def check_store(settings: Settings) -> None:
     was not set up with used to start a server that was never ready, every check a 503. A
     database that is merely down is no reason to stop: workers open it when it is back.
     """
+    target = str(settings.database_url)
     try:
         with open_store_from_settings(settings):
             pass
     except SecretMismatchError as exc:
-        raise click.ClickException(f"COMMENTGUARD_SECRET_KEY: {exc}") from exc
+        raise click.ClickException(f"COMMENTGUARD_SECRET_KEY: {without_secrets(str(exc), target)}") from exc
     except StoreConfigError as exc:
-        raise click.ClickException(f"COMMENTGUARD_DATABASE_URL: {exc}") from exc
+        raise click.ClickException(f"COMMENTGUARD_DATABASE_URL: {without_secrets(str(exc), target)}") from exc
     except NewerSchemaError as exc:
         # It started and stayed not ready while /healthz said 200: an orchestrator kept it.
-        raise click.ClickException(f"COMMENTGUARD_DATABASE_URL: {exc}: run that release (or a newer "
-                                   "one) against it") from exc
+        raise click.ClickException(f"COMMENTGUARD_DATABASE_URL: {without_secrets(str(exc), target)}: run "
+                                   "that release (or a newer one) against it") from exc
+    except StoreUnavailableError as exc:
+        # It said "(MigrationError)": a server that is merely down is no failed migration.
+        reason = " ".join(without_secrets(str(exc), target).split())  # libpq's words span lines
+        click.echo(f"warning: the database is unavailable now ({reason}); the workers will open the "
+                   "store when it is back", err=True)
     except StoreError as exc:
         click.echo(f"warning: the store cannot be opened now ({type(exc).__name__}); the workers "
                    "will open it when it is back", err=True)
