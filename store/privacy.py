@@ -1,40 +1,47 @@
 """Everything keyed with the server secret: API-key digests, personal-data hashes, comment hashes.
 
 Personal data is minimised before it is written: ``user_ip`` and
-``comment_author_email`` (and, in ``extra``, the server variables named for an
-address, host or e-mail) become ``hmac:<hex>`` keyed hashes, and an IP address
-inside any other ``extra`` value is replaced by its keyed hash, unless the operator
-chose ``store_personal_data``. The same input always gives the same hash, so
-"same sender" still works. An email keeps its domain (``hmac:<hex>@example.org``)
-because the email domain is a useful spam feature for retraining. Credentials a
-client forwards (cookies, authorization headers of any name, passwords, session
-ids, nonces, tokens, secrets, API keys) are dropped always.
+``comment_author_email`` (and, in ``extra``, the fields named for an address, a
+host or an e-mail) become ``hmac:<hex>`` keyed hashes, and an IP or e-mail address
+inside any other ``extra`` value is replaced by its keyed hash where it stands
+(see :mod:`store.personal_text`), unless the operator chose ``store_personal_data``.
+The same input always gives the same hash, so "same sender" still works; an IP
+address is hashed in its canonical form. An email keeps its domain
+(``hmac:<hex>@example.org``) because the email domain is a useful spam feature for
+retraining. Credentials a client forwards (cookies, authorization headers of any
+name, passwords, session ids, nonces, tokens, secrets, API keys) are dropped always,
+inside a value's JSON text too. What is stored never grows much past what was sent.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import hmac
+import json
 import re
 import unicodedata
-from dataclasses import replace
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from model.comment import Comment
+from store.personal_text import TooMany, canonical_address, find_personal, may_hold_personal
 
 HMAC_PREFIX = "hmac:"
 _HEX_CHARS = 32  # 128 bits of the HMAC-SHA256: plenty to tell senders apart
+_PSEUDONYM_CHARS = len(HMAC_PREFIX) + _HEX_CHARS
 
 # Credentials, by name. The WordPress plugin forwards every string of the form it got as
 # POST_<name> (login and registration forms: pwd, pass1, pass2, user_pass...) and every
 # server variable; JSON clients send what they like. Two tests, on the name as sent:
 # a credential's text anywhere in it...
 _CREDENTIAL_TEXT = re.compile(
-    r"passw(?:or|r)?[dt]|pwd|passphrase|passcode|kennwort|wachtwoord|contrase|motdepasse"
+    r"passw(?:or|r)?[dt]|pwd|passphrase|passcode|kennwort|wachtwoord|contrase|mot[\W_]*de[\W_]*passe"
     # (not WordPress's wp-comment-cookies-consent: the commenter's yes to a cookie, no credential)
     r"|cookie(?!s?[-_]?consent)|nonce|token|secret|csrf|xsrf|credential"
     r"|sessid|sessionid|apikey|accesskey|privatekey"
-    r"|_wp_unfiltered_html_comment",  # WordPress's comment-form nonce, whose name does not say so
+    # WordPress's and bbPress's form nonces, whose names do not say so: _wp_unfiltered_html_comment,
+    # _bbp_unfiltered_html_reply, _bbp_unfiltered_html_topic
+    r"|unfiltered[\W_]*html",
     re.IGNORECASE)
 # ...or one of the name's words (split at non-letters and camelCase: user_pass, pass1, newpass,
 # X-Auth, apiKey) being one. Whole words, so passage, compass, bypass_cache, keywords, monkey and author
@@ -46,25 +53,64 @@ _NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 # By name: the server variables that carry an address or a host (WordPress sends $_SERVER,
 # and proxies and firewalls add their own: Sucuri's X-Sucuri-ClientIP, Akamai's EdgeScape...).
 # Their whole value becomes one hash: a host name cannot be told from other text by its value.
-_PERSONAL_EXTRA = re.compile(r"_ADDR$|_IP$|_IPV[46]$|CLIENTIP|CLIENT_IP|FORWARDED|REAL_IP|EMAIL|REMOTE_HOST"
-                             r"|^HTTP_VIA$|EDGESCAPE|X_ORIGINAL_HOST", re.IGNORECASE)
-# By value, in every other field, whatever its name: IP addresses. An IPv4 address is four
-# numbers of at most 255, not part of a longer dotted run ("1.2.3.4.5", an OID) nor a product's
-# version (``_is_version``). An address may end a sentence ("at 10.0.0.5.").
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = re.compile(rf"(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?![0-9]|\.[0-9])", re.ASCII)
-# An IPv6 address has eight groups or a "::"; so times ("12:30:45") and MAC addresses are none.
-_IPV6 = re.compile(r"(?<![\w:.])(?=[0-9a-f:]*::|(?:[0-9a-f]{1,4}:){7}[0-9a-f])"
-                   r"(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{1,4}(?![\w:]|\.[0-9])", re.ASCII | re.IGNORECASE)
-# The cheap test first: both patterns above scan at some 20-50 ns a character, a user agent or
-# a copy of the comment is hundreds of characters, and few values hold anything like an address.
-# This one starts with a literal, which the regex engine finds at memchr speed: what follows an
-# IPv4 address's first number.
-_DOTTED_TAIL = re.compile(r"\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")
+# Of the Forwarded family, those that name the client or a host (X-Forwarded-For, -Host, -Server,
+# Forwarded: for=...), not X-Forwarded-Proto, -Port or -Ssl. Matched on the name in capitals with
+# '_' for '-' (JSON clients send headers as they are written).
+_ADDRESS_NAME = re.compile(r"_ADDR$|_IP$|_IPV[46]$|CLIENTIP|CLIENT_IP|FORWARDED_FOR|FORWARDED(?:_HOST|_SERVER|_BY)?$"
+                           r"|REAL_IP|REMOTE_HOST|^HTTP_VIA$|EDGESCAPE|X_ORIGINAL_HOST")
+# Fields named for an e-mail address: "email" anywhere in the name (POST_email, user_email,
+# emailAddress), or "mail" one of its words (POST_e-mail, POST_e_mail, POST_mail, POST_user_mail,
+# Jetpack's g2-e-mail; not mailer or mailing).
+_EMAIL_TEXT = re.compile(r"email", re.IGNORECASE)
+_EMAIL_WORD = re.compile(r"mail", re.IGNORECASE)
+
+_KEEP, _DROP, _ADDRESS, _EMAIL = range(4)
+# A host name an e-mail pseudonym keeps: labels of letters, digits and '-', the last with a letter.
+_DOMAIN = re.compile(r"(?:[\w-]{1,63}\.){0,126}[\w-]*[^\W\d_][\w-]*")
+
+# How much hiding may grow what a client sent. An address or e-mail hidden where it stands becomes
+# a pseudonym of 37 characters (an e-mail keeps its domain too), so "::1 ::1 ..." would grow
+# nine-fold: a value holding more than a few, or growing by more than a little, becomes one
+# pseudonym instead; and once a comment's values have grown by more than a little in all (many
+# fields of one short address each), a further value that would grow is left out.
+_MOST_HIDDEN = 16  # addresses and e-mails hidden one by one in a value
+_VALUE_SLACK = 256  # characters a value may grow by (some seven addresses), or a tenth of its length if more
+_COMMENT_SLACK = 4096  # characters a comment's extra may grow by, or a quarter of its size if more
+# JSON text in a value is searched to this depth (JSON text inside its strings counting on), and
+# this many of its members and items; a value holding more is hidden whole (see _HideWhole).
+_JSON_DEPTH = 32
+_JSON_NODES = 4096
+_JSON_LEAD = ("{", "[")  # what a value must start with to be read as JSON text
 _SPACE = re.compile(r"\s+")
 
 
-_KEEP, _DROP, _PERSONAL = range(3)
+class _HideWhole(Exception):
+    """A value's JSON text nested deeper or holding more than is searched, or growing past its
+    slack once hidden: the value is hashed whole (left out when personal data is kept, as its
+    names might be credentials')."""
+
+
+class _RepeatedName(ValueError):
+    """A JSON object gives a name twice."""
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        raise _RepeatedName
+    return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members)
+
+
+@dataclass
+class _Walk:
+    """How far a walk through a value's JSON text may still go."""
+
+    room: int  # characters its strings may still grow by
+    nodes: int = _JSON_NODES
+    depth: int = 0
 
 
 def _is_credential(key: str) -> bool:
@@ -79,7 +125,9 @@ def _key_kind(key: str) -> int:
     """What minimising does with an ``extra`` field of this name (names repeat: cached)."""
     if _is_credential(key):
         return _DROP
-    return _PERSONAL if _PERSONAL_EXTRA.search(key) else _KEEP
+    if _EMAIL_TEXT.search(key) or any(_EMAIL_WORD.fullmatch(word) for word in _NAME_WORDS.findall(key)):
+        return _EMAIL
+    return _ADDRESS if _ADDRESS_NAME.search(key.upper().replace("-", "_")) else _KEEP
 
 
 def _is_nonce_verdict(key: str, value: str) -> bool:
@@ -89,64 +137,14 @@ def _is_nonce_verdict(key: str, value: str) -> bool:
     return key == "akismet_comment_nonce" and value in ("passed", "failed", "inactive")
 
 
-def _is_version(value: str, at: int) -> bool:
-    """Whether the number at ``at`` is a product's version: right after ``Name/``, a word of
-    letters, digits, ``_`` and ``-`` that starts with a letter and the value or a word, as a
-    user agent's "Chrome/120.0.0.0" (Chrome's usual quad) does; not in a URL's path
-    ("http://host/10.0.0.5", "example.org/10.0.0.5", "/whois/10.0.0.5")."""
-    if at < 2 or value[at - 1] != "/":
-        return False
-    start = at - 1
-    while start > 0 and (value[start - 1].isalnum() or value[start - 1] in "_-"):
-        start -= 1
-    return start < at - 1 and value[start].isalpha() and (start == 0 or value[start - 1] not in "/:.@")
+def _value_slack(value: str) -> int:
+    """How many characters hiding what ``value`` holds may add to it (see ``_VALUE_SLACK``)."""
+    return max(_VALUE_SLACK, len(value) // 10)
 
 
-def _ipv4_spans(value: str) -> list[tuple[int, int]]:
-    """Where ``value`` holds an IPv4 address: ``_IPV4`` tried only where ``_DOTTED_TAIL`` found a tail."""
-    spans: list[tuple[int, int]] = []
-    tail = _DOTTED_TAIL.search(value)
-    while tail is not None:
-        first = start = tail.start()
-        while first > 0 and start - first < 3 and "0" <= value[first - 1] <= "9":
-            first -= 1
-        found = _IPV4.match(value, first) if first < start else None
-        if found is not None and _is_version(value, first):
-            found = None
-        if found is not None:
-            spans.append(found.span())
-        tail = _DOTTED_TAIL.search(value, found.end() if found is not None else start + 1)
-    return spans
-
-
-def may_hold_address(value: str) -> bool:
-    """A quick test that ``value`` might hold an IP address: false for most values, at about 0.1 µs each."""
-    return ("." in value and _DOTTED_TAIL.search(value) is not None) or (
-        ":" in value and ("::" in value or value.count(":") >= 7))
-
-
-def hide_addresses(value: str, hide: Callable[[str], str]) -> str:
-    """``value`` with each IP address in it replaced by ``hide(address)``."""
-    spans = _ipv4_spans(value)
-    v6 = "::" in value or value.count(":") >= 7
-    if not spans and not v6:
-        return value  # most values that pass may_hold_address: a user agent's "Chrome/120.0.0.0"
-    hidden: dict[str, str] = {}  # an address repeated in a value is hidden once (a keyed hash costs ~2 µs)
-
-    def once(address: str) -> str:
-        if address not in hidden:
-            hidden[address] = hide(address)
-        return hidden[address]
-
-    if spans:
-        parts, end = [], 0
-        for start, stop in spans:
-            parts += (value[end:start], once(value[start:stop]))
-            end = stop
-        value = "".join(parts) + value[end:]
-    if v6:
-        value = _IPV6.sub(lambda found: once(found.group()), value)
-    return value
+def _extra_chars(comment: Comment) -> int:
+    """The size of a comment's ``extra`` as sent: its names and values."""
+    return sum(len(key) + len(value) for key, value in comment.extra.items())
 
 
 def without_pseudonyms(comment: Comment) -> Comment:
@@ -186,40 +184,32 @@ class Privacy:
         """A value that tells whether a database was set up under this secret."""
         return self._mac("commentguard/secret-check", "")
 
+    def _hash(self, text: str) -> str:
+        return HMAC_PREFIX + self._mac("commentguard/personal", text)[:_HEX_CHARS]
+
     def pseudonym(self, value: str, *, email: bool = False) -> str:
-        """The keyed hash of a personal value; empty and already-hashed values pass unchanged."""
+        """The keyed hash of a personal value; empty and already-hashed values pass unchanged.
+
+        An IP address is hashed in its canonical form (``canonical_address``), so one sender is
+        one pseudonym however a client wrote the address: "2001:DB8::42", "2001:db8:0:0:0:0:0:42"
+        and "2001:db8::42"; "::ffff:203.0.113.7" and "203.0.113.7".
+        """
         value = value.strip()
         if not value or value.startswith(HMAC_PREFIX):
             return value
         if not email:
-            return HMAC_PREFIX + self._mac("commentguard/personal", value)[:_HEX_CHARS]
+            # (Without a colon, no address needs rewriting: an IPv4 address has one form.)
+            return self._hash(canonical_address(value) or value if ":" in value else value)
         value = value.lower()
-        digest = HMAC_PREFIX + self._mac("commentguard/personal", value)[:_HEX_CHARS]
+        digest = self._hash(value)
         _, at, domain = value.rpartition("@")
-        return f"{digest}@{domain}" if at and domain else digest
+        # The domain only when it is a host name: not an address literal ("joe@10.0.0.5") nor
+        # whatever else a field holds after an '@' ("joe@example.org, 10.0.0.5").
+        return f"{digest}@{domain}" if at and len(domain) <= 253 and _DOMAIN.fullmatch(domain) else digest
 
     def minimise(self, comment: Comment) -> Comment:
         """The comment as it may be stored under this store's personal-data policy."""
-        extra = {k: v for k, v in comment.extra.items() if _key_kind(k) != _DROP or _is_nonce_verdict(k, v)}
-        if self.store_personal_data:
-            return replace(comment, extra=extra) if len(extra) != len(comment.extra) else comment
-        for key, value in extra.items():
-            if _key_kind(key) == _PERSONAL:
-                extra[key] = self.pseudonym(value, email="EMAIL" in key.upper())
-            elif may_hold_address(value):
-                # An address inside any other value (a proxy's header, a form's free field, the
-                # plugin's copy of the comment) becomes its keyed hash where it stands, rather than
-                # the whole value one hash: a moderator reading the stored check still reads the
-                # rest ("contact me at hmac:3f2a..."), and an address hashes as it does in user_ip
-                # or REMOTE_ADDR, so the same sender is seen across fields. A value that is just an
-                # address comes out exactly as hashing it whole would.
-                extra[key] = hide_addresses(value, self.pseudonym)
-        return replace(
-            comment,
-            user_ip=self.pseudonym(comment.user_ip),
-            comment_author_email=self.pseudonym(comment.comment_author_email, email=True),
-            extra=extra,
-        )
+        return _Minimising(self).comment(comment)
 
     def comment_hash(self, comment: Comment) -> str:
         """SHA-256 of the normalised content, author and (keyed) author email.
@@ -235,3 +225,159 @@ class Privacy:
             self.pseudonym(comment.comment_author_email, email=True),
         )
         return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class _Minimising:
+    """One comment's minimising under a :class:`Privacy`'s policy. It remembers the pseudonyms it
+    worked out: a sender's address is in several fields (user_ip, REMOTE_ADDR, X-Forwarded-For,
+    X-Real-IP, CF-Connecting-IP), and a keyed hash costs some 1.5 µs."""
+
+    __slots__ = ("privacy", "keep_personal", "hashed")
+
+    def __init__(self, privacy: Privacy) -> None:
+        self.privacy = privacy
+        self.keep_personal = privacy.store_personal_data
+        self.hashed: tuple[dict[str, str], dict[str, str]] = ({}, {})  # as an address or other, as an e-mail
+
+    def pseudonym(self, value: str, *, email: bool = False) -> str:
+        """:meth:`Privacy.pseudonym`, each value worked out once."""
+        hashed = self.hashed[email]
+        found = hashed.get(value)
+        if found is None:
+            found = hashed[value] = self.privacy.pseudonym(value, email=email)
+        return found
+
+    def comment(self, comment: Comment) -> Comment:
+        """``comment`` as it may be stored."""
+        extra: dict[str, str] = {}
+        changed, grown, room = False, 0, None  # room: what the comment may grow by, worked out when needed
+        for key, value in comment.extra.items():
+            kind = _key_kind(key)
+            if kind == _KEEP and not (value.startswith(_JSON_LEAD) or may_hold_personal(value)):
+                extra[key] = value  # most values: the user agent, Accept..., the form's own fields
+                continue
+            if kind == _DROP and not _is_nonce_verdict(key, value):
+                changed = True
+                continue
+            if room is not None and room - grown < _PSEUDONYM_CHARS and kind != _DROP:
+                changed = True  # the comment's room is used up (below): not worked out only to be left out
+                continue
+            try:
+                stored = value if kind == _DROP else self._value(value, kind, None)
+            except _HideWhole:
+                if self.keep_personal:
+                    changed = True
+                    continue
+                stored = self.pseudonym(value)
+            growth = len(stored) - len(value)
+            if growth > 0 and grown + growth > _COMMENT_SLACK:
+                room = max(_COMMENT_SLACK, _extra_chars(comment) // 4) if room is None else room
+                if grown + growth > room:
+                    # Many fields of a short address each ("a1=::1&a2=::1&..."): each pseudonym is
+                    # longer than what it hides; the rest of them are left out.
+                    changed = True
+                    continue
+            grown += max(growth, 0)
+            changed = changed or stored is not value
+            extra[key] = stored
+        if self.keep_personal:
+            return replace(comment, extra=extra) if changed else comment
+        return replace(
+            comment,
+            user_ip=self.pseudonym(comment.user_ip),
+            comment_author_email=self.pseudonym(comment.comment_author_email, email=True),
+            extra=extra,
+        )
+
+    def _value(self, value: str, kind: int, walk: _Walk | None) -> str:
+        """An ``extra`` value, or a string in one's JSON text (``walk``), as it may be stored;
+        ``kind`` is what its name says. Raises :class:`_HideWhole`."""
+        if value.startswith(_JSON_LEAD):
+            inside = self._json(value, kind, walk or _Walk(_value_slack(value)))
+            if inside is not None:
+                return inside
+        if self.keep_personal:
+            return value
+        if kind == _ADDRESS:
+            stored = self.pseudonym(value)
+        elif kind == _EMAIL:
+            stored = self.pseudonym(value, email=True)
+        elif may_hold_personal(value):
+            stored = self._hidden(value)
+        else:
+            return value
+        if walk is not None:
+            walk.room -= len(stored) - len(value)
+            if walk.room < 0:
+                raise _HideWhole
+        return stored
+
+    def _hidden(self, value: str) -> str:
+        """``value`` with each IP and e-mail address in it replaced by its pseudonym where it stands;
+        one pseudonym for the whole value when it holds more than a few or would grow too much.
+
+        Where it stands, rather than the whole value one hash: a moderator reading the stored check
+        still reads the rest ("contact me at hmac:3f2a..."), and an address hashes as it does in
+        user_ip or REMOTE_ADDR, an e-mail as in comment_author_email, so the same sender is seen
+        across fields. A value that is just an address comes out as hashing it whole would.
+        """
+        try:
+            found = find_personal(value, most=_MOST_HIDDEN)
+        except TooMany:
+            return self.pseudonym(value)
+        if not found:
+            return value
+        growth = sum(_PSEUDONYM_CHARS - (item.stop - item.start)
+                     + (len(item.text) - item.text.rindex("@") if item.email else 0) for item in found)
+        if growth > _value_slack(value):
+            return self.pseudonym(value)
+        parts, end = [], 0
+        for item in found:
+            parts += (value[end:item.start], self.pseudonym(item.text, email=item.email))
+            end = item.stop
+        return "".join(parts) + value[end:]
+
+    def _json(self, value: str, kind: int, walk: _Walk) -> str | None:
+        """``value``, JSON text, with the rules for names applied to the names inside it and its
+        strings minimised as values are; as sent when that changes nothing; None when it is no
+        JSON text. The JSON API keeps a field's object or array as its JSON text, so
+        ``{"user": {"password": ...}, "headers": [{"Authorization": ...}]}`` arrives so."""
+        repeated = False
+        try:
+            try:
+                data = _DECODER.decode(value)
+            except _RepeatedName:
+                data, repeated = json.loads(value), True
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(data, (dict, list)):
+            return None
+        out = self._json_node(data, kind, walk)
+        # As sent only when nothing changed and nothing was out of sight: a name given twice
+        # ('{"a": "10.0.0.5", "a": "x"}') parses as its last value, the text keeps both.
+        return value if out == data and not repeated else json.dumps(out, ensure_ascii=False)
+
+    def _json_node(self, node: Any, kind: int, walk: _Walk) -> Any:
+        """A parsed JSON node minimised: a member named for a credential is left out, one named
+        for an address or an e-mail is hashed with all it holds."""
+        walk.nodes -= 1
+        if walk.nodes < 0 or walk.depth >= _JSON_DEPTH:
+            raise _HideWhole
+        if isinstance(node, str):
+            return self._value(node, kind, walk)
+        if not isinstance(node, (dict, list)):
+            if kind != _KEEP and not self.keep_personal and isinstance(node, (int, float)) \
+                    and not isinstance(node, bool):
+                return self.pseudonym(json.dumps(node))  # {"client_ip": 3405803783}
+            return node
+        walk.depth += 1
+        if isinstance(node, list):
+            out: Any = [self._json_node(item, kind, walk) for item in node]
+        else:
+            out = {}
+            for key, item in node.items():
+                item_kind = _key_kind(key)
+                if item_kind != _DROP:
+                    out[key] = self._json_node(item, item_kind if kind == _KEEP else kind, walk)
+        walk.depth -= 1
+        return out

@@ -317,6 +317,32 @@ def test_credentials_and_addresses_in_a_json_comment_are_not_stored(app: Flask, 
         assert extra["passage"] == "Genesis 1" and extra["note"].startswith("contact me at hmac:")
 
 
+def test_nested_credentials_and_long_address_runs_in_a_json_comment_are_not_stored(app: Flask,
+                                                                                   client: FlaskClient) -> None:
+    """Found by a probe: a nested object is kept in extra as its JSON text, and its password, API
+    key and Authorization header were stored in clear; and a 64 KB body whose extra held
+    "::1 ::1 ..." was stored as 608 KB (each address a 37-character pseudonym where it stood)."""
+    nested = {"comment_content": HAM_TEXT, "user": {"password": "s3cret!", "api_key": "sk_live_abc", "name": "Ann"},
+              "headers": [{"Authorization": "Bearer xyz"}]}
+    run = {"comment_content": HAM_TEXT, "extra": {"a": ("::1 " * 15_000)[:-1]}}
+    assert len(json.dumps(run)) < 65536
+    for comment in (nested, run):
+        assert post_json(client, "/api/v1/check", comment).status_code == 200
+        assert post_json(client, "/api/v1/feedback", {"comment": comment, "label": "spam"}).status_code == 201
+    state = get_state(app)
+    state.recorder.flush()
+    rows = state.store.database.read(lambda tx: tx.fetchall("SELECT extra FROM checks")
+                                     + tx.fetchall("SELECT extra FROM feedback"))
+    assert len(rows) == 4
+    for row in rows:
+        for secret in ("s3cret", "sk_live", "xyz", "::1"):
+            assert secret not in row["extra"], secret
+        assert len(row["extra"]) < 200
+        extra = json.loads(row["extra"])
+        if "user" in extra:
+            assert json.loads(extra["user"]) == {"name": "Ann"} and json.loads(extra["headers"]) == [{}]
+
+
 def test_unknown_fields_other_than_strings_are_kept_as_json_text_and_extra_must_be_an_object(
         client: FlaskClient) -> None:
     from model.comment import Comment

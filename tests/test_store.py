@@ -561,20 +561,23 @@ CREDENTIAL_NAMES = (
     "HTTP_COOKIE", "HTTP_COOKIE2", "POST__wpnonce", "HTTP_X_WP_NONCE", "POST_akismet_comment_nonce",
     "POST__wp_unfiltered_html_comment_disabled", "HTTP_X_CSRF_TOKEN", "csrfmiddlewaretoken", "accessToken",
     "POST_secret", "HTTP_X_API_KEY", "apiKey", "POST_apikey", "HTTP_X_AMZ_SECURITY_TOKEN", "POST_otp",
+    "POST_mot_de_passe", "POST__bbp_unfiltered_html_reply", "POST__bbp_unfiltered_html_topic",
 )
 # Ordinary fields whose names merely hold some of those letters, kept as sent.
 ORDINARY_NAMES = (
     "HTTP_USER_AGENT", "POST_passage", "compass", "POST_bypass_cache", "passenger", "keywords", "monkey",
     "POST_author", "POST_comment_author", "HTTP_X_AUTHOR", "authority", "HTTP_KEEP_ALIVE", "POST_comment",
     "POST_wp-comment-cookies-consent", "POST_ak_hp_textarea", "g-recaptcha-response", "HTTP_SEC_FETCH_SITE",
-    "considerations",
+    "considerations", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_SSL",
 )
 
 
 @pytest.mark.parametrize("personal", [False, True], ids=["hashed", "store_personal_data"])
 def test_credentials_are_dropped_whatever_their_field_is_called(store_url: str, personal: bool) -> None:
     """Found by a probe: POST_pwd, POST_pass1/2, POST_user_pass, POST_passwort, POST_session_id and
-    HTTP_X_AUTH were stored in clear (only PASSWORD, PASSWD and a trailing _PW were credentials)."""
+    HTTP_X_AUTH were stored in clear (only PASSWORD, PASSWD and a trailing _PW were credentials);
+    a second one: POST_mot_de_passe and bbPress's nonces too, while X-Forwarded-Proto, -Port and
+    -Ssl were hashed as if they held an address."""
     extra = {name: f"v{i}-s3cr3t" for i, name in enumerate(CREDENTIAL_NAMES)}
     extra |= {name: f"ordinary {name}" for name in ORDINARY_NAMES}
     extra["akismet_comment_nonce"] = "passed"  # the plugin's verdict on its nonce, not the nonce
@@ -619,6 +622,21 @@ def test_an_ip_address_in_any_extra_value_is_kept_only_as_its_keyed_hash(store: 
     assert re.fullmatch(r"/whois/hmac:[0-9a-f]{32}", got["REQUEST_URI"])
     # Minimising twice changes nothing: a stored comment stored again (a report by check id) stays as it is.
     assert store.minimised(stored.comment) == stored.comment
+
+
+def test_an_address_written_any_way_is_one_sender_in_checks_and_feedback(store: Store) -> None:
+    """Found by a probe: user_ip "2001:DB8::42", "2001:db8::42" and "2001:db8:0:0:0:0:0:42" were
+    three senders, and REMOTE_ADDR "::ffff:203.0.113.7" was not "203.0.113.7" in other fields."""
+    records = [_check(_comment("one", user_ip="2001:DB8::42", extra={"REMOTE_ADDR": "::ffff:203.0.113.7"})),
+               _check(_comment("two", user_ip="2001:db8:0:0:0:0:0:42", extra={"note": "via 203.0.113.7"}))]
+    store.record_checks(records)
+    store.add_feedback(FeedbackRecord("spam", _comment("three", user_ip="2001:db8::42"), source="akismet"))
+    first, second = (store.get_check(record.id) for record in records)
+    assert first is not None and second is not None
+    (feedback,) = store.list_feedback()
+    assert first.comment.user_ip == second.comment.user_ip == feedback.comment.user_ip
+    v4 = store.minimised(_comment(user_ip="203.0.113.7")).user_ip
+    assert first.comment.extra["REMOTE_ADDR"] == v4 and second.comment.extra["note"] == f"via {v4}"
 
 
 @pytest.mark.parametrize("value", [
