@@ -49,6 +49,12 @@ def flushed_store(app: Flask) -> Store:
     return state.store
 
 
+def stored_extras(app: Flask) -> list[dict[str, Any]]:
+    """The ``extra`` column of every stored check and report."""
+    return flushed_store(app).database.read(lambda tx: tx.fetchall("SELECT extra FROM checks")
+                                            + tx.fetchall("SELECT extra FROM feedback"))
+
+
 def assert_answer(response: Any, body: str) -> None:
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
@@ -198,9 +204,7 @@ def test_credentials_and_addresses_the_wordpress_plugin_forwards_are_not_stored(
     check = post(client, "/1.1/comment-check", fields)
     assert check.get_data(as_text=True) in ("true", "false")
     assert_answer(post(client, "/1.1/submit-spam", fields), THANKS)
-    store = flushed_store(app)
-    rows = store.database.read(lambda tx: tx.fetchall("SELECT extra FROM checks")
-                               + tx.fetchall("SELECT extra FROM feedback"))
+    rows = stored_extras(app)
     assert len(rows) == 2
     for row in rows:
         for value in ("hunter2", "2001:db8", "8a2e", "240.16", "10.0.0.5"):
@@ -221,9 +225,7 @@ def test_a_form_value_of_many_addresses_is_stored_no_longer_than_sent(app: Flask
     assert 480_000 < len(body) < 524_288
     assert post(client, "/1.1/comment-check", body).get_data(as_text=True) in ("true", "false")
     assert_answer(post(client, "/1.1/submit-spam", body), THANKS)
-    store = flushed_store(app)
-    rows = store.database.read(lambda tx: tx.fetchall("SELECT extra FROM checks")
-                               + tx.fetchall("SELECT extra FROM feedback"))
+    rows = stored_extras(app)
     assert len(rows) == 2
     for row in rows:
         assert len(row["extra"]) < 200 and "::1" not in row["extra"] and "10.0.0.5" not in row["extra"]

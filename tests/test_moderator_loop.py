@@ -530,18 +530,28 @@ def test_a_model_of_older_features_is_warned_about_when_it_becomes_active(
 
 # --- promotion under the operator's threshold overrides ---------------------------------------
 
-def test_retrain_never_promotes_a_model_the_workers_would_refuse(tmp_path: Path, model_dir: Path) -> None:
-    """With a discard override below any spam threshold a model can have (0.5 is the floor), the
-    workers refuse every candidate: retrain promoted one all the same, the site stopped learning and
-    every later retrain found 'nothing new to learn' in the refused model (found by a probe)."""
-    data_dir = tmp_path / "var"
-    data_dir.mkdir()
+def labelled_base(tmp_path: Path) -> Path:
+    """The tiny training set as a JSON Lines file, base data for retrain --no-seed --data."""
     base = tmp_path / "base.jsonl"
     comments, labels = tiny_training_set()
     base.write_text("".join(json.dumps({"comment_content": c.comment_content, "label": "spam" if y else "ham"})
                             + "\n" for c, y in zip(comments, labels)))
+    return base
+
+
+def store_env(data_dir: Path, model_dir: Path) -> dict[str, str]:
+    """This environment without COMMENTGUARD_* settings, plus a data dir and a model path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
     env.update({"COMMENTGUARD_DATA_DIR": str(data_dir), "COMMENTGUARD_MODEL_PATH": str(model_dir)})
+    return env
+
+def test_retrain_never_promotes_a_model_the_workers_would_refuse(tmp_path: Path, model_dir: Path) -> None:
+    """With a discard override below any spam threshold a model can have (0.5 is the floor), the
+    workers refuse every candidate: retrain promoted one all the same, the site stopped learning and
+    every later retrain found 'nothing new to learn' in the refused model (found by a probe)."""
+    data_dir, base = tmp_path / "var", labelled_base(tmp_path)
+    data_dir.mkdir()
+    env = store_env(data_dir, model_dir)
     from model.comment import Comment
     from store import FeedbackRecord
 
@@ -571,16 +581,11 @@ def test_retrain_with_a_lost_active_model_compares_with_what_the_workers_serve(t
     compared with nothing and promoted: a 60-row file with swapped labels replaced a good model."""
     import shutil
 
-    data_dir = tmp_path / "var"
+    data_dir, base = tmp_path / "var", labelled_base(tmp_path)
     data_dir.mkdir()
-    base = tmp_path / "base.jsonl"
-    comments, labels = tiny_training_set()
-    base.write_text("".join(json.dumps({"comment_content": c.comment_content, "label": "spam" if y else "ham"})
-                            + "\n" for c, y in zip(comments, labels)))
     lost = tmp_path / "lost"
     shutil.copytree(model_dir, lost)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
-    env.update({"COMMENTGUARD_DATA_DIR": str(data_dir), "COMMENTGUARD_MODEL_PATH": str(model_dir)})
+    env = store_env(data_dir, model_dir)
     from model.comment import Comment
     from store import FeedbackRecord
 

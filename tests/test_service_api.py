@@ -36,6 +36,24 @@ SPAM_TEXT = "Buy cheap viagra online now!!! click http://bit.ly/cheap-pills"
 HAM_TEXT = "Thanks for the clear explanation, it helped me fix my build."
 
 
+def stored_extras(app: Flask) -> list[dict[str, Any]]:
+    """The ``extra`` column of every stored check and report, once the recorder has written."""
+    state = get_state(app)
+    state.recorder.flush()
+    return state.store.database.read(lambda tx: tx.fetchall("SELECT extra FROM checks")
+                                     + tx.fetchall("SELECT extra FROM feedback"))
+
+
+def check_and_report_each(app: Flask, client: FlaskClient, comments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check each comment and report it as spam; the stored ``extra`` columns (one check and one report each)."""
+    for comment in comments:
+        assert post_json(client, "/api/v1/check", comment).status_code == 200
+        assert post_json(client, "/api/v1/feedback", {"comment": comment, "label": "spam"}).status_code == 201
+    rows = stored_extras(app)
+    assert len(rows) == 2 * len(comments)
+    return rows
+
+
 def post_json(client: FlaskClient, path: str, body: Any, **kwargs: Any) -> Any:
     return client.post(path, data=json.dumps(body), content_type="application/json", **kwargs)
 
@@ -303,14 +321,7 @@ def test_credentials_and_addresses_in_a_json_comment_are_not_stored(app: Flask, 
              "HTTP_X_AUTH": "hunter2-d", "HTTP_CF_PSEUDO_IPV4": "240.16.0.1", "note": "contact me at 10.0.0.5"}
     top = {"comment_content": HAM_TEXT, **leaks, "passage": "Genesis 1"}
     nested = {"comment_content": HAM_TEXT, "extra": {**leaks, "passage": "Genesis 1"}}
-    for comment in (top, nested):
-        assert post_json(client, "/api/v1/check", comment).status_code == 200
-        assert post_json(client, "/api/v1/feedback", {"comment": comment, "label": "spam"}).status_code == 201
-    state = get_state(app)
-    state.recorder.flush()
-    rows = state.store.database.read(lambda tx: tx.fetchall("SELECT extra FROM checks")
-                                     + tx.fetchall("SELECT extra FROM feedback"))
-    assert len(rows) == 4
+    rows = check_and_report_each(app, client, [top, nested])
     for row in rows:
         assert "hunter2" not in row["extra"] and "240.16" not in row["extra"] and "10.0.0.5" not in row["extra"]
         extra = json.loads(row["extra"])
@@ -326,14 +337,7 @@ def test_nested_credentials_and_long_address_runs_in_a_json_comment_are_not_stor
               "headers": [{"Authorization": "Bearer xyz"}]}
     run = {"comment_content": HAM_TEXT, "extra": {"a": ("::1 " * 15_000)[:-1]}}
     assert len(json.dumps(run)) < 65536
-    for comment in (nested, run):
-        assert post_json(client, "/api/v1/check", comment).status_code == 200
-        assert post_json(client, "/api/v1/feedback", {"comment": comment, "label": "spam"}).status_code == 201
-    state = get_state(app)
-    state.recorder.flush()
-    rows = state.store.database.read(lambda tx: tx.fetchall("SELECT extra FROM checks")
-                                     + tx.fetchall("SELECT extra FROM feedback"))
-    assert len(rows) == 4
+    rows = check_and_report_each(app, client, [nested, run])
     for row in rows:
         for secret in ("s3cret", "sk_live", "xyz", "::1"):
             assert secret not in row["extra"], secret
