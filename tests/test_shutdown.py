@@ -86,7 +86,11 @@ def test_a_worker_that_exits_is_replaced_and_the_server_goes_on(tmp_path: Path, 
     # on SIGHUP); the replacement must boot into the same metrics directory.
     server = start_live_server(tmp_path / "var", model_dir, workers=2)
     try:
-        before = _workers(server.proc.pid)
+        # /readyz answers once one worker is ready; gunicorn forks the second a moment apart
+        # (a CI run looked in between and found one).
+        deadline = time.monotonic() + 10
+        while len(before := _workers(server.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(before) == 2
         if how == "master SIGHUP":
             server.proc.send_signal(signal.SIGHUP)
