@@ -52,12 +52,15 @@ _AUTH_METHODS = ("password", "md5", "gss", "sspi", "scram-sha-256", "oauth", "no
 CONNECT_TIMEOUT_VARIABLE = "PGCONNECT_TIMEOUT"
 
 #: What a person should do about a password (or user name) the URL cuts short.
-ENCODING_HINT = ("percent-encode / @ : ? # and % in the user name and password "
-                 "(%2F %40 %3A %3F %23 %25), or give the password as PGPASSWORD")
+ENCODING_HINT = ("percent-encode / @ : ? # & and % in the user name and password "
+                 "(%2F %40 %3A %3F %23 %26 %25), or give the password as PGPASSWORD")
 #: A query parameter whose value is a secret: any whose name holds "password" or "secret", in
 #: any case (``sslpassword``, ``oauth_client_secret``; libpq refuses a mis-cased ``PASSWORD``,
 #: and the message saying so must not show its value either).
-_SECRET_PARAM = re.compile(r"([?&][^=&]*(?:password|secret)[^=&]*=)([^&]*)", re.IGNORECASE)
+#: Its value runs on past an ``&`` that starts no ``name=`` pair: a password holding an
+#: unencoded ``&`` showed its tail ("?password=Xk3&9zQpLm" -> libpq quoted "9zQpLm").
+_SECRET_PARAM = re.compile(r"([?&][^=&]*(?:password|secret)[^=&]*=)([^&]*(?:&(?![A-Za-z_]+=)[^&]*)*)",
+                           re.IGNORECASE)
 _SECRET_NAME = re.compile(r"password|secret", re.IGNORECASE)
 #: What follows the ``@`` that ends the login part: hosts (no ``@``), a path (no ``@``), a query
 #: of ``name=value`` pairs (a value may hold ``@``: ``?user=me@corp``).
@@ -115,6 +118,7 @@ def url_secrets(url: str) -> frozenset[str]:
     secrets |= pieces
     for match in _SECRET_PARAM.finditer(rest):
         secrets |= {match[2], unquote(match[2])}
+        secrets |= {piece for piece in _CUTS.split(match[2]) if len(piece) >= MIN_PIECE}
     for name, value in (params or {}).items():
         if _SECRET_NAME.search(name):
             secrets.add(value)

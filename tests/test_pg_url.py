@@ -68,6 +68,26 @@ def test_every_query_parameter_named_for_a_password_is_redacted(url: str, secret
     assert secret not in redact_url(url)
 
 
+@pytest.mark.parametrize("url, tail", [
+    ("postgresql://postgres@127.0.0.1:5432/postgres?password=Xk3&9zQpLm", "9zQpLm"),
+    ("postgresql://postgres@127.0.0.1:5432/postgres?password=Kq7&Vv9Ww8=1", "Vv9Ww8"),
+    ("postgresql://postgres@127.0.0.1:5432/postgres?sslpassword=Kq7&Vv9Ww8&sslmode=require", "Vv9Ww8"),
+    ("postgresql://postgres@127.0.0.1:5432/postgres?password=abcd=efgh&ijkl", "ijkl"),
+])
+def test_a_query_password_holding_an_ampersand_shows_no_tail(url: str, tail: str) -> None:
+    """libpq reads the tail after an unencoded '&' as a parameter of its own and quoted it, and
+    the redacted URL showed it too."""
+    with pytest.raises(StoreConfigError) as raised:
+        open_store(url, secret=SECRET)
+    assert tail not in str(raised.value) and tail not in redact_url(url)
+    assert tail in url_secrets(url)
+
+
+def test_a_query_password_ends_where_the_next_parameter_starts() -> None:
+    url = "postgresql://u@db.example/x?password=Kq7%26Vv9Ww8&sslmode=require"
+    assert redact_url(url) == "postgresql://…@db.example/x?password=…&sslmode=require"
+
+
 def test_an_at_sign_in_the_query_is_not_taken_for_a_login_part() -> None:
     url = "postgresql://db.example:5432/x?user=me@corp&sslmode=require"
     assert redact_url(url) == url and url_secrets(url) == frozenset()
