@@ -82,6 +82,8 @@ _JSON_DEPTH = 32
 _JSON_NODES = 4096
 _JSON_LEAD = ("{", "[")  # what a value must start with to be read as JSON text
 _SPACE = re.compile(r"\s+")
+#: A surrogate code point on its own (a pair of escapes decodes to one character, so any left is alone).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _HideWhole(Exception):
@@ -355,7 +357,11 @@ class _Minimising:
         out = self._json_node(data, kind, walk)
         # As sent only when nothing changed and nothing was out of sight: a name given twice
         # ('{"a": "10.0.0.5", "a": "x"}') parses as its last value, the text keeps both.
-        return value if out == data and not repeated else json.dumps(out, ensure_ascii=False)
+        if out == data and not repeated:
+            return value
+        # A "\ud800" escape parses as a lone surrogate, which neither SQLite nor PostgreSQL can
+        # store: written out as it stood, the whole check was dropped after its answer.
+        return _LONE_SURROGATE.sub("\ufffd", json.dumps(out, ensure_ascii=False))
 
     def _json_node(self, node: Any, kind: int, walk: _Walk) -> Any:
         """A parsed JSON node minimised: a member named for a credential is left out, one named

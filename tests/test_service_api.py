@@ -328,6 +328,16 @@ def test_credentials_and_addresses_in_a_json_comment_are_not_stored(app: Flask, 
         assert extra["passage"] == "Genesis 1" and extra["note"].startswith("contact me at hmac:")
 
 
+def test_json_text_with_a_lone_surrogate_escape_is_stored(app: Flask, client: FlaskClient) -> None:
+    """Found by a probe: minimising rewrote the JSON text with the escape decoded to a lone
+    surrogate, which no database can store; the check was answered, then dropped."""
+    escaped = '["\\ud800", "10.0.0.5", {"password": "x", "a": "\\udc80 ok"}]'
+    rows = check_and_report_each(app, client, [{"comment_content": HAM_TEXT, "POST_x": escaped}])
+    for row in rows:
+        assert json.loads(json.loads(row["extra"])["POST_x"])[0] == "\ufffd"
+        assert "10.0.0.5" not in row["extra"] and "password" not in row["extra"]
+
+
 def test_nested_credentials_and_long_address_runs_in_a_json_comment_are_not_stored(app: Flask,
                                                                                    client: FlaskClient) -> None:
     """Found by a probe: a nested object is kept in extra as its JSON text, and its password, API
