@@ -17,7 +17,6 @@ from typing import Iterator, Optional
 
 import click
 
-from model.errors import ArtifactError
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
 from store import Store, StoreError, open_store
 from store.pg_url import without_secrets
@@ -71,7 +70,7 @@ def served_model_path(settings: Settings) -> tuple[str, Optional[str]]:
     registry is only read: a store that does not exist yet is not created, nor migrated, nor
     given a secret (:func:`store.registry.peek_active_model`).
     """
-    from service.model_watch import artifact_path, servable_model
+    from service.model_watch import artifact_path, servable_refusal
 
     configured = str(settings.model_path)
     if _sqlite_path_if_missing(str(settings.database_url)) is not None:
@@ -84,10 +83,9 @@ def served_model_path(settings: Settings) -> tuple[str, Optional[str]]:
     if active is None:
         return configured, None
     path = artifact_path(active, settings.models_dir)
-    try:
-        servable_model(path, active.version, settings)
-    except (ArtifactError, SettingsError) as exc:
-        return configured, (f"the workers refuse the registry's active model {active.version} ({exc}) and "
+    refusal = servable_refusal(path, active.version, settings)
+    if refusal is not None:
+        return configured, (f"the workers refuse the registry's active model {active.version} ({refusal}) and "
                             "serve COMMENTGUARD_MODEL_PATH: scoring with that")
     return str(path), None
 

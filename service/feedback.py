@@ -25,16 +25,12 @@ from dataclasses import replace
 from typing import Callable, Optional
 
 from model.comment import TEXT_FIELDS, Comment
-from model.verdict import DISCARD, SPAM
 from service.akismet_rules import is_flagged
 from service.app import ServiceState
 from service.metrics import count_feedback
 from service.upstream_outbox import forward_report
 from store import CheckRecord, FeedbackRecord, KeyInfo, Store
 from store.ids import id_time
-
-#: The tiers the JSON API counts as spam in a key's usage (``Verdict.is_spam``).
-FLAGGED = (SPAM, DISCARD)
 
 CHECK_ID = re.compile(r"[0-9a-f]{32}")
 MAX_REPORTER = 200
@@ -146,8 +142,7 @@ def corrects(label: str, check: Optional[CheckRecord], unsure_is_spam: bool) -> 
     """
     if check is None:
         return True
-    flagged = is_flagged(check.tier, unsure_is_spam) if check.surface == "akismet" else check.tier in FLAGGED
-    return flagged != (label == "spam")
+    return is_flagged(check.tier, unsure_is_spam and check.surface == "akismet") != (label == "spam")
 
 
 __all__ = ["CHECK_ID", "add_feedback", "corrects", "check_by_comment", "check_by_id", "reported_comment"]

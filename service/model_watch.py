@@ -111,6 +111,15 @@ def servable_model(path: Path, version: Optional[str], settings: "Settings") -> 
     return scorer, thresholds
 
 
+def servable_refusal(path: Path, version: Optional[str], settings: "Settings") -> Optional[str]:
+    """Why the workers would refuse the artifact at ``path`` (see :func:`servable_model`), or None."""
+    try:
+        servable_model(path, version, settings)
+    except (ArtifactError, SettingsError) as exc:
+        return str(exc)
+    return None
+
+
 class ModelWatcher:
     """Follows the registry's active model for one app; see the module docstring."""
 
@@ -399,4 +408,4 @@ def _report_version(version: str) -> None:
 
 
 __all__ = ["ModelWatcher", "Refusal", "artifact_path", "how_workers_follow", "servable_model",
-           "warn_if_older_features"]
+           "servable_refusal", "warn_if_older_features"]

@@ -42,9 +42,7 @@ def readyz() -> Response:
     effective = state.thresholds or state.scorer.thresholds
     return jsonify({"status": "ready", "model_version": state.scorer.version,
                     "scoring_engine": state.scorer.engine, "mode": state.settings.mode,
-                    "thresholds": {"unsure": effective.unsure, "spam": effective.spam,
-                                   "discard": effective.discard,
-                                   "overridden": state.settings.has_threshold_overrides},
+                    "thresholds": {**effective.to_dict(), "overridden": state.settings.has_threshold_overrides},
                     **registry})
 
 

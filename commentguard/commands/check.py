@@ -5,9 +5,9 @@ import json
 
 import click
 
+from commentguard.context import served_model_path
 from model.artifact import load_model
 from model.comment import Comment
-from commentguard.context import served_model_path
 from model.errors import ArtifactError
 from service.settings import SettingsError, default_help, load_settings
 

@@ -17,7 +17,7 @@ from commentguard.commands.retrain import default_actor
 from commentguard.context import cli_store
 from model.artifact import add_tables, read_metadata
 from model.errors import ArtifactError
-from service.model_watch import artifact_path, how_workers_follow, servable_model
+from service.model_watch import artifact_path, how_workers_follow, servable_refusal
 from service.settings import Settings, SettingsError, load_settings
 from store import ActiveModel, RegistryError
 
@@ -32,10 +32,9 @@ def _settings() -> Settings:
 def require_servable(version: str, registered_path: str, settings: Settings, doing: str) -> None:
     """Refuse (ClickException) a version the workers would refuse: load it as they would."""
     path = artifact_path(ActiveModel(version, registered_path, 0), settings.models_dir)
-    try:
-        servable_model(path, version, settings)
-    except (ArtifactError, SettingsError) as exc:
-        raise click.ClickException(f"refusing to {doing} {version}: {exc}") from exc
+    refusal = servable_refusal(path, version, settings)
+    if refusal is not None:
+        raise click.ClickException(f"refusing to {doing} {version}: {refusal}")
 
 
 @click.group("models")

@@ -22,7 +22,7 @@ from commentguard.context import cli_store
 from model.artifact import load_model, read_metadata
 from model.errors import ArtifactError
 from model.scorer import Scorer
-from service.model_watch import BOOTSTRAP_ACTOR, artifact_path, how_workers_follow, servable_model
+from service.model_watch import BOOTSTRAP_ACTOR, artifact_path, how_workers_follow, servable_refusal
 from service.settings import Settings, SettingsError, load_settings
 from store import RegistryError, Store
 from training.loaders import DataFormatError
@@ -63,20 +63,6 @@ def current_model(store: Store, settings: Settings) -> tuple[Optional[Scorer], O
     click.echo(f"warning: {broken}; comparing with COMMENTGUARD_MODEL_PATH ({served.version}), which the "
                "workers serve instead", err=True)
     return served, None, active.version
-
-
-def workers_refusal(result: RetrainResult, settings: Settings) -> Optional[str]:
-    """Why the workers would refuse the candidate under these settings, or None.
-
-    The gate judges a candidate at its own thresholds; the workers also hold it to the
-    operator's threshold overrides. A promoted model they refuse was never served, and
-    every later retrain found nothing new to learn in it (found by a probe).
-    """
-    try:
-        servable_model(result.path, result.version, settings)
-    except (ArtifactError, SettingsError) as exc:
-        return str(exc)
-    return None
 
 
 def summary(result: RetrainResult, report: Path) -> dict[str, Any]:
@@ -152,7 +138,9 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
             return
         except (DataFormatError, TrainingError) as exc:
             raise click.ClickException(str(exc)) from exc
-        refusal = workers_refusal(result, settings) if result.promoted else None
+        # The gate judges a candidate at its own thresholds; the workers also hold it to the operator's
+        # overrides. One they refuse was never served, and every later retrain found nothing new in it.
+        refusal = servable_refusal(result.path, result.version, settings) if result.promoted else None
         if refusal is not None:
             result.promoted = result.forced = False
             result.decision = (f"not promoted: the workers would refuse it with this server's settings "
