@@ -80,18 +80,30 @@ def _workers(master: int) -> set[int]:
     return {int(pid) for pid in children.read_text().split()} if children.exists() else set()
 
 
+def _handles_signals(pid: int) -> bool:
+    """Whether a worker has installed gunicorn's own handlers for SIGTERM and SIGABRT (/proc SigCgt)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+    return all(caught & (1 << (sig - 1)) for sig in (signal.SIGTERM, signal.SIGABRT))
+
+
 @pytest.mark.parametrize("how", ["worker SIGTERM", "worker SIGABRT", "master SIGHUP"])
 def test_a_worker_that_exits_is_replaced_and_the_server_goes_on(tmp_path: Path, model_dir: Path, how: str) -> None:
     # gunicorn ends a worker with sys.exit() (SIGTERM to it, SIGABRT on its timeout, every worker
     # on SIGHUP); the replacement must boot into the same metrics directory.
     server = start_live_server(tmp_path / "var", model_dir, workers=2)
     try:
-        # /readyz answers once one worker is ready; gunicorn forks the second a moment apart
-        # (a CI run looked in between and found one).
+        # /readyz answers once one worker is ready; gunicorn forks the second a moment apart (a CI
+        # run looked in between and found one), and a signal sent to a worker before it has set up
+        # its own handlers is not the exit under test (a CI run's SIGABRT went unheeded then).
         deadline = time.monotonic() + 10
-        while len(before := _workers(server.proc.pid)) < 2 and time.monotonic() < deadline:
+        while not (len(before := _workers(server.proc.pid)) == 2 and all(map(_handles_signals, before))) \
+                and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(before) == 2
+        assert len(before) == 2 and all(map(_handles_signals, before))
         if how == "master SIGHUP":
             server.proc.send_signal(signal.SIGHUP)
         else:
