@@ -87,8 +87,8 @@ class Service:
         self.key = ""
         self.start()
 
-    def start(self) -> LiveServer:
-        self.server = start_live_server(self.data_dir, self.model_dir, port=port_for_server())
+    def start(self, env: Optional[dict[str, str]] = None) -> LiveServer:
+        self.server = start_live_server(self.data_dir, self.model_dir, port=port_for_server(), env=env)
         self.key = self.key or self.server.key  # the site keeps the key it was given first
         return self.server
 
@@ -178,8 +178,9 @@ def post_comment(site: WordPressSite, content: str, **form: Any) -> dict[str, An
 
 
 def moderate(site: WordPressSite, comment_id: int, to: str) -> dict[str, Any]:
-    """A moderator's click on Spam / Not Spam under the comment (wp-admin/comment.php)."""
-    action = "spamcomment" if to == "spam" else "unspamcomment"
+    """A moderator's click on Spam / Not Spam / Approve / Unapprove under the comment (wp-admin/comment.php)."""
+    action = {"spam": "spamcomment", "unspam": "unspamcomment", "approve": "approvecomment",
+              "hold": "unapprovecomment"}[to]
     request = {"get": {"action": action, "c": str(comment_id)},
                "server": {"REQUEST_URI": f"/wp-admin/comment.php?action={action}&c={comment_id}",
                           "SCRIPT_NAME": "/wp-admin/comment.php", "PHP_SELF": "/wp-admin/comment.php"}}
@@ -454,16 +455,133 @@ def test_while_the_server_is_down_comments_wait_for_a_recheck(site: WordPressSit
     assert_plugin_logged_nothing(site)
 
 
-def test_an_unsure_verdict_goes_to_the_spam_queue(site: WordPressSite, service: Service) -> None:
-    # `unsure` is answered `true` by default (COMMENTGUARD_AKISMET_UNSURE_AS_SPAM): the plugin
-    # has no "hold" answer, so the comment lands in Spam, not in the moderation queue (and the
-    # plugin's daily clean-up deletes spam older than 15 days).
+def test_an_unsure_verdict_is_held_for_moderation(site: WordPressSite, service: Service) -> None:
+    # `unsure` is answered `true` (COMMENTGUARD_AKISMET_UNSURE_AS_SPAM's default), which alone
+    # would put the comment in Spam; the must-use plugin reads the verdict header and holds it.
     content = unique(UNSURE_TEXT)
     state = post_comment(site, content, author="Sam")
     (check,) = checks_of(service, content)
     assert check.tier == "unsure"
-    assert state["approved"] == "spam" and state["meta"]["akismet_result"] == ["true"]
-    assert events(state) == ["check-spam"]
+    assert state["approved"] == "0" and state["meta"]["akismet_result"] == ["true"]
+    assert events(state) == ["check-spam", "status-changed-0"]
+    assert "commentguard_held_unsure" in state["meta"]
+    assert_plugin_logged_nothing(site)
+
+
+def test_moderators_see_the_verdict_and_its_reasons(site: WordPressSite, service: Service) -> None:
+    content = unique(UNSURE_TEXT)
+    state = post_comment(site, content, author="Sam Explained")
+    (check,) = checks_of(service, content)
+    (kept,) = state["meta"]["commentguard_verdict"]
+    assert kept["verdict"] == check.tier == "unsure" and kept["check_id"] == check.id
+    assert kept["reasons"] == list(check.reasons) and kept["reasons"]
+    assert abs(kept["score"] - check.score) < 1e-6 and kept["enforced"] is True
+
+    shown = site.run("admin-comment-text", comment_id=state["comment_id"])
+    visitors_see = site.run("comment-text", comment_id=state["comment_id"])
+    assert "CommentGuard" not in visitors_see and content.split(" http")[0] in visitors_see
+    line = f"CommentGuard: unsure (score {check.score:.2f}): " + "; ".join(map(esc_html, check.reasons))
+    assert shown == f'{visitors_see}\n<p class="commentguard-verdict"><small>{line}</small></p>'
+
+
+def test_in_log_only_mode_moderators_see_the_recorded_verdict(site: WordPressSite, service: Service) -> None:
+    service.stop()
+    service.start(env={"COMMENTGUARD_MODE": "log_only"})
+    site.point_at(service.url)
+    try:
+        content = unique(SPAM_TEXT)
+        state = post_comment(site, content, author="Logged Only")
+        shown = site.run("admin-comment-text", comment_id=state["comment_id"])
+    finally:
+        service.stop()
+        service.start()
+        site.point_at(service.url)
+    (check,) = checks_of(service, content)
+    # Answered `false`: WordPress's own rules decide (a first comment waits for approval), and
+    # nothing is held by the must-use plugin, yet the moderator sees what would have happened.
+    assert check.tier == "spam" and state["meta"]["akismet_result"] == ["false"]
+    assert state["approved"] == "0" and "commentguard_held_unsure" not in state["meta"]
+    (kept,) = state["meta"]["commentguard_verdict"]
+    assert kept["verdict"] == "spam" and kept["enforced"] is False
+    assert f"CommentGuard: spam (score {check.score:.2f}), log-only: " in shown
+
+
+def esc_html(text: str) -> str:
+    """What WordPress's ``esc_html`` makes of plain text."""
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&#039;"))
+
+
+def test_a_spam_verdict_is_not_held(site: WordPressSite, service: Service) -> None:
+    # Holding is for `unsure` only: a comment after a held one goes to Spam as before.
+    post_comment(site, unique(UNSURE_TEXT), author="Sam")
+    content = unique(SPAM_TEXT)
+    state = post_comment(site, content, author="Best Deals")
+    (check,) = checks_of(service, content)
+    assert check.tier == "spam" and state["approved"] == "spam"
+    assert "commentguard_held_unsure" not in state["meta"]
+    assert [m["verdict"] for m in state["meta"]["commentguard_verdict"]] == ["spam"]
+
+
+def test_approving_a_held_comment_reports_it_as_ham(site: WordPressSite, service: Service) -> None:
+    content = unique(UNSURE_TEXT)
+    held = post_comment(site, content, author="Sam Approved", email="sam@approved.example")
+    (check,) = checks_of(service, content)
+    before = {row["id"] for row in feedback_list(service)}
+
+    approved = moderate(site, held["comment_id"], "approve")
+    assert approved["changed"] is True and approved["comment"]["approved"] == "1"
+    assert approved["comment"]["meta"]["akismet_user_result"] == ["false"]
+    assert "commentguard_held_unsure" not in approved["comment"]["meta"]
+    new = [row for row in feedback_list(service) if row["id"] not in before]
+    assert [(r["label"], r["source"], r["check_id"]) for r in new] == [("ham", "akismet", check.id)]
+    with open_store(service.database_url(), secret=service.store_secret()) as store:
+        (record,) = [f for f in store.list_feedback() if f.id == new[0]["id"]]
+    assert record.reporter == "admin" and record.comment.comment_content == content
+
+    # One decision, one report: taking it back to Pending and approving again sends nothing.
+    assert moderate(site, held["comment_id"], "hold")["comment"]["approved"] == "0"
+    assert moderate(site, held["comment_id"], "approve")["comment"]["approved"] == "1"
+    assert [row for row in feedback_list(service) if row["id"] not in before] == new
+    assert_plugin_logged_nothing(site)
+
+
+def test_a_held_comment_marked_spam_is_reported_once(site: WordPressSite, service: Service) -> None:
+    content = unique(UNSURE_TEXT)
+    held = post_comment(site, content, author="Sam Spammed", email="sam@spammed.example")
+    (check,) = checks_of(service, content)
+    before = {row["id"] for row in feedback_list(service)}
+    spammed = moderate(site, held["comment_id"], "spam")  # the plugin's own report: submit-spam
+    assert spammed["comment"]["approved"] == "spam"
+    new = [row for row in feedback_list(service) if row["id"] not in before]
+    assert [(r["label"], r["check_id"]) for r in new] == [("spam", check.id)]
+
+
+def test_an_unsure_comment_through_the_rest_api_is_held(site: WordPressSite, service: Service) -> None:
+    content = unique(UNSURE_TEXT)
+    request = comment_form(content, author="Rest Sam")
+    request["post"] = {"post": "1", "author_name": "Rest Sam", "author_email": "rest@sam.example",
+                       "content": content}
+    state = site.run("rest-comment", request=request)
+    (check,) = checks_of(service, content)
+    assert check.tier == "unsure"
+    assert state["approved"] == "0" and state["meta"]["akismet_result"] == ["true"]
+    assert "commentguard_held_unsure" in state["meta"]
+
+
+def test_holding_can_be_turned_off(site: WordPressSite, service: Service) -> None:
+    # Without holding, the plugin does what it does with any `true`: the comment goes to Spam
+    # (where its daily clean-up deletes spam older than 15 days).
+    site.point_at(service.url, COMMENTGUARD_HOLD_UNSURE=False)
+    try:
+        content = unique(UNSURE_TEXT)
+        state = post_comment(site, content, author="Sam")
+    finally:
+        site.point_at(service.url)
+    (check,) = checks_of(service, content)
+    assert check.tier == "unsure"
+    assert state["approved"] == "spam" and events(state) == ["check-spam"]
+    assert "commentguard_held_unsure" not in state["meta"]
     assert_plugin_logged_nothing(site)
 
 

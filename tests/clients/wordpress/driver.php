@@ -84,7 +84,7 @@ $_REQUEST = array_merge( $_GET, $_POST );
 
 if ( 'install' === $cg_action ) {
 	define( 'WP_INSTALLING', true );
-} elseif ( 'save-key' === $cg_action || 'connectivity' === $cg_action ) {
+} elseif ( 'save-key' === $cg_action || 'connectivity' === $cg_action || 'admin-comment-text' === $cg_action ) {
 	define( 'WP_ADMIN', true ); // a wp-admin request: the plugin loads its settings code then
 }
 require $cg_site_dir . '/wp-config.php';
@@ -220,12 +220,42 @@ switch ( $cg_action ) {
 		break;
 
 	case 'moderate':
-		// A moderator following the Spam / Not Spam link under a comment in wp-admin
-		// (wp-admin/comment.php?action=spamcomment|unspamcomment): the GET action set above
-		// is what tells the plugin a person made the change.
+		// A moderator following the Spam / Not Spam / Approve / Unapprove link under a comment in
+		// wp-admin (comment.php?action=spamcomment|unspamcomment|approvecomment|unapprovecomment): the GET
+		// action set above is what tells the plugin a person made the change.
 		cg_log_in_admin();
-		$done = 'spam' === $cg_args['to'] ? wp_spam_comment( $cg_args['comment_id'] ) : wp_unspam_comment( $cg_args['comment_id'] );
+		if ( 'approve' === $cg_args['to'] || 'hold' === $cg_args['to'] ) {
+			$done = wp_set_comment_status( $cg_args['comment_id'], $cg_args['to'] );
+		} else {
+			$done = 'spam' === $cg_args['to'] ? wp_spam_comment( $cg_args['comment_id'] ) : wp_unspam_comment( $cg_args['comment_id'] );
+		}
 		cg_result( array( 'changed' => (bool) $done, 'comment' => cg_comment_state( $cg_args['comment_id'] ) ) );
+		break;
+
+	case 'rest-comment':
+		// A visitor's comment through the REST API (POST /wp/v2/comments), as a headless front
+		// end or an app sends it; anonymous comments there are off unless a site turns them on.
+		add_filter( 'rest_allow_anonymous_comments', '__return_true' );
+		$request = new WP_REST_Request( 'POST', '/wp/v2/comments' );
+		$request->set_body_params( $_POST );
+		$response = rest_do_request( $request );
+		$data     = $response->get_data();
+		if ( $response->is_error() || empty( $data['id'] ) ) {
+			cg_result( array( 'error' => $data, 'status' => $response->get_status() ) );
+		} else {
+			cg_result( cg_comment_state( $data['id'] ) );
+		}
+		break;
+
+	case 'comment-text':
+	case 'admin-comment-text':
+		// A comment's text as a page shows it: to a visitor on the post, or to the logged-in
+		// administrator in wp-admin's comment list.
+		if ( 'admin-comment-text' === $cg_action ) {
+			cg_log_in_admin();
+		}
+		$comment = get_comment( $cg_args['comment_id'] );
+		cg_result( apply_filters( 'comment_text', get_comment_text( $comment ), $comment, array() ) );
 		break;
 
 	case 'comment-state':

@@ -91,12 +91,15 @@ def php_string(value: str) -> str:
 
 
 def write_config(site_dir: Path, wordpress: Path, db: Database, prefix: str,
-                 commentguard_url: Optional[str]) -> Path:
-    """The site's ``wp-config.php``: WordPress's usual constants, and ``COMMENTGUARD_URL`` as a site owner sets it."""
+                 commentguard_url: Optional[str], constants: Optional[dict[str, bool]] = None) -> Path:
+    """The site's ``wp-config.php``: WordPress's usual constants, and ``COMMENTGUARD_URL`` (and
+    any other ``constants``, such as ``COMMENTGUARD_HOLD_UNSURE``) as a site owner sets them."""
     salts = "\n".join(f"define( {php_string(name)}, {php_string(secrets.token_hex(32))} );" for name in (
         "AUTH_KEY", "SECURE_AUTH_KEY", "LOGGED_IN_KEY", "NONCE_KEY",
         "AUTH_SALT", "SECURE_AUTH_SALT", "LOGGED_IN_SALT", "NONCE_SALT"))
     url = "" if commentguard_url is None else f"define( 'COMMENTGUARD_URL', {php_string(commentguard_url)} );\n"
+    url += "".join(f"define( {php_string(name)}, {'true' if value else 'false'} );\n"
+                   for name, value in (constants or {}).items())
     text = f"""<?php
 /** A throwaway test site (tests/clients/wordpress/site.py writes it). */
 define( 'DB_NAME', {php_string(db.name)} );
@@ -150,10 +153,11 @@ class WordPressSite:
         # The very file a site owner copies (a symlink: a change to it is what gets tested).
         (mu_plugins / MU_PLUGIN.name).symlink_to(MU_PLUGIN)
 
-    def point_at(self, url: Optional[str]) -> None:
-        """Write ``wp-config.php`` with ``COMMENTGUARD_URL`` set to ``url`` (None: not defined)."""
+    def point_at(self, url: Optional[str], **constants: bool) -> None:
+        """Write ``wp-config.php`` with ``COMMENTGUARD_URL`` set to ``url`` (None: not defined),
+        and the boolean ``constants`` given (``COMMENTGUARD_HOLD_UNSURE=False``)."""
         self.commentguard_url = url
-        write_config(self.dir, self.wordpress, self.db, self.prefix, url)
+        write_config(self.dir, self.wordpress, self.db, self.prefix, url, constants)
 
     def create(self) -> dict[str, Any]:
         """Create the database, install WordPress with ``wp_install()`` and activate Akismet."""
