@@ -211,11 +211,12 @@ def comment_check() -> Response:
     state.recorder.record_check(CheckRecord.from_verdict(
         comment, verdict, surface="akismet", site_id=key.site_id, key_id=key.id, check_id=check_id,
         upstream=upstream))
-    if flagged:
+    enforce = not state.settings.log_only
+    # Usage counts the answer given: in log-only mode every comment was published (ham).
+    if flagged and enforce:
         state.recorder.count_usage(key.id, blog=comment.blog, api_calls=1, spam=1)
     else:
         state.recorder.count_usage(key.id, blog=comment.blog, api_calls=1, ham=1)
-    enforce = not state.settings.log_only
     headers = [("X-akismet-pro-tip", "discard")] if enforce and verdict.tier == DISCARD else []
     headers.append(("X-akismet-guid", check_id))
     headers += verdict_headers(verdict, check_id, enforced=enforce)

@@ -165,7 +165,8 @@ def record_check(comment: Comment, verdict: Verdict, upstream: Optional[Mapping[
             comment, verdict, surface="json", check_id=check_id, upstream=upstream,
             site_id=key.site_id if key is not None else None, key_id=key.id if key is not None else None))
         if key is not None:
-            if verdict.is_spam:
+            # Usage counts the answer given: in log-only mode every comment was answered ham.
+            if verdict.is_spam and not state.settings.log_only:
                 recorder.count_usage(key.id, blog=comment.blog, api_calls=1, spam=1)
             else:
                 recorder.count_usage(key.id, blog=comment.blog, api_calls=1, ham=1)

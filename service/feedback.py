@@ -42,24 +42,28 @@ POLL_SECONDS = 0.05
 
 
 def check_by_id(state: ServiceState, check_id: str, site_id: Optional[int]) -> Optional[CheckRecord]:
-    """The check with this id, if it exists and (given ``site_id``) belongs to that site."""
+    """The check with this id, if it exists and belongs to that site (``None``: a caller
+    without a key, who sees only the checks made without one)."""
     if state.store is None or not CHECK_ID.fullmatch(check_id):
         return None
     age = time.time() - id_time(check_id)  # a check id is time-ordered (uuid7)
     # A made-up or old id waits for nothing; a fresh one until it is IN_FLIGHT_SECONDS old.
     wait = IN_FLIGHT_SECONDS - age if -IN_FLIGHT_SECONDS < age < IN_FLIGHT_SECONDS else 0.0
     check = _found_or_flushed(state, lambda store: store.get_check(check_id), wait)
-    if check is not None and site_id is not None and check.site_id != site_id:
-        return None  # another site's check: as good as unknown
+    if check is not None and check.site_id != site_id:
+        # Another site's check, as good as unknown; also to a caller without a key (anonymous
+        # JSON, COMMENTGUARD_ALLOW_ANONYMOUS_JSON), who could otherwise label any site's check.
+        return None
     return check
 
 
 def check_by_comment(state: ServiceState, comment: Comment, site_id: Optional[int]) -> Optional[CheckRecord]:
-    """The latest check of the same comment (content, author, email) on the site."""
+    """The latest check of the same comment (content, author, email) on the site (``None``:
+    among the checks made without a key)."""
     if state.store is None:
         return None
     digest = state.store.comment_hash(comment)
-    return _found_or_flushed(state, lambda store: store.find_check(digest, site_id), 0.0)
+    return _found_or_flushed(state, lambda store: store.find_check(digest, site_id, siteless=True), 0.0)
 
 
 def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[CheckRecord]],
@@ -115,13 +119,17 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
         # A report on a test check is a test too: is_test calls must never be learned from.
         is_test=comment.is_test_call or bool(check is not None and check.is_test),
     )
+    # Counted once per check and label: a moderator's repeated clicks (spam, not spam, spam
+    # again) multiplied a site's missed spam. Asked before storing this one.
+    repeated = check is not None and state.store.has_feedback(check.id, label)
     feedback_id = state.store.add_feedback(record)
     count_feedback(label, source)
     if state.upstream is not None and state.upstream.forwarder is not None:
         forward_report(state.upstream.forwarder, label, comment, feedback_id=feedback_id,
                        blog=key.site_url if key is not None else comment.blog,
                        upstream_json=check.upstream if check is not None else None)
-    if state.recorder is not None and key is not None and corrects(label, check, state.settings.unsure_is_spam):
+    if (state.recorder is not None and key is not None and not record.is_test and not repeated
+            and corrects(label, check, state.settings.unsure_is_spam, state.settings.log_only)):
         # On the site of the check it corrects when the report names none (a JSON report by
         # comment): counted on the key's own site, the per-site rows disagreed with each other.
         blog = comment.blog or (check.comment.blog if check is not None else "")
@@ -130,7 +138,7 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
     return feedback_id
 
 
-def corrects(label: str, check: Optional[CheckRecord], unsure_is_spam: bool) -> bool:
+def corrects(label: str, check: Optional[CheckRecord], unsure_is_spam: bool, log_only: bool = False) -> bool:
     """Whether a report is a correction (counted as ``missed_spam`` / ``false_positives``).
 
     A report on a check we answered the same way confirms it: counted as neither (a site's
@@ -138,11 +146,13 @@ def corrects(label: str, check: Optional[CheckRecord], unsure_is_spam: bool) -> 
     counted: on the Akismet surface ``unsure`` is answered (and counted) as the setting says, on
     the JSON API it is counted as ham, not flagged (a ham report on a JSON ``unsure`` was a false
     positive of a check the same figures called ham). Without a check to compare with, a report
-    is a correction, as Akismet counts its submits.
+    is a correction, as Akismet counts its submits. In log-only mode every check was answered
+    ham (and counted so), so a spam report is a missed spam whatever the recorded verdict.
     """
     if check is None:
         return True
-    return is_flagged(check.tier, unsure_is_spam and check.surface == "akismet") != (label == "spam")
+    flagged = not log_only and is_flagged(check.tier, unsure_is_spam and check.surface == "akismet")
+    return flagged != (label == "spam")
 
 
 __all__ = ["CHECK_ID", "add_feedback", "corrects", "check_by_comment", "check_by_id", "reported_comment"]

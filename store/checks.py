@@ -90,12 +90,16 @@ class ChecksMixin(StoreBase):
         row = self._db.read(lambda tx: tx.fetchone(_SELECT + " WHERE id = ?", (check_id,)))
         return _check_from_row(row) if row is not None else None
 
-    def find_check(self, comment_hash: str, site_id: Optional[int] = None) -> Optional[CheckRecord]:
-        """The most recent check of a comment (by :meth:`comment_hash`), optionally on one site."""
+    def find_check(self, comment_hash: str, site_id: Optional[int] = None, *,
+                   siteless: bool = False) -> Optional[CheckRecord]:
+        """The most recent check of a comment (by :meth:`comment_hash`), optionally on one site,
+        or (``siteless``) among the checks made without a key."""
         sql = _SELECT + " WHERE comment_hash = ?"
         params: list[Any] = [comment_hash]
         if site_id is not None:
             sql, params = sql + " AND site_id = ?", [*params, site_id]
+        elif siteless:
+            sql += " AND site_id IS NULL"
         row = self._db.read(lambda tx: tx.fetchone(sql + " ORDER BY created DESC, id DESC LIMIT 1", params))
         return _check_from_row(row) if row is not None else None
 

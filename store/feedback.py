@@ -74,6 +74,13 @@ class FeedbackMixin(StoreBase):
         params = [values[c] for c in _COLUMNS]
         return self._db.run(lambda tx: tx.insert(_INSERT, params))
 
+    def has_feedback(self, check_id: str, label: str) -> bool:
+        """Whether a label other than a test's was already given to this check."""
+        row = self._db.read(lambda tx: tx.fetchone(
+            "SELECT 1 AS found FROM feedback WHERE check_id = ? AND label = ? AND is_test = ? LIMIT 1",
+            (check_id, label, False)))
+        return row is not None
+
     def list_feedback(self, include_test: bool = False, latest_per_comment: bool = False) -> list[FeedbackRecord]:
         """Stored labels, oldest first; with ``latest_per_comment`` only each comment's latest."""
         where = "" if include_test else "WHERE is_test = ?"

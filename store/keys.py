@@ -94,10 +94,15 @@ class KeysMixin(StoreBase):
 
         def work(tx: Tx) -> KeyInfo:
             now = utcnow()
-            tx.execute("INSERT INTO sites (url, created) VALUES (?, ?) ON CONFLICT (url) DO NOTHING", (url, now))
-            site = tx.fetchone("SELECT id FROM sites WHERE url = ?", (url,))
+            # A URL differing from a registered site's only in case is that site (host names and
+            # schemes ignore case): a rotated key typed `HTTPS://Blog.Example` made a second site,
+            # which could not report the first one's checks and split its usage.
+            same = tx.fetchall("SELECT id, url FROM sites WHERE LOWER(url) = ? ORDER BY id", (url.lower(),))
+            site_url = same[0]["url"] if len(same) == 1 else url
+            tx.execute("INSERT INTO sites (url, created) VALUES (?, ?) ON CONFLICT (url) DO NOTHING", (site_url, now))
+            site = tx.fetchone("SELECT id FROM sites WHERE url = ?", (site_url,))
             if site is None:  # pragma: no cover - inserted or present just above
-                raise StoreError(f"site {url!r} vanished while its key was created")
+                raise StoreError(f"site {site_url!r} vanished while its key was created")
             key_id = tx.insert(
                 "INSERT INTO api_keys (site_id, digest, hint, label, created) VALUES (?, ?, ?, ?, ?)",
                 (site["id"], digest, key[-2:], label, now),

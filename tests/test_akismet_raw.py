@@ -548,6 +548,33 @@ def test_usage_is_counted(app: Flask, client: FlaskClient, api_key: str) -> None
     assert filtered["total"] == 0
 
 
+def test_a_checks_mistake_counts_once_however_often_it_is_reported(client: FlaskClient, api_key: str) -> None:
+    # A moderator clicking Spam, Not Spam, Spam again: one missed spam, not two.
+    post(client, "/1.1/comment-check", base(api_key))  # answered ham
+    for path in ("/1.1/submit-spam", "/1.1/submit-ham", "/1.1/submit-spam"):
+        assert_answer(post(client, path, base(api_key)), THANKS)
+    # A report on a test call is a test too: no mistake of the filter's.
+    test_call = base(api_key, comment_content="Just trying the plugin out.", is_test="1")
+    post(client, "/1.1/comment-check", test_call)
+    post(client, "/1.1/submit-spam", test_call)
+    (row,) = client.get(f"/1.2/key-sites?api_key={api_key}").get_json()[current_month()]
+    assert (row["api_calls"], row["ham"], row["missed_spam"], row["false_positives"]) == (2, 2, 1, 0)
+
+
+def test_in_log_only_mode_usage_counts_the_answers_given(make_app: Callable[..., Flask], api_key: str) -> None:
+    # Everything was published: spam the model recognised was not blocked, and reported, it
+    # is a missed spam.
+    client = make_app(mode="log_only").test_client()
+    spam = base(api_key, comment_author="akismet-guaranteed-spam")
+    assert post(client, "/1.1/comment-check", spam).get_data(as_text=True) == "false"
+    post(client, "/1.1/submit-spam", spam)
+    json_check = client.post("/api/v1/check", json={"comment_content": SPAM_TEXT},
+                             headers={"Authorization": f"Bearer {api_key}"}).get_json()
+    assert json_check["verdict"] == "ham" and json_check["recorded_verdict"] in ("spam", "discard")
+    (row,) = client.get(f"/1.2/key-sites?api_key={api_key}").get_json()[current_month()]
+    assert (row["api_calls"], row["spam"], row["ham"], row["missed_spam"]) == (2, 0, 2, 1)
+
+
 def test_key_sites_lists_each_blog_a_key_serves(client: FlaskClient, api_key: str) -> None:
     # One key shared by a WordPress network: each subsite sends its own front page as blog.
     post(client, "/1.1/comment-check", base(api_key, blog="https://a.example.net/"))
@@ -583,7 +610,8 @@ def test_a_json_report_naming_no_blog_counts_on_its_checks_site(client: FlaskCli
     by_id = client.post("/api/v1/feedback", json={"check_id": check["check_id"], "label": "ham"}, headers=headers)
     assert report.status_code == by_id.status_code == 201
     sites = client.get(f"/1.2/key-sites?api_key={api_key}").get_json()[current_month()]
-    assert [(s["site"], s["api_calls"], s["false_positives"]) for s in sites] == [("https://sub2.example.net", 1, 2)]
+    # Two reports of one check: one false positive (repeated reports count once).
+    assert [(s["site"], s["api_calls"], s["false_positives"]) for s in sites] == [("https://sub2.example.net", 1, 1)]
 
 
 def test_a_submit_by_guid_of_a_check_without_text_is_stored(app: Flask, client: FlaskClient, api_key: str) -> None:

@@ -266,6 +266,27 @@ def test_anonymous_setting(make_app: Callable[..., Flask]) -> None:
         assert "Bearer <key>" in response.get_json()["error"]
 
 
+def test_anonymous_feedback_reaches_only_anonymous_checks(make_app: Callable[..., Flask]) -> None:
+    # With anonymous JSON on beside keyed sites, a caller without a key could label any
+    # site's check by its id or by its text.
+    app = make_app(allow_anonymous_json=True)
+    keyed = app.test_client()  # sends the test key
+    anonymous = app.test_client()
+    anonymous.environ_base.pop("HTTP_AUTHORIZATION")
+    text = {"comment_content": "A keyed site's comment about its garden."}
+    sites_check = post_json(keyed, "/api/v1/check", text).get_json()["check_id"]
+    by_id = post_json(anonymous, "/api/v1/feedback", {"check_id": sites_check, "label": "spam"})
+    assert by_id.status_code == 404 and by_id.get_json()["field"] == "check_id"
+    by_text = post_json(anonymous, "/api/v1/feedback", {"comment": text, "label": "spam"})
+    assert by_text.status_code == 201 and by_text.get_json()["check_id"] is None  # stored, unlinked
+    # Its own checks it still reaches, by id and by text.
+    own = post_json(anonymous, "/api/v1/check", text).get_json()["check_id"]
+    assert post_json(anonymous, "/api/v1/feedback", {"check_id": own, "label": "ham"}).get_json()["check_id"] == own
+    assert post_json(anonymous, "/api/v1/feedback", {"comment": text, "label": "ham"}).get_json()["check_id"] == own
+    # And the keyed site its own, not the anonymous one made later.
+    assert post_json(keyed, "/api/v1/feedback", {"comment": text, "label": "ham"}).get_json()["check_id"] == sites_check
+
+
 def test_health_endpoints_need_no_key(anonymous_client: FlaskClient) -> None:
     assert anonymous_client.get("/healthz").status_code == 200
     assert anonymous_client.get("/readyz").status_code == 200

@@ -95,10 +95,26 @@ def test_keys_list_never_shows_the_key(env: Settings, store: Store) -> None:
         assert key_a not in out and key_b not in out
     assert [(d["id"], d["site"], d["label"], d["revoked"]) for d in data] == [
         (1, "https://a.example", "first", True), (2, "https://b.example", "", False)]
-    assert set(data[0]) == {"id", "site", "label", "created", "revoked", "revoked_at"}
+    assert set(data[0]) == {"id", "site", "ends_with", "label", "created", "revoked", "revoked_at"}
+    # The last two characters tell an operator which of a site's keys a customer holds.
+    assert [d["ends_with"] for d in data] == [key_a[-2:], key_b[-2:]]
     lines = text.splitlines()
-    assert lines[0].split() == ["id", "site", "label", "created", "revoked"]
+    assert lines[0].split() == ["id", "site", "key", "label", "created", "revoked"]
     assert "https://a.example" in lines[1] and "first" in lines[1] and lines[2].endswith("no")
+    assert f"…{key_a[-2:]}" in lines[1] and f"…{key_b[-2:]}" in lines[2]
+
+
+def test_a_key_for_the_same_site_in_other_case_joins_it(env: Settings, store: Store) -> None:
+    # Host names and schemes ignore case: a rotated key typed in capitals made a second site,
+    # which could not report the first key's checks and split the site's usage.
+    _, first = store.create_key("https://rot.example")
+    _, second = store.create_key("HTTPS://Rot.Example/")
+    assert second.site_id == first.site_id and second.site_url == "https://rot.example"
+    data = json.loads(ok("keys", "create", "--site", "https://ROT.example", "--json"))
+    assert data["site"] == "https://rot.example"
+    assert len(store.list_sites()) == 1
+    _, other = store.create_key("https://rot.example/blog")  # another path stays another site
+    assert other.site_id != first.site_id
 
 
 def test_keys_list_when_empty(env: Settings) -> None:

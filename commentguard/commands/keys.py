@@ -18,10 +18,12 @@ ONCE_NOTICE = "This key is shown only once and cannot be shown again: store it n
 
 
 def key_dict(info: KeyInfo) -> dict[str, Any]:
-    """What a listing may show of a key: never the key or its digest."""
+    """What a listing may show of a key: never the key or its digest; its last two characters
+    (``ends_with``) tell an operator which of a site's keys a customer holds."""
     return {
         "id": info.id,
         "site": info.site_url,
+        "ends_with": info.hint,
         "label": info.label,
         "created": info.created.isoformat(timespec="seconds"),
         "revoked": info.revoked,
@@ -65,8 +67,9 @@ def list_keys(as_json: bool) -> None:
     if not rows:
         click.echo("no keys; create one with `commentguard keys create --site URL`")
         return
-    echo_table(("id", "site", "label", "created", "revoked"),
-               [(str(r["id"]), r["site"], r["label"], r["created"], r["revoked_at"] or "no") for r in rows])
+    echo_table(("id", "site", "key", "label", "created", "revoked"),
+               [(str(r["id"]), r["site"], f"…{r['ends_with']}", r["label"], r["created"], r["revoked_at"] or "no")
+                for r in rows])
 
 
 @command.command("revoke")
