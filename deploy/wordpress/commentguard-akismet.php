@@ -30,20 +30,22 @@
  * moderation) `true` by default, and the Akismet protocol has no answer that
  * means "hold", so the plugin would put such a comment in the Spam queue, which
  * it empties after 15 days. This file reads CommentGuard's own
- * `X-CommentGuard-Verdict` header instead and holds a new `unsure` comment in
- * the moderation queue (Pending), where WordPress notifies the moderators; when a
- * moderator approves it, the plugin is asked to report it as ham, so that
- * CommentGuard learns from the decision. To keep the plugin's behaviour, add
+ * `X-CommentGuard-Verdict` header instead and holds an `unsure` comment in the
+ * moderation queue (Pending), also when a recheck (the "Check for Spam" button,
+ * the retry after an outage) finds it `unsure`. When a moderator approves it,
+ * the plugin is asked to report it as ham, so that CommentGuard learns from the
+ * decision. To keep the plugin's behaviour, add
  *
  *     define( 'COMMENTGUARD_HOLD_UNSURE', false );
  *
- * A recheck (the plugin's "Check for Spam" button, or its retry after the
- * server was unreachable) still moves an `unsure` comment to Spam, as the plugin
- * does with any `true` answer.
+ * Reasons: each new comment keeps CommentGuard's verdict, score, reasons and
+ * check id (comment meta `commentguard_verdict`), and wp-admin shows them to
+ * whoever may moderate the comment, under its text. Reports (Spam / Not Spam)
+ * carry that check id, and the comment's address when the plugin's copy of the
+ * checked comment has expired (after 15 days).
  *
- * Reasons: each new comment keeps CommentGuard's verdict, score and reasons
- * (comment meta `commentguard_verdict`), and wp-admin shows them to moderators
- * under the comment's text.
+ * Outages: a comment posted through the REST API while CommentGuard cannot be
+ * reached is held too (the plugin holds only form posts then).
  */
 
 if ( ! defined( 'ABSPATH' ) ) {
@@ -53,15 +55,19 @@ if ( ! defined( 'ABSPATH' ) ) {
 add_filter( 'pre_http_request', 'commentguard_akismet_redirect', 10, 3 );
 // After the plugin's own filters (priority 10 on pre_comment_approved, 1 on rest_pre_insert_comment).
 add_filter( 'pre_comment_approved', 'commentguard_hold_unsure', 20, 2 );
-add_filter( 'rest_pre_insert_comment', 'commentguard_hold_unsure_rest', 20, 1 );
+add_filter( 'rest_pre_insert_comment', 'commentguard_hold_rest_comment', 20, 1 );
 add_action( 'wp_insert_comment', 'commentguard_remember_check', 20, 2 );
+add_action( 'wp_set_comment_status', 'commentguard_keep_rechecked_unsure_held', 20, 2 );
 add_action( 'transition_comment_status', 'commentguard_report_approved', 20, 3 );
+add_action( 'akismet_submit_nonspam_comment', 'commentguard_reported_ham', 20, 2 );
 add_filter( 'comment_text', 'commentguard_show_verdict', 99, 2 ); // after wpautop (30)
 
-/** Meta key marking a comment this file held for moderation instead of the Spam queue. */
+/** Meta key marking a comment held for moderation on an `unsure` verdict, until a moderator decides. */
 const COMMENTGUARD_HELD_META = 'commentguard_held_unsure';
 /** Meta key keeping CommentGuard's verdict on a comment: tier, score, reasons, check id. */
 const COMMENTGUARD_VERDICT_META = 'commentguard_verdict';
+/** The answer CommentGuard gives a report it stored. */
+const COMMENTGUARD_THANKS = 'Thanks for making the web a better place.';
 
 /**
  * The CommentGuard answer for a request meant for Akismet; `$preempt` for any other request.
@@ -95,12 +101,24 @@ function commentguard_akismet_redirect( $preempt, $args, $url ) {
 		$headers['Host'] = $target['label'] . '.' . $target['host'];
 	}
 	$args['headers'] = $headers;
-	$response        = wp_remote_request( $target['url'], $args );
-	if ( '/1.1/comment-check' === substr( (string) wp_parse_url( $target['url'], PHP_URL_PATH ), -18 ) ) {
-		commentguard_note_verdict( $response, isset( $args['body'] ) ? $args['body'] : '' );
+	$path            = (string) wp_parse_url( $target['url'], PHP_URL_PATH );
+	$fields          = commentguard_form_fields( isset( $args['body'] ) ? $args['body'] : '' );
+	if ( preg_match( '#/1\.1/submit-(spam|ham)$#', $path ) && isset( $args['body'] ) && is_string( $args['body'] ) ) {
+		$args['body'] = commentguard_complete_report( $args['body'], $fields );
+	}
+	$response = wp_remote_request( $target['url'], $args );
+	if ( '/1.1/comment-check' === substr( $path, -18 ) ) {
+		commentguard_note_verdict( $response, $fields );
 	}
 	return $response;
 }
+
+// --- holding `unsure` comments, keeping and showing verdicts --------------------------------
+//
+// A comment-check answer is noted in globals (the check and the comment's insert happen in one
+// request, with no id to join them) together with who the comment is (post, author e-mail), and
+// used only by the insert of that same comment: a comment WordPress refuses after its check
+// (a duplicate, a flood) must not hand its verdict to the next comment another plugin inserts.
 
 /**
  * Whether unsure comments are held for moderation (COMMENTGUARD_HOLD_UNSURE, default true).
@@ -112,103 +130,272 @@ function commentguard_holds_unsure() {
 }
 
 /**
- * Remember whether the comment just checked is an `unsure` answered `true`, so that the
- * approval filters below hold it instead of letting it go to Spam. Rechecks (their body
- * names a `recheck_reason`) concern comments already stored and are left to the plugin.
+ * A request body's fields (`key=value&...` or an array), as the plugin sent them.
  *
- * @param array|WP_Error $response The server's answer to a comment-check.
- * @param array|string   $body     The request body the plugin sent.
+ * @param array|string $body The body.
+ * @return array
  */
-function commentguard_note_verdict( $response, $body ) {
-	$GLOBALS['commentguard_unsure'] = false;
-	$GLOBALS['commentguard_check']  = null;
-	if ( is_wp_error( $response ) ) {
-		return;
+function commentguard_form_fields( $body ) {
+	if ( is_array( $body ) ) {
+		return $body;
 	}
-	if ( is_string( $body ) ) {
-		parse_str( $body, $fields );
-	} else {
-		$fields = (array) $body;
+	$fields = array();
+	parse_str( (string) $body, $fields );
+	return $fields;
+}
+
+/**
+ * One response header's value; the last one when a proxy or server repeated it.
+ *
+ * @param array|WP_Error $response A response.
+ * @param string         $name     The header's name.
+ * @return string
+ */
+function commentguard_header( $response, $name ) {
+	$value = wp_remote_retrieve_header( $response, $name );
+	if ( is_array( $value ) ) {
+		$value = end( $value );
 	}
-	if ( isset( $fields['recheck_reason'] ) && '' !== $fields['recheck_reason'] ) {
-		return;
-	}
-	$verdict = strtolower( trim( (string) wp_remote_retrieve_header( $response, 'x-commentguard-verdict' ) ) );
+	return trim( (string) $value );
+}
+
+/**
+ * Who a comment is, to tell that an insert is the comment a check was made for.
+ *
+ * @param int|string $post_id The comment's post.
+ * @param string     $email   Its author's e-mail.
+ * @return string
+ */
+function commentguard_identity( $post_id, $email ) {
+	return (int) $post_id . '|' . strtolower( trim( (string) $email ) );
+}
+
+/**
+ * Note CommentGuard's answer to a comment-check: the verdict kept with the new comment, and
+ * whether the comment must be held (an `unsure` answered `true`). A recheck names the stored
+ * comment it concerns (`comment_ID`), which stays held if it is `unsure` (see
+ * commentguard_keep_rechecked_unsure_held).
+ *
+ * @param array|WP_Error $response The server's answer.
+ * @param array          $fields   The request's fields.
+ */
+function commentguard_note_verdict( $response, $fields ) {
+	$GLOBALS['commentguard_check']          = null;
+	$GLOBALS['commentguard_recheck_unsure'] = 0;
+	$verdict = is_wp_error( $response ) ? '' : strtolower( commentguard_header( $response, 'x-commentguard-verdict' ) );
 	if ( '' === $verdict ) {
-		return; // Not a CommentGuard answer.
+		return; // CommentGuard unreachable, or not CommentGuard answering.
 	}
-	$reasons                       = json_decode( (string) wp_remote_retrieve_header( $response, 'x-commentguard-reasons' ), true );
+	$hold = commentguard_holds_unsure() && 'unsure' === $verdict && 'true' === trim( (string) wp_remote_retrieve_body( $response ) );
+	if ( ! empty( $fields['recheck_reason'] ) ) {
+		$GLOBALS['commentguard_recheck_unsure'] = $hold && isset( $fields['comment_ID'] ) ? (int) $fields['comment_ID'] : 0;
+		return;
+	}
+	$reasons                       = json_decode( commentguard_header( $response, 'x-commentguard-reasons' ), true );
 	$GLOBALS['commentguard_check'] = array(
-		'verdict'  => sanitize_key( $verdict ),
-		'score'    => (float) wp_remote_retrieve_header( $response, 'x-commentguard-score' ),
-		'reasons'  => is_array( $reasons ) ? array_values( array_filter( $reasons, 'is_string' ) ) : array(),
-		'check_id' => sanitize_text_field( (string) wp_remote_retrieve_header( $response, 'x-commentguard-check-id' ) ),
-		'enforced' => 'false' !== strtolower( trim( (string) wp_remote_retrieve_header( $response, 'x-commentguard-enforced' ) ) ),
+		'identity' => commentguard_identity(
+			isset( $fields['comment_post_ID'] ) ? $fields['comment_post_ID'] : 0,
+			isset( $fields['comment_author_email'] ) ? $fields['comment_author_email'] : ''
+		),
+		'hold'     => $hold,
+		'held'     => false,
+		'verdict'  => array(
+			'verdict'  => sanitize_key( $verdict ),
+			'score'    => (float) commentguard_header( $response, 'x-commentguard-score' ),
+			'reasons'  => is_array( $reasons ) ? array_values( array_filter( $reasons, 'is_string' ) ) : array(),
+			'check_id' => sanitize_key( commentguard_header( $response, 'x-commentguard-check-id' ) ),
+			'enforced' => 'false' !== strtolower( commentguard_header( $response, 'x-commentguard-enforced' ) ),
+		),
 	);
-	$GLOBALS['commentguard_unsure'] = commentguard_holds_unsure() && 'unsure' === $verdict
-		&& 'true' === trim( (string) wp_remote_retrieve_body( $response ) );
+}
+
+/**
+ * The noted check, if it was made for this comment.
+ *
+ * @param int|string $post_id The comment's post.
+ * @param string     $email   Its author's e-mail.
+ * @return array|null
+ */
+function commentguard_check_for( $post_id, $email ) {
+	$check = isset( $GLOBALS['commentguard_check'] ) ? $GLOBALS['commentguard_check'] : null;
+	return is_array( $check ) && commentguard_identity( $post_id, $email ) === $check['identity'] ? $check : null;
 }
 
 /**
  * `pre_comment_approved`: a new comment the plugin sent to Spam on an `unsure` verdict waits
- * in the moderation queue instead (0). Every other outcome passes unchanged.
+ * in the moderation queue instead (0). A comment on the site's own block list ("Disallowed
+ * Comment Keys") and every other outcome pass unchanged.
  *
- * @param int|string|WP_Error $approved What WordPress and the plugin decided.
+ * @param int|string|WP_Error $approved    What WordPress and the plugin decided.
  * @param array               $commentdata The comment.
  * @return int|string|WP_Error
  */
 function commentguard_hold_unsure( $approved, $commentdata ) {
-	if ( 'spam' === $approved && ! empty( $GLOBALS['commentguard_unsure'] ) ) {
-		$GLOBALS['commentguard_unsure'] = false;
-		$GLOBALS['commentguard_held']   = true;
-		return 0;
+	$check = commentguard_check_for(
+		isset( $commentdata['comment_post_ID'] ) ? $commentdata['comment_post_ID'] : 0,
+		isset( $commentdata['comment_author_email'] ) ? $commentdata['comment_author_email'] : ''
+	);
+	if ( 'spam' !== $approved || null === $check || ! $check['hold'] || commentguard_disallowed( $commentdata ) ) {
+		return $approved;
 	}
-	return $approved;
+	$GLOBALS['commentguard_check']['held'] = true;
+	return 0;
+}
+
+/**
+ * Whether WordPress's own block list (Settings > Discussion) matches the comment.
+ *
+ * @param array $c The comment.
+ * @return bool
+ */
+function commentguard_disallowed( $c ) {
+	if ( ! function_exists( 'wp_check_comment_disallowed_list' ) ) {
+		return false;
+	}
+	$get = function ( $name ) use ( $c ) {
+		return isset( $c[ $name ] ) ? (string) $c[ $name ] : '';
+	};
+	return (bool) wp_check_comment_disallowed_list( $get( 'comment_author' ), $get( 'comment_author_email' ),
+		$get( 'comment_author_url' ), $get( 'comment_content' ), $get( 'comment_author_IP' ), $get( 'comment_agent' ) );
 }
 
 /**
  * `rest_pre_insert_comment`: the same for a comment posted through the REST API, where the
- * plugin sets the status itself after WordPress's approval filter has run.
+ * plugin checks (and sets the status) after WordPress's approval filter has run. That is also
+ * why the plugin cannot hold a REST comment whose check failed (CommentGuard unreachable): it
+ * was published unchecked and dropped from the plugin's retry queue, which takes only
+ * Pending comments. Such a comment is held here.
  *
  * @param array|WP_Error $prepared The comment about to be inserted.
  * @return array|WP_Error
  */
-function commentguard_hold_unsure_rest( $prepared ) {
-	if ( is_array( $prepared ) && isset( $prepared['comment_approved'] ) ) {
+function commentguard_hold_rest_comment( $prepared ) {
+	if ( ! is_array( $prepared ) || ! isset( $prepared['comment_approved'] ) ) {
+		return $prepared;
+	}
+	$failed = isset( $prepared['akismet_result'] ) && ! in_array( $prepared['akismet_result'], array( 'true', 'false' ), true );
+	if ( $failed && in_array( $prepared['comment_approved'], array( 1, '1' ), true ) ) {
+		$prepared['comment_approved'] = 0;
+	} else {
 		$prepared['comment_approved'] = commentguard_hold_unsure( $prepared['comment_approved'], $prepared );
 	}
 	return $prepared;
 }
 
 /**
- * `wp_insert_comment`: keep the verdict of the check just made with the comment it was made
- * for (shown to moderators, below), and mark it if it was held, so that its approval can be
- * reported. The check runs just before the insert, in the same request.
+ * `wp_insert_comment`: keep the verdict of the check made for this comment with it (shown to
+ * moderators, below), and mark it if it was held, so that its approval is reported.
  *
  * @param int        $id      The new comment's id.
  * @param WP_Comment $comment The comment.
  */
 function commentguard_remember_check( $id, $comment ) {
-	if ( ! empty( $GLOBALS['commentguard_check'] ) ) {
-		add_comment_meta( $id, COMMENTGUARD_VERDICT_META, $GLOBALS['commentguard_check'], true );
-		$GLOBALS['commentguard_check'] = null;
+	$check = commentguard_check_for( $comment->comment_post_ID, $comment->comment_author_email );
+	if ( null === $check ) {
+		return;
 	}
-	if ( ! empty( $GLOBALS['commentguard_held'] ) ) {
-		$GLOBALS['commentguard_held'] = false;
+	$GLOBALS['commentguard_check'] = null;
+	add_comment_meta( $id, COMMENTGUARD_VERDICT_META, $check['verdict'], true );
+	if ( $check['held'] && '0' === (string) $comment->comment_approved ) {
 		add_comment_meta( $id, COMMENTGUARD_HELD_META, time(), true );
 	}
 }
 
 /**
- * `comment_text`: in wp-admin, under each comment a moderator sees, CommentGuard's verdict,
- * score and reasons, so that a held or flagged comment says why.
+ * `wp_set_comment_status`: a recheck (the "Check for Spam" button on the Pending list, or the
+ * plugin's retry after an outage) moves a comment to Spam on any `true` answer; one that is
+ * `unsure` goes back to Pending, where holding put it, marked as held.
+ *
+ * @param int    $id     The comment.
+ * @param string $status Its new status.
+ */
+function commentguard_keep_rechecked_unsure_held( $id, $status ) {
+	if ( 'spam' !== $status || empty( $GLOBALS['commentguard_recheck_unsure'] ) || (int) $id !== $GLOBALS['commentguard_recheck_unsure'] ) {
+		return;
+	}
+	$GLOBALS['commentguard_recheck_unsure'] = 0;
+	wp_set_comment_status( $id, 'hold' );
+	if ( ! get_comment_meta( $id, COMMENTGUARD_HELD_META, true ) ) {
+		add_comment_meta( $id, COMMENTGUARD_HELD_META, time(), true );
+	}
+}
+
+/**
+ * `transition_comment_status`: a moderator approving a held comment corrected an `unsure`
+ * verdict the server counted as spam; the plugin reports only comments leaving Spam, so this
+ * asks it to send the report (submit-ham) itself. Marking it as spam instead is reported by the
+ * plugin. Both are decisions, and end the mark; trashing (which a moderator may undo) does not.
+ * Who may decide is as the plugin has it: whoever can edit the comment's post, or moderate.
+ *
+ * @param string     $new_status The comment's new status.
+ * @param string     $old_status Its previous status.
+ * @param WP_Comment $comment    The comment.
+ */
+function commentguard_report_approved( $new_status, $old_status, $comment ) {
+	$id = $comment->comment_ID;
+	if ( ! in_array( $new_status, array( 'approved', 'spam' ), true ) || ! get_comment_meta( $id, COMMENTGUARD_HELD_META, true )
+		|| get_comment_meta( $id, 'akismet_rechecking', true ) ) {
+		return;
+	}
+	if ( 'spam' === $new_status ) {
+		delete_comment_meta( $id, COMMENTGUARD_HELD_META );
+		return;
+	}
+	if ( current_user_can( 'edit_post', $comment->comment_post_ID ) || current_user_can( 'moderate_comments' ) ) {
+		if ( class_exists( 'Akismet' ) && is_callable( array( 'Akismet', 'submit_nonspam_comment' ) ) ) {
+			Akismet::submit_nonspam_comment( $id ); // the mark goes once the server has the report
+		}
+	}
+}
+
+/**
+ * `akismet_submit_nonspam_comment`: a ham report the server took ends the held mark; one it did
+ * not get (unreachable) keeps it, so that approving the comment again reports it.
+ *
+ * @param int    $id     The comment.
+ * @param string $answer The server's answer.
+ */
+function commentguard_reported_ham( $id, $answer ) {
+	if ( COMMENTGUARD_THANKS === trim( (string) $answer ) ) {
+		delete_comment_meta( $id, COMMENTGUARD_HELD_META );
+	}
+}
+
+/**
+ * A report (submit-spam / submit-ham) made whole: the plugin keeps the comment as the check saw
+ * it for 15 days only (`akismet_as_submitted`), and a report made later carries no `user_ip`,
+ * which CommentGuard refuses. The comment's stored address stands in, and the id of the check
+ * kept with the comment (`guid`) tells the server which check the report corrects.
+ *
+ * @param string $body   The report's body.
+ * @param array  $fields Its fields.
+ * @return string
+ */
+function commentguard_complete_report( $body, $fields ) {
+	$more = array();
+	if ( empty( $fields['user_ip'] ) && ! empty( $fields['comment_author_IP'] ) ) {
+		$more['user_ip'] = $fields['comment_author_IP'];
+	}
+	if ( empty( $fields['guid'] ) && ! empty( $fields['comment_ID'] ) ) {
+		$kept = get_comment_meta( (int) $fields['comment_ID'], COMMENTGUARD_VERDICT_META, true );
+		if ( is_array( $kept ) && ! empty( $kept['check_id'] ) ) {
+			$more['guid'] = $kept['check_id'];
+		}
+	}
+	return $more ? $body . ( '' === $body ? '' : '&' ) . http_build_query( $more ) : $body;
+}
+
+/**
+ * `comment_text`: in wp-admin, under each comment someone who may moderate it sees,
+ * CommentGuard's verdict, score and reasons, so that a held or flagged comment says why.
  *
  * @param string          $text    The comment text as it will be shown.
  * @param WP_Comment|null $comment The comment.
  * @return string
  */
 function commentguard_show_verdict( $text, $comment = null ) {
-	if ( ! is_admin() || ! is_object( $comment ) || empty( $comment->comment_ID ) || ! current_user_can( 'moderate_comments' ) ) {
+	if ( ! is_admin() || ! is_object( $comment ) || empty( $comment->comment_ID )
+		|| ! ( current_user_can( 'edit_post', $comment->comment_post_ID ) || current_user_can( 'moderate_comments' ) ) ) {
 		return $text;
 	}
 	$check = get_comment_meta( $comment->comment_ID, COMMENTGUARD_VERDICT_META, true );
@@ -223,27 +410,6 @@ function commentguard_show_verdict( $text, $comment = null ) {
 		$line .= ': ' . implode( '; ', $check['reasons'] );
 	}
 	return $text . "\n" . '<p class="commentguard-verdict"><small>' . esc_html( $line ) . '</small></p>';
-}
-
-/**
- * `transition_comment_status`: a moderator approving a held comment corrected an `unsure`
- * verdict the server counted as spam; the plugin reports only comments leaving Spam, so
- * this asks it to send the report (submit-ham) itself. Marking it as spam instead is
- * reported by the plugin. Either way the mark goes: one decision, one report.
- *
- * @param string     $new_status The comment's new status.
- * @param string     $old_status Its previous status.
- * @param WP_Comment $comment    The comment.
- */
-function commentguard_report_approved( $new_status, $old_status, $comment ) {
-	if ( $new_status === $old_status || ! get_comment_meta( $comment->comment_ID, COMMENTGUARD_HELD_META, true ) ) {
-		return;
-	}
-	delete_comment_meta( $comment->comment_ID, COMMENTGUARD_HELD_META );
-	if ( 'approved' === $new_status && 'unapproved' === $old_status && current_user_can( 'moderate_comments' )
-		&& class_exists( 'Akismet' ) && is_callable( array( 'Akismet', 'submit_nonspam_comment' ) ) ) {
-		Akismet::submit_nonspam_comment( $comment->comment_ID );
-	}
 }
 
 /**

@@ -226,6 +226,11 @@ switch ( $cg_action ) {
 		cg_log_in_admin();
 		if ( 'approve' === $cg_args['to'] || 'hold' === $cg_args['to'] ) {
 			$done = wp_set_comment_status( $cg_args['comment_id'], $cg_args['to'] );
+		} elseif ( 'trash' === $cg_args['to'] || 'untrash' === $cg_args['to'] ) {
+			$done = 'trash' === $cg_args['to'] ? wp_trash_comment( $cg_args['comment_id'] ) : wp_untrash_comment( $cg_args['comment_id'] );
+		} elseif ( 'recheck' === $cg_args['to'] ) {
+			// The "Check for Spam" button on the Pending list, for one comment.
+			$done = Akismet::recheck_comment( $cg_args['comment_id'], 'recheck_queue' );
 		} else {
 			$done = 'spam' === $cg_args['to'] ? wp_spam_comment( $cg_args['comment_id'] ) : wp_unspam_comment( $cg_args['comment_id'] );
 		}
@@ -245,6 +250,25 @@ switch ( $cg_action ) {
 		} else {
 			cg_result( cg_comment_state( $data['id'] ) );
 		}
+		break;
+
+	case 'duplicate-then-insert':
+		// A visitor's comment posted twice (WordPress refuses the second after its check), then
+		// another plugin inserting a comment of its own in the same request.
+		$first  = wp_handle_comment_submission( wp_unslash( $_POST ) );
+		$second = wp_handle_comment_submission( wp_unslash( $_POST ) );
+		$note   = wp_insert_comment( array( 'comment_post_ID' => 1, 'comment_content' => 'An order note.', 'comment_type' => 'order_note', 'comment_approved' => 0 ) );
+		cg_result(
+			array(
+				'first'  => is_wp_error( $first ) ? $first->get_error_code() : cg_comment_state( $first->comment_ID ),
+				'second' => is_wp_error( $second ) ? $second->get_error_code() : 'accepted',
+				'note'   => cg_comment_state( $note ),
+			)
+		);
+		break;
+
+	case 'delete-comment-meta':
+		cg_result( delete_comment_meta( $cg_args['comment_id'], $cg_args['key'] ) );
 		break;
 
 	case 'comment-text':

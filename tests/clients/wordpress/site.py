@@ -24,7 +24,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 HERE = Path(__file__).resolve().parent
@@ -90,16 +90,20 @@ def php_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def php_literal(value: Union[bool, int]) -> str:
+    """A PHP boolean or integer literal."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(int(value))
+
+
 def write_config(site_dir: Path, wordpress: Path, db: Database, prefix: str,
-                 commentguard_url: Optional[str], constants: Optional[dict[str, bool]] = None) -> Path:
+                 commentguard_url: Optional[str], constants: Optional[dict[str, Union[bool, int]]] = None) -> Path:
     """The site's ``wp-config.php``: WordPress's usual constants, and ``COMMENTGUARD_URL`` (and
     any other ``constants``, such as ``COMMENTGUARD_HOLD_UNSURE``) as a site owner sets them."""
     salts = "\n".join(f"define( {php_string(name)}, {php_string(secrets.token_hex(32))} );" for name in (
         "AUTH_KEY", "SECURE_AUTH_KEY", "LOGGED_IN_KEY", "NONCE_KEY",
         "AUTH_SALT", "SECURE_AUTH_SALT", "LOGGED_IN_SALT", "NONCE_SALT"))
     url = "" if commentguard_url is None else f"define( 'COMMENTGUARD_URL', {php_string(commentguard_url)} );\n"
-    url += "".join(f"define( {php_string(name)}, {'true' if value else 'false'} );\n"
-                   for name, value in (constants or {}).items())
+    url += "".join(f"define( {php_string(name)}, {php_literal(value)} );\n" for name, value in (constants or {}).items())
     text = f"""<?php
 /** A throwaway test site (tests/clients/wordpress/site.py writes it). */
 define( 'DB_NAME', {php_string(db.name)} );
@@ -153,9 +157,9 @@ class WordPressSite:
         # The very file a site owner copies (a symlink: a change to it is what gets tested).
         (mu_plugins / MU_PLUGIN.name).symlink_to(MU_PLUGIN)
 
-    def point_at(self, url: Optional[str], **constants: bool) -> None:
+    def point_at(self, url: Optional[str], **constants: Union[bool, int]) -> None:
         """Write ``wp-config.php`` with ``COMMENTGUARD_URL`` set to ``url`` (None: not defined),
-        and the boolean ``constants`` given (``COMMENTGUARD_HOLD_UNSURE=False``)."""
+        and the ``constants`` given (``COMMENTGUARD_HOLD_UNSURE=False``, ``EMPTY_TRASH_DAYS=0``)."""
         self.commentguard_url = url
         write_config(self.dir, self.wordpress, self.db, self.prefix, url, constants)
 
