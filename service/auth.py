@@ -97,8 +97,12 @@ class KeyCache:
         self._refresh_lock = threading.Lock()
         self._refreshing: set[bytes] = set()
         self._secret = secrets.token_bytes(32)
-        #: digest -> (fresh until, confirmed by the store at, the answer)
+        #: digest -> (fresh until, confirmed by the store at, the answer), for live keys, and
+        #: apart from them for unknown (or revoked) ones: a caller sending random keys fills
+        #: only the second, so it cannot push the live keys' answers out, which a worker relies
+        #: on while the store is down (it had emptied the one table at 10,000 keys).
         self._entries: dict[bytes, tuple[float, float, Optional[KeyInfo]]] = {}
+        self._unknown: dict[bytes, tuple[float, float, Optional[KeyInfo]]] = {}
 
     def _digest(self, key: str) -> bytes:
         # Keyed BLAKE2b, a MAC in its own right: hashlib keeps the GIL for short inputs,
@@ -120,7 +124,7 @@ class KeyCache:
         """
         digest = self._digest(key)
         now = self.clock()
-        hit = self._entries.get(digest)
+        hit = self._entries.get(digest) or self._unknown.get(digest)
         if hit is not None and now < hit[0]:
             return hit[2]
         if hit is not None and now - hit[1] <= self.stale:
@@ -130,17 +134,23 @@ class KeyCache:
         except StoreError:
             if hit is None or now - hit[1] > self.stale:
                 raise
-            self._entries[digest] = (now + self.retry, hit[1], hit[2])
+            self._table(hit[2])[digest] = (now + self.retry, hit[1], hit[2])
             return hit[2]
         self._remember(digest, info)
         return info
 
+    def _table(self, info: Optional[KeyInfo]) -> dict[bytes, tuple[float, float, Optional[KeyInfo]]]:
+        return self._entries if info is not None else self._unknown
+
     def _remember(self, digest: bytes, info: Optional[KeyInfo]) -> None:
         if self.ttl > 0:
-            if len(self._entries) >= self.size:
-                self._entries.clear()
+            table = self._table(info)
+            if len(table) >= self.size:
+                table.clear()
+            # A key now known or unknown is forgotten in the other table (revoked, or created).
+            (self._unknown if info is not None else self._entries).pop(digest, None)
             now = self.clock()
-            self._entries[digest] = (now + self.ttl, now, info)
+            table[digest] = (now + self.ttl, now, info)
 
     def _refresh(self, key: str, digest: bytes, hit: tuple[float, float, Optional[KeyInfo]],
                  lookup: Callable[[str], Optional[KeyInfo]]) -> Optional[KeyInfo]:
@@ -149,7 +159,7 @@ class KeyCache:
                 return hit[2]  # another thread is asking the store already
             self._refreshing.add(digest)
         # Until the lookup answers, or for ``retry`` seconds after it fails, the answer stands.
-        self._entries[digest] = (self.clock() + self.retry, hit[1], hit[2])
+        self._table(hit[2])[digest] = (self.clock() + self.retry, hit[1], hit[2])
         done = threading.Event()
         answer: list[Optional[KeyInfo]] = []
 
@@ -175,9 +185,10 @@ class KeyCache:
     def clear(self) -> None:
         """Forget every result (the next request of each key asks the store)."""
         self._entries.clear()
+        self._unknown.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + len(self._unknown)
 
 
 def key_cache(app: Optional[Flask] = None) -> KeyCache:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -266,10 +267,12 @@ def free_port() -> int:
 
 def start_live_server(data_dir: Path, model_path: Path, *, database_url: Optional[str] = None,
                       workers: int = 2, env: Optional[dict[str, str]] = None,
-                      args: tuple[str, ...] = (), port: Optional[int] = None) -> LiveServer:
+                      args: tuple[str, ...] = (), port: Optional[int] = None,
+                      open_files: Optional[int] = None) -> LiveServer:
     """Create a key, then run the real CLI (``python -m commentguard serve [args]``) and wait for ``/readyz``.
 
-    ``port``: where to listen (default: any free port).
+    ``port``: where to listen (default: any free port). ``open_files``: the server's limit on
+    open file descriptors (``ulimit -n``), when given.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(data_dir=data_dir, model_path=model_path, database_url=database_url)
@@ -282,8 +285,13 @@ def start_live_server(data_dir: Path, model_path: Path, *, database_url: Optiona
         environ["COMMENTGUARD_DATABASE_URL"] = database_url
     environ.update(env or {})
     log = open(data_dir / "server.log", "wb")
+    def limit_open_files() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     proc = subprocess.Popen([sys.executable, "-m", "commentguard", "serve", "--port", str(port), *args],
-                            cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=limit_open_files if open_files is not None else None)
     server = LiveServer(f"http://127.0.0.1:{port}", key, settings, proc)
     deadline = time.monotonic() + 60
     while True:

@@ -5,16 +5,17 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from service.app import get_state
-from service.auth import (KEY_CACHE_SECONDS, KEY_RETRY_SECONDS, KEY_STALE_SECONDS, akismet_key, bearer_key,
-                          key_cache, key_from_host)
-from store import StoreError, current_month
+from service.auth import (KEY_CACHE_SECONDS, KEY_RETRY_SECONDS, KEY_STALE_SECONDS, KeyCache, akismet_key,
+                          bearer_key, key_cache, key_from_host)
+from store import KeyInfo, StoreError, current_month
 from tests.conftest import auth_headers
 
 HAM_TEXT = "Thanks for the clear explanation, it helped me fix my build."
@@ -117,7 +118,7 @@ def test_key_checks_are_cached_by_digest_and_store_errors_are_not(
     assert len(calls) == 2
     cache = key_cache(app)
     assert len(cache) == 2
-    remembered = repr(cache._entries)
+    remembered = repr(cache._entries) + repr(cache._unknown)
     assert api_key not in remembered and "0123456789ab" not in remembered  # digests, never keys
     clock.now += KEY_CACHE_SECONDS
     assert post_json(anonymous_client, "/api/v1/check", body, headers=headers).status_code == 200
@@ -174,6 +175,29 @@ def test_a_store_outage_does_not_fail_checks_for_keys_the_worker_knows(
     assert check(headers) == 503
     outage.down = False
     assert check(headers) == 200
+
+
+def test_random_keys_cannot_push_out_the_answers_an_outage_falls_back_on() -> None:
+    # Unknown keys filled the one table, which was emptied at its size: some 24,000 random keys
+    # sent to verify-key (no key needed) took the live keys' answers away, and a database outage
+    # right after failed every check of every site.
+    clock = FakeClock()
+    live = KeyInfo(id=1, site_id=1, site_url="https://a.example", label="", created=datetime.now(timezone.utc))
+    down = False
+
+    def lookup(key: str) -> Optional[KeyInfo]:
+        if down:
+            raise StoreError("postgresql error: connection refused")
+        return live if key == "aaaaaaaaaaaa" else None
+
+    cache = KeyCache(size=100, clock=clock)
+    assert cache.get("aaaaaaaaaaaa", lookup) == live
+    for n in range(1000):
+        assert cache.get(f"{n:012x}", lookup) is None
+    down = True
+    clock.now += KEY_CACHE_SECONDS
+    assert cache.get("aaaaaaaaaaaa", lookup) == live  # the last answer stands
+    assert len(cache) <= 2 * 100
 
 
 def test_a_store_that_hangs_holds_no_check_for_a_key_the_worker_knows(
