@@ -575,6 +575,50 @@ def test_retrain_never_promotes_a_model_the_workers_would_refuse(tmp_path: Path,
     assert json.loads(again.stdout)["promoted"] is True
 
 
+def test_a_retrain_whose_report_cannot_be_written_still_succeeds(tmp_path: Path, model_dir: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk after the candidate was promoted: a traceback and exit 1 told cron the model
+    had not changed, while the workers served the new one."""
+    import errno
+
+    from click.testing import CliRunner
+
+    from commentguard import cli as cli_module
+    from commentguard.commands import retrain as retrain_command
+
+    data_dir, base = tmp_path / "var", labelled_base(tmp_path)
+    data_dir.mkdir()
+    for name in [n for n in os.environ if n.startswith("COMMENTGUARD_")]:
+        monkeypatch.delenv(name)
+    for name, value in store_env(data_dir, model_dir).items():
+        if name.startswith("COMMENTGUARD_"):
+            monkeypatch.setenv(name, value)
+
+    def full_disk(*_: Any, **__: Any) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(retrain_command, "write_report", full_disk)
+    run = CliRunner().invoke(cli_module.cli, ["retrain", "--no-seed", "--data", str(base), "--json",
+                                              "--force", "--reason", "test"])
+    assert run.exit_code == 0, run.output[-2000:]
+    out = json.loads(run.stdout)
+    assert out["promoted"] is True and out["report"] is None
+    assert "the report could not be written (No space left on device)" in run.stderr
+    secret = load_or_create_secret_key(data_dir).encode()
+    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+        assert store.get_active_model().version == out["version"]
+
+
+def test_a_retrain_that_cannot_write_its_candidate_fails_in_one_line(tmp_path: Path, model_dir: Path) -> None:
+    data_dir, base = tmp_path / "var", labelled_base(tmp_path)
+    data_dir.mkdir()
+    unwritable = dict(store_env(data_dir, model_dir), COMMENTGUARD_MODELS_DIR="/proc/self/commentguard-models")
+    run = cli(unwritable, "retrain", "--no-seed", "--data", str(base), "--force", "--reason", "test")
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert "the active model is unchanged" in run.stderr
+
+
 def test_retrain_with_a_lost_active_model_compares_with_what_the_workers_serve(tmp_path: Path,
                                                                                model_dir: Path) -> None:
     """The active version's directory gone (a models volume not mounted), the candidate was

@@ -65,8 +65,8 @@ def current_model(store: Store, settings: Settings) -> tuple[Optional[Scorer], O
     return served, None, active.version
 
 
-def summary(result: RetrainResult, report: Path) -> dict[str, Any]:
-    return {"version": result.version, "path": str(result.path), "report": str(report),
+def summary(result: RetrainResult, report: Optional[Path]) -> dict[str, Any]:
+    return {"version": result.version, "path": str(result.path), "report": str(report) if report else None,
             "promoted": result.promoted, "forced": result.forced, "decision": result.decision,
             "current_version": result.current_version,
             "gate": {"tolerance_fpr": result.gate.tolerance_fpr, "tolerance_recall": result.gate.tolerance_recall},
@@ -138,6 +138,9 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
             return
         except (DataFormatError, TrainingError) as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:  # the models directory full or read-only: no candidate, nothing changed
+            raise click.ClickException(f"writing the candidate into {settings.models_dir} failed: "
+                                       f"{exc.strerror or exc}; the active model is unchanged") from exc
         # The gate judges a candidate at its own thresholds; the workers also hold it to the operator's
         # overrides. One they refuse was never served, and every later retrain found nothing new in it.
         refusal = servable_refusal(result.path, result.version, settings) if result.promoted else None
@@ -167,7 +170,14 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
                            "candidate with the active model")
         else:
             store.register_model(meta, str(result.path.resolve()), status="rejected", note=result.decision)
-    report = write_report(result)
+    try:
+        report: Optional[Path] = write_report(result)
+    except OSError as exc:
+        # The decision above stands (a promoted candidate is active); only its page is missing,
+        # and a failed exit would tell a cron job the model did not change.
+        report = None
+        click.echo(f"warning: the report could not be written ({exc.strerror or exc}); "
+                   "the figures are below", err=True)
     out = summary(result, report)
     if refusal is not None:
         out["not_promoted"] = refusal
@@ -181,7 +191,7 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
         raise click.ClickException(refusal)
 
 
-def print_summary(result: RetrainResult, out: dict[str, Any], report: Path) -> None:
+def print_summary(result: RetrainResult, out: dict[str, Any], report: Optional[Path]) -> None:
     """The outcome in a few lines, for a person."""
     verb = "PROMOTED (forced)" if result.forced else ("PROMOTED" if result.promoted else "REJECTED")
     click.echo(f"{verb}: candidate {result.version} vs current {result.current_version or 'none'}")
@@ -195,4 +205,4 @@ def print_summary(result: RetrainResult, out: dict[str, Any], report: Path) -> N
             click.echo(f"recent feedback held out ({fb['held_out']}): no spam among it, so no spam-caught figure; "
                        f"ham flagged {fb['candidate']['false_positive_rate']:.3f} "
                        f"(current {fb['current']['false_positive_rate']:.3f})")
-    click.echo(f"report: {report}")
+    click.echo(f"report: {report or 'not written'}")
