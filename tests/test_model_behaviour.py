@@ -159,9 +159,16 @@ def test_a_held_comment_is_held_for_what_raised_its_score(scorer: Scorer) -> Non
     low_unsure = Thresholds(0.1, 0.99, 0.999)
     held = [scorer.score(Comment(comment_content=t), low_unsure) for t in list(HAM_EXAMPLES.values()) + VARIED]
     below_half = [v for v in held if v.tier == "unsure" and v.score < 0.5]
-    assert below_half
+    raised = [v for v in below_half if any(r.weight > 0 for r in v.reasons)]
+    assert raised  # reasons chosen by the score, not the tier, gave none
     for verdict in below_half:
-        assert verdict.reasons and all(r.weight > 0 for r in verdict.reasons), verdict
+        # A comment this low threshold holds although nothing it says raised its score (held by
+        # the intercept and the unnamed 'type=comment' alone, as "Great recipe, my kids loved it"
+        # is at 0.10 since the seed gained ham_d/spam_d) gets the strongest reasons either way,
+        # which are then all ones that lowered it; never a mixture.
+        assert verdict.reasons, verdict
+        assert verdict in raised and all(r.weight > 0 for r in verdict.reasons) or \
+            all(r.weight < 0 for r in verdict.reasons), verdict
 
 
 def test_reasons_follow_the_verdict_and_are_never_missing() -> None:
