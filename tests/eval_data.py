@@ -1,8 +1,10 @@
-"""The Cyrillic and Greek evaluation set (``tests/data/cyrillic_greek_eval.jsonl``): loading it.
+"""The evaluation sets in ``tests/data/``: loading them.
 
-Written for this project separately from the seed corpus and never trained on: it measures
-how the default model treats ordinary Russian, Ukrainian and Greek comments, and spam in
-those languages. ``test_seed_corpus`` keeps it apart from the seed rows.
+Written for this project separately from the seed corpus and never trained on, they measure
+how the default model treats ordinary comments and spam in languages the seed corpus covers
+thinly: ``cyrillic_greek_eval.jsonl`` (Russian, Ukrainian, Greek) and ``world_eval.jsonl``
+(Chinese, Japanese, Korean, Thai, Persian, Hebrew, Hindi, Arabic, Indonesian, Vietnamese,
+Turkish, Bengali, Swahili). ``test_seed_corpus`` keeps them apart from the seed rows.
 """
 from __future__ import annotations
 
@@ -11,15 +13,18 @@ from pathlib import Path
 
 from model.comment import Comment
 
-EVAL_SET = Path(__file__).resolve().parent / "data" / "cyrillic_greek_eval.jsonl"
+DATA = Path(__file__).resolve().parent / "data"
+EVAL_SET = DATA / "cyrillic_greek_eval.jsonl"
+WORLD_EVAL_SET = DATA / "world_eval.jsonl"
+EVAL_SETS = (EVAL_SET, WORLD_EVAL_SET)
 
 #: The Akismet fields a row may carry besides its text (``label`` and ``lang`` are not read by the model).
 _FIELDS = ("comment_author", "comment_author_email", "comment_author_url", "comment_type")
 
 
-def eval_rows() -> list[dict]:
-    """Every row of the evaluation set, as written."""
-    with EVAL_SET.open(encoding="utf-8") as handle:
+def eval_rows(path: Path = EVAL_SET) -> list[dict]:
+    """Every row of an evaluation set (the Cyrillic and Greek one unless told), as written."""
+    with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 

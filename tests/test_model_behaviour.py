@@ -17,7 +17,7 @@ from model.pipeline import feature_names
 from model.scorer import Scorer
 from model.reasons import describe_meta, describe_ngram, top_reasons
 from model.verdict import DISCARD, HAM, SPAM, UNSURE, Thresholds
-from tests.eval_data import as_comment, eval_rows
+from tests.eval_data import WORLD_EVAL_SET, as_comment, eval_rows
 from training.train import train_model
 
 
@@ -74,6 +74,29 @@ def test_russian_ukrainian_and_greek_comments(scorer: Scorer) -> None:
     assert len(flagged_ham) <= 1, flagged_ham
     assert len(held_ham) <= len(ham) / 4, held_ham
     assert len(spam) - len(missed_spam) >= 2 * len(spam) / 3, missed_spam
+
+
+def test_comments_in_the_world_s_other_scripts(scorer: Scorer) -> None:
+    # Chinese (simplified and traditional), Japanese, Korean, Thai, Persian, Hebrew, Hindi, Arabic,
+    # Indonesian, Vietnamese, Turkish, Bengali and Swahili: 80 ham, 39 spam, written apart from
+    # the seed corpus and never trained on (tests/eval_data.py). Trained on the seed corpus
+    # before ham_d/spam_d (no Chinese at all, no Thai, Persian or Hebrew), the model flagged 7
+    # of the ham (complaints quoting a hotline or a price) and held 18 (all six Thai ones), and
+    # caught 24 of the spam, letting 3 through as ham (a 六合彩 tip, Korean escort ads,
+    # Hindi channel promotion).
+    rows = eval_rows(WORLD_EVAL_SET)
+    verdicts = scorer.score_many([as_comment(r) for r in rows])
+    ham = [(r["comment_content"], v) for r, v in zip(rows, verdicts) if r["label"] == "ham"]
+    spam = [(r["comment_content"], v) for r, v in zip(rows, verdicts) if r["label"] == "spam"]
+    assert len(ham) >= 70 and len(spam) >= 35
+    flagged_ham = [(text, v.score) for text, v in ham if v.tier in (SPAM, DISCARD)]
+    held_ham = [(text, v.score) for text, v in ham if v.tier == UNSURE]
+    caught = [text for text, v in spam if v.tier in (SPAM, DISCARD)]
+    passed_spam = [(text, v.score) for text, v in spam if v.tier == HAM]
+    assert len(flagged_ham) <= 3, flagged_ham
+    assert len(held_ham) <= len(ham) / 6, held_ham
+    assert len(caught) >= 0.7 * len(spam), [(t, v.tier, v.score) for t, v in spam if t not in caught]
+    assert len(passed_spam) <= 2, passed_spam
 
 
 @pytest.mark.parametrize("name", sorted(SPAM_EXAMPLES))
@@ -136,9 +159,16 @@ def test_a_held_comment_is_held_for_what_raised_its_score(scorer: Scorer) -> Non
     low_unsure = Thresholds(0.1, 0.99, 0.999)
     held = [scorer.score(Comment(comment_content=t), low_unsure) for t in list(HAM_EXAMPLES.values()) + VARIED]
     below_half = [v for v in held if v.tier == "unsure" and v.score < 0.5]
-    assert below_half
+    raised = [v for v in below_half if any(r.weight > 0 for r in v.reasons)]
+    assert raised  # reasons chosen by the score, not the tier, gave none
     for verdict in below_half:
-        assert verdict.reasons and all(r.weight > 0 for r in verdict.reasons), verdict
+        # A comment this low threshold holds although nothing it says raised its score (held by
+        # the intercept and the unnamed 'type=comment' alone, as "Great recipe, my kids loved it"
+        # is at 0.10 since the seed gained ham_d/spam_d) gets the strongest reasons either way,
+        # which are then all ones that lowered it; never a mixture.
+        assert verdict.reasons, verdict
+        assert verdict in raised and all(r.weight > 0 for r in verdict.reasons) or \
+            all(r.weight < 0 for r in verdict.reasons), verdict
 
 
 def test_reasons_follow_the_verdict_and_are_never_missing() -> None:
