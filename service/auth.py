@@ -40,7 +40,7 @@ import re
 import secrets
 import threading
 import time
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from flask import Flask, Response, current_app, g, request
 
@@ -68,7 +68,11 @@ KEY_RETRY_SECONDS = 5.0
 #: Seconds a request waits for the store to confirm a key it has an answer for, before it
 #: goes on with that answer (the lookup finishes in its own thread).
 KEY_WAIT_SECONDS = 0.25
-#: Distinct keys remembered per app (the cache is emptied when full).
+#: Seconds a request waits for the store to answer about a key it has no answer for; past
+#: that, and for KEY_RETRY_SECONDS after, such requests are answered "temporarily unavailable"
+#: at once: a store that hangs must not hold a thread per unknown key (random keys cost nothing).
+KEY_MISS_WAIT_SECONDS = 1.0
+#: Distinct keys remembered per app, live and unknown ones each (a table is emptied when full).
 KEY_CACHE_SIZE = 10_000
 KEY_CACHE_EXTENSION = "commentguard.key_cache"
 _cache_lock = threading.Lock()
@@ -94,6 +98,10 @@ class KeyCache:
         self.stale = stale
         self.retry = retry
         self.wait = wait
+        self.miss_wait = KEY_MISS_WAIT_SECONDS
+        #: Until when (clock) lookups of keys without an answer fail at once: the store hung on
+        #: the last one.
+        self._store_trouble_until = 0.0
         self._refresh_lock = threading.Lock()
         self._refreshing: set[bytes] = set()
         self._secret = secrets.token_bytes(32)
@@ -129,15 +137,37 @@ class KeyCache:
             return hit[2]
         if hit is not None and now - hit[1] <= self.stale:
             return self._refresh(key, digest, hit, lookup)
-        try:
-            info = lookup(key)
-        except StoreError:
-            if hit is None or now - hit[1] > self.stale:
-                raise
-            self._table(hit[2])[digest] = (now + self.retry, hit[1], hit[2])
-            return hit[2]
-        self._remember(digest, info)
-        return info
+        if now < self._store_trouble_until:
+            raise StoreError("the key store did not answer the last lookup; asking again shortly")
+        return self._first_lookup(key, digest, lookup)
+
+    def _first_lookup(self, key: str, digest: bytes, lookup: Callable[[str], Optional[KeyInfo]]) -> Optional[KeyInfo]:
+        """``lookup(key)`` for a key without an answer to fall back on, waiting ``miss_wait``
+        seconds at most. A store that hangs past that (a PostgreSQL server that
+        accepts and never answers holds a connection attempt for its 5 s timeout), is left
+        alone for ``retry`` seconds: a flood of made-up keys held every thread, and checks of
+        known keys queued behind them although their answers were at hand."""
+        done = threading.Event()
+        outcome: list[Any] = []
+
+        def ask() -> None:
+            try:
+                info = lookup(key)
+                self._remember(digest, info)  # an answer that comes late serves the next request
+                outcome.append(info)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=ask, name="commentguard-key-lookup", daemon=True).start()
+        if not done.wait(self.miss_wait):
+            self._store_trouble_until = self.clock() + self.retry
+            raise StoreError("the key store is slow to answer")
+        result = outcome[0]
+        if isinstance(result, BaseException):  # a store that fails fast holds no thread: no pause
+            raise result
+        return result
 
     def _table(self, info: Optional[KeyInfo]) -> dict[bytes, tuple[float, float, Optional[KeyInfo]]]:
         return self._entries if info is not None else self._unknown

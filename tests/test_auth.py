@@ -200,6 +200,39 @@ def test_random_keys_cannot_push_out_the_answers_an_outage_falls_back_on() -> No
     assert len(cache) <= 2 * 100
 
 
+def test_a_store_that_hangs_holds_no_thread_for_a_made_up_key() -> None:
+    # Unknown keys had no answer to fall back on, and each waited out the store's connection
+    # timeout: four random keys at a time (verify-key needs none) held every thread of a worker.
+    clock, release, asked = FakeClock(), threading.Event(), []
+    live = KeyInfo(id=1, site_id=1, site_url="https://a.example", label="", created=datetime.now(timezone.utc))
+
+    def lookup(key: str) -> Optional[KeyInfo]:
+        asked.append(key)
+        if key != "aaaaaaaaaaaa":
+            release.wait(30)  # the store hangs
+        return live if key == "aaaaaaaaaaaa" else None
+
+    cache = KeyCache(clock=clock)
+    assert cache.get("aaaaaaaaaaaa", lookup) == live
+    started = time.monotonic()
+    with pytest.raises(StoreError):
+        cache.get("0123456789ab", lookup)
+    assert time.monotonic() - started < 10  # KEY_MISS_WAIT_SECONDS (1 s), not the hang
+    for n in range(20):  # later made-up keys do not ask a store that hangs: answered at once
+        with pytest.raises(StoreError):
+            cache.get(f"{n:012x}", lookup)
+    assert asked == ["aaaaaaaaaaaa", "0123456789ab"]
+    assert cache.get("aaaaaaaaaaaa", lookup) == live  # a known key is not held up
+    remembered = len(cache)
+    release.set()
+    deadline = time.monotonic() + 10
+    while len(cache) == remembered and time.monotonic() < deadline:  # the hung lookup ends
+        time.sleep(0.01)
+    clock.now += KEY_RETRY_SECONDS  # after the pause, its late answer serves: no new lookup
+    assert cache.get("0123456789ab", lookup) is None
+    assert asked.count("0123456789ab") == 1
+
+
 def test_a_store_that_hangs_holds_no_check_for_a_key_the_worker_knows(
         app: Flask, anonymous_client: FlaskClient, api_key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # A SQLite file locked by another process, or a PostgreSQL server that accepts and never
