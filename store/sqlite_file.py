@@ -8,12 +8,12 @@ the new file got 401). :class:`SqliteFile` compares the path's ``st_dev``/``st_i
 file the pool opened (:class:`store.db.Database` asks before each write transaction and at most
 once a second for reads: a ``stat``, never per check) and says what to do.
 
-The ``-wal`` and ``-shm`` files beside the database are found by name, so a file replaced under
-running processes would share them with the old one, and the last connection to close on the old
-file deletes them (with what the new file had written there). So a new file is opened only once
-no process still has the old one open: its ``-wal`` is gone (the last closer removes it) or is a
-newer file than the old one's. A ``-wal`` left by a process that died, which no process holds, is
-removed first (SQLite would otherwise replay the old file's pages into the new one).
+The ``-wal`` and ``-shm`` files beside the database are found by name, so a new file at the path
+would share them with the old one: SQLite replays the ``-wal`` it finds into the file it opens,
+and processes that still have the old file open go on using both. So a new file is opened only
+once no process holds the old one's ``-shm`` (:meth:`SqliteFile.old_file_in_use`); SQLite never
+checkpoints nor removes the ``-wal`` of a moved or deleted file, so the pool then removes the
+leftover pair itself before it opens the new file (the old file itself put back keeps its own).
 """
 from __future__ import annotations
 
