@@ -232,10 +232,13 @@ class Recorder:
     def close(self, timeout: float = 10.0) -> None:
         """Stop the thread and write what is left (idempotent), within ``close_deadline`` seconds.
 
-        The deadline counts from here, and no attempt starts that could not end by it (one
-        SQLite attempt may wait :data:`ATTEMPT_SECONDS` on a lock): gunicorn kills a worker
-        30 s after SIGTERM, and a worker killed while still trying lost everything it held.
-        What is left then, including a batch the writer thread is stuck writing, is spooled.
+        The deadline counts from here. Attempts go on until it, but none starts unless the time
+        left covers the longest one so far (one SQLite attempt may wait :data:`ATTEMPT_SECONDS`
+        on a lock): gunicorn kills a worker 30 s after SIGTERM, and a worker killed while still
+        trying lost everything it held. A store that fails at once (PostgreSQL stopped) is tried
+        for the whole deadline (it used to be given up after about 5 of 15 s: no attempt started
+        with less than :data:`ATTEMPT_SECONDS` left). What is left then, including a batch the
+        writer thread is stuck writing, is spooled.
         """
         if self._closed:
             return
@@ -247,19 +250,22 @@ class Recorder:
             self._thread.join(max(0.0, min(timeout, deadline - time.monotonic())))
         delay = self.interval
         stuck: Optional[_Pending] = None
+        longest = 0.0  # the longest attempt so far: the next may take as long
         while True:
             if not self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 stuck = self._in_flight  # the writer thread never came back from the store
                 break
+            began = time.monotonic()
             try:
                 if self._flush_locked() or not self.store_unreachable:
                     break
             finally:
                 self._write_lock.release()
+                longest = max(longest, time.monotonic() - began)
             left = deadline - time.monotonic()
-            if left < min(ATTEMPT_SECONDS, self.close_deadline) or left <= delay:
+            if left <= longest:
                 break
-            time.sleep(delay)
+            time.sleep(min(delay, left - longest))  # the last attempt still ends by the deadline
             delay = next_delay(delay, self.interval, True)
         with self._queue_lock:
             left_over, self._pending = self._pending, _Pending()
@@ -276,13 +282,19 @@ class Recorder:
                       checks, len(pending.usage))
             return
         try:
-            path, written = write_spool(self.spool_dir, pending.checks, pending.usage, self.store.minimised)
+            spooled = write_spool(self.spool_dir, pending.checks, pending.usage, self.store.minimised)
         except Exception as exc:  # noqa: BLE001 - nothing else can be done with them
             log.error("stopping with the store unreachable: %d checks lost (the spool could not be "
                       "written: %s)", checks, type(exc).__name__)
             return
-        log.error("stopping with the store unreachable: %d checks spooled to %s; the next worker to "
-                  "start writes them", written, path.name)
+        if spooled.error is not None:  # a full disk: the lines before it are kept
+            # strerror ("No space left on device") holds no request data; str() would add the path.
+            log.error("stopping with the store unreachable: %d checks and %d usage counts lost, the spool "
+                      "could not be written whole (%s: %s)", checks - spooled.checks,
+                      len(pending.usage) - spooled.usage, type(spooled.error).__name__, spooled.error.strerror)
+        if spooled.path is not None:
+            log.error("stopping with the store unreachable: %d checks spooled to %s; the next worker to "
+                      "start writes them", spooled.checks, spooled.path.name)
 
     def _take_spools(self) -> None:
         """Queue the checks that stopped workers spooled, ahead of new ones."""

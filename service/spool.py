@@ -16,10 +16,10 @@ import json
 import logging
 import os
 from collections import Counter
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from model.comment import Comment
 from service.processes import alive
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 SPOOL_DIR_NAME = "spool"
 SUFFIX = ".jsonl"
+#: A spool file being written; one whose writer died (killed mid-write) is read like the rest.
+PARTIAL = ".partial"
 #: Usage counters as the recorder queues them: (key id, month, blog) -> counts.
 Usage = Mapping[tuple[int, str, str], Mapping[str, int]]
 
@@ -49,25 +51,69 @@ def check_from_json(data: Mapping[str, Any]) -> CheckRecord:
     return CheckRecord(**fields)
 
 
+@dataclass(frozen=True)
+class Spooled:
+    """What :func:`write_spool` kept: the file (None when not one line was), its checks and
+    usage lines, and the error that cut it short (a full disk), if one did."""
+
+    path: Optional[Path]
+    checks: int
+    usage: int
+    error: Optional[OSError] = None
+
+
 def write_spool(directory: Path, checks: Iterable[CheckRecord], usage: Usage,
-                minimise: Callable[[Comment], Comment]) -> tuple[Path, int]:
-    """Write ``checks`` and ``usage`` to a new spool file; (its path, the checks written)."""
+                minimise: Callable[[Comment], Comment]) -> Spooled:
+    """Write ``checks`` and ``usage`` to a new spool file, one line each.
+
+    A write that fails (a full disk) ends it: the file is cut back to the complete lines
+    before it and kept, for the next start to read, or removed when it has none. (It used to
+    be all or nothing, and left a ``.partial`` file that no later start read or removed.)
+    Raises OSError only when the file cannot be made at all.
+    """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = directory / f"checks-{os.getpid()}-{datetime.now().strftime('%Y%m%dT%H%M%S%f')}{SUFFIX}"
-    partial = path.with_suffix(".partial")
-    written = 0
+    partial = path.with_suffix(PARTIAL)
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        for record in checks:
-            out.write(json.dumps(check_to_json(record, minimise), ensure_ascii=False) + "\n")
-            written += 1
-        for (key_id, month, blog), counts in usage.items():
-            out.write(json.dumps({"usage": {"key_id": key_id, "month": month, "blog": blog,
-                                            "counts": dict(counts)}}) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    partial.rename(path)  # a file appears whole or not at all
-    return path, written
+    done = {"check": 0, "usage": 0}
+    kept = 0  # bytes of complete lines in the file
+    error: Optional[OSError] = None
+    try:
+        try:
+            for kind, line in _lines(checks, usage, minimise):
+                _write_all(fd, line)
+                kept += len(line)
+                done[kind] += 1
+            os.fsync(fd)
+        except OSError as exc:
+            error = exc
+            os.ftruncate(fd, kept)  # a line cut short would be read as a bad line
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass  # what the disk kept is read line by line; a bad line is skipped
+    finally:
+        os.close(fd)
+    if not kept:
+        partial.unlink()
+        return Spooled(None, 0, 0, error)
+    partial.rename(path)  # the next start reads only whole files
+    return Spooled(path, done["check"], done["usage"], error)
+
+
+def _lines(checks: Iterable[CheckRecord], usage: Usage,
+           minimise: Callable[[Comment], Comment]) -> Iterator[tuple[str, bytes]]:
+    for record in checks:
+        yield "check", (json.dumps(check_to_json(record, minimise), ensure_ascii=False) + "\n").encode("utf-8")
+    for (key_id, month, blog), counts in usage.items():
+        yield "usage", (json.dumps({"usage": {"key_id": key_id, "month": month, "blog": blog,
+                                              "counts": dict(counts)}}) + "\n").encode("utf-8")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 CLAIMED = ".claimed-"
@@ -77,11 +123,16 @@ UNREADABLE_SUFFIX = ".unreadable"
 
 def claim_spools(directory: Path) -> list[Path]:
     """Take the spool files waiting in ``directory`` (renamed to this process's own names),
-    and those claimed by a process that died before it wrote them (it crashed reading one)."""
+    those claimed by a process that died before it wrote them (it crashed reading one), and
+    those a process died writing (``checks-<pid>-….partial``: their complete lines count)."""
     if not directory.is_dir():
         return []
     waiting = sorted(directory.glob(f"*{SUFFIX}"))
-    for path in directory.glob(f"*{SUFFIX}{CLAIMED}*"):
+    for path in directory.glob(f"*{PARTIAL}"):
+        pid = path.name.split("-")[1] if path.name.count("-") >= 2 else ""
+        if pid.isdigit() and not alive(int(pid)):
+            waiting.append(path)
+    for path in directory.glob(f"*{CLAIMED}*"):
         pid = path.name.rsplit(CLAIMED, 1)[1]
         if pid.isdigit() and not alive(int(pid)):
             waiting.append(path)
@@ -132,5 +183,5 @@ def spool_dir(data_dir: Optional[Path]) -> Optional[Path]:
     return Path(data_dir) / SPOOL_DIR_NAME if data_dir is not None else None
 
 
-__all__ = ["CLAIMED", "SPOOL_DIR_NAME", "UNREADABLE_SUFFIX", "set_aside", "check_from_json", "check_to_json", "claim_spools", "read_spool", "spool_dir",
-           "write_spool"]
+__all__ = ["CLAIMED", "PARTIAL", "SPOOL_DIR_NAME", "UNREADABLE_SUFFIX", "Spooled", "set_aside", "check_from_json",
+           "check_to_json", "claim_spools", "read_spool", "spool_dir", "write_spool"]

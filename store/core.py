@@ -48,18 +48,33 @@ def open_store(url_or_path: str, *, secret: bytes, store_personal_data: bool = F
         raise StoreConfigError(f"the store secret must be at least {MIN_SECRET_BYTES} bytes")
     privacy = Privacy(bytes(secret), store_personal_data=store_personal_data)
     db = Database(url_or_path)
-    try:
+
+    def prepare() -> None:
         migrate(db)
         _check_secret(db, privacy)
         db.tighten_sqlite_files()  # only now is the file known to be this store's database
+
+    try:
+        prepare()
     except BaseException:
         db.close()
         raise
+    # A SQLite file replaced under the running service (a restored backup) gets the same.
+    db.on_new_file = prepare
     return Store(db, privacy)
 
 
 def _check_secret(db: Database, privacy: Privacy) -> None:
     fingerprint = privacy.secret_fingerprint()
+
+    def stored(tx: Tx) -> Optional[dict[str, str]]:
+        return tx.fetchone("SELECT value FROM store_meta WHERE name = 'secret_check'")
+
+    # Read first: a database the service may only read (a read-only file) serves key lookups.
+    row = db.read(stored)
+    if row is not None:
+        _compare_secret(db, str(row["value"]), fingerprint)
+        return
 
     def work(tx: Tx) -> str:
         tx.execute(
@@ -71,7 +86,11 @@ def _check_secret(db: Database, privacy: Privacy) -> None:
             raise StoreError("store_meta lost its secret check")
         return str(row["value"])
 
-    if db.run(work) != fingerprint:
+    _compare_secret(db, db.run(work), fingerprint)
+
+
+def _compare_secret(db: Database, stored: str, fingerprint: str) -> None:
+    if stored != fingerprint:
         raise SecretMismatchError(
             f"{redact_url(db.target)} was set up with a different secret; "
             "API keys and personal-data hashes depend on it, so it must not change"

@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
+from urllib.parse import quote
 
 from store.errors import (StoreBusyError, StoreClosedError, StoreCommitUnknownError, StoreConfigError,
-                          StoreDatabaseError, StoreDataError, StoreUnavailableError)
+                          StoreDatabaseError, StoreDataError, StoreError, StoreUnavailableError)
 from store.pg_url import (CONNECT_TIMEOUT_VARIABLE, check_postgres_url, environment_secrets, scrub,
                           scrub_exception, url_secrets)
+from store.sqlite_file import FILE_CHECK_SECONDS, Look, SqliteFile
 
 T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
@@ -203,12 +205,27 @@ class Database:
         #: into (driver errors quote host names, ports and database names), and PGPASSWORD.
         self._secrets = (url_secrets(target) | environment_secrets()
                          if self.dialect.name == POSTGRESQL else frozenset())
-        self._idle: "queue.LifoQueue[Any]" = queue.LifoQueue()
+        self._idle: "queue.LifoQueue[tuple[Any, int]]" = queue.LifoQueue()
         self._max_idle = max_idle
         self._closed = False
         self._lock = threading.Lock()
+        #: Bumped when the pool lets its SQLite file go (deleted, moved or replaced): connections
+        #: of an earlier generation are closed, not pooled, when they come back.
+        self._generation = 0
+        self._out: dict[int, int] = {}  # generation -> connections checked out
+        #: Run on a file found at the path in place of the one the pool had open, before the
+        #: pool uses it (open_store migrates it and checks its secret); raising a StoreError refuses it.
+        self.on_new_file: Optional[Callable[[], None]] = None
+        self._file: Optional[SqliteFile] = None
+        self._file_lock = threading.RLock()  # re-entered: on_new_file runs transactions
+        self._file_checked = 0.0
+        self._file_problem: Optional[str] = None  # why the pool cannot use the path now
+        self._preparing: Optional[int] = None  # the thread running on_new_file
         if self.dialect.name == SQLITE:
             self._init_sqlite_file()
+            self._file = SqliteFile(self._connect.args[0])  # type: ignore[attr-defined]
+            self._file.adopt(self._file.stat() or (0, 0))
+            self._file_checked = time.monotonic()
 
     def tighten_sqlite_files(self) -> None:
         """Make a SQLite database's files owner-only (see :func:`owner_only`); nothing for PostgreSQL.
@@ -234,26 +251,29 @@ class Database:
         last: Optional[BaseException] = None
         deadline = time.monotonic() + _RUN_DEADLINE_S
         for attempt in range(_ATTEMPTS):
-            conn = self._checkout()
+            conn, generation = self._checkout(write)
             keep = True
             committing: list[bool] = []
             try:
                 return self._in_transaction(conn, work, write, committing)
             except (sqlite3.Error, _pg_error()) as exc:
-                keep = not _is_broken(conn)
-                if committing and not keep:
+                broken = _is_broken(conn)
+                # SQLite opens a file it may not write read-only, and the connection stays so
+                # after the file is made writable again: a new one will see.
+                keep = not broken and not _is_read_only(exc)
+                if committing and broken:
                     # The connection broke while COMMIT was on its way: the server may have
                     # committed. Running the work again could write it twice.
                     raise self._error(StoreCommitUnknownError, f"{self.dialect.name} error during commit", exc) from exc
-                if not (_is_retryable(exc) or (not keep and attempt == 0)):
+                if not (_is_retryable(exc) or (broken and attempt == 0)):
                     # A connection that broke (twice: the first is retried on a new one) says the
                     # server went away, not that the work was wrong.
-                    error = (StoreUnavailableError if not keep else
+                    error = (StoreUnavailableError if broken else
                              StoreDataError if isinstance(exc, _data_errors()) else StoreDatabaseError)
                     raise self._error(error, f"{self.dialect.name} error", exc) from exc
                 last = exc
             finally:
-                self._checkin(conn, keep)
+                self._checkin(conn, keep, generation)
             pause = min(0.5, 0.01 * 2**attempt) * (0.5 + random.random())
             if time.monotonic() + pause >= deadline:
                 break  # each attempt may wait out SQLite's busy timeout: a caller waits this long at most
@@ -268,9 +288,12 @@ class Database:
         """Close idle connections now, and busy ones when they come back."""
         with self._lock:
             self._closed = True
+        self._close_idle()
+
+    def _close_idle(self) -> None:
         while True:
             try:
-                self._idle.get_nowait().close()
+                self._idle.get_nowait()[0].close()
             except queue.Empty:
                 return
 
@@ -295,18 +318,107 @@ class Database:
                 conn.rollback()
             raise
 
-    def _checkout(self) -> Any:
+    def _checkout(self, write: bool = True) -> tuple[Any, int]:
+        """A connection and its generation (see :meth:`_checkin`)."""
         if self._closed:
             raise StoreClosedError("the store has been closed")
+        if self._file is not None:
+            self._check_file(write)
+        while True:
+            try:
+                conn, generation = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            with self._lock:
+                if generation == self._generation:
+                    self._out[generation] = self._out.get(generation, 0) + 1
+                    return conn, generation
+            conn.close()  # pooled just before the pool let its file go
+        with self._lock:
+            generation = self._generation
+            self._out[generation] = self._out.get(generation, 0) + 1
         try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        try:
-            return self._connect()
+            return self._connect(), generation
         except (sqlite3.Error, _pg_error()) as exc:
+            self._returned(generation)
             raise self._error(StoreUnavailableError, f"cannot connect to the {self.dialect.name} database",
                               exc) from exc
+
+    def file_problem(self) -> Optional[str]:
+        """Why the pool cannot use its SQLite file now (missing, replaced and not yet reopened), or None.
+
+        Looks at the path at most once a second (for ``/readyz``); always None on PostgreSQL.
+        """
+        if self._file is None or self._closed:
+            return None
+        try:
+            self._check_file(False)
+        except StoreUnavailableError as exc:
+            return str(exc)
+        return None
+
+    def _check_file(self, write: bool) -> None:
+        """Raise StoreUnavailableError unless the file at the path is the pool's (or now is).
+
+        Writes look every time (a ``stat``, once per transaction): once the file was replaced,
+        no write may go to the old one's -wal, which the new one shares by name. Reads look at
+        most once a second, the key lookups' cost unchanged.
+        """
+        now = time.monotonic()
+        if not write and now - self._file_checked < FILE_CHECK_SECONDS:
+            if self._file_problem is not None and self._preparing != threading.get_ident():
+                raise StoreUnavailableError(self._file_problem)
+            return
+        file = self._file
+        assert file is not None
+        with self._file_lock:
+            self._file_checked = now
+            found, identity = file.look()
+            if found is Look.SAME:
+                return
+            # Until this is settled, reads in the fast path above must not open the path either.
+            self._file_problem = self._file_problem or f"the SQLite database file {file.path} changed"
+            if file.identity is not None:
+                log.error("the SQLite database file %s %s while the service runs: closing the connections to "
+                          "the old file", file.path, "is gone (deleted or moved)" if identity is None else
+                          "was replaced by another file")
+                self._let_go()
+            if identity is None:
+                self._refuse(f"the SQLite database file {file.path} is missing (deleted or moved while the "
+                             "service runs); nothing is written until a database file is back at that path")
+            if self._old_connections_out() or file.old_file_in_use(identity):
+                self._refuse(f"the SQLite database file {file.path} was replaced; waiting for every process "
+                             "to close the old file before opening the new one")
+            file.adopt(identity)
+            self._preparing = threading.get_ident()  # its transactions read the file being adopted
+            try:
+                if self.on_new_file is not None:
+                    self.on_new_file()
+            except StoreError as exc:
+                self._let_go(remember_wal=False)  # its -wal is no old file's: others may use it
+                self._refuse(f"the file now at {file.path} cannot be used: {exc}")
+            finally:
+                self._preparing = None
+            log.warning("opened the SQLite database file now at %s in place of the old one", file.path)
+            self._file_problem = None
+
+    def _let_go(self, remember_wal: bool = True) -> None:
+        """Close the pool's connections to its file (busy ones as they come back)."""
+        with self._lock:
+            self._generation += 1
+        self._close_idle()
+        assert self._file is not None
+        self._file.let_go(remember_wal)
+
+    def _old_connections_out(self) -> int:
+        with self._lock:
+            return sum(n for generation, n in self._out.items() if generation < self._generation)
+
+    def _refuse(self, problem: str) -> None:
+        if problem != self._file_problem:
+            log.error("%s", problem)
+        self._file_problem = problem
+        raise StoreUnavailableError(problem)
 
     def _error(self, kind: type[E], what: str, exc: Optional[BaseException]) -> E:
         """``kind`` saying ``what: <the driver's words>``, with the URL's secrets blanked out of both
@@ -316,12 +428,18 @@ class Database:
         scrub_exception(exc, self._secrets)
         return kind(scrub(f"{what}: {exc}", self._secrets))
 
-    def _checkin(self, conn: Any, keep: bool) -> None:
+    def _checkin(self, conn: Any, keep: bool, generation: int) -> None:
         with self._lock:
-            if keep and not self._closed and self._idle.qsize() < self._max_idle:
-                self._idle.put(conn)
+            self._out[generation] -= 1
+            if (keep and not self._closed and generation == self._generation
+                    and self._idle.qsize() < self._max_idle):
+                self._idle.put((conn, generation))
                 return
         conn.close()
+
+    def _returned(self, generation: int) -> None:
+        with self._lock:
+            self._out[generation] -= 1
 
     def _init_sqlite_file(self) -> None:
         # WAL lets readers run beside the one writer; the mode is stored in the file,
@@ -329,7 +447,7 @@ class Database:
         # Switching a new file to WAL takes an exclusive lock without calling the
         # busy handler, so processes opening the same new database at once get
         # "database is locked" at once: retry until the busy timeout runs out.
-        conn = self._checkout()
+        conn, generation = self._checkout()
         deadline = time.monotonic() + _SQLITE_BUSY_MS / 1000
         while True:
             try:
@@ -339,12 +457,12 @@ class Database:
                 if "locked" in str(exc).lower() and time.monotonic() < deadline:
                     time.sleep(0.02)
                     continue
-                conn.close()
+                self._checkin(conn, False, generation)
                 raise StoreDatabaseError(f"cannot open SQLite database {self.target}: {exc}") from exc
             except sqlite3.Error as exc:
-                conn.close()
+                self._checkin(conn, False, generation)
                 raise StoreDatabaseError(f"cannot open SQLite database {self.target}: {exc}") from exc
-        self._checkin(conn, True)
+        self._checkin(conn, True, generation)
 
 
 def _resolve(target: str) -> tuple[Dialect, Callable[[], Any]]:
@@ -367,8 +485,11 @@ def _resolve(target: str) -> tuple[Dialect, Callable[[], Any]]:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Comments, author names and feedback: the owner's only. SQLite gives its -wal and -shm
         # files the database file's permissions, so creating that one so covers all three
-        # (it was 0644 under the usual umask).
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        # (it was 0644 under the usual umask). An existing file is left as it is: asking to
+        # write it made a read-only database (chmod 400) refuse every key lookup too.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
     except OSError as exc:
         raise StoreConfigError(f"cannot create {path}: {exc}") from exc
     return SQLITE_DIALECT, functools.partial(_connect_sqlite, str(path))
@@ -403,13 +524,18 @@ def owner_only(path: Path, mode: int = 0o600) -> None:
 
 
 def _connect_sqlite(path: str) -> sqlite3.Connection:
+    # mode=rw: the file exists (_resolve made it); one deleted under a running service must not
+    # come back empty (SQLITE_OPEN_READWRITE still opens a read-only file for reading).
     # isolation_level=None: the module never opens transactions behind our back;
     # check_same_thread=False: pooled connections move between threads, one at a time.
-    conn = sqlite3.connect(path, timeout=_SQLITE_BUSY_MS / 1000, isolation_level=None,
-                           check_same_thread=False)
+    conn = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=_SQLITE_BUSY_MS / 1000,
+                           isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
     conn.execute("PRAGMA foreign_keys=ON")
+    # Statement journals and temporary tables in memory, not in $TMPDIR: a full /tmp (a small
+    # tmpfs in a container) failed every check-log batch while the data disk had room.
+    conn.execute("PRAGMA temp_store=MEMORY")
     # NORMAL is durable across application crashes in WAL mode; only an OS crash
     # or power cut can lose the last commits, and it saves an fsync per call.
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -462,6 +588,11 @@ def _is_retryable(exc: BaseException) -> bool:
         return "locked" in message or "busy" in message
     sqlstate = getattr(exc, "sqlstate", None)
     return sqlstate in ("40001", "40P01")  # serialization failure, deadlock detected
+
+
+def _is_read_only(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # the extended code; its low byte is the primary
+    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF == sqlite3.SQLITE_READONLY
 
 
 def _is_broken(conn: Any) -> bool:

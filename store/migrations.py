@@ -181,6 +181,8 @@ MIGRATIONS: tuple[Migration, ...] = (
 def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
     """Bring the database up to the last of ``migrations``; return the versions applied now."""
     _check_list(migrations)
+    if _up_to_date(db, migrations):
+        return []  # nothing to write: a database the service may only read opens too
     try:
         applied, fresh = db.run(lambda tx: _apply(tx, migrations))
     except (StoreUnavailableError, StoreCommitUnknownError):
@@ -202,6 +204,19 @@ def applied_versions(db: Database) -> list[int]:
     """The migration versions recorded in the database, in order."""
     rows = db.read(lambda tx: tx.fetchall("SELECT version FROM schema_migrations ORDER BY version"))
     return [int(r["version"]) for r in rows]
+
+
+def _up_to_date(db: Database, migrations: Sequence[Migration]) -> bool:
+    """Whether the database has exactly ``migrations`` (read without a write transaction).
+
+    Anything else (no schema yet, a migration missing or unknown, a table that cannot be read)
+    is left to :func:`_apply`, which decides under the write lock.
+    """
+    try:
+        done = {int(r["version"]) for r in db.read(lambda tx: tx.fetchall("SELECT version FROM schema_migrations"))}
+    except StoreDatabaseError:
+        return False
+    return done == {m.version for m in migrations}
 
 
 def _check_list(migrations: Sequence[Migration]) -> None:
