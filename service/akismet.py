@@ -41,6 +41,7 @@ from service.akismet_rules import apply_rules, is_flagged
 from service.app import ServiceState, get_state
 from service.auth import AKISMET_KEY_FIELDS, ASKED_KEY_FIELDS, akismet_key, authenticate
 from service.body import BodyEncoded, BodyTooLarge, BodyUnreadable, read_body
+from service.errors import out_of_descriptors
 from service.feedback import add_feedback, check_by_comment, check_by_id, reported_comment
 from service.logging_setup import request_elapsed
 from store import USAGE_COUNTERS, CheckRecord, KeyInfo, StoreError, current_month, new_check_id
@@ -101,6 +102,8 @@ def _answer(exc: Answer) -> Response:
 def _unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException) and exc.code and exc.code < 500:
         return protocol_error(f"Bad request: {(exc.name or 'error').lower()}.")
+    if out_of_descriptors(exc):
+        return protocol_error("Temporarily unavailable: the server is out of file descriptors.")
     # Type and stack only: an exception's message may quote the comment, an email or an IP.
     stack = "".join(traceback.format_tb(exc.__traceback__)) if exc.__traceback__ else ""
     log.error("unhandled %s in %s %s\n%s", type(exc).__name__, request.method,

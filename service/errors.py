@@ -9,6 +9,7 @@ request data (comments, emails and IPs are personal data).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import traceback
 from typing import Any
@@ -73,7 +74,18 @@ def _handle_http_exception(exc: HTTPException) -> Response:
     return response
 
 
+def out_of_descriptors(exc: BaseException) -> bool:
+    """Whether ``exc`` is the process (or the system) running out of file descriptors."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE)
+
+
 def _handle_unexpected(exc: BaseException) -> Response:
+    if out_of_descriptors(exc):
+        # Not a fault of the code: a load balancer polling /readyz got a 500 and the log a
+        # traceback on every poll (the HTTP worker already says so, once a minute).
+        response = error_response(503, "the server is out of file descriptors; try again shortly")
+        response.headers["Retry-After"] = "1"
+        return response
     # Type and stack only: an exception's message may quote the comment, an email or an IP.
     stack = "".join(traceback.format_tb(exc.__traceback__)) if exc.__traceback__ else ""
     log.error("unhandled %s in %s %s\n%s", type(exc).__name__, request.method,
@@ -88,4 +100,4 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, _handle_unexpected)
 
 
-__all__ = ["ApiError", "error_response", "init_app"]
+__all__ = ["ApiError", "error_response", "init_app", "out_of_descriptors"]

@@ -120,9 +120,8 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
         is_test=comment.is_test_call or bool(check is not None and check.is_test),
     )
     # Counted once per check and label: a moderator's repeated clicks (spam, not spam, spam
-    # again) multiplied a site's missed spam. Asked before storing this one.
-    repeated = check is not None and state.store.has_feedback(check.id, label)
-    feedback_id = state.store.add_feedback(record)
+    # again) multiplied a site's missed spam.
+    feedback_id, repeated = state.store.add_feedback_noting_repeats(record)
     count_feedback(label, source)
     if state.upstream is not None and state.upstream.forwarder is not None:
         forward_report(state.upstream.forwarder, label, comment, feedback_id=feedback_id,

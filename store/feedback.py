@@ -9,6 +9,7 @@ its checks leave the check log too.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -59,11 +60,26 @@ class Forgotten:
         return self.labels > 0
 
 
+def _check_lock_id(check_id: str) -> int:
+    """A PostgreSQL advisory-lock key for one check (a signed 64-bit number from its id)."""
+    return int.from_bytes(hashlib.blake2b(check_id.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 class FeedbackMixin(StoreBase):
     """Adding, listing, forgetting and exporting feedback."""
 
     def add_feedback(self, record: FeedbackRecord) -> int:
         """Store one label; return its id."""
+        return self.add_feedback_noting_repeats(record)[0]
+
+    def add_feedback_noting_repeats(self, record: FeedbackRecord) -> tuple[int, bool]:
+        """Store one label; return its id, and whether its check already had this label (from a
+        report other than a test's).
+
+        Asked and stored in one transaction, serialised per check: two identical reports at
+        the same moment (a double click, two workers, two instances) both found none before
+        either was stored, and both were counted.
+        """
         values: dict[str, Any] = {
             "created": as_utc(record.created), "label": record.label, "source": record.source,
             "reporter": record.reporter, "check_id": record.check_id, "site_id": record.site_id,
@@ -72,14 +88,19 @@ class FeedbackMixin(StoreBase):
             **comment_to_row(self._privacy.minimise(record.comment)),
         }
         params = [values[c] for c in _COLUMNS]
-        return self._db.run(lambda tx: tx.insert(_INSERT, params))
+        check_id, label = record.check_id, record.label
 
-    def has_feedback(self, check_id: str, label: str) -> bool:
-        """Whether a label other than a test's was already given to this check."""
-        row = self._db.read(lambda tx: tx.fetchone(
-            "SELECT 1 AS found FROM feedback WHERE check_id = ? AND label = ? AND is_test = ? LIMIT 1",
-            (check_id, label, False)))
-        return row is not None
+        def work(tx: Tx) -> tuple[int, bool]:
+            repeated = False
+            if check_id is not None:
+                if self.backend == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises writers
+                    tx.fetchone("SELECT pg_advisory_xact_lock(?) AS locked", (_check_lock_id(check_id),))
+                repeated = tx.fetchone(
+                    "SELECT 1 AS found FROM feedback WHERE check_id = ? AND label = ? AND is_test = ? LIMIT 1",
+                    (check_id, label, False)) is not None
+            return tx.insert(_INSERT, params), repeated
+
+        return self._db.run(work)
 
     def list_feedback(self, include_test: bool = False, latest_per_comment: bool = False) -> list[FeedbackRecord]:
         """Stored labels, oldest first; with ``latest_per_comment`` only each comment's latest."""

@@ -51,6 +51,19 @@ def normalise_site_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+def _fold_site_url(url: str) -> str:
+    """A site URL with its scheme and host in ASCII lower case, the rest as it is: the form under
+    which two URLs name one site. Paths keep their case (``/~Bob`` and ``/~bob`` are two
+    sites on one host), and only ASCII letters are folded, as databases' LOWER() disagree
+    beyond them (``BÜCHER``)."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return (scheme + sep + host).translate(_ASCII_LOWER) + slash + path
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def check_site_url(url: str) -> str:
     """A key's site URL, normalised; InvalidRecordError unless it is an http(s) URL with a host."""
     normalised = normalise_site_url(url)
@@ -94,11 +107,13 @@ class KeysMixin(StoreBase):
 
         def work(tx: Tx) -> KeyInfo:
             now = utcnow()
-            # A URL differing from a registered site's only in case is that site (host names and
-            # schemes ignore case): a rotated key typed `HTTPS://Blog.Example` made a second site,
-            # which could not report the first one's checks and split its usage.
-            same = tx.fetchall("SELECT id, url FROM sites WHERE LOWER(url) = ? ORDER BY id", (url.lower(),))
-            site_url = same[0]["url"] if len(same) == 1 else url
+            # A URL differing from a registered site's only in the case of its scheme and host is
+            # that site (those ignore case): a rotated key typed `HTTPS://Blog.Example` made a
+            # second site, which could not report the first one's checks and split its usage.
+            folded = _fold_site_url(url)
+            same = [row["url"] for row in tx.fetchall("SELECT id, url FROM sites ORDER BY id")
+                    if _fold_site_url(row["url"]) == folded]
+            site_url = url if url in same or not same else same[0]  # the oldest, when several are
             tx.execute("INSERT INTO sites (url, created) VALUES (?, ?) ON CONFLICT (url) DO NOTHING", (site_url, now))
             site = tx.fetchone("SELECT id FROM sites WHERE url = ?", (site_url,))
             if site is None:  # pragma: no cover - inserted or present just above

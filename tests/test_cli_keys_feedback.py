@@ -115,6 +115,13 @@ def test_a_key_for_the_same_site_in_other_case_joins_it(env: Settings, store: St
     assert len(store.list_sites()) == 1
     _, other = store.create_key("https://rot.example/blog")  # another path stays another site
     assert other.site_id != first.site_id
+    _, bob = store.create_key("https://ROT.example/~Bob")  # and a path's case matters
+    assert store.create_key("https://rot.example/~bob")[1].site_id != bob.site_id
+    assert store.create_key("https://Rot.Example/~Bob")[1].site_id == bob.site_id
+    # Only ASCII letters fold (databases' LOWER() disagree beyond them).
+    _, books = store.create_key("https://BÜCHER.example")
+    assert store.create_key("https://bücher.example")[1].site_id != books.site_id
+    assert store.create_key("https://bÜcher.EXAMPLE")[1].site_id == books.site_id
 
 
 def test_keys_list_when_empty(env: Settings) -> None:

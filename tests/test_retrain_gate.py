@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -106,6 +107,32 @@ def test_a_candidate_that_passes_is_promoted_refitted_on_every_row(tmp_path: Pat
     # The newest report, held out from the gate's candidate, is learned by the promoted model.
     newest = Comment(comment_content=OWN_HAM[5])
     assert load_model(result.path).spam_probability([newest])[0] < 0.5
+
+
+def test_a_refit_that_fails_leaves_no_candidate_behind(tmp_path: Path, scorer: Scorer,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A models volume with room for one more model: the refit failed for want of space while the
+    # gate's candidate still took it, and that candidate stayed, unregistered, failing every
+    # later retrain at its first write.
+    import errno
+
+    from training import retrain as retrain_module
+
+    real_fit, fits = retrain_module._fit_into, []
+
+    def fit_then_fill_the_disk(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        fits.append(sorted(p.name for p in (tmp_path / "models").glob("*")))
+        if len(fits) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(retrain_module, "_fit_into", fit_then_fill_the_disk)
+    base = base_file(tmp_path)
+    with store_with_reports(tmp_path, GRANT_SCAM[:10], OWN_HAM[:6]) as store, pytest.raises(OSError):
+        retrain(store=store, models_dir=tmp_path / "models", current=scorer, data=[base], use_seed=False,
+                force=True)
+    assert len(fits) == 2 and fits[1] == []  # the gate's candidate was gone before the refit began
+    assert [p.name for p in (tmp_path / "models").iterdir()] == []
 
 
 def test_nothing_new_to_learn_trains_nothing(tmp_path: Path, scorer: Scorer) -> None:

@@ -1,6 +1,8 @@
 """The retrain report page, rendered from a small hand-made result (no training needed)."""
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +117,28 @@ def test_the_report_is_its_owners_only_and_the_artifact_beside_it_stays_shared(
         os.umask(old_umask)
     assert stat.S_IMODE(candidate.stat().st_mode) == 0o755
     assert stat.S_IMODE((candidate / "metadata.json").stat().st_mode) == 0o644
+
+
+def test_a_report_the_disk_cannot_hold_leaves_no_empty_file(result: RetrainResult, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full disk after a promotion left a 0-byte report.html that looked written.
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, fd: int, *args: object, **kwargs: object) -> None:
+            self.file = real_fdopen(fd, *args, **kwargs)  # type: ignore[call-overload]
+
+        def __enter__(self) -> "FullDisk":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report.os, "fdopen", FullDisk)
+    target = tmp_path / "report.html"
+    with pytest.raises(OSError):
+        report.write_report(result, target)
+    assert not target.exists()

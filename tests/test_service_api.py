@@ -498,6 +498,29 @@ def test_unexpected_error_is_500_without_traceback_or_personal_data(
     assert "reader@example.org" not in caplog.text and "private text" not in caplog.text
 
 
+def test_running_out_of_file_descriptors_is_503_not_a_fault(
+        app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # Out of descriptors, /readyz (which lists a directory) and /metrics answered 500 and logged a
+    # traceback on every poll of a load balancer; the Akismet API said "internal error".
+    import errno
+
+    from service import readiness
+
+    def no_descriptor(*_: Any, **__: Any) -> Any:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(readiness, "others_not_ready", no_descriptor)
+    monkeypatch.setattr("service.akismet.read_form", no_descriptor)
+    client = app.test_client()
+    with caplog.at_level(logging.ERROR):
+        ready = client.get("/readyz")
+        akismet = client.post("/1.1/comment-check", data={"api_key": "0123456789ab"})
+    assert ready.status_code == 503 and ready.headers["Retry-After"] == "1"
+    assert "out of file descriptors" in ready.get_json()["error"]
+    assert akismet.status_code == 200 and akismet.get_data(as_text=True).startswith("Temporarily unavailable")
+    assert "Traceback" not in caplog.text and "unhandled" not in caplog.text
+
+
 # --- POST /api/v1/check/batch --------------------------------------------------------------
 
 def test_batch_preserves_order_and_scores_once(make_app: Callable[..., Flask], scorer: Scorer) -> None:

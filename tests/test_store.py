@@ -244,6 +244,28 @@ def test_count_usage_is_exact_under_concurrency(store: Store) -> None:
     assert store.usage(info.id, MONTH)["spam"] == 400
 
 
+def test_a_label_sent_twice_at_once_is_a_repeat_once(store: Store) -> None:
+    # A double click, or two workers: both reports found none before either was stored, and a
+    # site's usage counted the one missed spam twice.
+    check = _check(_comment())
+    store.record_check(check)
+    repeats: list[bool] = []
+
+    def report(i: int) -> None:
+        label = "spam" if i % 2 else "ham"
+        repeats.append((label, store.add_feedback_noting_repeats(
+            FeedbackRecord(label, _comment(), check_id=check.id))[1]))
+
+    _run_threads(8, report)
+    assert sorted(repeats) == [("ham", False)] + [("ham", True)] * 3 + [("spam", False)] + [("spam", True)] * 3
+    # A test report is no first label, nor is it counted as one.
+    other = _check(_comment())
+    store.record_check(other)
+    assert store.add_feedback_noting_repeats(FeedbackRecord("spam", _comment(), check_id=other.id, is_test=True))[1] is False
+    assert store.add_feedback_noting_repeats(FeedbackRecord("spam", _comment(), check_id=other.id))[1] is False
+    assert store.add_feedback_noting_repeats(FeedbackRecord("spam", _comment(), check_id=other.id))[1] is True
+
+
 def test_key_sites(store: Store) -> None:
     _, a1 = store.create_key("https://a.example")
     _, a2 = store.create_key("https://a.example")

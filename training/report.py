@@ -51,9 +51,13 @@ def write_report(result: RetrainResult, path: Optional[Path] = None) -> Path:
     # the models directory may lie outside the owner-only data directory). The service never
     # reads it; the artifact beside it stays readable by the service's user (model.artifact).
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        os.fchmod(fd, 0o600)  # a report written over keeps its old mode otherwise
-        out.write(page)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            os.fchmod(fd, 0o600)  # a report written over keeps its old mode otherwise
+            out.write(page)
+    except OSError:
+        target.unlink(missing_ok=True)  # a full disk left an empty report.html that looked written
+        raise
     return target
 
 

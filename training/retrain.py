@@ -397,12 +397,14 @@ def retrain(*, store: Any, models_dir: Path, current: Optional[Scorer], data: Se
         all_source = dict(feedback_source, feedback_ids=sorted(r.line for r in feedback), held_out_feedback_ids=[])
         gate_facts = {"candidate_version": str(meta["version"]), "held_out_rows": len(parts.held_out),
                       "held_out": {k: cand_eval.get(k) for k in ("n", "spam", "recall", "false_positive_rate")}}
-        candidate_dir = target
+        # The gate's candidate goes first (it is in memory): the refit replaces it, and on a models
+        # volume with room for one more model only, keeping it until then failed the refit for
+        # want of space and left it behind, unregistered, to fail every later retrain too.
+        shutil.rmtree(target, ignore_errors=True)
         meta = _fit_into(models_dir, parts.train + parts.held_out, sources=base.sources + [all_source],
                          policy=policy, random_state=random_state, progress=say,
                          extra={"holdout": holdout, "refit_after_gate": gate_facts, "seed_corpus": use_seed})
         target = models_dir / str(meta["version"])
-        shutil.rmtree(candidate_dir, ignore_errors=True)  # the gate's candidate: the refit replaces it
         why += f"; promoted as the same recipe refitted on all {len(parts.train) + len(parts.held_out)} rows"
     result = RetrainResult(
         version=str(meta["version"]), path=target, promoted=promote or force, forced=forced,
