@@ -304,7 +304,7 @@ def test_a_link_written_another_way_never_lowers_the_score(scorer: Scorer, plain
 
 # Spam's own words spelt with digits, symbols, accents or other alphabets (model.keywords), on the
 # probe set written for it (tests/data/keyword_disguises.json). Before the reading, each of these
-# took most of the 20 comments below their plain score, and 2-4 of them to ham (2026-11-28).
+# took 18-20 of the 20 comments below their plain score, and 2 or 3 of them to ham (2026-11-28).
 KEYWORD_DATA = Path(__file__).resolve().parent / "data" / "keyword_disguises.json"
 _LEET = {"viagra": "v1agra", "cialis": "c1al1s", "casino": "ca$ino", "crypto": "cr7pto", "free": "fr33",
          "bonus": "b0nus", "porn": "p0rn", "loans": "l0ans", "loan": "l0an", "adult": "@dult", "money": "mon€y",
@@ -363,8 +363,8 @@ def _accent_every_vowel(text: str) -> str:
 @pytest.mark.parametrize("disguise", ["leetspeak in every word", "accents on every vowel"])
 def test_whole_comments_in_disguise_are_mostly_still_flagged(scorer: Scorer, disguise: str) -> None:
     # Only spam's own words are read back; the rest of a comment stays disguised, so a comment
-    # may score lower than plain, but not much lower (before the reading: 5 and 6 of the 16
-    # plainly flagged comments were flagged, with mean scores of 0.45 and 0.51 against 0.84).
+    # may score lower than plain, but not much lower (before the reading, 6 and 2 of the 20 were
+    # flagged, against 18 as written, with mean scores of 0.53 and 0.42 against 0.89).
     respell = ((lambda t: " ".join(w.translate(_LEET_EVERY_WORD) if len(w) >= 4 else w for w in t.split(" ")))
                if disguise.startswith("leet") else _accent_every_vowel)
     texts = _keyword_spam()
