@@ -59,6 +59,11 @@ BODIES: dict[str, Callable[[int], str]] = {
     "quoted BBCode links, unclosed": repeated('[url="'),
     "an anchor's href followed by spaces": lambda size: "<a href=" + " " * size + ">",
     "dotted capitals ('1.A.1.A...')": repeated("1.A."),
+    "one long word of letters and digits ('a1a1...')": repeated("a1"),
+    "stand-ins in every word ('v1agra c@sino ...')": repeated("v1agra c@sino fr33 "),
+    "one long word of accented letters": repeated("é"),
+    "accented words ('vïágra ...')": repeated("vïágra cásïno "),
+    "symbols between letters ('a!a|a$...')": repeated("a!a|a$"),
 }
 
 

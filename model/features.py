@@ -33,9 +33,10 @@ MONOTONE_PREFIXES: tuple[str, ...] = ("author_url", "link_shortener", "link_obfu
 
 #: What the text and metadata features are, as a number: raised when a change to normalisation or
 #: to the tokens would give a model trained with it different inputs (2: disguised letters and
-#: links, 2026-11-28). An artifact records the version it was trained with; a release refuses one
+#: links, 2026-11-28; 3: spam words spelt with digits, symbols, accents or other alphabets,
+#: model.keywords, 2026-11-28). An artifact records the version it was trained with; a release refuses one
 #: of a higher version (trained by a newer release) and warns about a lower one.
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3
 
 _LENGTH_BUCKETS = ((20, "lt20"), (60, "lt60"), (150, "lt150"), (400, "lt400"), (1500, "lt1500"))
 

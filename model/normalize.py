@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from model.disguises import undisguise
+from model.keywords import read_keywords
 
 #: Invisible characters spammers put between letters: Unicode's default-ignorable code points
 #: (zero-width spaces and joiners, direction marks and overrides, the BOM that YouTube appends,
@@ -239,6 +240,9 @@ def normalize(raw: str) -> NormalizedText:
         if link is not None and link.url.lower() not in seen:
             links.append(link)
             seen.add(link.url.lower())
+    # Spam's words spelt with digits, symbols, accents or other alphabets ("v1agra", "vïágra"):
+    # after the links and addresses are placeholders, so that none of theirs is read as a word.
+    text, keyword_disguised = read_keywords(text)
     words = text.split()
     text = " ".join(words)  # runs of whitespace to one space, none at the ends (as \s+ and strip())
     # Filler repeated to drown the rest ("the the the ..." thirty times took spam to ham): a word
@@ -248,7 +252,7 @@ def normalize(raw: str) -> NormalizedText:
     if len(words) >= 6 and 2 * len(set(words)) <= len(words):
         text = _REPEATED.sub(r"\1 \1", text)
     return NormalizedText(text=text, links=tuple(links), email_domains=tuple(email_domains),
-                          disguised_letters=disguised)
+                          disguised_letters=disguised or keyword_disguised)
 
 
 def parse_link(url: str, *, obfuscated: bool = False) -> Link | None:

@@ -6,7 +6,9 @@ legitimate, and the reasons are words a moderator reads.
 """
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -298,3 +300,76 @@ def test_disguises_do_not_hide_spam(scorer: Scorer, name: str, disguise: str) ->
 def test_a_link_written_another_way_never_lowers_the_score(scorer: Scorer, plain: str, disguised: str) -> None:
     text = "Claim your free spins {}"
     assert score(scorer, text.format(disguised)) >= score(scorer, text.format(plain)) - 1e-9
+
+
+# Spam's own words spelt with digits, symbols, accents or other alphabets (model.keywords), on the
+# probe set written for it (tests/data/keyword_disguises.json). Before the reading, each of these
+# took 18-20 of the 20 comments below their plain score, and 2 or 3 of them to ham (2026-11-28).
+KEYWORD_DATA = Path(__file__).resolve().parent / "data" / "keyword_disguises.json"
+_LEET = {"viagra": "v1agra", "cialis": "c1al1s", "casino": "ca$ino", "crypto": "cr7pto", "free": "fr33",
+         "bonus": "b0nus", "porn": "p0rn", "loans": "l0ans", "loan": "l0an", "adult": "@dult", "money": "mon€y",
+         "bitcoin": "b1tc0in", "pills": "p1ll$", "cash": "ca$h", "sexy": "s3xy", "forex": "f0rex",
+         "spins": "$pins", "jackpot": "j@ckpot", "profit": "pr0fit", "prize": "pr1ze", "dating": "d@ting",
+         "singles": "s1ngles", "essay": "3ssay", "password": "pa$$word", "subscribe": "subscr1be",
+         "channel": "ch@nnel", "pharmacy": "ph@rmacy", "backlinks": "b@cklinks", "webcam": "w3bcam",
+         "invest": "inv3st", "investment": "inv3stment", "poker": "p0ker", "slots": "sl0ts",
+         "support": "supp0rt", "earn": "3arn", "win": "w1n", "claim": "cl@im", "gift": "g1ft"}
+_ACCENTS = str.maketrans("aeiou", "áéïöú")
+_OTHER_ALPHABETS = str.maketrans({"o": "օ", "u": "ս", "a": "ɑ", "g": "ɡ", "i": "ı", "h": "հ", "n": "ո"})
+_CHEROKEE = str.maketrans(dict(zip("ABCDEGHIJKLMPRSTVWZ", "ᎪᏴᏟᎠᎬᏀᎻᎥᎫᏦᏞᎷᏢᎡᏚᎢᏙᎳᏃ")))
+
+
+def _each_keyword(text: str, spell) -> str:
+    """``text`` with each word of _LEET (the words spam disguises) respelt by ``spell``."""
+    def respell(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return spell(word.lower()) if word.lower() in _LEET else word
+    return re.sub(r"[A-Za-z]+", respell, text)
+
+
+KEYWORD_DISGUISES = {
+    "leetspeak": lambda text: _each_keyword(text, _LEET.__getitem__),
+    "accents": lambda text: _each_keyword(text, lambda w: w.translate(_ACCENTS)),
+    "other alphabets": lambda text: _each_keyword(text, lambda w: w.translate(_OTHER_ALPHABETS)),
+    "Cherokee capitals": lambda text: _each_keyword(text, lambda w: w.upper().translate(_CHEROKEE)),
+}
+
+
+def _keyword_spam() -> list[str]:
+    return json.loads(KEYWORD_DATA.read_text(encoding="utf-8"))["spam"]
+
+
+@pytest.mark.parametrize("disguise", sorted(KEYWORD_DISGUISES))
+def test_spam_words_in_disguise_score_no_lower_than_plain(scorer: Scorer, disguise: str) -> None:
+    texts = _keyword_spam()
+    disguised = [KEYWORD_DISGUISES[disguise](t) for t in texts]
+    assert len(texts) >= 20 and all(d != t for d, t in zip(disguised, texts))
+    plain = scorer.score_many([Comment(comment_content=t) for t in texts])
+    hidden = scorer.score_many([Comment(comment_content=t) for t in disguised])
+    lower = [(d, round(h.score, 3), round(p.score, 3)) for d, h, p in zip(disguised, hidden, plain)
+             if h.score < p.score - 1e-9]
+    assert lower == []
+
+
+_LEET_EVERY_WORD = str.maketrans("ieoa", "1304")
+_ACCENT_CHOICES = {"a": "áàâäã", "e": "éèêë", "i": "íìîï", "o": "óòôöõ", "u": "úùûü"}
+
+
+def _accent_every_vowel(text: str) -> str:
+    return "".join(_ACCENT_CHOICES[c][i % len(_ACCENT_CHOICES[c])] if c in _ACCENT_CHOICES else c
+                   for i, c in enumerate(text))
+
+
+@pytest.mark.parametrize("disguise", ["leetspeak in every word", "accents on every vowel"])
+def test_whole_comments_in_disguise_are_mostly_still_flagged(scorer: Scorer, disguise: str) -> None:
+    # Only spam's own words are read back; the rest of a comment stays disguised, so a comment
+    # may score lower than plain, but not much lower (before the reading, 6 and 2 of the 20 were
+    # flagged, against 18 as written, with mean scores of 0.53 and 0.42 against 0.89).
+    respell = ((lambda t: " ".join(w.translate(_LEET_EVERY_WORD) if len(w) >= 4 else w for w in t.split(" ")))
+               if disguise.startswith("leet") else _accent_every_vowel)
+    texts = _keyword_spam()
+    plain = scorer.score_many([Comment(comment_content=t) for t in texts])
+    hidden = scorer.score_many([Comment(comment_content=respell(t)) for t in texts])
+    flagged = lambda verdicts: sum(v.tier in (SPAM, DISCARD) for v in verdicts)
+    assert flagged(hidden) >= flagged(plain) - 2, (flagged(hidden), flagged(plain))
+    assert np.mean([v.score for v in hidden]) >= np.mean([v.score for v in plain]) - 0.05
