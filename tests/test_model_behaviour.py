@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from model.comment import Comment
 from model.pipeline import feature_names
 from model.scorer import Scorer
 from model.reasons import describe_meta, describe_ngram, top_reasons
-from model.verdict import DISCARD, HAM, SPAM, UNSURE, Thresholds
+from model.verdict import DISCARD, HAM, SPAM, UNSURE, Thresholds, Verdict
 from tests.eval_data import WORLD_EVAL_SET, as_comment, eval_rows
 from training.train import train_model
 
@@ -61,14 +62,21 @@ HAM_EXAMPLES = {
 }
 
 
+def scored_by_label(scorer: Scorer, rows: list[dict[str, Any]]
+                    ) -> tuple[list[tuple[str, Verdict]], list[tuple[str, Verdict]]]:
+    """(text, verdict) of an evaluation set's ham, and of its spam."""
+    verdicts = scorer.score_many([as_comment(r) for r in rows])
+    by_label: dict[str, list[tuple[str, Verdict]]] = {"ham": [], "spam": []}
+    for row, verdict in zip(rows, verdicts):
+        by_label[row["label"]].append((row["comment_content"], verdict))
+    return by_label["ham"], by_label["spam"]
+
+
 def test_russian_ukrainian_and_greek_comments(scorer: Scorer) -> None:
     # A set written apart from the seed corpus and never trained on (tests/eval_data.py).
     # Trained on the seed corpus before ham_c/spam_c, the model held 17 of its 30 ham and
     # flagged 2 (a Russian word like 'на' counted as a sign of spam); it flagged 14 of 15 spam.
-    rows = eval_rows()
-    verdicts = scorer.score_many([as_comment(r) for r in rows])
-    ham = [(r["comment_content"], v) for r, v in zip(rows, verdicts) if r["label"] == "ham"]
-    spam = [(r["comment_content"], v) for r, v in zip(rows, verdicts) if r["label"] == "spam"]
+    ham, spam = scored_by_label(scorer, eval_rows())
     assert len(ham) >= 30 and len(spam) >= 15
     flagged_ham = [(text, v.score) for text, v in ham if v.tier in (SPAM, DISCARD)]
     held_ham = [(text, v.score) for text, v in ham if v.tier == UNSURE]
@@ -86,10 +94,7 @@ def test_comments_in_the_world_s_other_scripts(scorer: Scorer) -> None:
     # of the ham (complaints quoting a hotline or a price) and held 18 (all six Thai ones), and
     # caught 24 of the spam, letting 3 through as ham (a 六合彩 tip, Korean escort ads,
     # Hindi channel promotion).
-    rows = eval_rows(WORLD_EVAL_SET)
-    verdicts = scorer.score_many([as_comment(r) for r in rows])
-    ham = [(r["comment_content"], v) for r, v in zip(rows, verdicts) if r["label"] == "ham"]
-    spam = [(r["comment_content"], v) for r, v in zip(rows, verdicts) if r["label"] == "spam"]
+    ham, spam = scored_by_label(scorer, eval_rows(WORLD_EVAL_SET))
     assert len(ham) >= 70 and len(spam) >= 35
     flagged_ham = [(text, v.score) for text, v in ham if v.tier in (SPAM, DISCARD)]
     held_ham = [(text, v.score) for text, v in ham if v.tier == UNSURE]

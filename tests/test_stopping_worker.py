@@ -16,24 +16,17 @@ from typing import Any, Iterable, Iterator
 import pytest
 
 from model.comment import Comment
-from model.verdict import Reason, Verdict
 from service import spool as spool_module
 from service.recorder import Recorder
 from service.spool import read_spool
 from store import CheckRecord, Store, StoreUnavailableError, open_store
-
-SECRET = b"test-secret-0123456789abcdef"
+from tests.test_recorder_isolation import SECRET, check
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     with open_store(str(tmp_path / "checks.db"), secret=SECRET) as opened:
         yield opened
-
-
-def check(content: str) -> CheckRecord:
-    verdict = Verdict("ham", 0.1, (Reason("no links in the text", -2.0),), "m-1")
-    return CheckRecord.from_verdict(Comment(comment_content=content), verdict, surface="json")
 
 
 class DownStore:

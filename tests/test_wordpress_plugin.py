@@ -25,6 +25,7 @@ servers' ports in a range (any free port otherwise).
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -228,6 +229,23 @@ def feedback_list(service: Service) -> list[dict[str, Any]]:
     return json.loads(cli(service, "feedback", "list", "--json"))
 
 
+@contextlib.contextmanager
+def restarted(site: WordPressSite, service: Service, *, env: Optional[dict[str, str]] = None,
+              down: bool = False) -> Iterator[None]:
+    """For the block, CommentGuard stopped (``down``) or running with ``env``; after it, running
+    as the module started it (the same data), and the site pointed at it."""
+    service.stop()
+    if not down:
+        service.start(env=env)
+        site.point_at(service.url)
+    try:
+        yield
+    finally:
+        service.stop()
+        service.start()
+        site.point_at(service.url)
+
+
 def assert_plugin_logged_nothing(site: WordPressSite) -> None:
     """No PHP warning or notice came from the Akismet plugin or the must-use plugin."""
     lines = [line for line in site.debug_log().splitlines()
@@ -424,15 +442,11 @@ def test_moderator_reports_become_feedback(site: WordPressSite, service: Service
 @pytest.mark.usefixtures("settings_reset")
 def test_while_the_server_is_down_comments_wait_for_a_recheck(site: WordPressSite, service: Service) -> None:
     site.run("options", options={"comment_previously_approved": "0"})  # a ham would be published at once
-    service.stop()
     spam, question = unique(SPAM_TEXT), unique(QUESTION)
-    try:
+    with restarted(site, service, down=True):
         spam_state = post_comment(site, spam, author="Best Deals")
         question_state = post_comment(site, question, author="Fay Patient", email="fay@patient.example")
         cron = site.run("cron")
-    finally:
-        service.start()
-        site.point_at(service.url)
     # Neither is lost, neither is published: both wait in the moderation queue, marked for a recheck.
     for state in (spam_state, question_state):
         assert state["approved"] == "0"
@@ -471,14 +485,10 @@ def test_while_the_server_is_down_rest_and_unsure_comments_wait_too(site: WordPr
     # after WordPress's approval filter) and then dropped it from its retry, which takes only
     # Pending comments. An unsure verdict on the retry moved a comment to Spam.
     site.run("options", options={"comment_previously_approved": "0"})  # a ham would be published at once
-    service.stop()
     question, unsure = unique(QUESTION), unique(UNSURE_TEXT)
-    try:
+    with restarted(site, service, down=True):
         rest_state = rest_comment(site, question, author="Rae Rest", email="rae@rest.example")
         unsure_state = post_comment(site, unsure, author="Sam Waiting")
-    finally:
-        service.start()
-        site.point_at(service.url)
     for state in (rest_state, unsure_state):
         assert state["approved"] == "0" and events(state) == ["check-error"]
     site.run("recheck")
@@ -520,17 +530,10 @@ def test_moderators_see_the_verdict_and_its_reasons(site: WordPressSite, service
 
 
 def test_in_log_only_mode_moderators_see_the_recorded_verdict(site: WordPressSite, service: Service) -> None:
-    service.stop()
-    service.start(env={"COMMENTGUARD_MODE": "log_only"})
-    site.point_at(service.url)
-    try:
+    with restarted(site, service, env={"COMMENTGUARD_MODE": "log_only"}):
         content = unique(SPAM_TEXT)
         state = post_comment(site, content, author="Logged Only")
         shown = site.run("admin-comment-text", comment_id=state["comment_id"])
-    finally:
-        service.stop()
-        service.start()
-        site.point_at(service.url)
     (check,) = checks_of(service, content)
     # Answered `false`: WordPress's own rules decide (a first comment waits for approval), and
     # nothing is held by the must-use plugin, yet the moderator sees what would have happened.
@@ -606,43 +609,40 @@ def new_feedback(service: Service, before: set[int]) -> list[tuple[str, Optional
     return [(r["label"], r["check_id"]) for r in feedback_list(service) if r["id"] not in before]
 
 
+def hold_one(site: WordPressSite, service: Service, author: str) -> tuple[int, CheckRecord, set[int]]:
+    """An unsure comment, held for moderation: its id, CommentGuard's check of it, and the ids of
+    the feedback stored so far."""
+    content = unique(UNSURE_TEXT)
+    held = post_comment(site, content, author=author, email=f"{author.split()[-1].lower()}@held.example")
+    assert held["approved"] == "0"
+    (check,) = checks_of(service, content)
+    return held["comment_id"], check, {row["id"] for row in feedback_list(service)}
+
+
 def test_a_held_comment_approved_after_15_days_is_still_reported(site: WordPressSite, service: Service) -> None:
     # The plugin deletes its copy of the checked comment after 15 days; its late report then had
     # no user_ip, which the server refuses, and nothing was learned.
-    content = unique(UNSURE_TEXT)
-    held = post_comment(site, content, author="Sam Late", email="sam@late.example")
-    (check,) = checks_of(service, content)
-    assert site.run("delete-comment-meta", comment_id=held["comment_id"], key="akismet_as_submitted") is True
-    before = {row["id"] for row in feedback_list(service)}
-    assert moderate(site, held["comment_id"], "approve")["comment"]["approved"] == "1"
+    comment_id, check, before = hold_one(site, service, "Sam Late")
+    assert site.run("delete-comment-meta", comment_id=comment_id, key="akismet_as_submitted") is True
+    assert moderate(site, comment_id, "approve")["comment"]["approved"] == "1"
     assert new_feedback(service, before) == [("ham", check.id)]
 
 
 def test_a_held_comment_trashed_then_restored_is_still_reported(site: WordPressSite, service: Service) -> None:
-    content = unique(UNSURE_TEXT)
-    held = post_comment(site, content, author="Sam Restored", email="sam@restored.example")
-    (check,) = checks_of(service, content)
-    before = {row["id"] for row in feedback_list(service)}
-    assert moderate(site, held["comment_id"], "trash")["comment"]["approved"] == "trash"
-    assert moderate(site, held["comment_id"], "untrash")["comment"]["approved"] == "0"
-    assert moderate(site, held["comment_id"], "approve")["comment"]["approved"] == "1"
+    comment_id, check, before = hold_one(site, service, "Sam Restored")
+    assert moderate(site, comment_id, "trash")["comment"]["approved"] == "trash"
+    assert moderate(site, comment_id, "untrash")["comment"]["approved"] == "0"
+    assert moderate(site, comment_id, "approve")["comment"]["approved"] == "1"
     assert new_feedback(service, before) == [("ham", check.id)]
 
 
 def test_an_approval_the_server_missed_is_reported_on_the_next(site: WordPressSite, service: Service) -> None:
-    content = unique(UNSURE_TEXT)
-    held = post_comment(site, content, author="Sam Offline", email="sam@offline.example")
-    (check,) = checks_of(service, content)
-    before = {row["id"] for row in feedback_list(service)}
-    service.stop()
-    try:
-        approved = moderate(site, held["comment_id"], "approve")
-    finally:
-        service.start()
-        site.point_at(service.url)
+    comment_id, check, before = hold_one(site, service, "Sam Offline")
+    with restarted(site, service, down=True):
+        approved = moderate(site, comment_id, "approve")
     assert approved["comment"]["approved"] == "1" and "commentguard_held_unsure" in approved["comment"]["meta"]
-    moderate(site, held["comment_id"], "hold")
-    final = moderate(site, held["comment_id"], "approve")
+    moderate(site, comment_id, "hold")
+    final = moderate(site, comment_id, "approve")
     assert "commentguard_held_unsure" not in final["comment"]["meta"]
     assert new_feedback(service, before) == [("ham", check.id)]
 
