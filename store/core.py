@@ -59,8 +59,6 @@ def open_store(url_or_path: str, *, secret: bytes, store_personal_data: bool = F
     except BaseException:
         db.close()
         raise
-    # A SQLite file replaced under the running service (a restored backup) gets the same.
-    db.on_new_file = prepare
     return Store(db, privacy)
 
 

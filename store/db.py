@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 from urllib.parse import quote
 
 from store.errors import (StoreBusyError, StoreClosedError, StoreCommitUnknownError, StoreConfigError,
-                          StoreDatabaseError, StoreDataError, StoreError, StoreUnavailableError)
+                          StoreDatabaseError, StoreDataError, StoreUnavailableError)
 from store.pg_url import (CONNECT_TIMEOUT_VARIABLE, check_postgres_url, environment_secrets, scrub,
                           scrub_exception, url_secrets)
 from store.sqlite_file import FILE_CHECK_SECONDS, Look, SqliteFile
@@ -205,26 +205,17 @@ class Database:
         #: into (driver errors quote host names, ports and database names), and PGPASSWORD.
         self._secrets = (url_secrets(target) | environment_secrets()
                          if self.dialect.name == POSTGRESQL else frozenset())
-        self._idle: "queue.LifoQueue[tuple[Any, int]]" = queue.LifoQueue()
+        self._idle: "queue.LifoQueue[Any]" = queue.LifoQueue()
         self._max_idle = max_idle
         self._closed = False
         self._lock = threading.Lock()
-        #: Bumped when the pool lets its SQLite file go (deleted, moved or replaced): connections
-        #: of an earlier generation are closed, not pooled, when they come back.
-        self._generation = 0
-        self._out: dict[int, int] = {}  # generation -> connections checked out
-        #: Run on a file found at the path in place of the one the pool had open, before the
-        #: pool uses it (open_store migrates it and checks its secret); raising a StoreError refuses it.
-        self.on_new_file: Optional[Callable[[], None]] = None
         self._file: Optional[SqliteFile] = None
-        self._file_lock = threading.RLock()  # re-entered: on_new_file runs transactions
+        self._file_lock = threading.Lock()
         self._file_checked = 0.0
         self._file_problem: Optional[str] = None  # why the pool cannot use the path now
-        self._preparing: Optional[int] = None  # the thread running on_new_file
         if self.dialect.name == SQLITE:
             self._init_sqlite_file()
             self._file = SqliteFile(self._connect.args[0])  # type: ignore[attr-defined]
-            self._file.adopt(self._file.stat() or (0, 0))
             self._file_checked = time.monotonic()
 
     def tighten_sqlite_files(self) -> None:
@@ -251,7 +242,7 @@ class Database:
         last: Optional[BaseException] = None
         deadline = time.monotonic() + _RUN_DEADLINE_S
         for attempt in range(_ATTEMPTS):
-            conn, generation = self._checkout(write)
+            conn = self._checkout(write)
             keep = True
             committing: list[bool] = []
             try:
@@ -273,7 +264,7 @@ class Database:
                     raise self._error(error, f"{self.dialect.name} error", exc) from exc
                 last = exc
             finally:
-                self._checkin(conn, keep, generation)
+                self._checkin(conn, keep)
             pause = min(0.5, 0.01 * 2**attempt) * (0.5 + random.random())
             if time.monotonic() + pause >= deadline:
                 break  # each attempt may wait out SQLite's busy timeout: a caller waits this long at most
@@ -288,12 +279,16 @@ class Database:
         """Close idle connections now, and busy ones when they come back."""
         with self._lock:
             self._closed = True
+        moved = self._file is not None and self._file.look() is not Look.SAME
+        old_wal = self._file.open_wal_files() if moved and self._file is not None else set()
         self._close_idle()
+        if moved and self._file is not None:
+            self._file.remove_leftover_wal(old_wal)
 
     def _close_idle(self) -> None:
         while True:
             try:
-                self._idle.get_nowait()[0].close()
+                self._idle.get_nowait().close()
             except queue.Empty:
                 return
 
@@ -318,34 +313,23 @@ class Database:
                 conn.rollback()
             raise
 
-    def _checkout(self, write: bool = True) -> tuple[Any, int]:
-        """A connection and its generation (see :meth:`_checkin`)."""
+    def _checkout(self, write: bool = True) -> Any:
         if self._closed:
             raise StoreClosedError("the store has been closed")
         if self._file is not None:
             self._check_file(write)
-        while True:
-            try:
-                conn, generation = self._idle.get_nowait()
-            except queue.Empty:
-                break
-            with self._lock:
-                if generation == self._generation:
-                    self._out[generation] = self._out.get(generation, 0) + 1
-                    return conn, generation
-            conn.close()  # pooled just before the pool let its file go
-        with self._lock:
-            generation = self._generation
-            self._out[generation] = self._out.get(generation, 0) + 1
         try:
-            return self._connect(), generation
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        try:
+            return self._connect()
         except (sqlite3.Error, _pg_error()) as exc:
-            self._returned(generation)
             raise self._error(StoreUnavailableError, f"cannot connect to the {self.dialect.name} database",
                               exc) from exc
 
     def file_problem(self) -> Optional[str]:
-        """Why the pool cannot use its SQLite file now (missing, replaced and not yet reopened), or None.
+        """Why the pool cannot use its SQLite file now (missing, or replaced until a restart), or None.
 
         Looks at the path at most once a second (for ``/readyz``); always None on PostgreSQL.
         """
@@ -358,67 +342,39 @@ class Database:
         return None
 
     def _check_file(self, write: bool) -> None:
-        """Raise StoreUnavailableError unless the file at the path is the pool's (or now is).
+        """Raise StoreUnavailableError unless the file at the path is still the one the pool opened.
 
-        Writes look every time (a ``stat``, once per transaction): once the file was replaced,
-        no write may go to the old one's -wal, which the new one shares by name. Reads look at
-        most once a second, the key lookups' cost unchanged.
+        A file deleted, moved or replaced under the running service is no longer written (its
+        pooled connections would go on writing the unlinked file, and a new file at the path
+        would share its -wal by name); a new file is opened by the next start, and the old one
+        put back is used again. Writes look every time (a ``stat``, once per transaction); reads
+        at most once a second, the key lookups' cost unchanged.
         """
         now = time.monotonic()
         if not write and now - self._file_checked < FILE_CHECK_SECONDS:
-            if self._file_problem is not None and self._preparing != threading.get_ident():
+            if self._file_problem is not None:
                 raise StoreUnavailableError(self._file_problem)
             return
         file = self._file
         assert file is not None
         with self._file_lock:
             self._file_checked = now
-            found, identity = file.look()
+            found = file.look()
             if found is Look.SAME:
+                if self._file_problem is not None:
+                    log.warning("the SQLite database file %s is back; writing to it again", file.path)
+                    self._file_problem = None
                 return
-            # Until this is settled, reads in the fast path above must not open the path either.
-            self._file_problem = self._file_problem or f"the SQLite database file {file.path} changed"
-            if file.identity is not None:
-                log.error("the SQLite database file %s %s while the service runs: closing the connections to "
-                          "the old file", file.path, "is gone (deleted or moved)" if identity is None else
-                          "was replaced by another file")
-                self._let_go()
-            if identity is None:
-                self._refuse(f"the SQLite database file {file.path} is missing (deleted or moved while the "
-                             "service runs); nothing is written until a database file is back at that path")
-            if self._old_connections_out() or file.old_file_in_use(identity):
-                self._refuse(f"the SQLite database file {file.path} was replaced; waiting for every process "
-                             "to close the old file before opening the new one")
-            file.adopt(identity)
-            self._preparing = threading.get_ident()  # its transactions read the file being adopted
-            try:
-                if self.on_new_file is not None:
-                    self.on_new_file()
-            except StoreError as exc:
-                self._let_go(remember_wal=False)  # its -wal is no old file's: others may use it
-                self._refuse(f"the file now at {file.path} cannot be used: {exc}")
-            finally:
-                self._preparing = None
-            log.warning("opened the SQLite database file now at %s in place of the old one", file.path)
-            self._file_problem = None
-
-    def _let_go(self, remember_wal: bool = True) -> None:
-        """Close the pool's connections to its file (busy ones as they come back)."""
-        with self._lock:
-            self._generation += 1
-        self._close_idle()
-        assert self._file is not None
-        self._file.let_go(remember_wal)
-
-    def _old_connections_out(self) -> int:
-        with self._lock:
-            return sum(n for generation, n in self._out.items() if generation < self._generation)
-
-    def _refuse(self, problem: str) -> None:
-        if problem != self._file_problem:
-            log.error("%s", problem)
-        self._file_problem = problem
-        raise StoreUnavailableError(problem)
+            problem = (f"the SQLite database file {file.path} is missing (deleted or moved while the service "
+                       "runs); nothing is written until it is back at that path, or the service restarts"
+                       if found is Look.MISSING else
+                       f"the SQLite database file {file.path} was replaced by another file while the service "
+                       "runs; nothing is written until the service restarts (and opens the file now at the "
+                       "path) or the old file is put back")
+            if problem != self._file_problem:
+                log.error("%s", problem)
+            self._file_problem = problem
+            raise StoreUnavailableError(problem)
 
     def _error(self, kind: type[E], what: str, exc: Optional[BaseException]) -> E:
         """``kind`` saying ``what: <the driver's words>``, with the URL's secrets blanked out of both
@@ -428,18 +384,12 @@ class Database:
         scrub_exception(exc, self._secrets)
         return kind(scrub(f"{what}: {exc}", self._secrets))
 
-    def _checkin(self, conn: Any, keep: bool, generation: int) -> None:
+    def _checkin(self, conn: Any, keep: bool) -> None:
         with self._lock:
-            self._out[generation] -= 1
-            if (keep and not self._closed and generation == self._generation
-                    and self._idle.qsize() < self._max_idle):
-                self._idle.put((conn, generation))
+            if keep and not self._closed and self._idle.qsize() < self._max_idle:
+                self._idle.put(conn)
                 return
         conn.close()
-
-    def _returned(self, generation: int) -> None:
-        with self._lock:
-            self._out[generation] -= 1
 
     def _init_sqlite_file(self) -> None:
         # WAL lets readers run beside the one writer; the mode is stored in the file,
@@ -447,7 +397,7 @@ class Database:
         # Switching a new file to WAL takes an exclusive lock without calling the
         # busy handler, so processes opening the same new database at once get
         # "database is locked" at once: retry until the busy timeout runs out.
-        conn, generation = self._checkout()
+        conn = self._checkout()
         deadline = time.monotonic() + _SQLITE_BUSY_MS / 1000
         while True:
             try:
@@ -457,12 +407,12 @@ class Database:
                 if "locked" in str(exc).lower() and time.monotonic() < deadline:
                     time.sleep(0.02)
                     continue
-                self._checkin(conn, False, generation)
+                self._checkin(conn, False)
                 raise StoreDatabaseError(f"cannot open SQLite database {self.target}: {exc}") from exc
             except sqlite3.Error as exc:
-                self._checkin(conn, False, generation)
+                self._checkin(conn, False)
                 raise StoreDatabaseError(f"cannot open SQLite database {self.target}: {exc}") from exc
-        self._checkin(conn, True, generation)
+        self._checkin(conn, True)
 
 
 def _resolve(target: str) -> tuple[Dialect, Callable[[], Any]]:

@@ -1,4 +1,4 @@
-"""Which SQLite file a connection pool has open, and whether it is still the one at its path.
+"""Whether the SQLite file a connection pool opened is still the one at its path.
 
 A SQLite connection keeps the file it opened, not its name: when an operator deleted, moved or
 replaced the database file under a running service (restoring a backup with ``mv``), every
@@ -6,14 +6,17 @@ pooled connection went on reading and writing the unlinked file, and every later
 was lost without a word (a probe: 604 of 747 checks never reached the moved file; a key made in
 the new file got 401). :class:`SqliteFile` compares the path's ``st_dev``/``st_ino`` with the
 file the pool opened (:class:`store.db.Database` asks before each write transaction and at most
-once a second for reads: a ``stat``, never per check) and says what to do.
+once a second for reads: a ``stat``, never per check). The pool then stops using the file until
+it is back, and a new file at the path is left to the next start: a first version opened a
+restored file under the running service, and a probe corrupted databases that way (the
+``-wal`` and ``-shm`` beside a file are found by name, so a new file shares them with the old
+one while any process still has the old one open).
 
-The ``-wal`` and ``-shm`` files beside the database are found by name, so a new file at the path
-would share them with the old one: SQLite replays the ``-wal`` it finds into the file it opens,
-and processes that still have the old file open go on using both. So a new file is opened only
-once no process holds the old one's ``-shm`` (:meth:`SqliteFile.old_file_in_use`); SQLite never
-checkpoints nor removes the ``-wal`` of a moved or deleted file, so the pool then removes the
-leftover pair itself before it opens the new file (the old file itself put back keeps its own).
+SQLite neither checkpoints nor removes the ``-wal`` of a file that was moved or deleted while it
+was open: the last process to close the old file leaves it beside the path, and the next one to
+open the file now there replays the old file's pages into it (a restored backup lost keys made
+in it). So a pool closing after its file was replaced removes that leftover, when it is the
+``-wal`` its own connections had open and no other process still holds the old file.
 """
 from __future__ import annotations
 
@@ -25,12 +28,12 @@ from enum import Enum
 from typing import Optional
 
 log = logging.getLogger(__name__)
-
-#: Seconds between two looks at the path for reads (writes look every time: see the module doc).
-FILE_CHECK_SECONDS = 1.0
 #: SQLite's "dead man switch" byte in the -shm file: every process with the database open in WAL
 #: mode holds a read lock on it (os_unix.c, UNIX_SHM_DMS = 120 + 8).
 _SHM_DMS_BYTE = 128
+
+#: Seconds between two looks at the path for reads (writes look every time).
+FILE_CHECK_SECONDS = 1.0
 
 Identity = tuple[int, int]
 
@@ -38,97 +41,64 @@ Identity = tuple[int, int]
 class Look(Enum):
     """What :meth:`SqliteFile.look` found at the path."""
 
-    SAME = "same"        # the file the pool has open
+    SAME = "same"        # the file the pool opened
     MISSING = "missing"  # nothing there (deleted or moved)
-    OTHER = "other"      # another file (replaced, or back after being missing)
+    OTHER = "other"      # another file (replaced)
 
 
 class SqliteFile:
-    """The database file's path and the identity of the file the pool's connections have open."""
+    """The database file's path and the identity of the file the pool opened."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        #: (st_dev, st_ino) of the file the pooled connections have open; None while they have none.
-        self.identity: Optional[Identity] = None
-        #: The file the pool let go, and its -wal, held open so that its inode number cannot pass
-        #: to a new -wal (see :meth:`old_file_in_use`); SQLite locks no -wal: closing it is harmless.
-        self._gone: Optional[Identity] = None
-        self._old_wal: Optional[tuple[int, Identity]] = None
+        #: (st_dev, st_ino) of the file at the path when the pool opened it.
+        self.identity: Optional[Identity] = _identity(path)
+        #: Where SQLite keeps its -wal and -shm: beside the file a symbolic link points to.
+        self.real_path = os.path.realpath(path)
 
-    def stat(self) -> Optional[Identity]:
-        """The identity of the file at the path now, or None when there is none."""
-        return _identity(self.path)
-
-    def look(self) -> tuple[Look, Optional[Identity]]:
-        """Whether the path still names the pool's file; the identity found there."""
-        found = self.stat()
+    def look(self) -> Look:
+        """Whether the path still names the pool's file."""
+        found = _identity(self.path)
         if found is None:
-            return Look.MISSING, None
-        return (Look.SAME if found == self.identity else Look.OTHER), found
+            return Look.MISSING
+        return Look.SAME if found == self.identity else Look.OTHER
 
-    def let_go(self, remember_wal: bool = True) -> None:
-        """The pool is closing its connections to its file: remember that file's -wal (unless the
-        file was never used, and its -wal may be other processes' own)."""
-        self._gone, self.identity = self.identity, None
-        self._forget_wal()
-        if remember_wal:
+
+    def open_wal_files(self) -> set[Identity]:
+        """The identities of the -wal files this process has open under the file's name (its
+        connections'), read from /proc/self/fd; empty where there is no /proc."""
+        wal, found = self.real_path + "-wal", set()
+        try:
+            fds = os.listdir("/proc/self/fd")
+        except OSError:
+            return found
+        for fd in fds:
             try:
-                fd = os.open(self.path + "-wal", os.O_RDONLY)
+                target = os.readlink(f"/proc/self/fd/{fd}")
+                if target == wal or target == wal + " (deleted)":
+                    st = os.fstat(int(fd))
+                    found.add((st.st_dev, st.st_ino))
             except OSError:
-                return
-            st = os.fstat(fd)
-            self._old_wal = fd, (st.st_dev, st.st_ino)
+                continue
+        return found
 
-    def old_file_in_use(self, found: Identity) -> bool:
-        """Whether another process may still have the old file open through the shared -wal,
-        ``found`` being the file now at the path.
-
-        It may while the old -wal is still at the path and a process holds the -shm's lock
-        byte. SQLite neither checkpoints nor removes the -wal of a database file that was moved
-        or deleted (pager.c, databaseIsUnmoved), so once no process holds it, it is a leftover:
-        it is removed with the -shm, so that opening the new file does not replay the old one's
-        pages into it. The old file itself put back (``found``) keeps its own.
-        """
-        if found == self._gone or self._old_wal is None or _identity(self.path + "-wal") != self._old_wal[1]:
-            self._forget_wal()
-            return False
-        if _shm_held_by_another_process(self.path + "-shm"):
-            return True
-        log.warning("removing the old SQLite file's -wal and -shm at %s, which no process holds, "
-                    "before opening the new file", self.path)
-        for suffix in ("-wal", "-shm"):
+    def remove_leftover_wal(self, ours: set[Identity]) -> None:
+        """Remove the -wal (and -shm) beside the path if it is one of ``ours``, the old file's,
+        and no other process still holds the old file (SQLite's lock byte in the -shm)."""
+        wal, shm = self.real_path + "-wal", self.real_path + "-shm"
+        if _identity(wal) not in ours or _shm_held_by_another_process(shm):
+            return
+        log.warning("removing the -wal and -shm the replaced SQLite database file left at %s", self.real_path)
+        for leftover in (wal, shm):
             try:
-                os.unlink(self.path + suffix)
+                os.unlink(leftover)
             except FileNotFoundError:
                 pass
-        self._forget_wal()
-        return False
-
-    def adopt(self, identity: Identity) -> None:
-        """The pool now opens the file with ``identity``."""
-        self.identity = identity
-        self._forget_wal()
-
-    def _forget_wal(self) -> None:
-        if self._old_wal is not None:
-            os.close(self._old_wal[0])
-            self._old_wal = None
-
-
-def _identity(path: str) -> Optional[Identity]:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _shm_held_by_another_process(shm: str) -> bool:
-    """Whether a process other than this one holds a lock on the -shm's lock byte.
-
-    The descriptor opened here is closed at once, which drops this process's own POSIX locks on
-    that file: it is only called when this pool has no connection left to it.
-    """
+    """Whether some process holds a lock on the -shm's lock byte (called once this process has
+    closed its own connections: the descriptor opened here drops no lock of theirs)."""
     try:
         fd = os.open(shm, os.O_RDONLY)
     except FileNotFoundError:
@@ -139,6 +109,14 @@ def _shm_held_by_another_process(shm: str) -> bool:
         return struct.unpack("hhqqi4x", answer)[0] != fcntl.F_UNLCK
     finally:
         os.close(fd)
+
+
+def _identity(path: str) -> Optional[Identity]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 __all__ = ["FILE_CHECK_SECONDS", "Look", "SqliteFile"]
