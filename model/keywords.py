@@ -11,8 +11,7 @@ sit inside words in code and names (``h2o``, ``b2b``, ``i18n``, ``mp3``, ``1st``
 ``$`` and ``@`` start variables and mentions (``$var``, ``@param``), accents belong to French,
 Portuguese or Vietnamese words, ``ı`` is a Turkish letter and ``ɛ`` an Akan one. Read
 generally, they would turn such writing into other words; read only into a short list of
-spam's own words, they change a legitimate comment only where it spells one of them
-(``grátis``, ``bônus``: the same word, which a reader reads the same way). The list is
+spam's own words, they change a legitimate comment only where it spells one of them. The list is
 fixed, not taken from a model, so that every model and the fast path see the same text.
 
 A token is a run of letters, digits and the stand-in symbols ``@ $ € £`` (and ``!`` or ``|``
@@ -22,7 +21,9 @@ listed word (or its plural in ``s``). Tokens wholly in Cyrillic, Greek or Armeni
 their languages (Russian ``сам`` must not become "cam"); Cherokee letters are read, as no
 comment writes English words with them. The reading counts as a disguise (the
 ``disguised_letters`` feature) when it needed a digit, a symbol, a letter of another alphabet,
-or accents on two or more letters: one accent is how some language may write the word.
+or accents on two or more letters. Accents alone are read only then, and only the kinds spam
+scatters over vowels: one accent, or a caron or dot below, is how some language writes a word of
+its own. A ``$`` in front of a token is a variable's or a cashtag's sign, not an "s".
 """
 from __future__ import annotations
 
@@ -166,7 +167,9 @@ def read_keywords(text: str) -> tuple[str, bool]:
 
 def _read_token(token: str) -> tuple[str, bool] | None:
     """The listed word ``token`` spells and whether that took a disguise, or None."""
-    if not 3 <= len(token) <= _LONGEST:
+    if not 3 <= len(token) <= _LONGEST or token[0] == "$":
+        # A "$" in front is a variable's or a cashtag's sign: PHP's "catch (Exception $ex)" and
+        # Pinterest's "$PINS" were read as "sex" and "SPINS".
         return None
     # Only words of the token's length with its first plain letter in the same place are
     # compared (most tokens, "100mg" or "für", have none), one letter at a time.
@@ -184,23 +187,31 @@ def _read_token(token: str) -> tuple[str, bool] | None:
 
 def _spells(token: str, word: str) -> bool | None:
     """Whether ``token`` reads as ``word`` letter by letter: None if not, else whether that took
-    a disguise (a digit, a symbol, another alphabet's letter, or two or more accents)."""
+    a disguise (a digit, a symbol, another alphabet's letter, or two or more accents).
+
+    Accents alone spell a word only when there are two or more of them, each of the kinds
+    spammers scatter over vowels (:func:`_disguise_accent`): one accent is how some language
+    writes a word of its own (Vietnamese ``loạn`` is "chaos", ``sẹo`` a scar, Icelandic
+    ``lögin`` the laws, Slovak ``horný`` upper), and a first version read each of them as the
+    spam word, holding ordinary Vietnamese comments for "word 'loan'"."""
     disguise = False
     accented = 0
     for char, letter in zip(token, word):
         lower = char.lower()
-        if lower == letter:
+        if lower == letter or (char == "İ" and letter == "i"):  # Turkish capital I, no accent
             continue
         if char in _STAND_INS or char in _LOOKALIKES or lower in _LOOKALIKES:
             # The letter itself first: a capital Greek Ν is drawn as an N, its small ν as a v.
             if letter not in (_STAND_INS.get(char) or _LOOKALIKES.get(char) or _LOOKALIKES[lower]):
                 return None
             disguise = True
-        elif _base_letter(char) == letter:
+        elif _base_letter(char) == letter and _disguise_accent(char):
             accented += 1
         else:
             return None
-    return disguise or accented >= 2
+    if not disguise and accented < 2:
+        return None
+    return True
 
 
 @lru_cache(maxsize=4096)
@@ -208,6 +219,20 @@ def _base_letter(char: str) -> str | None:
     """The ASCII letter an accented Latin letter is written on (``é`` → ``e``), else None."""
     base = unicodedata.normalize("NFD", char)[0].lower()
     return base if "a" <= base <= "z" else None
+
+
+#: Marks spammers put on letters (acute, grave, circumflex, tilde, macron, diaeresis). Carons,
+#: dots below, hooks, horns, ogoneks, cedillas, rings and breves are letters of Czech,
+#: Vietnamese, Polish or Turkish (``příze`` is Czech for yarn), not decoration of English words.
+_DISGUISE_MARKS = frozenset("\u0300\u0301\u0302\u0303\u0304\u0308")
+
+
+@lru_cache(maxsize=4096)
+def _disguise_accent(char: str) -> bool:
+    """Whether ``char`` is a letter with only the marks spammers scatter (``ï``, ``á``), not one of
+    another language's own letters (``ř``, ``ạ``, ``ę``)."""
+    marks = unicodedata.normalize("NFD", char)[1:]
+    return bool(marks) and all(mark in _DISGUISE_MARKS for mark in marks)
 
 
 def _in_case_of(token: str, word: str) -> str:

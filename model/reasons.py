@@ -28,7 +28,8 @@ _FIXED: dict[str, str] = {
     "link_obfuscated": "a disguised link (like 'example dot com' or 'hxxp://')",
     "link_only": "nothing but links, no words for the readers",
     "link_tld=ip": "link to a bare IP address",
-    "disguised_letters": "disguised letters (look-alikes from another alphabet, small capitals, struck through)",
+    "disguised_letters": ("disguised letters (look-alikes from another alphabet, digits or symbols for "
+                          "letters, small capitals, struck through)"),
     "link_referral": "a link carrying a referral, invite or affiliate code",
     "author_url": "the author gave a website",
     "email_in_text": "an e-mail address in the text",

@@ -48,15 +48,28 @@ def test_accents_and_other_alphabets_spell_the_spam_word(disguised: str, plain: 
     assert norm.disguised_letters is True
 
 
-@pytest.mark.parametrize("accented, plain", [
-    ("ĺoans", "loans"),      # one accent: read, but how some language might write a word
-    ("frée", "free"),
-    ("bônus", "bonus"),      # Portuguese: the same word
+@pytest.mark.parametrize("word", [
+    "ĺoans", "frée", "bônus",  # one accent: how some language writes a word
+    "loạn", "sẹo", "rích",     # Vietnamese chaos, scar, and a word of "rich" (rôm rả)
+    "lögin", "träder", "tråder", "horný", "nudę", "nudě",  # Icelandic, Swedish, Norwegian, Slovak, Polish, Czech
+    "příze",                   # Czech yarn: a caron and an acute, a language's own letters
+    "VİSİT", "BİTCOİN",        # Turkish capitals: İ is a capital I, no accent
 ])
-def test_one_accent_is_read_but_is_no_disguise(accented: str, plain: str) -> None:
-    norm = normalize(accented)
-    assert norm.text == plain
-    assert norm.disguised_letters is False
+def test_the_accents_of_languages_are_not_read(word: str) -> None:
+    # A first version read one accent as the word (Vietnamese "loạn" became "loan" and held
+    # ordinary comments for "word 'loan'"), and Turkish İ and Czech ř as disguising accents.
+    assert read_keywords(word) == (word, False)
+    assert normalize(word).disguised_letters is False
+
+
+@pytest.mark.parametrize("text", [
+    "catch (Exception $ex) { echo $ex->getMessage(); }",
+    "foreach ($lots as $lot) { $pins[] = $lot; }",
+    "Bought more $PINS after earnings; $EOS dipped.",
+])
+def test_a_dollar_in_front_is_a_variables_or_a_cashtags_sign(text: str) -> None:
+    # "$ex" was read as "sex", "$lots" as "slots", "$PINS" as "SPINS".
+    assert read_keywords(text) == (text, False)
 
 
 # Legitimate writing the reading must leave exactly as written.

@@ -334,7 +334,10 @@ def _each_keyword(text: str, spell) -> str:
 
 KEYWORD_DISGUISES = {
     "leetspeak": lambda text: _each_keyword(text, _LEET.__getitem__),
-    "accents": lambda text: _each_keyword(text, lambda w: w.translate(_ACCENTS)),
+    # Accents disguise a word on two or more letters; one accent is how some language writes a
+    # word of its own (Vietnamese "loạn" is no "loan"), so such spellings are left as written.
+    "accents": lambda text: _each_keyword(
+        text, lambda w: w.translate(_ACCENTS) if sum(c in "aeiou" for c in w) >= 2 else w),
     "other alphabets": lambda text: _each_keyword(text, lambda w: w.translate(_OTHER_ALPHABETS)),
     "Cherokee capitals": lambda text: _each_keyword(text, lambda w: w.upper().translate(_CHEROKEE)),
 }
