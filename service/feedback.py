@@ -33,6 +33,7 @@ from dataclasses import replace
 from typing import Callable, Optional
 
 from model.comment import TEXT_FIELDS, Comment
+from service import readiness
 from service.akismet_rules import is_flagged
 from service.app import ServiceState
 from service.metrics import count_feedback
@@ -127,12 +128,16 @@ def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[Chec
             raise CheckNotWritten("the check is not written yet: the store is not taking the check log")
     if check is None:
         check = find(store)  # written between the first look and the look in the queue
-    failing = recorder.store_unreachable
-    deadline = time.monotonic() + (0.0 if failing else wait)  # another worker's writer fails too
+    if check is not None:
+        return check
+    # This worker's writer failing, or another's of this server (its readiness file says so: the
+    # check may be in that worker's queue). Polling for it then only holds the thread.
+    failing = recorder.store_unreachable or bool(readiness.others_check_log_failing())
+    deadline = time.monotonic() + (0.0 if failing else wait)
     while check is None and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
         check = find(store)
-    if check is None and outage_is_retryable and recorder.store_unreachable:
+    if check is None and outage_is_retryable and (failing or recorder.store_unreachable):
         raise CheckNotWritten("no such check in the store while the check log cannot be written")
     return check
 

@@ -229,3 +229,16 @@ def test_a_worker_publishes_its_check_log_failing_and_writing_again(
     while published()["check_log_failing_since"] is not None:
         assert time.monotonic() < deadline + 10, "writing again was never published"
         time.sleep(0.02)
+
+
+def test_a_report_by_id_is_retryable_while_another_worker_cannot_write_its_check_log(
+        app: Flask, server_dir: Path, other_worker: int) -> None:
+    # The check may be in that worker's queue: "no such check" would be a permanent answer.
+    client = app.test_client()
+    unknown = {"check_id": "0" * 32, "label": "spam"}
+    assert client.post("/api/v1/feedback", json=unknown).status_code == 404
+    (server_dir / f"ready-{other_worker}.json").write_text(json.dumps(
+        {"ready": True, "reason": None, "check_log_failing_since": time.time() - 3,
+         "check_log_error": "StoreBusyError: database is locked (SQLITE_BUSY)"}))
+    answer = client.post("/api/v1/feedback", json=unknown)
+    assert answer.status_code == 503 and "again later" in answer.get_json()["error"]
