@@ -35,17 +35,15 @@ def readyz() -> Response:
     state = get_state()
     # The registry's view (active version, a refused artifact), from service.model_watch.
     registry = state.watcher.status() if state.watcher is not None else {}
-    # A SQLite file deleted or replaced under the running service (store.sqlite_file): checks are
-    # still answered (keys the worker knows) and queued, but nothing reaches the database.
-    store_problem = state.store.database.file_problem() if state.store is not None else None
-    if store_problem is not None and state.ready:
-        readiness.publish(False, store_problem)
-    else:
-        readiness.publish_state(state)
-    if not state.ready or state.scorer is None or store_problem is not None:
+    # Not ready also with a SQLite file deleted or replaced under the running service
+    # (store.sqlite_file): checks are still answered (keys the worker knows) and queued, but
+    # nothing reaches the database.
+    ready, reason = readiness.state_readiness(state)
+    readiness.publish_state(state)
+    if not ready or state.scorer is None:
         # "not ready" when the model is there and something else is missing (the store).
         return error_response(503, "model not loaded" if state.scorer is None else "not ready",
-                              reason=state.not_ready_reason or store_problem or "no model", **registry)
+                              reason=reason or "no model", **registry)
     others = readiness.others_not_ready()
     if others:
         # Another worker of this server would answer checks with 503: so is the server.

@@ -43,11 +43,22 @@ def _path(directory: Path, pid: int) -> Path:
 def publish_state(state: Any) -> None:
     """Publish a worker's :class:`service.app.ServiceState` readiness (its ``ready`` and reason)
     and its check log's health."""
+    ready, reason = state_readiness(state)
     recorder = state.recorder
     health = recorder.health if recorder is not None else None
-    publish(state.ready, None if state.ready else state.not_ready_reason or "no model",
-            health.failing_since_wall if health is not None else None,
+    publish(ready, reason, health.failing_since_wall if health is not None else None,
             health.last_error if health is not None and health.failing else None)
+
+
+def state_readiness(state: Any) -> tuple[bool, Optional[str]]:
+    """Whether a worker's state is ready, and why not: the state's own reason, or its SQLite file
+    deleted or replaced under the running service (store.sqlite_file). One answer for every
+    publisher (``/readyz``, the model watcher, the check-log writer), so none undoes another's."""
+    store = state.store
+    problem = store.database.file_problem() if store is not None else None
+    if state.ready and problem is None:
+        return True, None
+    return False, state.not_ready_reason or problem or "no model"
 
 
 def publish(ready: bool, reason: Optional[str], check_log_failing_since: Optional[float] = None,
@@ -110,4 +121,4 @@ def forget(pid: int) -> None:
         _path(directory, pid).unlink(missing_ok=True)
 
 
-__all__ = ["forget", "others_check_log_failing", "others_not_ready", "publish", "publish_state"]
+__all__ = ["forget", "others_check_log_failing", "others_not_ready", "publish", "publish_state", "state_readiness"]
