@@ -132,7 +132,9 @@ def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[Chec
         return check
     # This worker's writer failing, or another's of this server (its readiness file says so: the
     # check may be in that worker's queue). Polling for it then only holds the thread.
-    failing = recorder.store_unreachable or bool(readiness.others_check_log_failing())
+    failing = recorder.store_unreachable
+    if not failing and (wait > 0 or outage_is_retryable):  # a report by comment needs neither
+        failing = bool(readiness.others_check_log_failing())
     deadline = time.monotonic() + (0.0 if failing else wait)
     while check is None and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
