@@ -45,6 +45,7 @@ from service.errors import out_of_descriptors
 from service.feedback import add_feedback, check_by_comment, check_by_id, reported_comment
 from service.logging_setup import request_elapsed
 from store import USAGE_COUNTERS, CheckRecord, KeyInfo, StoreError, current_month, new_check_id
+from store.error_text import error_text
 
 bp = Blueprint("akismet", __name__)
 log = logging.getLogger(__name__)
@@ -246,7 +247,11 @@ def _submit(label: str) -> Response:
     comment = comment_from_form(form)
     try:
         guid = form.guid()
-        check = check_by_id(state, guid, key.site_id) if guid else None
+        # A guid alone names the whole report: while its check may be waiting to be written, the
+        # answer is "retry" (a stored check is what the report is about). With text, a guid not
+        # found is no loss: the report is about the text sent, as for a purged check.
+        check = (check_by_id(state, guid, key.site_id, outage_is_retryable=not comment.comment_content.strip())
+                 if guid else None)
         if check is None:
             check = check_by_comment(state, comment, key.site_id)
         comment = reported_comment(comment, check)
@@ -261,8 +266,8 @@ def _submit(label: str) -> Response:
                                                                      "stored check for the guid")])
         feedback_id = add_feedback(state, label=label, comment=comment, source="akismet",
                                    reporter=form.get("reporter"), check=check, key=key)
-    except StoreError as exc:
-        log.error("storing a submit-%s failed: %s", label, type(exc).__name__)
+    except StoreError as exc:  # CheckNotWritten included: the check is still on its way to the store
+        log.error("storing a submit-%s failed: %s", label, error_text(exc))
         _fail("the report could not be stored, please retry")
     response = text_answer(THANKS)
     response.headers["X-CommentGuard-Feedback-Id"] = str(feedback_id)
@@ -365,10 +370,16 @@ def _usage(key: KeyInfo, month: str) -> dict[str, int]:
 
 
 def _flush() -> None:
-    # Read-your-writes for this worker: its queued counters go in before they are read.
-    recorder = _state().recorder
+    # Read-your-writes for this worker: its queued counters go in before they are read, unless
+    # the store is slow or down (service.store_turns): then the figures are read as they are.
+    state = _state()
+    recorder = state.recorder
     if recorder is not None and recorder.pending:
-        recorder.flush_for_a_request()
+        try:
+            with state.store_turns.turn(wait=not recorder.store_unreachable):
+                recorder.flush_for_a_request()
+        except StoreError:
+            pass
 
 
 def _site_row(site: dict[str, Any]) -> dict[str, Any]:

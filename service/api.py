@@ -31,9 +31,10 @@ from service.auth import current_key, require_json_key
 from service.body import BodyEncoded, BodyTooLarge, BodyUnreadable, read_body
 from service.charsets import text_codec
 from service.errors import ApiError
-from service.feedback import add_feedback, check_by_comment, check_by_id
+from service.feedback import CheckNotWritten, add_feedback, check_by_comment, check_by_id
 from service.logging_setup import request_elapsed
 from store import LABELS, CheckRecord, StoreError, new_check_id
+from store.error_text import error_text
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(require_json_key)
@@ -95,7 +96,8 @@ def feedback() -> tuple[Response, int]:
     The body names the comment in one of three ways:
 
     * ``{"check_id": "<32 hex>", "label": "spam"}``: the comment of that check
-      (404 when the check is unknown, purged, or another site's);
+      (404 when the check is unknown, purged, or another site's; 503 when it is not written
+      yet because the store is not taking the check log, or may not be for that reason);
     * ``{"comment": {<Akismet fields>}, "label": "ham"}``;
     * the comment's fields at the top level: ``{"comment_content": "...", "label": "ham"}``.
 
@@ -121,8 +123,10 @@ def feedback() -> tuple[Response, int]:
             check = check_by_comment(state, comment, site_id)
         feedback_id = add_feedback(state, label=label, comment=comment, source="api",
                                    reporter=reporter, check=check, key=key)
+    except CheckNotWritten:
+        raise _not_written(data.get("check_id")) from None
     except StoreError as exc:
-        log.error("storing feedback failed: %s", type(exc).__name__)
+        log.error("storing feedback failed: %s", error_text(exc))
         raise ApiError(503, "the feedback store is temporarily unavailable") from None
     return jsonify({"feedback_id": feedback_id, "check_id": check.id if check is not None else None}), 201
 
@@ -138,6 +142,8 @@ def _feedback_comment(data: Mapping[str, Any], site_id: Optional[int]) -> tuple[
             raise ApiError(503, "the feedback store is not available", readiness="/readyz")
         try:
             check = check_by_id(state, check_id.strip().lower(), site_id)
+        except CheckNotWritten:
+            raise _not_written(check_id) from None
         except StoreError:
             raise ApiError(503, "the feedback store is temporarily unavailable") from None
         if check is None:
@@ -152,6 +158,13 @@ def _feedback_comment(data: Mapping[str, Any], site_id: Optional[int]) -> tuple[
     if not fields:
         raise ApiError(422, "send check_id, comment, or the comment's fields", field="comment")
     return parse_comment(fields), check
+
+
+def _not_written(check_id: Any) -> ApiError:
+    """503 for a report whose check the store does not hold yet because it is not taking the check log."""
+    details = {"check_id": check_id} if isinstance(check_id, str) else {}
+    return ApiError(503, "the store is temporarily unavailable: the check is not stored yet; "
+                         "send the report again later", **details)
 
 
 def record_check(comment: Comment, verdict: Verdict, upstream: Optional[Mapping[str, Any]] = None,

@@ -27,6 +27,7 @@ from service import errors
 from service.body import drain
 from service.recorder import Recorder
 from service.spool import spool_dir
+from service.store_turns import StoreTurns, turns_for
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
 from store import LABELS, SURFACES, Store, StoreError, open_store
 from store.pg_url import without_secrets
@@ -83,7 +84,12 @@ class ServiceState:
     upstream: Any = None
     #: Follows the registry's active model and swaps ``scorer``/``thresholds`` (service.model_watch).
     watcher: "ModelWatcher | None" = None
+    #: The turns this worker's request threads take to wait on the store (service.store_turns).
+    store_turns: StoreTurns = field(init=False, repr=False)
     _secret_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.store_turns = StoreTurns(turns_for(self.settings.threads, self.settings.worker_class))
 
     @property
     def ready(self) -> bool:
@@ -232,8 +238,9 @@ def open_storage(state: ServiceState, before_ready: Callable[[], None] | None = 
         state.store_failure = reason
         state.not_ready_reason = state.not_ready_reason or reason
         return False
-    state.recorder = Recorder(store, retention_days=settings.retention_days,
-                              spool_dir=spool_dir(settings.data_dir)).start()
+    from service import readiness  # the other workers learn when this one's check log fails or recovers
+    state.recorder = Recorder(store, retention_days=settings.retention_days, spool_dir=spool_dir(settings.data_dir),
+                              on_health_change=functools.partial(readiness.publish_state, state)).start()
     from service.upstream import build_upstream  # imported here: it imports settings, not the app
     state.upstream = build_upstream(settings, store)
     state.store = store  # last: a request that sees the store finds the recorder beside it

@@ -14,6 +14,14 @@ naming only its comment does not wait: nothing tells whether a check of it is on
 its way, and a moderator's bulk report of old comments would wait on every one;
 sent within ~0.2 s of its check to another worker, it is stored unlinked (its
 label and text are kept all the same).
+
+During a store outage a report must not wait out the writer's attempt nor make its own on the
+queue (each may wait 10 s on a locked SQLite file), nor take the last thread checks need
+(:mod:`service.store_turns`), and must not say a check does not exist when it is only not
+written yet: a check that this worker's recorder still holds unwritten, or an id not found while
+the recorder is failing to write, raises :class:`CheckNotWritten`, which the surfaces answer as
+the store outage it is ("please retry"; until 2026-11-28, 404 "no such check", and an Akismet
+submit by guid alone was not stored).
 With ``COMMENTGUARD_UPSTREAM_FORWARD_FEEDBACK`` on, a stored label is also queued
 for the upstream (:mod:`service.upstream_outbox`), never waiting for it.
 """
@@ -25,11 +33,12 @@ from dataclasses import replace
 from typing import Callable, Optional
 
 from model.comment import TEXT_FIELDS, Comment
+from service import readiness
 from service.akismet_rules import is_flagged
 from service.app import ServiceState
 from service.metrics import count_feedback
 from service.upstream_outbox import forward_report
-from store import CheckRecord, FeedbackRecord, KeyInfo, Store
+from store import CheckRecord, FeedbackRecord, KeyInfo, Store, StoreError
 from store.ids import id_time
 
 CHECK_ID = re.compile(r"[0-9a-f]{32}")
@@ -41,15 +50,28 @@ IN_FLIGHT_SECONDS = 2.0
 POLL_SECONDS = 0.05
 
 
-def check_by_id(state: ServiceState, check_id: str, site_id: Optional[int]) -> Optional[CheckRecord]:
+class CheckNotWritten(StoreError):
+    """Raised when a report's check is not in the store yet: this worker's recorder holds it
+    unwritten, or (for a report that names its check) the recorder is failing to write, so the
+    check may be waiting in a queue. Sent again once the store takes writes, the report links."""
+
+
+def check_by_id(state: ServiceState, check_id: str, site_id: Optional[int], *,
+                outage_is_retryable: bool = True) -> Optional[CheckRecord]:
     """The check with this id, if it exists and belongs to that site (``None``: a caller
-    without a key, who sees only the checks made without one)."""
+    without a key, who sees only the checks made without one).
+
+    Raises :class:`CheckNotWritten` when this worker holds that check unwritten, or, with
+    ``outage_is_retryable``, when no such check is found while the recorder is failing to write.
+    """
     if state.store is None or not CHECK_ID.fullmatch(check_id):
         return None
     age = time.time() - id_time(check_id)  # a check id is time-ordered (uuid7)
     # A made-up or old id waits for nothing; a fresh one until it is IN_FLIGHT_SECONDS old.
     wait = IN_FLIGHT_SECONDS - age if -IN_FLIGHT_SECONDS < age < IN_FLIGHT_SECONDS else 0.0
-    check = _found_or_flushed(state, lambda store: store.get_check(check_id), wait)
+    check = _found_or_flushed(state, lambda store: store.get_check(check_id),
+                              lambda record: record.id == check_id and record.site_id == site_id,
+                              wait, outage_is_retryable)
     if check is not None and check.site_id != site_id:
         # Another site's check, as good as unknown; also to a caller without a key (anonymous
         # JSON, COMMENTGUARD_ALLOW_ANONYMOUS_JSON), who could otherwise label any site's check.
@@ -59,31 +81,66 @@ def check_by_id(state: ServiceState, check_id: str, site_id: Optional[int]) -> O
 
 def check_by_comment(state: ServiceState, comment: Comment, site_id: Optional[int]) -> Optional[CheckRecord]:
     """The latest check of the same comment (content, author, email) on the site (``None``:
-    among the checks made without a key)."""
-    if state.store is None:
+    among the checks made without a key).
+
+    Raises :class:`CheckNotWritten` when this worker holds such a check unwritten.
+    """
+    store = state.store
+    if store is None:
         return None
-    digest = state.store.comment_hash(comment)
-    return _found_or_flushed(state, lambda store: store.find_check(digest, site_id, siteless=True), 0.0)
+    digest = store.comment_hash(comment)
+    content = comment.comment_content
+
+    def same(record: CheckRecord) -> bool:  # the text first: the hash only for a likely match
+        return (record.site_id == site_id and record.comment.comment_content == content
+                and store.comment_hash(record.comment) == digest)
+
+    return _found_or_flushed(state, lambda store: store.find_check(digest, site_id, siteless=True), same, 0.0,
+                             False)
 
 
 def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[CheckRecord]],
-                      wait: float) -> Optional[CheckRecord]:
-    """``find(store)``; on a miss, once more after this worker's recorder has written what it
-    holds, then every :data:`POLL_SECONDS` for up to ``wait`` seconds (another worker's).
+                      held: Callable[[CheckRecord], bool], wait: float,
+                      outage_is_retryable: bool) -> Optional[CheckRecord]:
+    """``find(store)``; on a miss of a check this worker's recorder holds (``held``), once more
+    after the recorder has written it, else every :data:`POLL_SECONDS` for up to ``wait``
+    seconds (another worker's).
 
-    The flush runs even with nothing queued: it waits for a write in progress (the writer
-    takes its batch off the queue before the transaction commits), and a check in that batch
-    is in neither place until then.
+    A request writes the queue only for a check it holds, waits for the writer's write in
+    progress only briefly, and neither while the writer finds the store unreachable
+    (:meth:`service.recorder.Recorder.flush_for_a_request`); a check it still holds then raises
+    :class:`CheckNotWritten`. (The recorder says a check of the batch it is writing is held
+    until that batch is committed, so "not held" after a miss means "look once more".)
     """
-    assert state.store is not None
-    check = find(state.store)
-    if check is None and state.recorder is not None:
-        state.recorder.flush_for_a_request()
-        check = find(state.store)
-    deadline = time.monotonic() + wait
+    store, recorder = state.store, state.recorder
+    assert store is not None
+    check = find(store)
+    if check is not None or recorder is None:
+        return check
+    if recorder.holds(held):
+        try:
+            with state.store_turns.turn(wait=not recorder.store_unreachable):
+                recorder.flush_for_a_request()
+        except StoreError:
+            pass  # no turn at the store: the check stays where it is, and the answer says so
+        check = find(store)
+        if check is None and recorder.holds(held):
+            raise CheckNotWritten("the check is not written yet: the store is not taking the check log")
+    if check is None:
+        check = find(store)  # written between the first look and the look in the queue
+    if check is not None:
+        return check
+    # This worker's writer failing, or another's of this server (its readiness file says so: the
+    # check may be in that worker's queue). Polling for it then only holds the thread.
+    failing = recorder.store_unreachable
+    if not failing and (wait > 0 or outage_is_retryable):  # a report by comment needs neither
+        failing = bool(readiness.others_check_log_failing())
+    deadline = time.monotonic() + (0.0 if failing else wait)
     while check is None and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
-        check = find(state.store)
+        check = find(store)
+    if check is None and outage_is_retryable and (failing or recorder.store_unreachable):
+        raise CheckNotWritten("no such check in the store while the check log cannot be written")
     return check
 
 
@@ -119,20 +176,25 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
         # A report on a test check is a test too: is_test calls must never be learned from.
         is_test=comment.is_test_call or bool(check is not None and check.is_test),
     )
-    # Counted once per check and label: a moderator's repeated clicks (spam, not spam, spam
-    # again) multiplied a site's missed spam.
-    feedback_id, repeated = state.store.add_feedback_noting_repeats(record)
+    recorder = state.recorder
+    # A turn at the store (service.store_turns): during an outage a write waits up to 10 s, and
+    # requests waiting so must leave threads for checks. While the writer finds the store
+    # unreachable, a free turn or none.
+    with state.store_turns.turn(wait=recorder is None or not recorder.store_unreachable):
+        # Counted once per check and label: a moderator's repeated clicks (spam, not spam, spam
+        # again) multiplied a site's missed spam.
+        feedback_id, repeated = state.store.add_feedback_noting_repeats(record)
     count_feedback(label, source)
     if state.upstream is not None and state.upstream.forwarder is not None:
         forward_report(state.upstream.forwarder, label, comment, feedback_id=feedback_id,
                        blog=key.site_url if key is not None else comment.blog,
                        upstream_json=check.upstream if check is not None else None)
-    if (state.recorder is not None and key is not None and not record.is_test and not repeated
+    if (recorder is not None and key is not None and not record.is_test and not repeated
             and corrects(label, check, state.settings.unsure_is_spam, state.settings.log_only)):
         # On the site of the check it corrects when the report names none (a JSON report by
         # comment): counted on the key's own site, the per-site rows disagreed with each other.
         blog = comment.blog or (check.comment.blog if check is not None else "")
-        state.recorder.count_usage(key.id, blog=blog,
+        recorder.count_usage(key.id, blog=blog,
                                    **{"missed_spam" if label == "spam" else "false_positives": 1})
     return feedback_id
 
@@ -154,4 +216,4 @@ def corrects(label: str, check: Optional[CheckRecord], unsure_is_spam: bool, log
     return flagged != (label == "spam")
 
 
-__all__ = ["CHECK_ID", "add_feedback", "corrects", "check_by_comment", "check_by_id", "reported_comment"]
+__all__ = ["CHECK_ID", "CheckNotWritten", "add_feedback", "corrects", "check_by_comment", "check_by_id", "reported_comment"]

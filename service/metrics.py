@@ -2,8 +2,16 @@
 
 The metrics:
 
-* ``commentguard_checks_total{verdict, surface}``: every check recorded (counted
-  where every check passes, :meth:`service.recorder.Recorder.record_check`);
+* ``commentguard_checks_total{verdict, surface}``: every check answered, counted when it is
+  queued for the check log (where every check passes,
+  :meth:`service.recorder.Recorder.record_check`), whether or not it is ever written;
+* the check log's own figures, from its writer: ``commentguard_check_log_written_total``
+  (checks stored), ``commentguard_check_log_lost_total{reason}`` (dropped: ``queue_full``,
+  ``refused`` by the store for their values, ``shutdown`` with nowhere to keep them),
+  ``commentguard_check_log_write_failures_total`` (attempts the store did not take),
+  ``commentguard_check_log_queued`` (checks waiting, summed over live workers) and
+  ``commentguard_check_log_failing_seconds`` (how long the longest-failing live worker's
+  writes have failed; 0 while they go through), both as of each writer's last attempt;
 * ``commentguard_check_duration_seconds{surface}``: request time of the check endpoints;
 * ``commentguard_upstream_total{outcome}``: upstream cross-check outcomes
   (the upstream client calls :func:`count_upstream`);
@@ -60,6 +68,11 @@ class _Metrics:
     feedback: Counter
     model: Gauge
     auth_failures: Counter
+    log_written: Counter
+    log_lost: Counter
+    log_failures: Counter
+    log_queued: Gauge
+    log_failing: Gauge
 
 
 _lock = threading.Lock()
@@ -86,8 +99,8 @@ def _get() -> _Metrics:
                     # master imports it before `serve` sets it); pick the file-backed values now.
                     values.ValueClass = values.get_value_class()
                 _metrics = _Metrics(
-                    checks=Counter("commentguard_checks", "Checks recorded, by verdict and surface.",
-                                   ["verdict", "surface"]),
+                    checks=Counter("commentguard_checks", "Checks answered (and queued for the check log), "
+                                   "by verdict and surface.", ["verdict", "surface"]),
                     check_seconds=Histogram("commentguard_check_duration_seconds",
                                             "Time to answer a check request, by surface.", ["surface"],
                                             buckets=LATENCY_BUCKETS),
@@ -99,6 +112,17 @@ def _get() -> _Metrics:
                     # livemax: a version shows 1 while any live worker serves it.
                     model=Gauge("commentguard_model_info", "The model version a live worker serves (1).",
                                 ["version"], multiprocess_mode="livemax"),
+                    log_written=Counter("commentguard_check_log_written", "Checks written to the store."),
+                    log_lost=Counter("commentguard_check_log_lost", "Checks dropped from the check log, by "
+                                     "reason: queue_full, refused (by the store, for their values), shutdown.",
+                                     ["reason"]),
+                    log_failures=Counter("commentguard_check_log_write_failures",
+                                         "Check log write attempts that the store did not take."),
+                    log_queued=Gauge("commentguard_check_log_queued", "Checks waiting to be written, as of "
+                                     "each worker's last write attempt.", multiprocess_mode="livesum"),
+                    log_failing=Gauge("commentguard_check_log_failing_seconds", "How long a worker's check "
+                                      "log writes have been failing (0: writing), as of its last attempt.",
+                                      multiprocess_mode="livemax"),
                 )
     return _metrics
 
@@ -120,6 +144,32 @@ def observe_check_seconds(surface: str, seconds: float) -> None:
     if child is None:
         child = _seconds_children.setdefault(surface, _get().check_seconds.labels(surface=surface))
     child.observe(seconds)
+
+
+#: Why the check log drops a check (``commentguard_check_log_lost_total{reason}``).
+LOST_REASONS: tuple[str, ...] = ("queue_full", "refused", "shutdown")
+
+
+def count_checks_written(count: int) -> None:
+    """``count`` checks went into the store (the check log's writer, once per transaction)."""
+    _get().log_written.inc(count)
+
+
+def count_checks_lost(reason: str, count: int = 1) -> None:
+    """``count`` checks were dropped from the check log, for ``reason`` (one of :data:`LOST_REASONS`)."""
+    _get().log_lost.labels(reason=reason).inc(count)
+
+
+def count_check_log_failure() -> None:
+    """One write attempt of the check log failed because of the store."""
+    _get().log_failures.inc()
+
+
+def set_check_log_state(queued: int, failing_seconds: float) -> None:
+    """This worker's check log: checks waiting, and how long its writes have failed (0: writing)."""
+    metrics = _get()
+    metrics.log_queued.set(queued)
+    metrics.log_failing.set(failing_seconds)
 
 
 def count_upstream(outcome: str) -> None:
@@ -222,6 +272,10 @@ def declare_series(*, verdicts: Sequence[str], surfaces: Sequence[str], labels: 
     for outcome in outcomes:
         _get().upstream.labels(outcome=outcome)
     _get().auth_failures.inc(0)
+    _get().log_written.inc(0)
+    _get().log_failures.inc(0)
+    for reason in LOST_REASONS:
+        _get().log_lost.labels(reason=reason)
 
 
 def init_app(app: Flask) -> None:
@@ -269,7 +323,8 @@ def mark_process_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-__all__ = ["CHECK_ENDPOINTS", "CONTENT_TYPE_LATEST", "init_app", "MULTIPROC_ENV", "VERDICTS", "count_check", "count_feedback",
-           "count_upstream", "mark_process_dead", "multiprocess_enabled", "observe_check_seconds",
+__all__ = ["CHECK_ENDPOINTS", "CONTENT_TYPE_LATEST", "init_app", "LOST_REASONS", "MULTIPROC_ENV", "VERDICTS",
+           "count_check", "count_check_log_failure", "count_checks_lost", "count_checks_written", "count_feedback",
+           "count_upstream", "set_check_log_state", "mark_process_dead", "multiprocess_enabled", "observe_check_seconds",
            "prepare_multiprocess_dir", "remove_multiprocess_dir", "render", "set_model_version",
            "verdict_shares"]

@@ -12,13 +12,18 @@ when its app is built, whenever its model watcher looks at the registry (every
 only when the worker answering is ready and no other live worker's file says it is not.
 Outside gunicorn (tests, ``flask run``) there is no such directory and a worker speaks for
 itself, as before.
+
+The file also says since when the worker's check log has been failing to be written, if it has
+(its recorder publishes each change, :mod:`service.check_log_health`), so that ``/readyz`` says
+``degraded`` whichever worker answers it.
 """
 from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from service.metrics import MULTIPROC_ENV
 from service.processes import alive
@@ -36,30 +41,49 @@ def _path(directory: Path, pid: int) -> Path:
 
 
 def publish_state(state: Any) -> None:
-    """Publish a worker's :class:`service.app.ServiceState` readiness (its ``ready`` and reason)."""
-    publish(state.ready, None if state.ready else state.not_ready_reason or "no model")
+    """Publish a worker's :class:`service.app.ServiceState` readiness (its ``ready`` and reason)
+    and its check log's health."""
+    ready, reason = state_readiness(state)
+    recorder = state.recorder
+    health = recorder.health if recorder is not None else None
+    publish(ready, reason, health.failing_since_wall if health is not None else None,
+            health.last_error if health is not None and health.failing else None)
 
 
-def publish(ready: bool, reason: Optional[str]) -> None:
+def state_readiness(state: Any) -> tuple[bool, Optional[str]]:
+    """Whether a worker's state is ready, and why not: the state's own reason, or its SQLite file
+    deleted or replaced under the running service (store.sqlite_file). One answer for every
+    publisher (``/readyz``, the model watcher, the check-log writer), so none undoes another's."""
+    store = state.store
+    problem = store.database.file_problem() if store is not None else None
+    if state.ready and problem is None:
+        return True, None
+    return False, state.not_ready_reason or problem or "no model"
+
+
+def publish(ready: bool, reason: Optional[str], check_log_failing_since: Optional[float] = None,
+            check_log_error: Optional[str] = None) -> None:
     """Write this worker's readiness (atomically) where the other workers read it."""
     directory = _directory()
     if directory is None or not directory.is_dir():
         return
     path = _path(directory, os.getpid())
-    tmp = path.with_suffix(".tmp")
+    # Unique per writer: the recorder's thread and a request's /readyz may publish at once.
+    tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+    data = {"ready": bool(ready), "reason": reason, "check_log_failing_since": check_log_failing_since,
+            "check_log_error": check_log_error}
     try:
-        tmp.write_text(json.dumps({"ready": bool(ready), "reason": reason}), encoding="utf-8")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
         pass  # readiness is advisory across workers; this worker still answers for itself
 
 
-def others_not_ready() -> list[tuple[int, str]]:
-    """(pid, reason) of every other live worker whose last word was "not ready"."""
+def _others() -> Iterator[tuple[int, dict[str, Any]]]:
+    """(pid, last word) of every other live worker."""
     directory = _directory()
     if directory is None or not directory.is_dir():
-        return []
-    found = []
+        return
     for path in directory.glob(f"{PREFIX}*.json"):
         try:
             pid = int(path.stem[len(PREFIX):])
@@ -71,8 +95,22 @@ def others_not_ready() -> list[tuple[int, str]]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # being replaced this instant: its next word counts
-        if not data.get("ready"):
-            found.append((pid, str(data.get("reason") or "not ready")))
+        if isinstance(data, dict):
+            yield pid, data
+
+
+def others_not_ready() -> list[tuple[int, str]]:
+    """(pid, reason) of every other live worker whose last word was "not ready"."""
+    return sorted((pid, str(data.get("reason") or "not ready")) for pid, data in _others() if not data.get("ready"))
+
+
+def others_check_log_failing() -> list[tuple[int, float, str]]:
+    """(pid, failing since as Unix time, error) of every other live worker whose check log is failing."""
+    found = []
+    for pid, data in _others():
+        since = data.get("check_log_failing_since")
+        if isinstance(since, (int, float)):
+            found.append((pid, float(since), str(data.get("check_log_error") or "")))
     return sorted(found)
 
 
@@ -83,4 +121,4 @@ def forget(pid: int) -> None:
         _path(directory, pid).unlink(missing_ok=True)
 
 
-__all__ = ["forget", "others_not_ready", "publish", "publish_state"]
+__all__ = ["forget", "others_check_log_failing", "others_not_ready", "publish", "publish_state", "state_readiness"]

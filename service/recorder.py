@@ -10,8 +10,9 @@ thread purges checks older than ``retention_days`` when it starts and then at
 most once per ``purge_every`` seconds.
 
 Nothing here raises into a request. A failed write is logged by exception type
-only (an exception message may quote a comment, an email or an IP). When the
-store cannot be reached (down, locked, restarting), nothing is dropped: the batch
+and, where they are known to hold no personal data, its driver's words
+(:func:`store.error_text.error_text`: "database or disk is full", never a message as
+such, which may quote a comment, an email or an IP). When the store cannot be reached (down, locked, restarting), nothing is dropped: the batch
 goes back to the front of the queue, and the writer waits twice as long before
 each next attempt, up to :data:`MAX_BACKOFF` seconds, so that a database coming
 back is not met by a stampede of retries. A batch the store refuses for its data
@@ -24,6 +25,15 @@ still cannot take then goes to the spool on disk (:mod:`service.spool`), which t
 next worker to start writes first, and the log says how many checks went there
 (or were lost, with no spool directory). The app registers :meth:`close` with
 ``atexit`` and the gunicorn ``worker_exit`` hook (see :mod:`service.server`).
+
+While the store cannot be reached the recorder says so (:attr:`Recorder.health`, a
+:class:`service.check_log_health.WriteHealth`) from its first failed attempt until a write goes
+through again: requests that would write the queue first (a report looking for its check) do
+not, and need not wait on the writer's attempt (:meth:`Recorder.flush_for_a_request`). Until
+2026-11-28 every attempt began by saying the store was reachable again, so a request arriving
+during the writer's 10 s attempt on a locked SQLite file waited it out and then tried once more
+itself: reports took 29-58 s and held the threads checks needed. :meth:`Recorder.holds` tells a
+report whether its check is still waiting here.
 """
 from __future__ import annotations
 
@@ -34,11 +44,13 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
-from service.metrics import count_check
+from service.check_log_health import WriteHealth
+from service.metrics import count_check, count_checks_lost, count_checks_written
 from service.spool import claim_spools, read_spool, set_aside, write_spool
 from store import CheckRecord, Store, StoreCommitUnknownError, StoreDataError, current_month
+from store.error_text import error_text
 from store.keys import normalise_blog
 
 #: What a store raises for a record it cannot take (a value no column type holds, text that is
@@ -62,6 +74,9 @@ MAX_BACKOFF = 5.0
 YIELD_EVERY = 10
 #: Most usage slots (key, month, blog) queued at once; see :meth:`Recorder.count_usage`.
 MAX_USAGE_SLOTS = 10_000
+#: The longest a request waits for the writer's write in progress before it reads without it.
+#: A write of a batch takes milliseconds; one that takes longer is waiting on the store.
+REQUEST_WAIT_SECONDS = 1.0
 
 
 @dataclass
@@ -89,7 +104,8 @@ class Recorder:
                  batch_size: int = DEFAULT_BATCH_SIZE, retention_days: int = 0,
                  purge_every: float = DEFAULT_PURGE_EVERY, max_pending: int = DEFAULT_MAX_PENDING,
                  spool_dir: Optional[Path] = None,
-                 close_deadline: float = DEFAULT_CLOSE_DEADLINE) -> None:
+                 close_deadline: float = DEFAULT_CLOSE_DEADLINE,
+                 on_health_change: Optional[Callable[[], None]] = None) -> None:
         self.store = store
         self.spool_dir = spool_dir
         self.close_deadline = close_deadline
@@ -107,9 +123,10 @@ class Recorder:
         self._last_purge: Optional[float] = None
         self._thread: Optional[threading.Thread] = None
         self.dropped = 0
-        #: Whether the last flush found the store unreachable (see :meth:`flush`).
-        self.store_unreachable = False
-        self._failure = ""  # the exception type of the last failed write, for the log
+        #: Whether the writes are going through, and since when they have not (see the module).
+        self.health = WriteHealth(on_health_change)
+        self._unreachable = False  # whether the flush under way found the store unreachable
+        self._failure = ""  # the last failed write's error_text, for the log
         self._in_flight: Optional[_Pending] = None  # the batch being written (see _flush_locked)
 
     # --- producers (request threads) ----------------------------------------------------
@@ -134,6 +151,7 @@ class Recorder:
             if overflow:
                 self.dropped += overflow
         if overflow:
+            count_checks_lost("queue_full", overflow)
             log.warning("check log queue full: dropped %d oldest checks (%d so far)", overflow, self.dropped)
         if full and not self._wake.is_set():
             self._wake.set()
@@ -168,6 +186,29 @@ class Recorder:
         with self._queue_lock:
             return len(self._pending)
 
+    @property
+    def store_unreachable(self) -> bool:
+        """Whether the store failed the last write attempt as a whole (down, locked, full) rather
+        than refusing some records; it stays so between attempts, until a write goes through."""
+        return self.health.failing
+
+    def holds(self, match: Callable[[CheckRecord], bool]) -> bool:
+        """Whether a check that ``match`` accepts is waiting here unwritten (queued, or in the
+        batch being written). For a report that missed its check in the store: linear in the
+        queue, with the queue copied under the lock so that checks never wait on the search."""
+        with self._queue_lock:
+            waiting = list(self._pending.checks)
+            flying = self._in_flight
+        if flying is not None:
+            waiting.extend(flying.checks)
+        return any(match(record) for record in waiting)
+
+    def status(self) -> dict[str, object]:
+        """This worker's check log for ``/readyz``: writing or failing (since when, why), and queued."""
+        with self._queue_lock:
+            queued = len(self._pending.checks) + (len(self._in_flight.checks) if self._in_flight else 0)
+        return self.health.status(queued)
+
     # --- the writer ---------------------------------------------------------------------
 
     def start(self) -> "Recorder":
@@ -188,32 +229,51 @@ class Recorder:
             return self._flush_locked()
 
     def _flush_locked(self) -> bool:
+        started = time.monotonic()
         with self._queue_lock:
             batch, self._pending = self._pending, _Pending()
-        self.store_unreachable = False
+            # In flight from the moment it leaves the queue, where close() can reach it if the
+            # write never returns (a database that accepts and never answers: it spools it), and
+            # where holds() finds its checks: they are in one place or the other, never neither.
+            self._in_flight = batch if batch else None
+        self._unreachable = False
         if not batch:
             return True
-        # What is being written, where close() can reach it if the write never returns (a
-        # database that accepts and never answers): it spools it rather than lose it.
-        self._in_flight = batch
         try:
             ok = self._write_checks(batch.checks)
-            if self.store_unreachable:
+            if self._unreachable:
                 # The counters would wait out the same outage (a SQLite lock: 10 s more).
                 with self._queue_lock:
                     self._pending.take_back(usage=batch.usage.items())
-                return False
-            return self._write_usage(batch.usage) and ok
+                ok = False
+            else:
+                ok = self._write_usage(batch.usage) and ok
         finally:
-            self._in_flight = None
+            with self._queue_lock:
+                self._in_flight = None
+                queued = len(self._pending.checks)
+        if self._unreachable:
+            self.health.failed(started, self._failure, queued)
+        else:
+            self.health.wrote(queued)
+        return ok
 
-    def flush_for_a_request(self) -> bool:
-        """:meth:`flush` for a request that reads what was queued, unless the last write found
-        the store unreachable: then the writer is backing off, and a request would only wait on
-        a store that is down (and log one more failure) to read nothing new. False if skipped."""
-        if self.store_unreachable:
+    def flush_for_a_request(self, wait: float = REQUEST_WAIT_SECONDS) -> bool:
+        """:meth:`flush` for a request that reads what was queued; False if it did not write it all.
+
+        Skipped while the writer finds the store unreachable: the writer is backing off, and a
+        request would only wait on a store that is down (and log one more failure) to read
+        nothing new. A write in progress is waited for ``wait`` seconds at most: one taking
+        longer is waiting on the store (a SQLite lock: up to 10 s), and the request must not.
+        """
+        if self.health.failing:
             return False
-        return self.flush()
+        if not self._write_lock.acquire(timeout=wait):
+            return False
+        try:
+            return self._flush_locked()
+        finally:
+            self._write_lock.release()
 
     def purge(self) -> int:
         """Delete checks past the retention period now; 0 when retention is off or the purge failed."""
@@ -257,7 +317,7 @@ class Recorder:
                 break
             began = time.monotonic()
             try:
-                if self._flush_locked() or not self.store_unreachable:
+                if self._flush_locked() or not self._unreachable:
                     break
             finally:
                 self._write_lock.release()
@@ -278,16 +338,19 @@ class Recorder:
         """Keep what the store could not take by the close deadline, on disk if there is a spool."""
         checks = len(pending.checks)
         if self.spool_dir is None:
+            count_checks_lost("shutdown", checks)
             log.error("stopping with the store unreachable: %d checks and %d usage counts lost",
                       checks, len(pending.usage))
             return
         try:
             spooled = write_spool(self.spool_dir, pending.checks, pending.usage, self.store.minimised)
         except Exception as exc:  # noqa: BLE001 - nothing else can be done with them
+            count_checks_lost("shutdown", checks)
             log.error("stopping with the store unreachable: %d checks lost (the spool could not be "
                       "written: %s)", checks, type(exc).__name__)
             return
         if spooled.error is not None:  # a full disk: the lines before it are kept
+            count_checks_lost("shutdown", checks - spooled.checks)
             # strerror ("No space left on device") holds no request data; str() would add the path.
             log.error("stopping with the store unreachable: %d checks and %d usage counts lost, the spool "
                       "could not be written whole (%s: %s)", checks - spooled.checks,
@@ -332,7 +395,7 @@ class Recorder:
                     self.purge()
             except Exception as exc:  # noqa: BLE001 - the writer must outlive any one failure
                 log.error("recorder flush failed unexpectedly: %s", type(exc).__name__)
-            delay = next_delay(delay, self.interval, self.store_unreachable)
+            delay = next_delay(delay, self.interval, self._unreachable)
 
     def _write_checks(self, items: Sequence[CheckRecord]) -> bool:
         """Write ``items`` ``batch_size`` at a time; put back what the store could not take.
@@ -354,6 +417,7 @@ class Recorder:
         """(whether every record was written, the records left unwritten because the store failed)."""
         try:
             self.store.record_checks(_paced(iter(items)))
+            count_checks_written(len(items))
             return True, []
         except _DATA_ERRORS as exc:
             # The store refused what it was given, not the moment: a record it cannot take
@@ -366,16 +430,17 @@ class Recorder:
                     return False, left + items[half:]
                 second, left = self._write_chunk(items[half:])
                 return first and second, left
-            log.error("a check could not be stored (%s); dropped", type(exc).__name__)
+            log.error("a check could not be stored (%s); dropped", error_text(exc))
             self.dropped += 1
+            count_checks_lost("refused")
             return False, []
         except Exception as exc:  # noqa: BLE001 - the store as a whole: put back by the caller
-            self._failure = type(exc).__name__
+            self._failure = error_text(exc)
             return False, items
 
     def _requeue(self, items: list[CheckRecord]) -> None:
         """Put ``items`` back at the front of the queue, in order, for the next flush."""
-        self.store_unreachable = True
+        self._unreachable = True
         with self._queue_lock:
             self._pending.take_back(items)
             queued = len(self._pending.checks)
@@ -393,16 +458,18 @@ class Recorder:
                 self.store.count_usage(key_id, month, blog=blog, **dict(counter))
             except _DATA_ERRORS as exc:
                 ok = False
-                log.error("counting usage failed (%s); increments for one key dropped", type(exc).__name__)
-            except StoreCommitUnknownError:
+                log.error("counting usage failed (%s); increments for one key dropped", error_text(exc))
+            except StoreCommitUnknownError as exc:
                 # Most likely counted (the COMMIT was sent); counting again could count twice.
                 ok = False
-                self.store_unreachable = True
+                self._unreachable = True
+                self._failure = error_text(exc)
                 log.error("counting usage: the connection broke during COMMIT; increments for one key "
                           "not counted again")
             except Exception as exc:  # noqa: BLE001 - the store as a whole: queued again
-                self.store_unreachable = True
-                log.error("counting usage failed (%s); kept for the next attempt", type(exc).__name__)
+                self._unreachable = True
+                self._failure = error_text(exc)
+                log.error("counting usage failed (%s); kept for the next attempt", self._failure)
                 # This slot and the rest wait for the next flush: each would wait out the same
                 # outage (a SQLite lock: 10 s a slot), past gunicorn's graceful timeout.
                 with self._queue_lock:
@@ -457,4 +524,4 @@ def _this_month() -> str:
         return month
 
 
-__all__ = ["MAX_BACKOFF", "Recorder", "next_delay"]
+__all__ = ["MAX_BACKOFF", "REQUEST_WAIT_SECONDS", "Recorder", "next_delay"]

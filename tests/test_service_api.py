@@ -104,7 +104,8 @@ def test_readyz_with_model(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.get_json() == {"status": "ready", "model_version": "test-model-1", "scoring_engine": "c",
                                    "mode": "enforce", "thresholds": {"unsure": 0.4, "spam": 0.6, "discard": 0.9,
-                                                                     "overridden": False}}
+                                                                     "overridden": False},
+                                   "check_log": {"status": "writing", "queued": 0}}
 
 
 def test_readyz_shows_the_thresholds_checks_are_answered_with(make_app: Callable[..., Flask]) -> None:
