@@ -14,13 +14,11 @@ import threading
 import time
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import urlencode
 
 import httpx
 import pytest
 
-from service.akismet import THANKS
-from tests.conftest import TEST_SITE, LiveServer, start_live_server
+from tests.conftest import LiveServer, start_live_server
 
 REPORTS = 4
 
