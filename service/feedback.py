@@ -194,8 +194,7 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
         # On the site of the check it corrects when the report names none (a JSON report by
         # comment): counted on the key's own site, the per-site rows disagreed with each other.
         blog = comment.blog or (check.comment.blog if check is not None else "")
-        recorder.count_usage(key.id, blog=blog,
-                                   **{"missed_spam" if label == "spam" else "false_positives": 1})
+        recorder.count_usage(key.id, blog=blog, **{"missed_spam" if label == "spam" else "false_positives": 1})
     return feedback_id
 
 
