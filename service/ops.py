@@ -39,7 +39,7 @@ def readyz() -> Response:
     # (store.sqlite_file): checks are still answered (keys the worker knows) and queued, but
     # nothing reaches the database.
     ready, reason = readiness.state_readiness(state)
-    readiness.publish_state(state)
+    readiness.publish_state(state, (ready, reason))
     if not ready or state.scorer is None:
         # "not ready" when the model is there and something else is missing (the store).
         return error_response(503, "model not loaded" if state.scorer is None else "not ready",

@@ -40,10 +40,10 @@ def _path(directory: Path, pid: int) -> Path:
     return directory / f"{PREFIX}{pid}.json"
 
 
-def publish_state(state: Any) -> None:
-    """Publish a worker's :class:`service.app.ServiceState` readiness (its ``ready`` and reason)
-    and its check log's health."""
-    ready, reason = state_readiness(state)
+def publish_state(state: Any, readiness: Optional[tuple[bool, Optional[str]]] = None) -> None:
+    """Publish a worker's :class:`service.app.ServiceState` readiness (its ``ready`` and reason,
+    :func:`state_readiness`'s answer unless the caller has it already) and its check log's health."""
+    ready, reason = readiness if readiness is not None else state_readiness(state)
     recorder = state.recorder
     health = recorder.health if recorder is not None else None
     publish(ready, reason, health.failing_since_wall if health is not None else None,
