@@ -345,7 +345,8 @@ def key_sites() -> Response:
     assert store is not None
     _flush()
     try:
-        sites = store.key_blogs(key.id, month)
+        with _state().store_turn():
+            sites = store.key_blogs(key.id, month)
     except StoreError as exc:
         if isinstance(exc, ValueError):  # InvalidRecordError: a bad month
             raise Answer(protocol_error("Invalid month: expected YYYY-MM.")) from None
@@ -364,7 +365,8 @@ def _usage(key: KeyInfo, month: str) -> dict[str, int]:
     assert store is not None
     _flush()
     try:
-        return store.usage(key.id, month)
+        with _state().store_turn():
+            return store.usage(key.id, month)
     except StoreError:
         _fail("the usage figures could not be read")
 
@@ -376,7 +378,7 @@ def _flush() -> None:
     recorder = state.recorder
     if recorder is not None and recorder.pending:
         try:
-            with state.store_turns.turn(wait=not recorder.store_unreachable):
+            with state.store_turn():
                 recorder.flush_for_a_request()
         except StoreError:
             pass

@@ -15,7 +15,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from flask import Flask, current_app
 
@@ -94,6 +94,11 @@ class ServiceState:
     @property
     def ready(self) -> bool:
         return self.scorer is not None and self.store is not None and self.not_ready_reason is None
+
+    def store_turn(self) -> ContextManager[None]:
+        """A turn at the store for a request thread (service.store_turns): waited for while the
+        store answers; while the check log's writer finds it unreachable, a free turn or none."""
+        return self.store_turns.turn(wait=self.recorder is None or not self.recorder.store_unreachable)
 
     def secret_key(self) -> str:
         """The server secret, created in the data directory on first use (see settings)."""
@@ -227,7 +232,8 @@ def open_storage(state: ServiceState, before_ready: Callable[[], None] | None = 
     settings = state.settings
     try:
         store = open_store(str(settings.database_url), secret=state.secret_key().encode("utf-8"),
-                           store_personal_data=settings.store_personal_data)
+                           store_personal_data=settings.store_personal_data,
+                           answer_timeout=settings.database_timeout)
     except (StoreError, SettingsError, OSError) as exc:
         # The message names the target (the store redacts a URL's password), never request data.
         # /readyz shows it to anyone who asks: a driver's words about a URL it cut short can quote

@@ -114,20 +114,27 @@ def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[Chec
     """
     store, recorder = state.store, state.recorder
     assert store is not None
-    check = find(store)
+
+    def look() -> Optional[CheckRecord]:
+        # Reads take a turn too: a PostgreSQL server that stops answering holds a read until the
+        # store's answer deadline (store.answer_deadline), and reports must leave threads for checks.
+        with state.store_turn():
+            return find(store)
+
+    check = look()
     if check is not None or recorder is None:
         return check
     if recorder.holds(held):
         try:
-            with state.store_turns.turn(wait=not recorder.store_unreachable):
+            with state.store_turn():
                 recorder.flush_for_a_request()
         except StoreError:
             pass  # no turn at the store: the check stays where it is, and the answer says so
-        check = find(store)
+        check = look()
         if check is None and recorder.holds(held):
             raise CheckNotWritten("the check is not written yet: the store is not taking the check log")
     if check is None:
-        check = find(store)  # written between the first look and the look in the queue
+        check = look()  # written between the first look and the look in the queue
     if check is not None:
         return check
     # This worker's writer failing, or another's of this server (its readiness file says so: the
@@ -138,7 +145,7 @@ def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[Chec
     deadline = time.monotonic() + (0.0 if failing else wait)
     while check is None and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
-        check = find(store)
+        check = look()
     if check is None and outage_is_retryable and (failing or recorder.store_unreachable):
         raise CheckNotWritten("no such check in the store while the check log cannot be written")
     return check
@@ -178,9 +185,8 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
     )
     recorder = state.recorder
     # A turn at the store (service.store_turns): during an outage a write waits up to 10 s, and
-    # requests waiting so must leave threads for checks. While the writer finds the store
-    # unreachable, a free turn or none.
-    with state.store_turns.turn(wait=recorder is None or not recorder.store_unreachable):
+    # requests waiting so must leave threads for checks.
+    with state.store_turn():
         # Counted once per check and label: a moderator's repeated clicks (spam, not spam, spam
         # again) multiplied a site's missed spam.
         feedback_id, repeated = state.store.add_feedback_noting_repeats(record)

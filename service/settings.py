@@ -185,6 +185,12 @@ SETTINGS: tuple[_Spec, ...] = (
           "`PGPORT`, …) or the service file `PGSERVICE` names. No message shows the password or a "
           "piece of it (nor do `/readyz`, the logs and the command line). A database that is down "
           "only gets a warning."),
+    _Spec("database_timeout", _parse_float, "10",
+          "PostgreSQL: seconds a call may wait for the server's answer before the service gives the "
+          "connection up and treats the database as down (checks wait in the check log's queue, "
+          "reports get \"please retry\"). It bounds a server that hangs with its connections open, or "
+          "a stalled proxy, which TCP settings do not. Migrations at start are not bounded; the "
+          "command line waits as long as it takes. 1 to 3600."),
     _Spec("secret_key", _parse_str, "(generated into <data_dir>/secret_key)",
           "Server secret keying API-key digests and personal-data hashes (at least 16 characters)."),
     _Spec("allow_anonymous_json", _parse_bool, "false",
@@ -281,6 +287,7 @@ class Settings:
     mode: str = ENFORCE
     # repr=False: these end up in logs and tracebacks, and they hold credentials.
     database_url: str | None = field(default=None, repr=False)
+    database_timeout: float = 10.0
     secret_key: str | None = field(default=None, repr=False)
     allow_anonymous_json: bool = False
     unsure_is_spam: bool = True
@@ -361,6 +368,8 @@ def _validate(s: Settings) -> None:
     check("max_batch_items", s.max_batch_items >= 1, f"must be at least 1, got {s.max_batch_items}")
     check("model_check_seconds", 0 <= s.model_check_seconds <= MAX_CHECK_SECONDS,
           f"must be 0 (no hot reload) to {MAX_CHECK_SECONDS:g}, got {s.model_check_seconds}")
+    check("database_timeout", 1 <= s.database_timeout <= 3600,
+          f"must be 1 to 3600 seconds, got {s.database_timeout:g}")
     check("retention_days", 0 <= s.retention_days <= MAX_RETENTION_DAYS,
           f"must be 0 (keep forever) to {MAX_RETENTION_DAYS}, got {s.retention_days}")
     for name in ("data_dir", "model_path", "models_dir"):

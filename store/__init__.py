@@ -26,6 +26,7 @@ from store.errors import (
     StoreDatabaseError,
     StoreDataError,
     StoreError,
+    StoreTimeoutError,
     StoreUnavailableError,
 )
 from store.registry import ActiveModel, ModelVersion, RegistryError
@@ -63,6 +64,7 @@ __all__ = [
     "StoreDataError",
     "StoreCommitUnknownError",
     "StoreError",
+    "StoreTimeoutError",
     "StoreUnavailableError",
     "USAGE_COUNTERS",
     "current_month",

@@ -18,6 +18,8 @@ _COLUMNS: tuple[str, ...] = (
     "id", "created", "site_id", "key_id", "surface", "tier", "score", "model_version",
     "reasons", "is_test", "upstream", "comment_hash", *COMMENT_COLUMNS, "comment_context", "extra",
 )
+#: Checks deleted per transaction by :meth:`ChecksMixin.purge_checks`.
+PURGE_BATCH = 5000
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM checks"
 
 
@@ -108,4 +110,14 @@ class ChecksMixin(StoreBase):
         if not isinstance(older_than_days, int) or older_than_days < 0:
             raise InvalidRecordError("older_than_days must be a non-negative integer")
         cutoff = utcnow() - timedelta(days=older_than_days)
-        return self._db.run(lambda tx: tx.execute("DELETE FROM checks WHERE created < ?", (cutoff,)))
+        # In transactions of PURGE_BATCH rows: each stays short, so it ends well inside the
+        # service's answer deadline (store.answer_deadline) and holds SQLite's write lock only
+        # briefly, however much a first purge after months has to delete.
+        removed = 0
+        while True:
+            deleted = self._db.run(lambda tx: tx.execute(
+                "DELETE FROM checks WHERE id IN (SELECT id FROM checks WHERE created < ? LIMIT ?)",
+                (cutoff, PURGE_BATCH)))
+            removed += deleted
+            if deleted < PURGE_BATCH:
+                return removed

@@ -36,13 +36,16 @@ class Store(KeysMixin, ChecksMixin, FeedbackMixin, RegistryMixin):
         self.close()
 
 
-def open_store(url_or_path: str, *, secret: bytes, store_personal_data: bool = False) -> Store:
+def open_store(url_or_path: str, *, secret: bytes, store_personal_data: bool = False,
+               answer_timeout: Optional[float] = None) -> Store:
     """Open (creating and migrating as needed) the store at a SQLite path or ``postgresql://`` URL.
 
     ``secret`` keys the API-key digests and personal-data hashes; it must stay
     the same for the life of the database (a different one raises
     :class:`SecretMismatchError`). ``store_personal_data`` keeps IPs and emails
-    in clear instead of as keyed hashes.
+    in clear instead of as keyed hashes. ``answer_timeout``: once the schema is up to
+    date, seconds after which a PostgreSQL call the server has not answered fails as an
+    outage (:meth:`store.db.Database.bound_answers`).
     """
     if not isinstance(secret, (bytes, bytearray)) or len(secret) < MIN_SECRET_BYTES:
         raise StoreConfigError(f"the store secret must be at least {MIN_SECRET_BYTES} bytes")
@@ -59,6 +62,7 @@ def open_store(url_or_path: str, *, secret: bytes, store_personal_data: bool = F
     except BaseException:
         db.close()
         raise
+    db.bound_answers(answer_timeout)
     return Store(db, privacy)
 
 

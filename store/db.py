@@ -23,14 +23,16 @@ import sqlite3
 import stat
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 from urllib.parse import quote
 
+from store.answer_deadline import AnswerDeadlines, Call
 from store.errors import (StoreBusyError, StoreClosedError, StoreCommitUnknownError, StoreConfigError,
-                          StoreDatabaseError, StoreDataError, StoreUnavailableError)
+                          StoreDatabaseError, StoreDataError, StoreTimeoutError, StoreUnavailableError)
 from store.pg_url import (CONNECT_TIMEOUT_VARIABLE, check_postgres_url, environment_secrets, scrub,
                           scrub_exception, url_secrets)
 from store.sqlite_file import FILE_CHECK_SECONDS, Look, SqliteFile
@@ -213,6 +215,7 @@ class Database:
         self._file_lock = threading.Lock()
         self._file_checked = 0.0
         self._file_problem: Optional[str] = None  # why the pool cannot use the path now
+        self._deadlines: Optional[AnswerDeadlines] = None  # see bound_answers
         if self.dialect.name == SQLITE:
             self._init_sqlite_file()
             self._file = SqliteFile(self._connect.args[0])  # type: ignore[attr-defined]
@@ -232,6 +235,17 @@ class Database:
     def closed(self) -> bool:
         return self._closed
 
+    def bound_answers(self, seconds: Optional[float]) -> None:
+        """From now on, give up on a PostgreSQL call whose server has not answered within
+        ``seconds`` (``None``: wait as long as it takes); nothing for SQLite, whose waits its
+        busy timeout bounds.
+
+        The service sets this once the schema is migrated (a migration may rightly take long);
+        the command line leaves it off. See :mod:`store.answer_deadline`.
+        """
+        if self.dialect.name == POSTGRESQL:
+            self._deadlines = AnswerDeadlines(seconds) if seconds is not None else None
+
     def run(self, work: Callable[[Tx], T], *, write: bool = True) -> T:
         """Run ``work`` in one transaction and return its result.
 
@@ -245,10 +259,21 @@ class Database:
             conn = self._checkout(write)
             keep = True
             committing: list[bool] = []
+            deadlines = self._deadlines
+            call: Optional[Call] = None
             try:
-                return self._in_transaction(conn, work, write, committing)
+                with deadlines.bounded(conn) if deadlines is not None else nullcontext() as call:
+                    return self._in_transaction(conn, work, write, committing)
             except (sqlite3.Error, _pg_error()) as exc:
                 broken = _is_broken(conn)
+                if call is not None and call.expired and deadlines is not None:
+                    # No answer in time (store.answer_deadline): the server is hung or out of
+                    # reach, and another attempt would wait as long again.
+                    # The driver's error is only the cut's echo ("server closed the connection").
+                    keep = False
+                    what = f"no answer from the {self.dialect.name} database within {deadlines.seconds:g} s"
+                    raise self._error(StoreCommitUnknownError if committing else StoreTimeoutError,
+                                      what, None) from None
                 # SQLite opens a file it may not write read-only, and the connection stays so
                 # after the file is made writable again: a new one will see.
                 keep = not broken and not _is_read_only(exc)
@@ -264,7 +289,8 @@ class Database:
                     raise self._error(error, f"{self.dialect.name} error", exc) from exc
                 last = exc
             finally:
-                self._checkin(conn, keep)
+                # A cut connection is no use, even when its answer came in just before the cut.
+                self._checkin(conn, keep and not (call is not None and call.expired))
             pause = min(0.5, 0.01 * 2**attempt) * (0.5 + random.random())
             if time.monotonic() + pause >= deadline:
                 break  # each attempt may wait out SQLite's busy timeout: a caller waits this long at most

@@ -79,6 +79,16 @@ class StoreDataError(StoreDatabaseError):
     """
 
 
+class StoreTimeoutError(StoreUnavailableError):
+    """Raised when a PostgreSQL server has not answered a call within the answer deadline the
+    service sets (``COMMENTGUARD_DATABASE_TIMEOUT``; :mod:`store.answer_deadline`): hung, or out
+    of reach behind a network that keeps the connection open.
+
+    The connection was cut and is not reused; whether a write was committed is not known when
+    its COMMIT had been sent (then :class:`StoreCommitUnknownError` is raised instead).
+    """
+
+
 class StoreCommitUnknownError(StoreDatabaseError):
     """Raised when a PostgreSQL connection broke while the transaction's COMMIT was on its way.
 

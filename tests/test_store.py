@@ -707,6 +707,26 @@ def test_purge_checks_keeps_feedback(store: Store) -> None:
         store.purge_checks(-1)
 
 
+def test_purge_deletes_in_batches_until_none_is_left(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One DELETE of months of checks could outlast the service's answer deadline on PostgreSQL
+    (and held SQLite's write lock throughout): the purge goes in transactions of PURGE_BATCH."""
+    import store.checks as checks_module
+
+    monkeypatch.setattr(checks_module, "PURGE_BATCH", 3)
+    statements: list[int] = []
+    real_run = store.database.run
+    monkeypatch.setattr(store.database, "run", lambda work, **kw: statements.append(1) or real_run(work, **kw))
+    now = datetime.now(timezone.utc)
+    old = [_check(_comment(f"old {i}"), created=now - timedelta(days=40 + i)) for i in range(7)]
+    recent = [_check(_comment(f"new {i}"), created=now) for i in range(2)]
+    store.record_checks(old + recent)
+    statements.clear()
+    assert store.purge_checks(30) == 7
+    assert len(statements) == 3  # 3 + 3 + 1: the short batch says nothing is left
+    assert all(store.get_check(c.id) is None for c in old)
+    assert all(store.get_check(c.id) is not None for c in recent)
+
+
 # --- feedback ---------------------------------------------------------------------
 
 def test_add_and_list_feedback(store: Store) -> None:
