@@ -28,11 +28,12 @@ log = logging.getLogger(__name__)
 class Call:
     """One bounded call: whether the watchdog cut its connection."""
 
-    __slots__ = ("deadline", "fd", "expired")
+    __slots__ = ("deadline", "sock", "expired")
 
-    def __init__(self, deadline: float, fd: int) -> None:
+    def __init__(self, deadline: float, sock: Optional[socket.socket]) -> None:
         self.deadline = deadline
-        self.fd = fd
+        #: Our own descriptor of the connection's socket (see :meth:`AnswerDeadlines.bounded`).
+        self.sock = sock
         self.expired = False
 
 
@@ -51,9 +52,11 @@ class AnswerDeadlines:
     def bounded(self, conn: Any) -> Iterator[Call]:
         """Bound the block's use of ``conn`` (a psycopg connection); the :class:`Call` says
         afterwards whether the watchdog cut it."""
-        fd = _socket_of(conn)
-        call = Call(time.monotonic() + self.seconds, fd if fd is not None else -1)
-        if fd is None:  # closed already: the driver raises on first use, nothing to bound
+        # A descriptor of our own for the socket, not its number: libpq closes its descriptor
+        # as soon as the server drops the connection, while the call is still in this block, and
+        # the number may then name a client's HTTP connection. Ours keeps naming this socket.
+        call = Call(time.monotonic() + self.seconds, _own_socket(conn))
+        if call.sock is None:  # closed already: the driver raises on first use, nothing to bound
             yield call
             return
         with self._cond:
@@ -65,10 +68,9 @@ class AnswerDeadlines:
         try:
             yield call
         finally:
-            # Under the lock: once the block is left, the watchdog never touches this socket,
-            # whose descriptor may be closed and reused by the time it looks again.
-            with self._cond:
+            with self._cond:  # not while the watchdog is cutting it
                 self._calls.discard(call)
+            call.sock.close()  # our descriptor only: the connection stays the driver's
 
     def _watch(self) -> None:
         while True:
@@ -77,31 +79,30 @@ class AnswerDeadlines:
                 for call in [c for c in self._calls if c.deadline <= now]:
                     self._calls.discard(call)
                     call.expired = True
-                    _cut(call.fd)
+                    _cut(call.sock)  # type: ignore[arg-type] - only calls with a socket are registered
                 earliest = min((c.deadline for c in self._calls), default=None)
                 self._cond.wait(None if earliest is None else max(0.01, earliest - now))
 
 
-def _socket_of(conn: Any) -> Optional[int]:
+def _own_socket(conn: Any) -> Optional[socket.socket]:
+    """A socket object on a duplicate of ``conn``'s descriptor; ``None`` when it has none."""
     try:
-        return int(conn.pgconn.socket)
+        fd = os.dup(int(conn.pgconn.socket))
     except Exception:  # noqa: BLE001 - psycopg raises OperationalError on a closed connection
+        return None
+    try:
+        return socket.socket(fileno=fd)
+    except OSError:  # not a socket (cannot happen for a live connection): do not leak the duplicate
+        os.close(fd)
         return None
 
 
-def _cut(fd: int) -> None:
-    """Shut the connection down both ways, so that a wait on it ends now; the descriptor itself
-    stays the driver's to close."""
-    try:
-        sock = socket.socket(fileno=os.dup(fd))
-    except OSError:
-        return
+def _cut(sock: socket.socket) -> None:
+    """Shut the connection down both ways, so that the driver's wait on it ends now."""
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError as exc:  # not connected any more: the wait has ended anyway
         log.debug("shutting down a late database connection: %s", exc)
-    finally:
-        sock.close()
 
 
 __all__ = ["AnswerDeadlines", "Call"]

@@ -112,12 +112,15 @@ class ChecksMixin(StoreBase):
         cutoff = utcnow() - timedelta(days=older_than_days)
         # In transactions of PURGE_BATCH rows: each stays short, so it ends well inside the
         # service's answer deadline (store.answer_deadline) and holds SQLite's write lock only
-        # briefly, however much a first purge after months has to delete.
+        # briefly, however much a first purge after months has to delete. Until a batch deletes
+        # nothing: on PostgreSQL another worker purging at the same time deletes some of the rows
+        # a batch picked, so a short batch does not mean none is left (a probe's two workers left
+        # 41,905 of 76,572 old checks that way).
         removed = 0
         while True:
             deleted = self._db.run(lambda tx: tx.execute(
-                "DELETE FROM checks WHERE id IN (SELECT id FROM checks WHERE created < ? LIMIT ?)",
+                "DELETE FROM checks WHERE id IN (SELECT id FROM checks WHERE created < ? ORDER BY created LIMIT ?)",
                 (cutoff, PURGE_BATCH)))
             removed += deleted
-            if deleted < PURGE_BATCH:
+            if not deleted:
                 return removed

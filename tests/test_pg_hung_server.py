@@ -147,6 +147,30 @@ def test_the_watchdog_cuts_a_late_wait_and_leaves_a_finished_call_alone() -> Non
             sock.close()
 
 
+def test_the_watchdog_never_cuts_a_socket_that_took_over_a_closed_ones_number() -> None:
+    """libpq closes its descriptor as soon as the server drops the connection, while the call is
+    still bounded; the number may then name a new socket (a client's HTTP connection), which a
+    cut by number shut down (a probe did it with a widened window)."""
+    deadlines = AnswerDeadlines(0.3)
+    driver, server = socket.socketpair()
+    with deadlines.bounded(_Conn(driver)) as call:
+        number = driver.fileno()
+        driver.close()  # the server dropped the connection: libpq closes its descriptor
+        newcomer, peer = socket.socketpair()
+        try:
+            assert number in (newcomer.fileno(), peer.fileno())  # the number is taken again
+            time.sleep(1)  # the deadline passes before the block is left
+            assert call.expired
+            peer.sendall(b"still open")
+            assert newcomer.recv(16) == b"still open"
+            newcomer.sendall(b"both ways")
+            assert peer.recv(16) == b"both ways"
+        finally:
+            newcomer.close()
+            peer.close()
+            server.close()
+
+
 def test_a_call_the_server_never_answers_fails_as_an_outage_and_the_store_recovers(
         proxy: FreezableProxy, pg_url: str) -> None:
     store = open_store(through(proxy, pg_url), secret=SECRET, answer_timeout=1.0)
@@ -163,6 +187,30 @@ def test_a_call_the_server_never_answers_fails_as_an_outage_and_the_store_recove
         assert store.get_check("2" * 32) is None  # a new connection: the cut one was not pooled
     finally:
         proxy.thaw()
+        store.close()
+
+
+def test_a_call_waiting_on_a_lock_is_given_up_by_the_server_which_frees_its_process(pg_url: str) -> None:
+    """A cut alone left the server's process waiting on the lock, and every retry opened another
+    connection that waited too: a probe filled PostgreSQL's 100 connections in 35 s. The server
+    now gives the statement up just before the deadline, and the connection is kept."""
+    import psycopg
+
+    store = open_store(pg_url, secret=SECRET, answer_timeout=1.0)
+    holder = psycopg.connect(pg_url)  # not autocommit: the lock lasts until rollback
+    try:
+        assert store.get_check("0" * 32) is None
+        holder.execute("LOCK TABLE checks IN ACCESS EXCLUSIVE MODE")
+        for _ in range(4):
+            with pytest.raises(StoreTimeoutError, match="did not finish within 1 s"):
+                store.get_check("1" * 32)
+        waiting = holder.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                 "AND datname = current_database()").fetchone()
+        assert waiting == (0,)  # no process of ours is left waiting on the lock
+        holder.rollback()
+        assert store.get_check("2" * 32) is None
+    finally:
+        holder.close()
         store.close()
 
 
