@@ -4,7 +4,10 @@ Written for this project separately from the seed corpus and never trained on, t
 how the default model treats ordinary comments and spam in languages the seed corpus covers
 thinly: ``cyrillic_greek_eval.jsonl`` (Russian, Ukrainian, Greek) and ``world_eval.jsonl``
 (Chinese, Japanese, Korean, Thai, Persian, Hebrew, Hindi, Arabic, Indonesian, Vietnamese,
-Turkish, Bengali, Swahili). ``test_seed_corpus`` keeps them apart from the seed rows.
+Turkish, Bengali, Swahili), and how it treats ordinary comments on sites whose topic is spam's
+topic: ``topic_eval.jsonl`` (health, money, betting, crypto, sex education, SEO, essays, phone
+repair, dating and video creators' sites, each row with a ``topic``). ``test_seed_corpus`` keeps
+them apart from the seed rows.
 """
 from __future__ import annotations
 
@@ -16,9 +19,10 @@ from model.comment import Comment
 DATA = Path(__file__).resolve().parent / "data"
 EVAL_SET = DATA / "cyrillic_greek_eval.jsonl"
 WORLD_EVAL_SET = DATA / "world_eval.jsonl"
-EVAL_SETS = (EVAL_SET, WORLD_EVAL_SET)
+TOPIC_EVAL_SET = DATA / "topic_eval.jsonl"
+EVAL_SETS = (EVAL_SET, WORLD_EVAL_SET, TOPIC_EVAL_SET)
 
-#: The Akismet fields a row may carry besides its text (``label`` and ``lang`` are not read by the model).
+#: The Akismet fields a row may carry besides its text (``label``, ``lang`` and ``topic`` are not read by the model).
 _FIELDS = ("comment_author", "comment_author_email", "comment_author_url", "comment_type")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from model.pipeline import feature_names
 from model.scorer import Scorer
 from model.reasons import describe_meta, describe_ngram, top_reasons
 from model.verdict import DISCARD, HAM, SPAM, UNSURE, Thresholds, Verdict
-from tests.eval_data import WORLD_EVAL_SET, as_comment, eval_rows
+from tests.eval_data import TOPIC_EVAL_SET, WORLD_EVAL_SET, as_comment, eval_rows
 from training.train import train_model
 
 
@@ -104,6 +105,30 @@ def test_comments_in_the_world_s_other_scripts(scorer: Scorer) -> None:
     assert len(held_ham) <= len(ham) / 6, held_ham
     assert len(caught) >= 0.7 * len(spam), [(t, v.tier, v.score) for t, v in spam if t not in caught]
     assert len(passed_spam) <= 2, passed_spam
+
+
+def test_ordinary_comments_on_sites_whose_topic_is_spam_s_topic(scorer: Scorer) -> None:
+    # Readers of health, money, betting, crypto, sex-education, SEO, essay, phone-repair, dating
+    # and video creators' sites use spam's words ("viagra", "payday loan", "casino bonus",
+    # "subscribe"): 131 ham and 45 spam aimed at those sites, written apart from the seed and
+    # never trained on (tests/eval_data.py). Trained on the seed before ham_f/spam_e, the model
+    # flagged 2 of the ham ("Subscribe buttons on my channel stopped working", "Earning $500 a
+    # month ... paid off my student loan") and held 16, up to 4 on one site's topic; it caught
+    # 44 of the spam and passed one as ham (a wallet "sync" asking for the seed phrase).
+    rows = eval_rows(TOPIC_EVAL_SET)
+    ham, spam = scored_by_label(scorer, rows)
+    assert len(ham) >= 120 and len(spam) >= 40
+    flagged_ham = [(text, v.score) for text, v in ham if v.tier in (SPAM, DISCARD)]
+    held_ham = [(text, v.score) for text, v in ham if v.tier == UNSURE]
+    assert len(flagged_ham) <= 1, flagged_ham
+    assert len(held_ham) <= len(ham) // 12, held_ham
+    topic_of = {row["comment_content"]: row["topic"] for row in rows}
+    not_passed = Counter(topic_of[text] for text, v in ham if v.tier != HAM)
+    assert max(not_passed.values(), default=0) <= 2, not_passed  # no site's readers bear the brunt
+    caught = [text for text, v in spam if v.tier in (SPAM, DISCARD)]
+    passed_spam = [(text, v.score) for text, v in spam if v.tier == HAM]
+    assert len(caught) >= 0.9 * len(spam), [(t, v.tier, v.score) for t, v in spam if t not in caught]
+    assert len(passed_spam) <= 1, passed_spam
 
 
 @pytest.mark.parametrize("name", sorted(SPAM_EXAMPLES))
