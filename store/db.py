@@ -283,9 +283,12 @@ class Database:
                     raise self._error(StoreCommitUnknownError if committing else StoreTimeoutError,
                                       what, None) from None
                 if deadlines is not None and getattr(exc, "sqlstate", None) == _QUERY_CANCELED:
-                    # The server's statement_timeout (_tune): a lock or a slow COMMIT, rolled back.
-                    raise self._error(StoreTimeoutError, f"the {self.dialect.name} database did not finish "
-                                      f"within {deadlines.seconds:g} s", exc) from exc
+                    # The server gave the statement up: its statement_timeout (ours from _tune, or
+                    # a shorter one of the URL's or the database's), or an operator's cancel. The
+                    # transaction is rolled back (but for a COMMIT waiting on a synchronous
+                    # replica, which the server has committed locally), the connection kept.
+                    raise self._error(StoreTimeoutError, f"the {self.dialect.name} server cancelled the "
+                                      "statement (statement_timeout or a cancel request)", exc) from exc
                 # SQLite opens a file it may not write read-only, and the connection stays so
                 # after the file is made writable again: a new one will see.
                 keep = not broken and not _is_read_only(exc)
