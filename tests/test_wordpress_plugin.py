@@ -135,7 +135,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, service: Service) -> Iterator
 def settings_reset(site: WordPressSite) -> Iterator[None]:
     """Discussion and Akismet settings back to WordPress's defaults after a test changes them."""
     yield
-    site.run("options", options={"akismet_strictness": None, "comment_previously_approved": "1"})
+    site.run("options", options={"akismet_strictness": None, "comment_previously_approved": "1",
+                                 "moderation_notify": "1"})
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -712,3 +713,89 @@ def test_the_longest_comment_wordpress_takes_is_checked_at_once(site: WordPressS
     (check,) = checks_of(service, content)
     assert check.tier == "ham" and check.comment.comment_content == content
     assert_plugin_logged_nothing(site)
+
+
+# --- moderation e-mail ------------------------------------------------------------------------
+#
+# WordPress e-mails the moderators about a held form post (wp_new_comment(), `comment_post`), never
+# about a REST API comment (wp_insert_comment()). The driver records e-mails instead of sending them.
+
+def moderation_mails(site: WordPressSite, comment_id: int) -> list[dict[str, Any]]:
+    """The moderation e-mails ("Please moderate") the site sent about one comment."""
+    approve_link = f"comment.php?action=approve&c={comment_id}#"
+    return [m for m in site.mails() if "Please moderate" in m["subject"] and approve_link in m["message"]]
+
+
+@pytest.mark.usefixtures("settings_reset")
+def test_a_rest_comment_held_as_unsure_is_mailed_to_the_moderators(site: WordPressSite, service: Service) -> None:
+    site.run("options", options={"comment_previously_approved": "0"})  # WordPress would publish it
+    content = unique(UNSURE_TEXT)
+    state = rest_comment(site, content, author="Rest Mailed", email="mailed@rest.example")
+    assert state["approved"] == "0" and "commentguard_held_unsure" in state["meta"]
+    (mail,) = moderation_mails(site, state["comment_id"])
+    assert mail["to"] == ["admin@example.org"]  # the site's address (also the post's author's)
+    assert content.split(" http")[0] in mail["message"] and "Rest Mailed" in mail["message"]
+    assert_plugin_logged_nothing(site)
+
+
+@pytest.mark.usefixtures("settings_reset")
+def test_rest_comments_it_did_not_hold_are_not_mailed(site: WordPressSite, service: Service) -> None:
+    # Published (ham), sent to Spam (spam), or held by WordPress's own rules anyway (a first-time
+    # commenter, below): WordPress's REST API mails about none of them, and neither does the drop-in.
+    site.run("options", options={"comment_previously_approved": "0"})
+    ham = rest_comment(site, unique(QUESTION), author="Rest Ham", email="ham@rest.example")
+    spam = rest_comment(site, unique(SPAM_TEXT), author="Best Deals", email="deals@rest.example")
+    site.run("options", options={"comment_previously_approved": "1"})
+    first_timer = rest_comment(site, unique(UNSURE_TEXT), author="Rest First", email="first@rest.example")
+    assert (ham["approved"], spam["approved"], first_timer["approved"]) == ("1", "spam", "0")
+    assert "commentguard_held_unsure" in first_timer["meta"]
+    for state in (ham, spam, first_timer):
+        assert moderation_mails(site, state["comment_id"]) == []
+
+
+@pytest.mark.usefixtures("settings_reset")
+def test_a_held_form_post_gets_wordpresss_one_mail(site: WordPressSite, service: Service) -> None:
+    site.run("options", options={"comment_previously_approved": "0"})
+    state = post_comment(site, unique(UNSURE_TEXT), author="Form Mailed", email="mailed@form.example")
+    assert state["approved"] == "0" and "commentguard_held_unsure" in state["meta"]
+    assert len(moderation_mails(site, state["comment_id"])) == 1
+
+
+@pytest.mark.usefixtures("settings_reset")
+def test_comments_held_in_an_outage_are_mailed_once_the_retry_holds_them(site: WordPressSite,
+                                                                         service: Service) -> None:
+    # The plugin defers the moderation e-mail of a comment checked during an outage (it may be
+    # spam) and sends it after its retry only for a ham answer; an unsure answer holds the comment
+    # again, and its e-mail is sent then. A REST comment is deferred like a form post.
+    site.run("options", options={"comment_previously_approved": "0"})
+    with restarted(site, service, down=True):
+        rest_unsure = rest_comment(site, unique(UNSURE_TEXT), author="Rest Outage", email="outage@rest.example")
+        rest_ham = rest_comment(site, unique(QUESTION), author="Rest Fine", email="fine@rest.example")
+        form_unsure = post_comment(site, unique(UNSURE_TEXT), author="Form Outage", email="outage@form.example")
+    for state in (rest_unsure, rest_ham, form_unsure):
+        assert state["approved"] == "0" and events(state) == ["check-error"]
+        assert state["meta"]["akismet_delayed_moderation_email"] == ["1"]
+        assert moderation_mails(site, state["comment_id"]) == []
+    site.run("recheck")
+    for state in (rest_unsure, form_unsure):
+        after = site.run("comment-state", comment_id=state["comment_id"])
+        assert after["approved"] == "0" and "commentguard_held_unsure" in after["meta"]
+        assert "akismet_delayed_moderation_email" not in after["meta"]
+        assert len(moderation_mails(site, state["comment_id"])) == 1
+    assert site.run("comment-state", comment_id=rest_ham["comment_id"])["approved"] == "1"
+    assert moderation_mails(site, rest_ham["comment_id"]) == []  # published: nothing to moderate
+    site.run("recheck")  # nothing left to retry: no second e-mail
+    for state in (rest_unsure, form_unsure):
+        assert len(moderation_mails(site, state["comment_id"])) == 1
+    assert_plugin_logged_nothing(site)
+
+
+@pytest.mark.usefixtures("settings_reset")
+def test_no_mail_when_the_site_turns_it_off(site: WordPressSite, service: Service) -> None:
+    # Settings > Discussion: "Email me whenever a comment is held for moderation" off.
+    site.run("options", options={"comment_previously_approved": "0", "moderation_notify": "0"})
+    rest = rest_comment(site, unique(UNSURE_TEXT), author="Rest Quiet", email="quiet@rest.example")
+    form = post_comment(site, unique(UNSURE_TEXT), author="Form Quiet", email="quiet@form.example")
+    for state in (rest, form):
+        assert state["approved"] == "0" and "commentguard_held_unsure" in state["meta"]
+        assert moderation_mails(site, state["comment_id"]) == []

@@ -2,7 +2,7 @@
 /**
  * Plugin Name: CommentGuard for Akismet
  * Description: Sends the Akismet plugin's API calls to a self-hosted CommentGuard server instead of rest.akismet.com.
- * Version: 1.1.0
+ * Version: 1.2.0
  * License: MIT
  *
  * A must-use plugin: copy this file into wp-content/mu-plugins/ (create the
@@ -46,6 +46,15 @@
  *
  * Outages: a comment posted through the REST API while CommentGuard cannot be
  * reached is held too (the plugin holds only form posts then).
+ *
+ * Moderation e-mail: WordPress e-mails the moderators about a held form post, but
+ * never about a comment posted through the REST API. When this file holds a REST
+ * comment WordPress would have published (unsure, or an outage), it sends
+ * WordPress's usual moderation e-mail ("Email me whenever a comment is held for
+ * moderation" decides, as for form posts; the plugin defers the e-mail of a comment
+ * checked during an outage until its retry, as for form posts). When the retry
+ * after an outage finds a comment `unsure` and holds it, the deferred e-mail goes
+ * out then.
  */
 
 if ( ! defined( 'ABSPATH' ) ) {
@@ -55,7 +64,9 @@ if ( ! defined( 'ABSPATH' ) ) {
 add_filter( 'pre_http_request', 'commentguard_akismet_redirect', 10, 3 );
 // After the plugin's own filters (priority 10 on pre_comment_approved, 1 on rest_pre_insert_comment).
 add_filter( 'pre_comment_approved', 'commentguard_hold_unsure', 20, 2 );
+add_filter( 'rest_pre_insert_comment', 'commentguard_note_rest_approval', 0, 1 );
 add_filter( 'rest_pre_insert_comment', 'commentguard_hold_rest_comment', 20, 1 );
+add_action( 'rest_insert_comment', 'commentguard_notify_rest_held', 20, 3 );
 add_action( 'wp_insert_comment', 'commentguard_remember_check', 20, 2 );
 add_action( 'wp_set_comment_status', 'commentguard_keep_rechecked_unsure_held', 20, 2 );
 add_action( 'transition_comment_status', 'commentguard_report_approved', 20, 3 );
@@ -182,6 +193,7 @@ function commentguard_identity( $post_id, $email ) {
 function commentguard_note_verdict( $response, $fields ) {
 	$GLOBALS['commentguard_check']          = null;
 	$GLOBALS['commentguard_recheck_unsure'] = 0;
+	$GLOBALS['commentguard_recheck_retry']  = false;
 	$verdict = is_wp_error( $response ) ? '' : strtolower( commentguard_header( $response, 'x-commentguard-verdict' ) );
 	if ( '' === $verdict ) {
 		return; // CommentGuard unreachable, or not CommentGuard answering.
@@ -189,6 +201,7 @@ function commentguard_note_verdict( $response, $fields ) {
 	$hold = commentguard_holds_unsure() && 'unsure' === $verdict && 'true' === trim( (string) wp_remote_retrieve_body( $response ) );
 	if ( ! empty( $fields['recheck_reason'] ) ) {
 		$GLOBALS['commentguard_recheck_unsure'] = $hold && isset( $fields['comment_ID'] ) ? (int) $fields['comment_ID'] : 0;
+		$GLOBALS['commentguard_recheck_retry']  = 'retry' === $fields['recheck_reason'];
 		return;
 	}
 	$reasons                       = json_decode( commentguard_header( $response, 'x-commentguard-reasons' ), true );
@@ -260,6 +273,21 @@ function commentguard_disallowed( $c ) {
 }
 
 /**
+ * `rest_pre_insert_comment`, before the plugin's check: whether WordPress's own rules publish
+ * this REST comment (the plugin overwrites the decision with Spam on a `true` answer). Only a
+ * comment they publish and this file holds gets a moderation e-mail from it (see below).
+ *
+ * @param array|WP_Error $prepared The comment about to be inserted.
+ * @return array|WP_Error Unchanged.
+ */
+function commentguard_note_rest_approval( $prepared ) {
+	$GLOBALS['commentguard_rest_held']      = null;
+	$GLOBALS['commentguard_rest_published'] = is_array( $prepared ) && isset( $prepared['comment_approved'] )
+		&& in_array( $prepared['comment_approved'], array( 1, '1' ), true );
+	return $prepared;
+}
+
+/**
  * `rest_pre_insert_comment`: the same for a comment posted through the REST API, where the
  * plugin checks (and sets the status) after WordPress's approval filter has run. That is also
  * why the plugin cannot hold a REST comment whose check failed (CommentGuard unreachable): it
@@ -279,7 +307,35 @@ function commentguard_hold_rest_comment( $prepared ) {
 	} else {
 		$prepared['comment_approved'] = commentguard_hold_unsure( $prepared['comment_approved'], $prepared );
 	}
+	if ( 0 === $prepared['comment_approved'] && ! empty( $GLOBALS['commentguard_rest_published'] ) ) {
+		$GLOBALS['commentguard_rest_held'] = commentguard_identity(
+			isset( $prepared['comment_post_ID'] ) ? $prepared['comment_post_ID'] : 0,
+			isset( $prepared['comment_author_email'] ) ? $prepared['comment_author_email'] : ''
+		);
+	}
 	return $prepared;
+}
+
+/**
+ * `rest_insert_comment`: WordPress's moderation e-mail for a REST comment held above, which
+ * WordPress would have published. Its REST API calls wp_insert_comment(), not wp_new_comment(),
+ * so the e-mail a held form post gets (on `comment_post`) is never sent for it. The site's
+ * "Email me whenever a comment is held for moderation" decides, as for form posts, and the
+ * plugin defers the e-mail of a comment checked during an outage until its retry (as it does
+ * for form posts: the comment may be spam).
+ *
+ * @param WP_Comment      $comment  The inserted comment.
+ * @param WP_REST_Request $request  The request.
+ * @param bool            $creating Whether the comment is new (false: an update).
+ */
+function commentguard_notify_rest_held( $comment, $request, $creating ) {
+	$held = isset( $GLOBALS['commentguard_rest_held'] ) ? $GLOBALS['commentguard_rest_held'] : null;
+	if ( ! $creating || null === $held || ! is_object( $comment )
+		|| commentguard_identity( $comment->comment_post_ID, $comment->comment_author_email ) !== $held ) {
+		return;
+	}
+	$GLOBALS['commentguard_rest_held'] = null;
+	wp_new_comment_notify_moderator( (int) $comment->comment_ID );
 }
 
 /**
@@ -304,7 +360,9 @@ function commentguard_remember_check( $id, $comment ) {
 /**
  * `wp_set_comment_status`: a recheck (the "Check for Spam" button on the Pending list, or the
  * plugin's retry after an outage) moves a comment to Spam on any `true` answer; one that is
- * `unsure` goes back to Pending, where holding put it, marked as held.
+ * `unsure` goes back to Pending, where holding put it, marked as held. The plugin deferred the
+ * moderation e-mail of a comment checked during an outage until its retry, and sends it only
+ * for a ham answer, so a comment the retry holds as `unsure` gets it here.
  *
  * @param int    $id     The comment.
  * @param string $status Its new status.
@@ -317,6 +375,11 @@ function commentguard_keep_rechecked_unsure_held( $id, $status ) {
 	wp_set_comment_status( $id, 'hold' );
 	if ( ! get_comment_meta( $id, COMMENTGUARD_HELD_META, true ) ) {
 		add_comment_meta( $id, COMMENTGUARD_HELD_META, time(), true );
+	}
+	// The plugin's mark of a deferred e-mail; it removes the mark after this, unsent.
+	if ( ! empty( $GLOBALS['commentguard_recheck_retry'] ) && get_comment_meta( $id, 'akismet_delayed_moderation_email', true ) ) {
+		delete_comment_meta( $id, 'akismet_delayed_moderation_email' );
+		wp_new_comment_notify_moderator( (int) $id );
 	}
 }
 

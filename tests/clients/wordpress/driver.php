@@ -13,7 +13,8 @@
  * wp_spam_comment...; the Akismet plugin reacts through its hooks), and prints
  * one line `@@RESULT@@ {json}`. A run that WordPress ends itself (the plugin's
  * discard path calls die() after a redirect; wp_die) prints
- * `{"exited": true, "output": ...}` from a shutdown function instead.
+ * `{"exited": true, "output": ...}` from a shutdown function instead. E-mails the
+ * site sends are recorded in SITE_DIR/mail.jsonl, never sent.
  *
  * The database actions (create-database, drop-database) run before WordPress
  * is loaded, with plain mysqli.
@@ -88,6 +89,23 @@ if ( 'install' === $cg_action ) {
 	define( 'WP_ADMIN', true ); // a wp-admin request: the plugin loads its settings code then
 }
 require $cg_site_dir . '/wp-config.php';
+
+// No e-mail leaves a test site: wp_mail() asks `pre_wp_mail` first (WordPress 5.7+), and each
+// message is recorded, one JSON line in SITE_DIR/mail.jsonl (site.py's mails()), as sent.
+add_filter(
+	'pre_wp_mail',
+	function ( $short_circuit, $atts ) use ( $cg_site_dir ) {
+		$mail = array(
+			'to'      => array_values( (array) $atts['to'] ),
+			'subject' => (string) $atts['subject'],
+			'message' => (string) $atts['message'],
+		);
+		file_put_contents( $cg_site_dir . '/mail.jsonl', json_encode( $mail, JSON_UNESCAPED_SLASHES ) . "\n", FILE_APPEND | LOCK_EX );
+		return true;
+	},
+	10,
+	2
+);
 
 /** Every comment meta row, values unserialized (akismet_history has one row per event). */
 function cg_comment_state( $comment_id ) {

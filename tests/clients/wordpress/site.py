@@ -13,7 +13,8 @@ default ``/usr/share/wordpress``): a ``wp-config.php`` may name any ``ABSPATH``,
 ``WP_CONTENT_DIR`` and plugin folders, as Debian's own one does, so nothing is
 copied. The config blocks every outgoing HTTP request but those to 127.0.0.1
 (``WP_HTTP_BLOCK_EXTERNAL``): if the redirect failed, the plugin would get an
-error, never the real Akismet.
+error, never the real Akismet. No e-mail leaves the site either: the driver records each one
+(:meth:`WordPressSite.mails`).
 """
 from __future__ import annotations
 
@@ -186,6 +187,14 @@ class WordPressSite:
                 return outcome["result"]
         raise RuntimeError(f"driver {action} printed no result (exit {proc.returncode}):\n"
                            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+    def mails(self) -> list[dict[str, Any]]:
+        """Every e-mail the site sent (``to``, ``subject``, ``message``), oldest first; the driver
+        records them instead of sending them."""
+        path = self.dir / "mail.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
     def debug_log(self) -> str:
         """What PHP logged (warnings, notices) while the site ran."""
