@@ -60,6 +60,10 @@ _RUN_DEADLINE_S = 10.0
 _SERVER_SHARE = 0.9
 #: SQLSTATE of a statement the server cancelled (its statement_timeout).
 _QUERY_CANCELED = "57014"
+#: Lowers ``statement_timeout`` unless it is already lower (0 means no limit). Parameters: the
+#: limit in ms as text, whether for this transaction only (else the session), the limit again.
+_STATEMENT_TIMEOUT_SQL = ("SELECT set_config('statement_timeout', %s, %s) FROM pg_settings "
+                          "WHERE name = 'statement_timeout' AND (setting::bigint = 0 OR setting::bigint > %s)")
 
 
 @dataclass(frozen=True)
@@ -221,7 +225,8 @@ class Database:
         self._file_checked = 0.0
         self._file_problem: Optional[str] = None  # why the pool cannot use the path now
         self._deadlines: Optional[AnswerDeadlines] = None  # see bound_answers
-        self._tuned: "weakref.WeakSet[Any]" = weakref.WeakSet()  # connections _tune has set up
+        #: Connections _tune has set up, each with the limit its transactions set (behind a pooler) or None.
+        self._tuned: "weakref.WeakKeyDictionary[Any, Optional[int]]" = weakref.WeakKeyDictionary()
         if self.dialect.name == SQLITE:
             self._init_sqlite_file()
             self._file = SqliteFile(self._connect.args[0])  # type: ignore[attr-defined]
@@ -269,9 +274,8 @@ class Database:
             call: Optional[Call] = None
             try:
                 with deadlines.bounded(conn) if deadlines is not None else nullcontext() as call:
-                    if deadlines is not None:
-                        self._tune(conn, deadlines)
-                    return self._in_transaction(conn, work, write, committing)
+                    local_limit = self._tune(conn, deadlines) if deadlines is not None else None
+                    return self._in_transaction(conn, work, write, committing, local_limit)
             except (sqlite3.Error, _pg_error()) as exc:
                 broken = _is_broken(conn)
                 if call is not None and call.expired and deadlines is not None:
@@ -312,23 +316,36 @@ class Database:
             time.sleep(pause)
         raise self._error(StoreBusyError, f"database stayed locked after {attempt + 1} attempts", last) from last
 
-    def _tune(self, conn: Any, deadlines: AnswerDeadlines) -> None:
-        """Have the server give a statement up a little before the watchdog would cut it (once
-        per connection, unless the connection's own ``statement_timeout`` is shorter).
+    def _tune(self, conn: Any, deadlines: AnswerDeadlines) -> Optional[int]:
+        """Have the server give a statement up a little before the watchdog would cut it,
+        unless the connection's own ``statement_timeout`` is shorter; return the limit in ms
+        when it must be set in each transaction instead, else None.
 
         A statement waiting on a lock, or a slow COMMIT, then fails cleanly: rolled back, the
         connection kept, and the server's process freed. A cut alone left that process waiting
         on the lock (it does not notice its client leaving) while each retry opened another
         connection that waited too: a probe (2026-11-28) filled the server's 100 connections in
         35 s with the deadline at 1 s.
+
+        Set once per connection for its session, but for a connection through a pooler
+        (PgBouncer, pgpool-II, a cloud proxy: the server's process is not the one the
+        connection was told of). A pooler in transaction mode hands each transaction to
+        any of its server sessions, so a session setting would miss ours and stay behind on
+        sessions the pool later gives other clients, the command line's unbounded
+        ``retrain`` among them. There the limit is set in each transaction
+        (``_in_transaction``), and ends with it.
         """
         if conn in self._tuned:
-            return
+            return self._tuned[conn]
         ms = max(1, int(deadlines.seconds * 1000 * _SERVER_SHARE))
-        conn.execute("SELECT set_config('statement_timeout', %s, false) FROM pg_settings "
-                     "WHERE name = 'statement_timeout' AND (setting::bigint = 0 OR setting::bigint > %s)",
-                     (str(ms), ms))
-        self._tuned.add(conn)
+        server_pid = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+        local: Optional[int] = None
+        if server_pid == conn.info.backend_pid:
+            conn.execute(_STATEMENT_TIMEOUT_SQL, (str(ms), False, ms))
+        else:
+            local = ms
+        self._tuned[conn] = local
+        return local
 
     def read(self, work: Callable[[Tx], T]) -> T:
         """Run ``work``, which only reads, statement by statement in autocommit mode."""
@@ -351,16 +368,23 @@ class Database:
             except queue.Empty:
                 return
 
-    def _in_transaction(self, conn: Any, work: Callable[[Tx], T], write: bool, committing: list[bool]) -> T:
+    def _in_transaction(self, conn: Any, work: Callable[[Tx], T], write: bool, committing: list[bool],
+                        local_limit: Optional[int] = None) -> T:
+        """Run ``work`` in a transaction (a read in autocommit); ``local_limit``: the statement
+        timeout in ms to set for this transaction alone (a connection through a pooler, see
+        ``_tune``), in which case a read gets a transaction too."""
         tx = Tx(conn, self.dialect)
-        if not write:
+        if not write and local_limit is None:
             # Reads here are single statements: autocommit saves the BEGIN/COMMIT
             # round trips on hot paths such as authenticate().
             return work(tx)
         if self.dialect.name == POSTGRESQL:
             with conn.transaction():
+                if local_limit is not None:
+                    conn.execute(_STATEMENT_TIMEOUT_SQL, (str(local_limit), True, local_limit))
                 result = work(tx)
-                committing.append(True)  # leaving the block sends COMMIT
+                if write:
+                    committing.append(True)  # leaving the block sends COMMIT
             return result
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not mid-transaction
         try:
@@ -568,7 +592,13 @@ def _connect_postgres(url: str) -> Any:
         # libpq waits forever by default: a server that accepts the connection but never answers
         # (hung, or behind a stalled proxy) would hold the request thread asking about a key.
         options["connect_timeout"] = PG_CONNECT_TIMEOUT
-    return psycopg.connect(url, autocommit=True, row_factory=dict_row, **options)
+    # No server-side prepared statements (psycopg prepares a query run five times): behind a
+    # pooler in transaction mode (PgBouncer before 1.21, or without max_prepared_statements)
+    # the next transaction may run on a server session that does not have them, or has
+    # another client's of the same name, and the check log's batches failed at random with
+    # "prepared statement "_pg3_0" already exists". Measured direct on the test server, the
+    # check log's insert cost the same either way (36.5 µs a row) and a key read 2.7 µs more.
+    return psycopg.connect(url, autocommit=True, row_factory=dict_row, prepare_threshold=None, **options)
 
 
 @functools.lru_cache(maxsize=1)
