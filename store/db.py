@@ -23,7 +23,6 @@ import sqlite3
 import stat
 import threading
 import time
-import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -56,14 +55,17 @@ _ATTEMPTS = 8
 #: Seconds after which a transaction that keeps finding the database locked stops retrying
 #: (a request waiting on it holds one of its worker's threads).
 _RUN_DEADLINE_S = 10.0
-#: The share of the answer deadline after which the PostgreSQL server gives a statement up (Database._tune).
+#: The share of the answer deadline after which the PostgreSQL server gives a statement up
+#: (Database._server_limit).
 _SERVER_SHARE = 0.9
 #: SQLSTATE of a statement the server cancelled (its statement_timeout).
 _QUERY_CANCELED = "57014"
-#: Lowers ``statement_timeout`` unless it is already lower (0 means no limit). Parameters: the
-#: limit in ms as text, whether for this transaction only (else the session), the limit again.
-_STATEMENT_TIMEOUT_SQL = ("SELECT set_config('statement_timeout', %s, %s) FROM pg_settings "
-                          "WHERE name = 'statement_timeout' AND (setting::bigint = 0 OR setting::bigint > %s)")
+#: Lowers ``statement_timeout`` for the current transaction unless it is already lower (0 means
+#: no limit). Parameters: the limit in ms as text, then as a number. ``current_setting``, not the
+#: ``pg_settings`` view, which builds every setting's row: 0.57 ms of server time per call.
+_STATEMENT_TIMEOUT_SQL = ("SELECT set_config('statement_timeout', %s, true) "
+                          "WHERE current_setting('statement_timeout')::interval = interval '0' "
+                          "OR current_setting('statement_timeout')::interval > %s * interval '1 millisecond'")
 
 
 @dataclass(frozen=True)
@@ -225,8 +227,6 @@ class Database:
         self._file_checked = 0.0
         self._file_problem: Optional[str] = None  # why the pool cannot use the path now
         self._deadlines: Optional[AnswerDeadlines] = None  # see bound_answers
-        #: Connections _tune has set up, each with the limit its transactions set (behind a pooler) or None.
-        self._tuned: "weakref.WeakKeyDictionary[Any, Optional[int]]" = weakref.WeakKeyDictionary()
         if self.dialect.name == SQLITE:
             self._init_sqlite_file()
             self._file = SqliteFile(self._connect.args[0])  # type: ignore[attr-defined]
@@ -274,8 +274,8 @@ class Database:
             call: Optional[Call] = None
             try:
                 with deadlines.bounded(conn) if deadlines is not None else nullcontext() as call:
-                    local_limit = self._tune(conn, deadlines) if deadlines is not None else None
-                    return self._in_transaction(conn, work, write, committing, local_limit)
+                    limit = self._server_limit(deadlines) if deadlines is not None else None
+                    return self._in_transaction(conn, work, write, committing, limit)
             except (sqlite3.Error, _pg_error()) as exc:
                 broken = _is_broken(conn)
                 if call is not None and call.expired and deadlines is not None:
@@ -287,7 +287,7 @@ class Database:
                     raise self._error(StoreCommitUnknownError if committing else StoreTimeoutError,
                                       what, None) from None
                 if deadlines is not None and getattr(exc, "sqlstate", None) == _QUERY_CANCELED:
-                    # The server gave the statement up: its statement_timeout (ours from _tune, or
+                    # The server gave the statement up: its statement_timeout (ours, _server_limit, or
                     # a shorter one of the URL's or the database's), or an operator's cancel. The
                     # transaction is rolled back (but for a COMMIT waiting on a synchronous
                     # replica, which the server has committed locally), the connection kept.
@@ -316,10 +316,10 @@ class Database:
             time.sleep(pause)
         raise self._error(StoreBusyError, f"database stayed locked after {attempt + 1} attempts", last) from last
 
-    def _tune(self, conn: Any, deadlines: AnswerDeadlines) -> Optional[int]:
-        """Have the server give a statement up a little before the watchdog would cut it,
-        unless the connection's own ``statement_timeout`` is shorter; return the limit in ms
-        when it must be set in each transaction instead, else None.
+    @staticmethod
+    def _server_limit(deadlines: AnswerDeadlines) -> int:
+        """The ``statement_timeout`` (ms) each transaction sets: the server gives a statement up a
+        little before the watchdog would cut it, unless the connection's own limit is shorter.
 
         A statement waiting on a lock, or a slow COMMIT, then fails cleanly: rolled back, the
         connection kept, and the server's process freed. A cut alone left that process waiting
@@ -327,25 +327,12 @@ class Database:
         connection that waited too: a probe (2026-11-28) filled the server's 100 connections in
         35 s with the deadline at 1 s.
 
-        Set once per connection for its session, but for a connection through a pooler
-        (PgBouncer, pgpool-II, a cloud proxy: the server's process is not the one the
-        connection was told of). A pooler in transaction mode hands each transaction to
-        any of its server sessions, so a session setting would miss ours and stay behind on
-        sessions the pool later gives other clients, the command line's unbounded
-        ``retrain`` among them. There the limit is set in each transaction
-        (``_in_transaction``), and ends with it.
+        Set in each transaction (``_in_transaction``), not once for the session: behind a pooler
+        in transaction mode (PgBouncer) each transaction may run on any of its server sessions,
+        so a session setting missed ours and stayed behind on sessions the pool later gave
+        other clients, the command line's unbounded ``retrain`` among them.
         """
-        if conn in self._tuned:
-            return self._tuned[conn]
-        ms = max(1, int(deadlines.seconds * 1000 * _SERVER_SHARE))
-        server_pid = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
-        local: Optional[int] = None
-        if server_pid == conn.info.backend_pid:
-            conn.execute(_STATEMENT_TIMEOUT_SQL, (str(ms), False, ms))
-        else:
-            local = ms
-        self._tuned[conn] = local
-        return local
+        return max(1, int(deadlines.seconds * 1000 * _SERVER_SHARE))
 
     def read(self, work: Callable[[Tx], T]) -> T:
         """Run ``work``, which only reads, statement by statement in autocommit mode."""
@@ -369,19 +356,19 @@ class Database:
                 return
 
     def _in_transaction(self, conn: Any, work: Callable[[Tx], T], write: bool, committing: list[bool],
-                        local_limit: Optional[int] = None) -> T:
-        """Run ``work`` in a transaction (a read in autocommit); ``local_limit``: the statement
-        timeout in ms to set for this transaction alone (a connection through a pooler, see
-        ``_tune``), in which case a read gets a transaction too."""
+                        server_limit: Optional[int] = None) -> T:
+        """Run ``work`` in a transaction (a read in autocommit, but for a PostgreSQL
+        ``server_limit``: the statement timeout in ms, set for this transaction alone)."""
         tx = Tx(conn, self.dialect)
-        if not write and local_limit is None:
+        if not write and server_limit is None:
             # Reads here are single statements: autocommit saves the BEGIN/COMMIT
-            # round trips on hot paths such as authenticate().
+            # round trips on hot paths such as authenticate() (the service's reads, bounded,
+            # take them: a key's answer is cached, so they are a few per second per worker).
             return work(tx)
         if self.dialect.name == POSTGRESQL:
             with conn.transaction():
-                if local_limit is not None:
-                    conn.execute(_STATEMENT_TIMEOUT_SQL, (str(local_limit), True, local_limit))
+                if server_limit is not None:
+                    conn.execute(_STATEMENT_TIMEOUT_SQL, (str(server_limit), server_limit))
                 result = work(tx)
                 if write:
                     committing.append(True)  # leaving the block sends COMMIT

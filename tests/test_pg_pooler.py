@@ -198,6 +198,28 @@ def test_the_statement_timeout_stays_in_the_services_own_transactions(pgbouncer:
         store.close()
 
 
+@pytest.mark.parametrize("route", ["direct", "pooled"])
+@pytest.mark.parametrize("own, applied", [("0", "9s"), ("1min", "9s"), ("300ms", "300ms")])
+def test_each_transaction_has_the_shorter_of_the_services_limit_and_the_databases(
+        pgbouncer: int, database: str, route: str, own: str, applied: str) -> None:
+    """Nine tenths of COMMENTGUARD_DATABASE_TIMEOUT (10 s), unless the database's own is shorter,
+    in the service's reads and writes, directly connected or through the pooler."""
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {urlsplit(database).path.lstrip('/')} SET statement_timeout = '{own}'")
+    store = open_store(database if route == "direct" else pooled(database, pgbouncer), secret=SECRET,
+                       answer_timeout=10)
+    try:
+        show = "SHOW statement_timeout"
+        assert store.database.read(lambda tx: tx.fetchone(show)) == {"statement_timeout": applied}
+        assert store.database.run(lambda tx: tx.fetchone(show)) == {"statement_timeout": applied}
+    finally:
+        store.close()
+    if route == "pooled":  # outside the service's transactions, the database's own stands
+        assert _server_sessions_settings(pooled(database, pgbouncer)) == [own] * POOL_SIZE
+
+
 def test_behind_the_pooler_the_server_still_gives_up_a_statement_waiting_on_a_lock(
         pgbouncer: int, database: str) -> None:
     """The server-side limit, set in each transaction, still frees the server's process (see
