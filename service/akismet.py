@@ -36,7 +36,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from model.verdict import DISCARD, Verdict
-from service.akismet_form import AkismetForm, comment_from_form, parse_form
+from service.akismet_form import AkismetForm, MalformedMultipart, comment_from_form, parse_form
 from service.akismet_rules import apply_rules, is_flagged
 from service.app import ServiceState, get_state
 from service.auth import AKISMET_KEY_FIELDS, ASKED_KEY_FIELDS, akismet_key, authenticate
@@ -126,7 +126,11 @@ def read_form(*, post_only: bool = True) -> AkismetForm:
         raise Answer(protocol_error(f"Request body too large: at most {limit} bytes.")) from None
     except (BodyUnreadable, BodyEncoded) as exc:
         raise Answer(protocol_error(f"Invalid request: {exc}.")) from None
-    return parse_form(body, request.query_string, request.mimetype_params.get("charset"))
+    boundary = request.mimetype_params.get("boundary", "") if request.mimetype == "multipart/form-data" else None
+    try:
+        return parse_form(body, request.query_string, request.mimetype_params.get("charset"), boundary)
+    except MalformedMultipart as exc:
+        raise Answer(protocol_error(f"Invalid request: {exc}.")) from None
 
 
 def require_key(form: AkismetForm, order: tuple[str, ...] = AKISMET_KEY_FIELDS) -> KeyInfo:

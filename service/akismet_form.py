@@ -8,6 +8,13 @@ describes the bytes on the wire), else ``blog_charset``, else UTF-8. A body
 that is not valid in that charset falls back to Windows-1252, which decodes any
 byte, rather than failing the call. Query-string fields are read too (the
 ``/1.2`` endpoints are GETs), with body fields winning over them.
+
+A ``multipart/form-data`` body (``curl -F``, an HTML form with that encoding, PHP's
+clients) is read too, as Akismet's own PHP servers read one: each part without a
+file name is a field, its bytes decoded like a form's. Parts with a file name are no
+Akismet field and are left out. Before 2026-11-28 such a body was parsed as if
+URL-encoded, and a call with a good key was answered ``invalid`` (``Empty "api_key"
+value``).
 """
 from __future__ import annotations
 
@@ -15,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import unquote_to_bytes
+
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, Preamble
 
 from model.comment import TEXT_FIELDS, Comment
 from service.charsets import text_codec
@@ -52,9 +61,19 @@ class AkismetForm:
         return ""
 
 
-def parse_form(body: bytes, query: bytes = b"", content_type_charset: Optional[str] = None) -> AkismetForm:
-    """Split, percent-decode and charset-decode an ``application/x-www-form-urlencoded`` body and query."""
-    pairs = _split(query) + _split(body)  # body last: its values win
+class MalformedMultipart(ValueError):
+    """A ``multipart/form-data`` body that does not parse (no boundary, broken framing, cut short)."""
+
+
+def parse_form(body: bytes, query: bytes = b"", content_type_charset: Optional[str] = None,
+               multipart_boundary: Optional[str] = None) -> AkismetForm:
+    """Split, percent-decode and charset-decode an ``application/x-www-form-urlencoded`` body
+    (or, given its boundary, a ``multipart/form-data`` one) and the query string.
+
+    Raises :class:`MalformedMultipart` for a multipart body that does not parse.
+    """
+    fields = _split_multipart(body, multipart_boundary) if multipart_boundary is not None else _split(body)
+    pairs = _split(query) + fields  # body last: its values win
     charset = text_codec(content_type_charset) or text_codec(_ascii_value(pairs, b"blog_charset")) or DEFAULT_CHARSET
     try:
         decoded = [(k.decode(charset), v.decode(charset)) for k, v in pairs]
@@ -103,6 +122,38 @@ def _split(raw: bytes) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
+def _split_multipart(raw: bytes, boundary: str) -> list[tuple[bytes, bytes]]:
+    """The (name, value) pairs of a ``multipart/form-data`` body's parts without a file name."""
+    if not boundary or not boundary.isascii():
+        raise MalformedMultipart("multipart/form-data without a boundary")
+    decoder = MultipartDecoder(boundary.encode("ascii"))
+    decoder.receive_data(raw)
+    decoder.receive_data(None)
+    pairs: list[tuple[bytes, bytes]] = []
+    name: Optional[bytes] = None  # the current part's, None for a file part
+    chunks: list[bytes] = []
+    try:
+        while True:
+            event = decoder.next_event()
+            if isinstance(event, Epilogue):
+                return pairs
+            if isinstance(event, Field):
+                # werkzeug decodes the header as UTF-8: back to bytes, for the charset below.
+                name, chunks = event.name.encode("utf-8", "surrogateescape"), []
+            elif isinstance(event, File):
+                name, chunks = None, []
+            elif isinstance(event, Data):
+                chunks.append(event.data)
+                if not event.more_data and name:
+                    pairs.append((name, b"".join(chunks)))
+            elif not isinstance(event, Preamble):  # NeedData after the end: cut short
+                raise MalformedMultipart("the multipart/form-data body ends before its closing boundary")
+    except ValueError as exc:
+        if isinstance(exc, MalformedMultipart):
+            raise
+        raise MalformedMultipart("malformed multipart/form-data body") from None
+
+
 def _ascii_value(pairs: list[tuple[bytes, bytes]], name: bytes) -> Optional[str]:
     value = None
     for key, raw in pairs:
@@ -111,4 +162,4 @@ def _ascii_value(pairs: list[tuple[bytes, bytes]], name: bytes) -> Optional[str]
     return value
 
 
-__all__ = ["AkismetForm", "GUID_FIELDS", "KEY_FIELDS", "comment_from_form", "parse_form"]
+__all__ = ["AkismetForm", "GUID_FIELDS", "KEY_FIELDS", "MalformedMultipart", "comment_from_form", "parse_form"]

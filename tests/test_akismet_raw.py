@@ -665,3 +665,58 @@ def test_form_decoding_equals_plain_percent_decoding(body: bytes) -> None:
     form = parse_form(body)
     assert form.fields == expected
     assert form.context == (["a", "b c"] if b"comment_context" in body else [])
+
+
+# --- multipart/form-data bodies ----------------------------------------------------------------
+
+def multipart(fields: Sequence[tuple[str, bytes]], boundary: str = "cgBoundary7MA4YWxk",
+              files: Sequence[tuple[str, str, bytes]] = ()) -> tuple[bytes, str]:
+    """A ``multipart/form-data`` body as ``curl -F`` sends one, and its Content-Type."""
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
+             for name, value in fields]
+    parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+              f"Content-Type: text/plain\r\n\r\n".encode() + value + b"\r\n" for name, filename, value in files]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_multipart_check_is_answered_as_the_same_form_urlencoded(app: Flask, client: FlaskClient,
+                                                                   api_key: str) -> None:
+    """``curl -F`` and multipart HTML forms: answered ``invalid`` ("Empty api_key") before 2026-11-28."""
+    text = "Thanks!\r\nLine two of the comment, with a café and a +plus & an ampersand."
+    for content in (text, SPAM_TEXT):
+        fields = base(api_key, comment_content=content)
+        body, content_type = multipart([(k, v.encode()) for k, v in fields.items()])
+        answer = post(client, "/1.1/comment-check", body, content_type=content_type)
+        plain = post(client, "/1.1/comment-check", fields)
+        assert answer.get_data(as_text=True) == plain.get_data(as_text=True)
+        assert answer.headers["X-CommentGuard-Score"] == plain.headers["X-CommentGuard-Score"]
+        check = flushed_store(app).get_check(answer.headers["X-akismet-guid"])
+        assert check is not None and check.comment.comment_content == content  # line breaks, "+" and "&" kept
+        assert check.comment.comment_author == "Ann"
+
+
+def test_multipart_reports_verify_key_charsets_and_file_parts(app: Flask, client: FlaskClient, api_key: str) -> None:
+    body, content_type = multipart([("key", api_key.encode()), ("blog", TEST_SITE.encode())])
+    assert_answer(post(client, "/1.1/verify-key", body, content_type=content_type), "valid")
+    fields = [(k, v.encode("latin-1")) for k, v in base(api_key, comment_author="Zoë").items()]
+    body, content_type = multipart([*fields, ("blog_charset", b"ISO-8859-1")],
+                                   files=[("comment_content", "evil.txt", b"a file is no Akismet field")])
+    answer = post(client, "/1.1/submit-spam", body, content_type=content_type)
+    assert_answer(answer, THANKS)
+    (feedback,) = flushed_store(app).list_feedback()
+    assert feedback.label == "spam" and feedback.comment.comment_author == "Zoë"
+    assert feedback.comment.comment_content == HAM_TEXT  # the file part is left out
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"api_key=x&blog=y", "multipart/form-data"),  # no boundary
+    (b"no parts here at all", "multipart/form-data; boundary=abc"),
+    (b'--abc\r\nContent-Disposition: form-data; name="api_key"\r\n\r\nabcdef', "multipart/form-data; boundary=abc"),
+])
+def test_a_malformed_multipart_body_is_an_invalid_request_not_a_missing_key(client: FlaskClient, body: bytes,
+                                                                            content_type: str) -> None:
+    response = post(client, "/1.1/comment-check", body, content_type=content_type)
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert text.startswith("Invalid request: ") and "multipart/form-data" in text, text
+    assert response.headers["X-akismet-debug-help"] == text
