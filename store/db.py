@@ -335,7 +335,8 @@ class Database:
         return max(1, int(deadlines.seconds * 1000 * _SERVER_SHARE))
 
     def read(self, work: Callable[[Tx], T]) -> T:
-        """Run ``work``, which only reads, statement by statement in autocommit mode."""
+        """Run ``work``, which only reads, statement by statement in autocommit mode (in one
+        transaction where PostgreSQL calls are bounded, so that the server's limit applies)."""
         return self.run(work, write=False)
 
     def close(self) -> None:
