@@ -40,9 +40,9 @@ from service.metrics import count_feedback
 from service.upstream_outbox import forward_report
 from store import CheckRecord, FeedbackRecord, KeyInfo, Store, StoreError
 from store.ids import id_time
+from store.records import MAX_REPORTER
 
 CHECK_ID = re.compile(r"[0-9a-f]{32}")
-MAX_REPORTER = 200
 #: How long after a check its record may still be on its way to the store from another
 #: worker (each worker's recorder writes every 0.2 s; a busy or backing-off one takes longer).
 IN_FLIGHT_SECONDS = 2.0
@@ -176,7 +176,9 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
         label=label,
         comment=comment,
         source=source,
-        reporter=reporter.strip()[:MAX_REPORTER],
+        # Capped by the store once its addresses are hidden (cut first, an e-mail cut in half
+        # would be no e-mail any more, and stored in clear); this bound only keeps it small.
+        reporter=reporter.strip()[:MAX_REPORTER * 8],
         check_id=check.id if check is not None else None,
         site_id=key.site_id if key is not None else (check.site_id if check is not None else None),
         key_id=key.id if key is not None else None,
@@ -221,4 +223,4 @@ def corrects(label: str, check: Optional[CheckRecord], unsure_is_spam: bool, log
     return flagged != (label == "spam")
 
 
-__all__ = ["CHECK_ID", "CheckNotWritten", "add_feedback", "corrects", "check_by_comment", "check_by_id", "reported_comment"]
+__all__ = ["CHECK_ID", "MAX_REPORTER", "CheckNotWritten", "add_feedback", "corrects", "check_by_comment", "check_by_id", "reported_comment"]

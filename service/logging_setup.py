@@ -3,7 +3,8 @@
 Every line has ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message`` and
 ``request_id`` (``null`` outside a request), plus whatever a call passes as
 ``extra={...}``. The request id comes from an incoming ``X-Request-Id`` header
-when it is a safe token (:data:`REQUEST_ID_RE`), else it is generated; it is
+when it is a safe token (:data:`REQUEST_ID_RE`) that is not shaped like an API key
+and holds no IP address, else it is generated; it is
 echoed in the response's ``X-Request-Id`` and set in a context variable for the
 request's life, so every line logged while serving it carries it, whichever
 module logs (:class:`RequestIdFilter`). gunicorn's own loggers go through the
@@ -33,6 +34,7 @@ from typing import Any, Optional
 from flask import Flask, Response, g, request
 
 from store.ids import random_id
+from store.personal_text import TooMany, canonical_address, find_personal, may_hold_personal
 
 REQUEST_ID_HEADER = "X-Request-Id"
 #: An incoming request id is kept only when it is this shape: short, no spaces, nothing to escape.
@@ -50,9 +52,27 @@ def current_request_id() -> Optional[str]:
     return _request_id.get()
 
 
+#: An id shaped like an API key (12 hex characters: a client may send its key as its request id).
+_KEY_SHAPED = re.compile(r"[0-9A-Fa-f]{12}")
+
+
+def _may_be_personal(rid: str) -> bool:
+    """Whether a request id (a safe token) may be an API key or hold an IP address: logged on every
+    line of its request, it must be neither. (An '@' is no safe token: an e-mail never is one.)"""
+    if _KEY_SHAPED.fullmatch(rid) or canonical_address(rid) is not None:
+        return True
+    if not may_hold_personal(rid):
+        return False
+    try:
+        return bool(find_personal(rid, most=1))  # an address inside it: "trace-10.0.0.5"
+    except TooMany:
+        return True
+
+
 def request_id_from(header: Optional[str]) -> str:
-    """The incoming id when it is a safe token, else a fresh random one (32 hex characters)."""
-    if header and REQUEST_ID_RE.fullmatch(header):
+    """The incoming id when it is a safe token that is neither shaped like an API key nor holds
+    an IP address, else a fresh random one (32 hex characters)."""
+    if header and REQUEST_ID_RE.fullmatch(header) and not _may_be_personal(header):
         return header
     return random_id()
 

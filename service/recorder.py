@@ -7,7 +7,8 @@ thread writes what has piled up every ``interval`` seconds (0.2 by default), or
 sooner once ``batch_size`` records wait: the pending checks in transactions of
 ``batch_size``, and one UPSERT per key and month for the counters. The same
 thread purges checks older than ``retention_days`` when it starts and then at
-most once per ``purge_every`` seconds.
+most once per ``purge_every`` seconds, and with them the reports for the upstream
+that were not delivered within that time.
 
 Nothing here raises into a request. A failed write is logged by exception type
 and, where they are known to hold no personal data, its driver's words
@@ -52,6 +53,7 @@ from service.spool import claim_spools, read_spool, set_aside, write_spool
 from store import CheckRecord, Store, StoreCommitUnknownError, StoreDataError, current_month
 from store.error_text import error_text
 from store.keys import normalise_blog
+from store.upstream import purge_upstream_reports
 
 #: What a store raises for a record it cannot take (a value no column type holds, text that is
 #: not Unicode), as opposed to a database that is busy or gone, which a later flush may get past.
@@ -287,7 +289,21 @@ class Recorder:
             return 0
         if removed:
             log.info("purged %d checks older than %d days", removed, self.retention_days)
+        self._purge_upstream_reports()
         return removed
+
+    def _purge_upstream_reports(self) -> None:
+        """Drop reports for the upstream undelivered past the retention period (their payload holds
+        IP and e-mail in clear; see :func:`store.upstream.purge_upstream_reports`)."""
+        try:
+            dropped = purge_upstream_reports(self.store, self.retention_days)
+        except Exception as exc:  # noqa: BLE001 - logged; the next purge retries
+            log.error("purging reports for the upstream older than %d days failed: %s", self.retention_days,
+                      type(exc).__name__)
+            return
+        if dropped:
+            log.warning("dropped %d reports for the upstream not delivered within %d days (the retention)",
+                        dropped, self.retention_days)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the thread and write what is left (idempotent), within ``close_deadline`` seconds.

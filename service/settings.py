@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
 from model.verdict import TIERS, Thresholds
+from store.pg_url import redact_url
 
 PREFIX = "COMMENTGUARD_"
 ENFORCE = "enforce"
@@ -295,7 +296,7 @@ class Settings:
     retention_days: int = 90
     log_level: str = "INFO"
     upstream_mode: str = "off"
-    upstream_url: str = "https://rest.akismet.com"
+    upstream_url: str = field(default="https://rest.akismet.com", repr=False)  # may hold a login
     upstream_key: str = field(default="", repr=False)
     upstream_budget_ms: int = 800
     upstream_gray_tiers: tuple[str, ...] = ("unsure",)
@@ -396,8 +397,9 @@ def _validate(s: Settings) -> None:
 def _validate_upstream(s: Settings, check: Callable[[str, bool, str], None]) -> None:
     check("upstream_mode", s.upstream_mode in UPSTREAM_MODES,
           f"must be one of {', '.join(UPSTREAM_MODES)}, got {s.upstream_mode!r}")
+    # Quoted without its login part: "ftp://user:password@host" would show the password.
     check("upstream_url", s.upstream_url.startswith(("http://", "https://")),
-          f"must be an http:// or https:// URL, got {s.upstream_url!r}")
+          f"must be an http:// or https:// URL, got {redact_url(s.upstream_url)!r}")
     check("upstream_key", bool(s.upstream_key) or (s.upstream_mode == "off" and not s.upstream_forward_feedback),
           "is required when the upstream mode is not off or feedback is forwarded")
     check("upstream_budget_ms", 50 <= s.upstream_budget_ms <= 60_000,

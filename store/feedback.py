@@ -3,7 +3,8 @@
 Each row keeps its own minimised copy of the comment, so it outlives the check
 log. Forgetting deletes the row outright rather than marking it: forgetting
 serves erasure requests and unlearning, and a marked row would still hold the
-comment and the (pseudonymised) sender. Once a row is gone, the comment's
+comment and the (pseudonymised) sender. Its report waiting in the upstream
+outbox goes too (that copy holds the sender in clear). Once a row is gone, the comment's
 previous label, if any, is the latest again; once a comment has no label left,
 its checks leave the check log too.
 """
@@ -20,7 +21,7 @@ from typing import Any, Union
 from store.base import StoreBase
 from store.db import Tx
 from store.privacy import normalise_text
-from store.records import COMMENT_COLUMNS, FeedbackRecord, as_utc, comment_from_row, comment_to_row
+from store.records import COMMENT_COLUMNS, MAX_REPORTER, FeedbackRecord, as_utc, comment_from_row, comment_to_row
 
 _COLUMNS: tuple[str, ...] = (
     "created", "label", "source", "reporter", "check_id", "site_id", "key_id", "is_test",
@@ -51,10 +52,12 @@ def _feedback_from_row(row: dict[str, Any]) -> FeedbackRecord:
 
 @dataclass(frozen=True)
 class Forgotten:
-    """What forgetting removed: labels, and checks of the comments left without one. Falsy: nothing."""
+    """What forgetting removed: labels, checks of the comments left without one, and reports of those
+    labels still waiting for the upstream. Falsy: nothing."""
 
     labels: int
     checks: int
+    reports: int = 0
 
     def __bool__(self) -> bool:
         return self.labels > 0
@@ -82,7 +85,8 @@ class FeedbackMixin(StoreBase):
         """
         values: dict[str, Any] = {
             "created": as_utc(record.created), "label": record.label, "source": record.source,
-            "reporter": record.reporter, "check_id": record.check_id, "site_id": record.site_id,
+            # Minimised as the comment is: WordPress sends the moderator's user_login, often an e-mail.
+            "reporter": self._privacy.minimise_text(record.reporter, MAX_REPORTER), "check_id": record.check_id, "site_id": record.site_id,
             "key_id": record.key_id, "is_test": bool(record.is_test),
             "comment_hash": record.comment_hash or self._privacy.comment_hash(record.comment),
             **comment_to_row(self._privacy.minimise(record.comment)),
@@ -125,19 +129,26 @@ class FeedbackMixin(StoreBase):
         return self._forget("check_id = ?", (check_id,))
 
     def _forget(self, where: str, params: tuple[Any, ...]) -> Forgotten:
-        """Delete the labels ``where`` selects, and the checks of each comment left without a label.
+        """Delete the labels ``where`` selects, their reports still waiting for the upstream, and the
+        checks of each comment left without a label.
 
         The check log holds the comment's text too, and the upstream's answer about it, which
         ``export --include-upstream`` would otherwise bring back as a weak label.
         """
         def work(tx: Tx) -> Forgotten:
-            hashes = {r["comment_hash"] for r in tx.fetchall(f"SELECT comment_hash FROM feedback WHERE {where}", params)}
+            rows = tx.fetchall(f"SELECT id, comment_hash FROM feedback WHERE {where}", params)
+            hashes = {r["comment_hash"] for r in rows}
             labels = tx.execute(f"DELETE FROM feedback WHERE {where}", params)
+            # A forwarded report not delivered yet holds the comment as the upstream needs it, IP
+            # and e-mail in clear, and would still be sent once the upstream is back. (A delivered
+            # one holds nothing any more.) A sender holding the row meanwhile delivers it at most once.
+            reports = sum(tx.execute("DELETE FROM upstream_outbox WHERE feedback_id = ? AND delivered_at IS NULL",
+                                     (row["id"],)) for row in rows)
             checks = 0
             for digest in sorted(hashes):
                 if tx.fetchone("SELECT 1 AS one FROM feedback WHERE comment_hash = ?", (digest,)) is None:
                     checks += tx.execute("DELETE FROM checks WHERE comment_hash = ?", (digest,))
-            return Forgotten(labels, checks)
+            return Forgotten(labels, checks, reports)
 
         return self._db.run(work)
 

@@ -9,7 +9,8 @@ The same input always gives the same hash, so "same sender" still works; an IP
 address is hashed in its canonical form. An email keeps its domain
 (``hmac:<hex>@example.org``) because the email domain is a useful spam feature for
 retraining. Credentials a client forwards (cookies, authorization headers of any
-name, passwords, session ids, nonces, tokens, secrets, API keys) are dropped always,
+name, passwords, PINs, session ids, nonces, tokens, secrets, API keys, signatures,
+captcha answers, second factors, payment-card numbers and codes) are dropped always,
 inside a value's JSON text too. What is stored never grows much past what was sent.
 """
 from __future__ import annotations
@@ -41,14 +42,21 @@ _CREDENTIAL_TEXT = re.compile(
     r"|sessid|sessionid|apikey|accesskey|privatekey"
     # WordPress's and bbPress's form nonces, whose names do not say so: _wp_unfiltered_html_comment,
     # _bbp_unfiltered_html_reply, _bbp_unfiltered_html_topic
-    r"|unfiltered[\W_]*html",
+    r"|unfiltered[\W_]*html"
+    # Challenge answers (g-recaptcha-response, h-captcha-response, cf-turnstile-response), signatures
+    # (X-Hub-Signature: a webhook's HMAC), second factors (2fa_code), payment cards (credit_card,
+    # card_number, cc_number, not acc_number), a security question's answer or code
+    r"|captcha|turnstile|signature|(?<![a-z0-9])2fa(?![a-z])|credit[\W_]*card|card[\W_]*(?:num|no(?![a-z]))"
+    r"|(?<![a-z])cc[\W_]*(?:num|no(?![a-z]))|security[\W_]*(?:answer|code)",
     re.IGNORECASE)
 # ...or one of the name's words (split at non-letters and camelCase: user_pass, pass1, newpass,
-# X-Auth, apiKey) being one. Whole words, so passage, compass, bypass_cache, keywords, monkey and author
+# X-Auth, apiKey, POST_pin, cvv2) being one. Whole words, so passage, compass, bypass_cache, keywords, monkey and author
 # stay: "auth" starts a credential word only when "or" does not follow it (author, authority),
 # unless the word goes on to authoriz-/authoris- (Authorization, Proxy-Authorization).
 _CREDENTIAL_WORD = re.compile(r"o?auth(?!or(?!i[sz]))[a-z]*|(?:user|new|old|current|confirm|admin|login|my|re)?pass"
-                              r"|pw|mdp|otp|totp|sid|sessions?|keys?|bearer|jwt", re.IGNORECASE)
+                              r"|pw|mdp|otp|totp|mfa|sid|sessions?|keys?|bearer|jwt|hmac"
+                              # a PIN (not spinner, pinned, pinterest), a social security number, a card's code
+                              r"|pin(?:code)?|ssn|cvv|cvc", re.IGNORECASE)
 _NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 # By name: the server variables that carry an address or a host (WordPress sends $_SERVER,
 # and proxies and firewalls add their own: Sucuri's X-Sucuri-ClientIP, Akamai's EdgeScape...).
@@ -84,6 +92,13 @@ _JSON_LEAD = ("{", "[")  # what a value must start with to be read as JSON text
 _SPACE = re.compile(r"\s+")
 #: A surrogate code point on its own (a pair of escapes decodes to one character, so any left is alone).
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A pseudonym where it stands in a text (an e-mail's with its domain): a cap on the text's length
+#: must not cut one in half.
+_PSEUDONYM_AT = re.compile(r"hmac:[0-9a-f]{32}(?:@[\w.-]*)?")
+# How much of a free text beyond its cap is read before hiding: hiding shortens a text by less than
+# this (at most _MOST_HIDDEN addresses, each of at most 64 characters, become 37), so an address
+# that reading cut in half ends past the cap once the rest is hidden, and is cut off with it.
+_FREE_TEXT_MARGIN = 1024
 
 
 class _HideWhole(Exception):
@@ -212,6 +227,27 @@ class Privacy:
     def minimise(self, comment: Comment) -> Comment:
         """The comment as it may be stored under this store's personal-data policy."""
         return _Minimising(self).comment(comment)
+
+    def minimise_text(self, text: str, limit: int) -> str:
+        """A free text outside any comment (a report's ``reporter``: WordPress sends the
+        moderator's user_login, often an e-mail) as it may be stored, at most ``limit`` characters.
+
+        Its IP and e-mail addresses are hashed where they stand, as in an ``extra`` value of any
+        name, unless personal data is kept. The cap comes after hiding (a hidden address may be
+        longer than it was) and never cuts a pseudonym: cut before hiding, "joe@example.org"
+        could be left as "joe@exa", no e-mail any more, and stored in clear.
+        """
+        if self.store_personal_data or not may_hold_personal(text[:limit + _FREE_TEXT_MARGIN]):
+            return text[:limit]
+        stored = _Minimising(self)._hidden(text[:limit + _FREE_TEXT_MARGIN])
+        if len(stored) <= limit:
+            return stored
+        cut = limit
+        for match in _PSEUDONYM_AT.finditer(stored, max(0, limit - _PSEUDONYM_CHARS - 254)):
+            if match.start() < limit < match.end():
+                cut = match.start()
+                break
+        return stored[:cut]
 
     def comment_hash(self, comment: Comment) -> str:
         """SHA-256 of the normalised content, author and (keyed) author email.

@@ -44,6 +44,8 @@ COMMENT_COLUMNS: tuple[str, ...] = (
 
 SURFACES: tuple[str, ...] = ("json", "akismet")
 LABELS: tuple[str, ...] = ("spam", "ham")
+#: The most characters of a report's ``reporter`` that are stored (after its addresses are hidden).
+MAX_REPORTER = 200
 #: Usage counters per key and month, as the Akismet ``/1.2/key-sites`` endpoint names them.
 USAGE_COUNTERS: tuple[str, ...] = ("api_calls", "spam", "ham", "missed_spam", "false_positives")
 

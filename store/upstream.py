@@ -5,7 +5,9 @@ forwarded upstream. Senders in several processes share it: a sender *claims*
 due rows by setting ``claimed_until`` (a lease) with a conditional UPDATE, so
 two senders never hold one row at once; a delivered row gets ``delivered_at``
 and loses its payload (the payload holds the comment as the upstream needs
-it, IP and e-mail included, so it is kept only until it is delivered).
+it, IP and e-mail included, so it is kept only until it is delivered, or for the
+retention period at most: :func:`purge_upstream_reports`; forgetting a label
+deletes its report too, see :mod:`store.feedback`).
 
 The upstream answers themselves live in ``checks.upstream`` (JSON); the
 functions here read them back for ``commentguard upstream report`` and for
@@ -96,6 +98,21 @@ def mark_upstream_rejected(store: StoreBase, item_id: int, error: str) -> None:
         "attempts = attempts + 1 WHERE id = ?", (utcnow(), "rejected: " + error[:190], item_id)))
 
 
+def purge_upstream_reports(store: StoreBase, older_than_days: int) -> int:
+    """Delete the reports queued more than ``older_than_days`` days ago and never delivered (the
+    upstream never took them); return how many.
+
+    Their payload holds the comment as the upstream needs it, IP and e-mail in clear, and an
+    upstream that never recovers would keep it so for ever: the retention that bounds the check
+    log bounds these too. Delivered and rejected rows hold no payload and stay, for the counts.
+    """
+    if not isinstance(older_than_days, int) or older_than_days < 0:
+        raise ValueError("older_than_days must be a non-negative integer")
+    cutoff = utcnow() - timedelta(days=older_than_days)
+    return store.database.run(lambda tx: tx.execute(
+        "DELETE FROM upstream_outbox WHERE delivered_at IS NULL AND created < ?", (cutoff,)))
+
+
 def upstream_outbox_counts(store: StoreBase) -> dict[str, int]:
     """``{"pending": n, "delivered": n}``, plus ``"rejected": n`` when the upstream refused any for good."""
     rows = store.database.read(lambda tx: tx.fetchall(
@@ -140,4 +157,4 @@ def upstream_weak_labels(store: StoreBase) -> list[tuple[Comment, str]]:
 
 
 __all__ = ["OutboxItem", "claim_upstream_reports", "enqueue_upstream_report", "mark_upstream_delivered",
-           "mark_upstream_failed", "mark_upstream_rejected", "upstream_checks", "upstream_outbox_counts", "upstream_weak_labels"]
+           "mark_upstream_failed", "mark_upstream_rejected", "purge_upstream_reports", "upstream_checks", "upstream_outbox_counts", "upstream_weak_labels"]

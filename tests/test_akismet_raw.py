@@ -475,6 +475,24 @@ def test_submit_linked_by_guid(app: Flask, client: FlaskClient, api_key: str) ->
     assert feedback.reporter == "mod-anna" and feedback.key_id is not None
 
 
+def test_a_reporters_e_mail_and_ip_are_stored_as_keyed_hashes(app: Flask, client: FlaskClient, api_key: str) -> None:
+    """Found by a probe: the reporter of an Akismet submit (WordPress sends the moderator's
+    user_login, often an e-mail) and of a JSON report was stored as sent, while the same row's
+    extra fields were hashed."""
+    assert_answer(post(client, "/1.1/submit-spam", base(api_key, reporter="mod2@corp.example")), THANKS)
+    response = client.post("/api/v1/feedback", json={"comment": {"comment_content": "x"}, "label": "spam",
+                                                     "reporter": "mod.erator@corp.example 203.0.113.11"},
+                           headers={"Authorization": f"Bearer {api_key}"})
+    assert response.status_code == 201, response.get_json()
+    store = flushed_store(app)
+    stored = sorted(f.reporter for f in store.list_feedback())
+    privacy = store._privacy
+    assert stored == sorted([privacy.pseudonym("mod2@corp.example", email=True),
+                             f"{privacy.pseudonym('mod.erator@corp.example', email=True)} "
+                             f"{privacy.pseudonym('203.0.113.11')}"])
+    assert all(r.endswith("@corp.example") or " hmac:" in r for r in stored)
+
+
 def test_a_submit_naming_its_check_by_guid_alone_is_about_that_comment(app: Flask, client: FlaskClient,
                                                                         api_key: str) -> None:
     # A plugin that keeps only the guid sends the required fields and nothing of the comment.

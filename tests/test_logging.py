@@ -74,6 +74,20 @@ def test_incoming_request_id_is_kept_only_when_safe(header: str, kept: bool) -> 
         assert re.fullmatch(r"[0-9a-f]{32}", rid)
 
 
+@pytest.mark.parametrize("header", ["6995a10a239c", "6995A10A239C", "2001:db8::7", "203.0.113.11", "::1",
+                                    "::ffff:192.0.2.1", "trace-10.0.0.5", "req:2001:db8::7", "mod@corp.example"])
+def test_a_request_id_shaped_like_a_key_or_holding_an_address_is_replaced(header: str) -> None:
+    """Found by a probe: an API key's shape (12 hex characters) and an IPv6 address were logged on
+    every line of their request as its id."""
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id_from(header))
+
+
+@pytest.mark.parametrize("header", ["6995a10a239", "6995a10a239c0", "123e4567-e89b-12d3-a456-426614174000",
+                                    "12:30:45", "v1.2.3", "trace-42"])
+def test_request_ids_that_are_neither_are_kept(header: str) -> None:
+    assert request_id_from(header) == header
+
+
 def test_request_lines_carry_the_request_id_and_it_is_echoed(
         make_app: Callable[..., Flask], api_key: str, capsys: pytest.CaptureFixture[str]) -> None:
     app = make_app(log_level="DEBUG")

@@ -665,6 +665,33 @@ def test_serve_command_uses_settings_and_options(runner: FlaskCliRunner, model_d
     assert (tmp_path / "var").is_dir()
 
 
+def test_serve_makes_a_data_directory_that_existed_before_its_first_start_owner_only(
+        runner: FlaskCliRunner, model_dir: Path, tmp_path: Path, fake_serve: list[dict[str, Any]]) -> None:
+    """Found by a probe: `commentguard train --out ./var/model` under umask 022 left ./var 0755, and
+    the first `serve` put the secret and the database in it and left it so (it looked for them
+    before opening the store, which creates them)."""
+    import stat
+
+    data_dir = tmp_path / "first-start"
+    shutil.copytree(model_dir, data_dir / "model")
+    data_dir.chmod(0o755)
+    result = runner.invoke(cli, ["serve"], env={"COMMENTGUARD_DATA_DIR": str(data_dir), "COMMENTGUARD_SECRET_KEY": "",
+                                                "COMMENTGUARD_DATABASE_URL": "", "COMMENTGUARD_MODEL_PATH": ""})
+    assert result.exit_code == 0, result.output
+    assert (data_dir / "secret_key").is_file() and fake_serve
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    # One that holds none of the service's own files (the database elsewhere, the secret given) is left alone.
+    shared = tmp_path / "shared"
+    shutil.copytree(model_dir, shared / "model")
+    shared.chmod(0o755)
+    result = runner.invoke(cli, ["serve"], env={"COMMENTGUARD_DATA_DIR": str(shared),
+                                                "COMMENTGUARD_SECRET_KEY": TEST_SECRET_KEY,
+                                                "COMMENTGUARD_DATABASE_URL": str(tmp_path / "elsewhere.sqlite3"),
+                                                "COMMENTGUARD_MODEL_PATH": ""})
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+
+
 def test_serve_command_trains_the_default_model_when_missing(
         runner: FlaskCliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         fake_serve: list[dict[str, Any]]) -> None:

@@ -172,6 +172,15 @@ def test_settings_are_frozen_and_hide_credentials() -> None:
     assert "hunter2" not in repr(s) and "x" * 20 not in repr(s)
 
 
+def test_an_upstream_url_is_quoted_without_its_password() -> None:
+    """Found by a probe: "got 'ftp://user:pw0rdXYZ@host/x'" quoted the password."""
+    with pytest.raises(SettingsError, match="COMMENTGUARD_UPSTREAM_URL") as raised:
+        load_settings({"COMMENTGUARD_UPSTREAM_URL": "ftp://user:pw0rdXYZ@host/x"})
+    assert "pw0rdXYZ" not in str(raised.value) and "host/x" in str(raised.value)
+    kept = load_settings({"COMMENTGUARD_UPSTREAM_URL": "https://user:pw0rdXYZ@host/x"})
+    assert kept.upstream_url == "https://user:pw0rdXYZ@host/x" and "pw0rdXYZ" not in repr(kept)
+
+
 def test_direct_construction_is_validated() -> None:
     with pytest.raises(SettingsError, match="COMMENTGUARD_WORKERS"):
         Settings(workers=0)

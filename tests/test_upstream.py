@@ -582,6 +582,47 @@ def test_reports_given_while_the_upstream_is_down_arrive_once_it_is_back(
     assert forwarder.delivered + other.delivered == 4
 
 
+def test_a_forgotten_report_is_not_forwarded_once_the_upstream_is_back(
+        make_app: Callable[..., Flask], broken: BrokenUpstream) -> None:
+    """Found by a probe: `commentguard feedback forget` left the report in the outbox, user_ip in
+    clear, and it was delivered once the upstream was back."""
+    broken.submit = "500"
+    app = upstream_app(make_app, broken.url, ALWAYS, upstream_forward_feedback=True)
+    _fast_retries(app)
+    client = app.test_client()
+    sent = [client.post("/api/v1/feedback", json={"comment": {"comment_content": f"Forget me {i}, a comment.",
+                                                              "user_ip": "198.51.100.77"}, "label": "spam"})
+            for i in range(2)]
+    assert [r.status_code for r in sent] == [201, 201]
+    forgotten_id, kept_id = (r.get_json()["feedback_id"] for r in sent)
+    assert _wait_for(lambda: broken.calls("submit-spam") >= 2)  # tried, and failed
+    store = get_state(app).store
+    forgotten = store.forget_feedback(forgotten_id)
+    assert forgotten.labels == 1 and forgotten.reports == 1
+    rows = store.database.read(lambda tx: tx.fetchall("SELECT feedback_id, payload FROM upstream_outbox"))
+    assert [r["feedback_id"] for r in rows] == [kept_id] and "Forget me 0" not in json.dumps(rows)
+    broken.submit = "ok"
+    assert _wait_for(lambda: upstream_outbox_counts(store) == {"pending": 0, "delivered": 1})
+    time.sleep(0.3)
+    assert [r["comment_content"] for r in broken.accepted_reports] == [["Forget me 1, a comment."]]
+
+
+def test_the_cli_says_a_forgotten_report_will_not_be_forwarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from store import FeedbackRecord
+    from store.upstream import enqueue_upstream_report
+
+    monkeypatch.setenv("COMMENTGUARD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COMMENTGUARD_SECRET_KEY", TEST_SECRET_KEY)
+    with open_store(str(tmp_path / "commentguard.sqlite3"), secret=TEST_SECRET_KEY.encode()) as store:
+        fid = store.add_feedback(FeedbackRecord("spam", Comment(comment_content="forget me"), source="api"))
+        enqueue_upstream_report(store, "spam", {"comment_content": "forget me", "user_ip": "192.0.2.1"}, fid)
+    result = CliRunner().invoke(cli, ["feedback", "forget", str(fid)])
+    assert result.exit_code == 0, result.output
+    assert "1 report not yet forwarded upstream will not be" in result.output
+    with open_store(str(tmp_path / "commentguard.sqlite3"), secret=TEST_SECRET_KEY.encode()) as store:
+        assert upstream_outbox_counts(store) == {"pending": 0, "delivered": 0}
+
+
 def test_reports_outlive_a_restart(make_app: Callable[..., Flask], broken: BrokenUpstream) -> None:
     from service.app import close_app
 
@@ -765,3 +806,40 @@ def test_outbox_claims_are_exclusive_and_delivery_drops_the_payload(engine: str,
         assert upstream_outbox_counts(store) == {"pending": 1, "delivered": 1, "rejected": 1}
         payloads = store.database.read(lambda tx: tx.fetchall("SELECT payload FROM upstream_outbox ORDER BY id"))
         assert payloads[0]["payload"] == "{}" and payloads[2]["payload"] == "{}"
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_forgetting_and_the_retention_drop_undelivered_reports(engine: str, tmp_path: Path,
+                                                               request: pytest.FixtureRequest,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A report's payload holds IP and e-mail in clear until it is delivered: forgetting its label
+    deletes it (not the other labels' reports), and one the upstream never took goes with the
+    retention (found by a probe: it was kept, and later forwarded, for ever)."""
+    from service.recorder import Recorder
+    from store import FeedbackRecord
+    from store.upstream import enqueue_upstream_report, mark_upstream_delivered
+
+    url = str(tmp_path / "db.sqlite3") if engine == "sqlite" else request.getfixturevalue("pg_url")
+    payload = {"comment_content": "c", "user_ip": "192.0.2.1"}
+    with open_store(url, secret=TEST_SECRET_KEY.encode()) as store:
+        fids = [store.add_feedback(FeedbackRecord("spam", Comment(comment_content=f"forget {i}"), source="api",
+                                                  check_id="0" * 31 + "1" if i < 2 else None)) for i in range(3)]
+        ids = [enqueue_upstream_report(store, "spam", payload, fid) for fid in fids]
+        mark_upstream_delivered(store, ids[1])
+        assert store.forget_feedback_for_check("0" * 31 + "1").reports == 1  # the delivered one holds nothing
+        left = store.database.read(lambda tx: tx.fetchall("SELECT id FROM upstream_outbox ORDER BY id"))
+        assert [r["id"] for r in left] == ids[1:]
+        # An old undelivered report, and an old delivered one (kept for the counts).
+        old = enqueue_upstream_report(store, "ham", payload)
+        store.database.run(lambda tx: tx.execute("UPDATE upstream_outbox SET created = created - INTERVAL '40 days' "
+                                                 "WHERE id IN (?, ?)", (old, ids[1]))
+                           if engine == "postgresql" else
+                           tx.execute("UPDATE upstream_outbox SET created = ? WHERE id IN (?, ?)",
+                                      ("2000-01-01 00:00:00", old, ids[1])))
+        with caplog.at_level("WARNING", logger="service.recorder"):
+            Recorder(store, retention_days=30).purge()
+        left = store.database.read(lambda tx: tx.fetchall("SELECT id FROM upstream_outbox ORDER BY id"))
+        assert [r["id"] for r in left] == ids[1:]
+        assert "dropped 1 reports for the upstream not delivered within 30 days" in caplog.text
+        assert Recorder(store, retention_days=0).purge() == 0  # 0: kept for ever
+        assert upstream_outbox_counts(store) == {"pending": 1, "delivered": 1}

@@ -112,5 +112,8 @@ def forget(feedback_id: int | None, check_id: str | None) -> None:
 
 
 def _checks(forgotten: Forgotten) -> str:
-    n = forgotten.checks
-    return f", and {n} check{'' if n == 1 else 's'} of that comment from the check log" if n else ""
+    n, reports = forgotten.checks, forgotten.reports
+    said = f", and {n} check{'' if n == 1 else 's'} of that comment from the check log" if n else ""
+    if reports:
+        said += f"; {reports} report{'' if reports == 1 else 's'} not yet forwarded upstream will not be"
+    return said

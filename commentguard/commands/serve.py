@@ -16,8 +16,8 @@ import click
 from commentguard.context import open_store_from_settings
 from model.artifact import METADATA_NAME
 from service import logging_setup, server
-from service.settings import (WORKER_CLASSES, Settings, SettingsError, default_help, load_settings,
-                              unknown_variables)
+from service.settings import (SECRET_FILE_NAME, WORKER_CLASSES, Settings, SettingsError, default_help,
+                              load_settings, unknown_variables)
 from store import NewerSchemaError, SecretMismatchError, StoreConfigError, StoreError, StoreUnavailableError
 from store.db import owner_only
 from store.pg_url import without_secrets
@@ -48,8 +48,6 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
     # applied, permissions tightened) goes out before gunicorn starts.
     logging_setup.configure_logging(settings.log_level)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database, the secret
-    if (settings.data_dir / "secret_key").is_file() or any(settings.data_dir.glob("commentguard.sqlite3*")):
-        owner_only(settings.data_dir, 0o700)  # ours, made readable by others by releases before 2026-11-27
     if (worker_class or settings.worker_class) == "gevent":
         try:
             importlib.import_module("gevent")  # only to see that it is there
@@ -58,7 +56,8 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
             given = "--worker-class gevent" if worker_class else "COMMENTGUARD_WORKER_CLASS=gevent"
             raise click.ClickException(f"{given} needs the gevent package: "
                                        "pip install 'commentguard[gevent]'") from exc
-    check_store(settings)
+    check_store(settings)  # creates the secret and the SQLite database on a first start
+    make_data_dir_private(settings)
     try:
         # Before the first run's training (a minute): a port already taken was reported only after it.
         server.check_address_free(host or settings.host, port or settings.port)
@@ -68,6 +67,21 @@ def command(host: str | None, port: int | None, workers: int | None, worker_clas
     except server.CannotListen as exc:  # from either check: serve checks again, the port may go meanwhile
         hint = " (is another server running there?)" if exc.errno == errno.EADDRINUSE else ""
         raise click.ClickException(f"{exc.strerror}{hint}") from exc
+
+
+def make_data_dir_private(settings: Settings) -> None:
+    """Take group and other permissions off the data directory once it holds the service's own
+    files: the secret, the SQLite database (which :func:`check_store` has just created on a first start).
+
+    Only then: ``COMMENTGUARD_DATA_DIR`` may name a directory that is not the service's alone (a
+    home directory, a shared one), which must not lose its modes for holding a model. Checked
+    after the store is opened, not before: a directory that existed before the first start (made
+    0755 by ``commentguard train --out ./var/model`` under the usual umask) stayed 0755 with the
+    secret and the database in it, as did a data directory of releases before 2026-11-27.
+    """
+    data_dir = settings.data_dir
+    if (data_dir / SECRET_FILE_NAME).is_file() or any(data_dir.glob("commentguard.sqlite3*")):
+        owner_only(data_dir, 0o700)
 
 
 def check_store(settings: Settings) -> None:
