@@ -1,13 +1,15 @@
 """Real Akismet clients beyond the PyPI one, unchanged, against a live ``commentguard serve``.
 
-npm ``@cedx/akismet`` and ``akismet-api``, Debian's ``ruby-akismet`` and
-``libnet-akismet-perl`` (Net::Akismet), each run by a small driver of ours in
+npm ``@cedx/akismet`` and ``akismet-api``, Debian's ``ruby-akismet``,
+``libnet-akismet-perl`` (Net::Akismet) and ``golang-github-adtac-go-akismet-dev``
+(go-akismet, Commento's client), each run by a small driver of ours in
 ``tests/clients/`` (its README says how each is pointed at the server) that
-prints one JSON answer. The server is the session's :func:`live_server`; what
-it stored is read back from its database.
+prints one JSON answer; the Go driver is built once a session with the ``go``
+tool. The server is the session's :func:`live_server`; what it stored is read
+back from its database.
 
 The tests run when ``COMMENTGUARD_TEST_CLIENTS=1`` (``.ci/run`` installs the
-clients and sets it); then a missing interpreter or library is a failure.
+clients and sets it); then a missing interpreter, toolchain or library is a failure.
 
 Where a client cannot express something (a discard pro-tip, ``is_test``, the
 check's guid), the test pins what it does instead, so a client update that
@@ -22,7 +24,8 @@ import secrets
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -36,6 +39,9 @@ CLIENTS_ENV = "COMMENTGUARD_TEST_CLIENTS"
 DRIVERS = REPO / "tests" / "clients"
 NODE_MODULES = DRIVERS / "node" / "node_modules"
 DRIVER_TIMEOUT = 60  # seconds; an answer takes well under one, Node's start-up about 0.2
+GOPATH = Path("/usr/share/gocode")  # where Debian's golang-*-dev packages put their sources
+GO_AKISMET = GOPATH / "src" / "github.com" / "adtac" / "go-akismet" / "akismet"
+GO_BUILD_TIMEOUT = 300  # seconds; about 10 with an empty Go build cache on 2 cores, under 1 with a warm one
 
 SPAM_TEXT = "Buy cheap viagra online now!!! click http://bit.ly/cheap-pills"
 QUESTION = "Does the second example also work on Windows, or only on Linux?"
@@ -48,9 +54,10 @@ class Client:
     """One real client: how to run its driver and what its API can express."""
 
     name: str
-    command: tuple[str, ...]
+    command: tuple[str, ...]  # relative to tests/clients/; empty for a driver built by go_driver
     discard: bool       # reports the X-akismet-pro-tip: discard answer
     sends_is_test: bool
+    verifies_key: bool = True  # has a verify-key call
 
 
 CLIENTS = [
@@ -58,6 +65,7 @@ CLIENTS = [
     Client("akismet-api", ("node", "node/akismet_api.mjs"), discard=False, sends_is_test=True),
     Client("ruby-akismet", ("ruby", "ruby_akismet.rb"), discard=True, sends_is_test=True),
     Client("net-akismet", ("perl", "perl_net_akismet.pl"), discard=False, sends_is_test=False),
+    Client("go-akismet", (), discard=False, sends_is_test=False, verifies_key=False),
 ]
 
 
@@ -66,8 +74,9 @@ def clients_installed() -> None:
     """Skip without ``COMMENTGUARD_TEST_CLIENTS``; with it, fail unless every client is installed."""
     if os.environ.get(CLIENTS_ENV) != "1":
         pytest.skip(f"{CLIENTS_ENV}=1 is not set: these tests need Node.js with tests/clients/node's "
-                    "packages, ruby-akismet and libnet-akismet-perl (.ci/run installs them)")
-    missing = [tool for tool in ("node", "ruby", "perl") if shutil.which(tool) is None]
+                    "packages, ruby-akismet, libnet-akismet-perl, golang-go and "
+                    "golang-github-adtac-go-akismet-dev (.ci/run installs them)")
+    missing = [tool for tool in ("node", "ruby", "perl", "go") if shutil.which(tool) is None]
     for package in ("@cedx/akismet", "akismet-api"):
         if not (NODE_MODULES / package / "package.json").is_file():
             missing.append(f"npm {package} (npm ci --prefix tests/clients/node)")
@@ -75,13 +84,39 @@ def clients_installed() -> None:
                                  ("perl", "use Net::Akismet;", "libnet-akismet-perl")):
         if shutil.which(tool) and subprocess.run([tool, "-e", probe], capture_output=True).returncode != 0:
             missing.append(package)
+    if not (GO_AKISMET / "akismet.go").is_file():
+        missing.append("golang-github-adtac-go-akismet-dev")
     if missing:
         pytest.fail(f"{CLIENTS_ENV}=1 but these are missing: {', '.join(missing)}")
 
 
+@pytest.fixture(scope="session")
+def go_driver(clients_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tests/clients/go_akismet`` built against Debian's go-akismet sources, once a session.
+
+    GOPATH mode needs neither a go.mod nor the module proxy: the build stays offline.
+    """
+    binary = tmp_path_factory.mktemp("go_akismet") / "go_akismet"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GO")}
+    env.update(GO111MODULE="off", GOPATH=str(GOPATH), CGO_ENABLED="0",  # no C compiler needed
+               GOTOOLCHAIN="local", GOPROXY="off", GOFLAGS="")
+    if not any(env.get(name) for name in ("XDG_CACHE_HOME", "HOME")):
+        env["GOCACHE"] = str(binary.parent / "cache")  # go has no default build cache then
+    started = time.monotonic()
+    done = subprocess.run(["go", "build", "-o", str(binary), "."], cwd=DRIVERS / "go_akismet", env=env,
+                          capture_output=True, text=True, timeout=GO_BUILD_TIMEOUT)
+    if done.returncode != 0:
+        pytest.fail(f"building tests/clients/go_akismet failed ({done.returncode}):\n{done.stderr}")
+    print(f"go_akismet driver built in {time.monotonic() - started:.1f} s")
+    return binary
+
+
 @pytest.fixture(params=CLIENTS, ids=lambda c: c.name)
 def client(request: pytest.FixtureRequest, clients_installed: None) -> Client:
-    return request.param
+    chosen: Client = request.param
+    if not chosen.command:  # the Go driver: a binary of this session's build
+        return replace(chosen, command=(str(request.getfixturevalue("go_driver")),))
+    return chosen
 
 
 def run(client: Client, server_url: str, key: str, action: str,
@@ -144,6 +179,8 @@ def stored_feedback(server: LiveServer, text: str) -> list[dict[str, Any]]:
 
 # --- the tests ------------------------------------------------------------------------------
 
+# go-akismet has no verify-key call (Check, SubmitSpam and SubmitHam are all it has).
+@pytest.mark.parametrize("client", [c for c in CLIENTS if c.verifies_key], ids=lambda c: c.name, indirect=True)
 def test_verify_key(client: Client, live_server: LiveServer) -> None:
     assert ok(run(client, live_server.base_url, live_server.key, "verify-key")) is True
     assert ok(run(client, live_server.base_url, unknown_key(live_server), "verify-key")) is False
@@ -175,7 +212,7 @@ def test_test_values(client: Client, live_server: LiveServer) -> None:
     (check,) = stored_checks(live_server, text)
     if client.sends_is_test:
         assert answer["unsent"] == [] and bool(check["is_test"]) is True
-    else:  # Net::Akismet sends a fixed set of fields: is_test is not among them
+    else:  # Net::Akismet and go-akismet send a fixed set of fields: is_test is not among them
         assert answer["unsent"] == ["is_test"] and bool(check["is_test"]) is False
 
 
@@ -218,6 +255,7 @@ UNSENDABLE = {
     "akismet-api": ["comment_context"],
     "ruby-akismet": ["comment_context"],
     "net-akismet": ["comment_context", "user_role"],
+    "go-akismet": ["comment_context"],
 }
 
 
@@ -267,7 +305,8 @@ def threw(error_type: str, text: str = "") -> Outcome:
 
 # The server's side is the same for all: "invalid" with X-akismet-debug-help (here
 # "Invalid API key: it is unknown or has been revoked."). Net::Akismet checks the key in
-# new(), which returns undef: no call can be made. akismet-api does not read a submit's body.
+# new(), which returns undef: no call can be made. akismet-api and go-akismet do not read a
+# submit's body; go-akismet's Check makes the body its error's text (the header is unread).
 UNKNOWN_KEY = {
     "cedx-akismet": {"comment-check": threw("Error", "Invalid API key: it is unknown"),
                      "submit-spam": threw("Error", "Invalid API key: it is unknown")},
@@ -276,6 +315,7 @@ UNKNOWN_KEY = {
     "ruby-akismet": {"comment-check": threw("Akismet::Error", "Invalid API key: it is unknown"),
                      "submit-spam": threw("Akismet::Error", "Invalid API key: it is unknown")},
     "net-akismet": {"comment-check": threw("undef"), "submit-spam": threw("undef")},
+    "go-akismet": {"comment-check": threw("*errors.errorString", "invalid"), "submit-spam": returned(True)},
 }
 
 
@@ -284,25 +324,36 @@ def test_unknown_key_on_every_call(client: Client, live_server: LiveServer) -> N
     for action, outcome in UNKNOWN_KEY[client.name].items():
         answer = run(client, live_server.base_url, key, action, comment(unique(SPAM_TEXT)))
         outcome.check(answer)
-        if client.name == "akismet-api" and action == "submit-spam":
+        if client.name in ("akismet-api", "go-akismet") and action == "submit-spam":
             assert answer["body"] == "invalid"  # the server refused it; the client resolves all the same
+        if client.name == "go-akismet" and action == "comment-check":
+            assert answer["error"] == "invalid"
+            assert answer["raw"] is True  # Check says "spam" along with every error
 
 
 # With nothing listening, @cedx/akismet's verifyKey and Net::Akismet's new() say "invalid
-# key": a site cannot tell a key problem from an outage.
+# key": a site cannot tell a key problem from an outage. go-akismet (no verify-key) errors
+# on both calls with Go's *url.Error, whose text holds the URL, so the key in its host name.
 SERVER_DOWN = {
     "cedx-akismet": {"verify-key": returned(False), "comment-check": threw("TypeError", "ECONNREFUSED")},
     "akismet-api": {"verify-key": threw("Error", "ECONNREFUSED"), "comment-check": threw("Error", "ECONNREFUSED")},
     "ruby-akismet": {"verify-key": threw("Errno::ECONNREFUSED", "Connection refused"),
                      "comment-check": threw("Errno::ECONNREFUSED", "Connection refused")},
     "net-akismet": {"verify-key": returned(False), "comment-check": threw("undef")},
+    "go-akismet": {"comment-check": threw("*url.Error", "connection refused"),
+                   "submit-spam": threw("*url.Error", "connection refused")},
 }
 
 
 def test_server_down(client: Client, live_server: LiveServer) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on
     for action, outcome in SERVER_DOWN[client.name].items():
-        outcome.check(run(client, nobody, live_server.key, action, comment(QUESTION)))
+        answer = run(client, nobody, live_server.key, action, comment(QUESTION))
+        outcome.check(answer)
+        if client.name == "go-akismet":
+            assert f"https://{live_server.key}.rest.akismet.com/1.1/{action}" in answer["error"]
+            if action == "comment-check":
+                assert answer["raw"] is True  # "spam", with the error
 
 
 def test_akismet_api_honeypot(clients_installed: None, live_server: LiveServer) -> None:
@@ -311,3 +362,21 @@ def test_akismet_api_honeypot(clients_installed: None, live_server: LiveServer) 
     url, key = live_server.base_url, live_server.key
     assert ok(run(api, url, key, "comment-check", comment(QUESTION, honeypot="filled in by a bot"))) == "spam"
     assert ok(run(api, url, key, "comment-check", comment(QUESTION, honeypot=""))) == "ham"
+
+
+def test_go_akismet_other_answers(clients_installed: None, go_driver: Path, live_server: LiveServer) -> None:
+    """go-akismet with an answer neither ``true`` nor ``false`` (a missing ``user_ip``).
+
+    Check returns it as its error's text, with "spam"; SubmitSpam returns no error at all:
+    a site cannot tell that its report was refused.
+    """
+    go = Client("go-akismet", (str(go_driver),), discard=False, sends_is_test=False, verifies_key=False)
+    url, key = live_server.base_url, live_server.key
+    sent = {k: v for k, v in comment(unique(SPAM_TEXT)).items() if k != "user_ip"}
+    answer = run(go, url, key, "comment-check", sent)
+    threw("*errors.errorString").check(answer)
+    assert answer["error"] == "Missing required field: user_ip." and answer["raw"] is True
+    answer = run(go, url, key, "submit-spam", sent)
+    assert ok(answer) is True and answer["body"] == "Missing required field: user_ip."
+    assert stored_rows(live_server, "SELECT id FROM feedback WHERE comment_content = ?",
+                       (sent["comment_content"],), count=0) == []
