@@ -177,7 +177,7 @@ SETTINGS: tuple[_Spec, ...] = (
           "directory; `sqlite:///relative.db` and `sqlite:////absolute.db` work too) or a "
           "`postgresql://` (or `postgres://`) URL, which needs `pip install 'commentguard[postgres]'`. "
           "A password holding `/`, `@` or `%` must be percent-encoded (`%2F`, `%40`, `%25`; `:`, `?` "
-          "and `#` may be too) or given as `PGPASSWORD` instead: libpq ends the login part at the first "
+          "and `#` may be too; in a `?password=` query value, `&` too: `%26`) or given as `PGPASSWORD` instead: libpq ends the login part at the first "
           "`/` or `@` and decodes `%XX`. `serve` refuses, naming this variable, a URL no worker could "
           "open: an unknown scheme, a port that is not one, a password libpq would cut, PostgreSQL "
           "without psycopg, or a connection option libpq refuses before connecting, whether in the URL "
@@ -194,7 +194,8 @@ SETTINGS: tuple[_Spec, ...] = (
     _Spec("secret_key", _parse_str, "(generated into <data_dir>/secret_key)",
           "Server secret keying API-key digests and personal-data hashes (at least 16 characters)."),
     _Spec("allow_anonymous_json", _parse_bool, "false",
-          "Accept JSON API calls without an API key."),
+          "Accept JSON API calls without an API key. Feedback sent without a key reaches only checks "
+          "made without one (never a keyed site's, by id or by text)."),
     _Spec("unsure_is_spam", _parse_bool, "true",
           "On the Akismet surface, answer `unsure` as spam (`true`) so clients hold it for review."),
     _Spec("store_personal_data", _parse_bool, "false",
