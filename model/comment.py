@@ -134,7 +134,12 @@ class Comment:
 _TEXT_SET = frozenset(TEXT_FIELDS)
 #: The record's fields a honeypot may be named after (not the field that names the honeypot).
 _HONEYPOT_FIELDS = _TEXT_SET - {"honeypot_field_name"}
-_NUMBER_OK = frozenset({"comment_parent", "is_test"})
+#: The fields a number is accepted in as well as a string, and what each accepts (for the error).
+#: A boolean is an integer to Python, and ``is_test: true`` is how JSON clients mark a test.
+_NUMBER_OK = {"comment_parent": "a string or an integer", "is_test": "a string, an integer or a boolean"}
+#: A value's JSON type, as an error names it ("not float" was Python's name, not the client's).
+_JSON_TYPES = {type(None): "null", bool: "a boolean", int: "an integer", float: "a decimal number", list: "an array",
+               tuple: "an array", dict: "an object"}
 
 
 def as_comment(item: Any) -> Comment:
@@ -155,7 +160,9 @@ def _as_text(key: str, value: Any) -> str:
         return value
     if key in _NUMBER_OK and isinstance(value, (int, bool)) and not isinstance(value, float):
         return str(int(value))
-    raise CommentFieldError(key, f"field '{key}' must be a string, not {type(value).__name__}")
+    accepted = _NUMBER_OK.get(key, "a string")
+    got = _JSON_TYPES.get(type(value), type(value).__name__)
+    raise CommentFieldError(key, f"field '{key}' must be {accepted}, not {got}")
 
 
 def _as_context(value: Any) -> tuple[str, ...]:
@@ -166,7 +173,10 @@ def _as_context(value: Any) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise CommentFieldError(
-        "comment_context", "field 'comment_context' must be a string or a list of strings"
+        "comment_context", "field 'comment_context' must be a string or an array of strings, not "
+        + (_JSON_TYPES.get(type(value), type(value).__name__) if not isinstance(value, (list, tuple))
+           else "an array holding " + next(_JSON_TYPES.get(type(v), type(v).__name__)
+                                            for v in value if not isinstance(v, str)))
     )
 
 

@@ -178,7 +178,7 @@ SETTINGS: tuple[_Spec, ...] = (
           "directory; `sqlite:///relative.db` and `sqlite:////absolute.db` work too) or a "
           "`postgresql://` (or `postgres://`) URL, which needs `pip install 'commentguard[postgres]'`. "
           "A password holding `/`, `@` or `%` must be percent-encoded (`%2F`, `%40`, `%25`; `:`, `?` "
-          "and `#` may be too) or given as `PGPASSWORD` instead: libpq ends the login part at the first "
+          "and `#` may be too; in a `?password=` query value, `&` too: `%26`) or given as `PGPASSWORD` instead: libpq ends the login part at the first "
           "`/` or `@` and decodes `%XX`. `serve` refuses, naming this variable, a URL no worker could "
           "open: an unknown scheme, a port that is not one, a password libpq would cut, PostgreSQL "
           "without psycopg, or a connection option libpq refuses before connecting, whether in the URL "
@@ -195,7 +195,8 @@ SETTINGS: tuple[_Spec, ...] = (
     _Spec("secret_key", _parse_str, "(generated into <data_dir>/secret_key)",
           "Server secret keying API-key digests and personal-data hashes (at least 16 characters)."),
     _Spec("allow_anonymous_json", _parse_bool, "false",
-          "Accept JSON API calls without an API key."),
+          "Accept JSON API calls without an API key. Feedback sent without a key reaches only checks "
+          "made without one (never a keyed site's, by id or by text)."),
     _Spec("unsure_is_spam", _parse_bool, "true",
           "On the Akismet surface, answer `unsure` as spam (`true`) so clients hold it for review."),
     _Spec("store_personal_data", _parse_bool, "false",
@@ -218,11 +219,13 @@ SETTINGS: tuple[_Spec, ...] = (
           "Total time a check may spend before the upstream answers, counted from the start of the "
           "request, retry included; past it our own verdict stands. 50 to 60000."),
     _Spec("upstream_gray_tiers", _parse_tiers, "unsure",
-          "In `gray` mode, the verdicts upstream is asked about, as tiers separated by commas: `unsure`, "
-          "or `unsure,spam` for a second opinion before blocking too (see Upstream cross-check)."),
+          "In `gray` mode, the verdicts upstream is asked about, as tiers separated by commas, any of "
+          "`ham`, `unsure`, `spam` and `discard`: `unsure`, or `unsure,spam` for a second opinion before "
+          "blocking too; `ham` asks about what we would let through, and `discard` lets an upstream `false` "
+          "turn our surest spam into `ham` (see Upstream cross-check)."),
     _Spec("upstream_gray_band", _parse_band, "(none)",
-          "In `gray` mode, ask upstream when the score lies in `low,high` (low inclusive, high exclusive) "
-          "instead of by tier; overrides `COMMENTGUARD_UPSTREAM_GRAY_TIERS`."),
+          "In `gray` mode, ask upstream when the score lies in `low,high` (low inclusive, high exclusive, "
+          "0 <= low < high <= 1) instead of by tier; overrides `COMMENTGUARD_UPSTREAM_GRAY_TIERS`."),
     _Spec("upstream_breaker_failures", _parse_int, "5",
           "Consecutive upstream failures (timeout, error, invalid key) that open the circuit breaker."),
     _Spec("upstream_breaker_open_seconds", _parse_float, "30",
@@ -409,8 +412,11 @@ def _validate_upstream(s: Settings, check: Callable[[str, bool, str], None]) -> 
     check("upstream_breaker_open_seconds", 0 < s.upstream_breaker_open_seconds <= MAX_CHECK_SECONDS,
           f"must be more than 0, at most {MAX_CHECK_SECONDS:g}, got {s.upstream_breaker_open_seconds}")
     band = s.upstream_gray_band
-    check("upstream_gray_band", band is None or (len(band) == 2 and 0.0 <= band[0] <= band[1] <= 1.0),
-          f"must be two scores 'low,high' with 0 <= low <= high <= 1, got {band!r}")
+    # low == high is an empty band (low inclusive, high exclusive): gray mode would ask about nothing,
+    # silently; mode `off` says that plainly.
+    check("upstream_gray_band", band is None or (len(band) == 2 and 0.0 <= band[0] < band[1] <= 1.0),
+          f"must be two scores 'low,high' with 0 <= low < high <= 1 (low is included, high is not, so "
+          f"low = high asks about no score), got {band!r}")
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -575,6 +575,36 @@ def test_retrain_never_promotes_a_model_the_workers_would_refuse(tmp_path: Path,
     assert json.loads(again.stdout)["promoted"] is True
 
 
+def test_retrain_on_a_file_too_small_to_judge_keeps_the_active_model(tmp_path: Path, model_dir: Path) -> None:
+    """A probe: `retrain --no-seed --data gen.csv` (6 rows, plus 4 reports) tied on 1 held-out ham
+    and 2 held-out spam, passed the gate, and running workers switched to it."""
+    data_dir, base = tmp_path / "var", labelled_base(tmp_path)
+    data_dir.mkdir()
+    env = store_env(data_dir, model_dir)
+    from model.comment import Comment
+    from store import FeedbackRecord
+
+    secret = load_or_create_secret_key(data_dir).encode()
+    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+        for text in GRANT_SCAM[:2]:
+            store.add_feedback(FeedbackRecord(label="spam", comment=Comment(comment_content=text)))
+    run = cli(env, "retrain", "--no-seed", "--data", str(base), "--json")
+    assert run.returncode == 1, run.stdout[-2000:]
+    out = json.loads(run.stdout)
+    assert out["promoted"] is False and out["forced"] is False
+    assert "too few held-out rows to judge" in out["not_promoted"] and "at least 50 of each" in out["not_promoted"]
+    assert f"{out['candidate']['n'] - out['candidate']['spam']} ham and {out['candidate']['spam']} spam" \
+        in out["not_promoted"]
+    assert "--force --reason" in run.stderr and "Traceback" not in run.stderr
+    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+        assert store.get_active_model().version == "test-model-1"
+        assert {m.id: m.status for m in store.list_models()}[out["version"]] == "rejected"
+    # The operator's call: forced, it is promoted.
+    forced = cli(env, "retrain", "--no-seed", "--data", str(base), "--json", "--force", "--reason", "test")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert json.loads(forced.stdout)["promoted"] is True and "not_promoted" not in json.loads(forced.stdout)
+
+
 def test_a_retrain_whose_report_cannot_be_written_still_succeeds(tmp_path: Path, model_dir: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A full disk after the candidate was promoted: a traceback and exit 1 told cron the model

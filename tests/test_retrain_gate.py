@@ -27,12 +27,16 @@ from training.retrain import Gate, NothingToLearn, gate_figures, retrain
 from training.train import TrainingError
 
 
-def comparison(key: str, candidate: float, current: float, se: float) -> dict[str, object]:
-    return {"key": key, "candidate": candidate, "current": current, "se": se, "basis": "test rows"}
+def comparison(key: str, candidate: float, current: float, se: float, n: int = 1000) -> dict[str, object]:
+    return {"key": key, "n": n, "candidate": candidate, "current": current, "se": se, "basis": "test rows"}
+
+
+#: The margin tests judge one comparison at a time: no minimum sample (tested on its own below).
+MARGINS_ONLY = 0
 
 
 def test_the_tolerance_widens_to_what_the_sample_can_measure() -> None:
-    gate = Gate()
+    gate = Gate(min_per_class=MARGINS_ONLY)
     # 4 of 249 held-out ham flagged against an out-of-fold 0.97%: within the noise of 249 rows.
     noisy = comparison("false_positive_rate", 4 / 249, 0.0097, se=0.0085)
     assert gate.decide([noisy])[0] is True
@@ -46,7 +50,7 @@ def test_the_tolerance_widens_to_what_the_sample_can_measure() -> None:
 
 def test_the_widening_is_capped_so_a_tiny_sample_keeps_the_current_model() -> None:
     """11 held-out ham (a 60-row --data file) allowed a candidate 0.43 more ham flagged."""
-    gate = Gate()
+    gate = Gate(min_per_class=MARGINS_ONLY)
     tiny = comparison("false_positive_rate", 2 / 11, 0.0, se=2.2 / 11)
     ok, why = gate.decide([tiny])
     assert ok is False and "at most 0.0200" in why
@@ -54,8 +58,45 @@ def test_the_widening_is_capped_so_a_tiny_sample_keeps_the_current_model() -> No
     assert gate.decide([comparison("recall", 0.5, 0.9, se=0.2)])[0] is False
     assert gate.decide([comparison("recall", 0.81, 0.9, se=0.2)])[0] is True  # within the 0.10 cap
     # A tolerance set above the cap still holds: the cap limits the widening only.
-    assert Gate(tolerance_fpr=0.05).decide([tiny])[0] is False
-    assert Gate(tolerance_fpr=0.2).decide([tiny])[0] is True
+    assert Gate(tolerance_fpr=0.05, min_per_class=MARGINS_ONLY).decide([tiny])[0] is False
+    assert Gate(tolerance_fpr=0.2, min_per_class=MARGINS_ONLY).decide([tiny])[0] is True
+
+
+def test_too_few_held_out_rows_keep_the_current_model_even_on_a_tie() -> None:
+    """A probe: with the seed-trained model active, `retrain --no-seed --data gen.csv` (6 rows, plus
+    4 reports) tied on 1 held-out ham and 2 held-out spam, passed, and became the active model."""
+    gate = Gate()
+    probe = [comparison("false_positive_rate", 0.0, 0.0, se=0.0, n=1),
+             comparison("recall", 1.0, 1.0, se=0.0, n=2)]
+    ok, why = gate.decide(probe)
+    assert ok is False
+    assert "1 ham and 2 spam compared" in why and "at least 50 of each" in why
+    assert "--data" in why and "--no-seed" in why and "--force --reason" in why
+    assert "ham flagged 0.0000 vs 0.0000" in why  # the figures are still shown
+    assert gate.too_few(probe) is not None
+    # Enough of each class, counted over every comparison of it (rows the current model never saw
+    # and rows it trained on, as gate_figures splits them): the figures decide.
+    enough = [comparison("false_positive_rate", 0.0, 0.0, se=0.0, n=8),
+              comparison("false_positive_rate", 0.01, 0.01, se=0.01, n=42),
+              comparison("recall", 0.9, 0.9, se=0.0, n=50)]
+    assert gate.decide(enough)[0] is True and gate.too_few(enough) is None
+    assert gate.decide(enough[1:])[0] is False  # 42 ham are not enough
+    assert gate.decide(enough[:2] + [comparison("recall", 0.9, 0.9, se=0.0, n=49)])[0] is False
+    # A forced retrain is the operator's call; a model with nothing to compare with has no sample to judge.
+    assert gate.decide(None)[0] is True
+
+
+def test_a_retrain_on_a_tiny_file_is_registered_but_not_promoted(tmp_path: Path, scorer: Scorer) -> None:
+    base = base_file(tmp_path)
+    with store_with_reports(tmp_path, GRANT_SCAM[:2], OWN_HAM[:2]) as store:
+        result = retrain(store=store, models_dir=tmp_path / "models", current=scorer, data=[base],
+                         use_seed=False)
+    assert result.promoted is False and result.forced is False
+    assert result.too_few is not None and "at least 50 of each" in result.too_few
+    held_ham = sum(1 for r in result.held_out if r.label == 0)
+    held_spam = len(result.held_out) - held_ham
+    assert f"{held_ham} ham and {held_spam} spam compared" in result.decision
+    assert result.path.is_dir()  # the candidate is kept, for the report and the registry
 
 
 def test_paired_comparisons_take_their_error_from_the_rows_the_models_disagree_on(scorer: Scorer) -> None:

@@ -466,6 +466,28 @@ def test_field_of_wrong_type_is_422(client: FlaskClient, field: str, value: Any)
     assert field in body["error"]
 
 
+@pytest.mark.parametrize("field, value, says", [
+    # "must be a string, not float" for a field that takes integers too (a probe).
+    ("comment_parent", 1.5, "'comment_parent' must be a string or an integer, not a decimal number"),
+    ("comment_parent", [3], "'comment_parent' must be a string or an integer, not an array"),
+    ("is_test", {"on": 1}, "'is_test' must be a string, an integer or a boolean, not an object"),
+    ("comment_author", 5, "'comment_author' must be a string, not an integer"),
+    ("comment_context", 7, "'comment_context' must be a string or an array of strings, not an integer"),
+    ("comment_context", ["a", None], "must be a string or an array of strings, not an array holding null"),
+])
+def test_a_wrong_type_error_says_what_the_field_accepts(client: FlaskClient, field: str, value: Any,
+                                                         says: str) -> None:
+    body = assert_error(post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT, field: value}),
+                        422, field=field)
+    assert says in body["error"], body["error"]
+
+
+def test_fields_that_take_numbers_still_take_them(client: FlaskClient) -> None:
+    for field, value in (("comment_parent", 12), ("comment_parent", "12"), ("is_test", True), ("is_test", 1)):
+        response = post_json(client, "/api/v1/check", {"comment_content": HAM_TEXT, field: value})
+        assert response.status_code == 200, (field, value, response.get_json())
+
+
 def test_body_over_the_size_limit_is_413(make_app: Callable[..., Flask]) -> None:
     client = make_app(max_body_bytes=1024).test_client()
     payload = {"comment_content": "x" * 2000}

@@ -228,6 +228,24 @@ def test_readme_documents_every_setting() -> None:
     assert not missing, f"README.md does not document {missing}; paste service.settings.settings_markdown()"
 
 
+def test_readme_settings_rows_are_the_codes_rows() -> None:
+    """Names alone drifted: the README's rows for COMMENTGUARD_ALLOW_ANONYMOUS_JSON and
+    COMMENTGUARD_DATABASE_URL said more than SETTINGS' descriptions. Every row must be the same."""
+    readme_rows = [line for line in README.read_text(encoding="utf-8").splitlines()
+                   if line.startswith("| `COMMENTGUARD_")]
+    for code_row in settings_markdown().splitlines()[2:]:
+        name = code_row.split("`")[1]
+        rows = [r for r in readme_rows if r.startswith(f"| `{name}` |")]
+        assert len(rows) == 1, f"README.md has {len(rows)} settings rows for {name}, not 1"
+        if rows[0] != code_row:
+            at = next(i for i, (a, b) in enumerate(zip(rows[0] + "\0", code_row + "\0")) if a != b)
+            raise AssertionError(
+                f"README.md's row for {name} differs from service/settings.py's SETTINGS description "
+                f"from character {at}:\n  README: ...{rows[0][max(0, at - 40):at + 80]!r}\n"
+                f"  code:   ...{code_row[max(0, at - 40):at + 80]!r}\nChange the description in "
+                "SETTINGS, then paste service.settings.settings_markdown() into the README")
+
+
 def test_command_line_help_gives_the_default_of_every_setting_it_names() -> None:
     """`serve --threads` said "(default: COMMENTGUARD_THREADS)", without the number the README gives."""
     import re

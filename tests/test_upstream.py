@@ -243,6 +243,13 @@ def test_settings_need_a_key_and_a_sane_band(tmp_path: Path) -> None:
         load_settings({"COMMENTGUARD_UPSTREAM_FORWARD_FEEDBACK": "true"})
     with pytest.raises(SettingsError, match="COMMENTGUARD_UPSTREAM_GRAY_BAND"):
         load_settings({"COMMENTGUARD_UPSTREAM_GRAY_BAND": "0.8,0.2"})
+    # An empty band (low inclusive, high exclusive) was accepted: gray mode then asked about nothing.
+    with pytest.raises(SettingsError, match=r"COMMENTGUARD_UPSTREAM_GRAY_BAND.*low < high"):
+        load_settings({"COMMENTGUARD_UPSTREAM_GRAY_BAND": "0.5,0.5"})
+    assert load_settings({"COMMENTGUARD_UPSTREAM_GRAY_BAND": "0.5,0.51"}).upstream_gray_band == (0.5, 0.51)
+    # Every tier may be asked about, as the README says.
+    everything = load_settings({"COMMENTGUARD_UPSTREAM_GRAY_TIERS": "ham, unsure,spam,discard"})
+    assert everything.upstream_gray_tiers == ("ham", "unsure", "spam", "discard")
     with pytest.raises(SettingsError, match="COMMENTGUARD_UPSTREAM_MODE"):
         load_settings({"COMMENTGUARD_UPSTREAM_MODE": "sometimes", "COMMENTGUARD_UPSTREAM_KEY": "k"})
     s = load_settings({"COMMENTGUARD_UPSTREAM_MODE": "always", "COMMENTGUARD_UPSTREAM_KEY": "sekrit-upstream"})

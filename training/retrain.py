@@ -20,7 +20,9 @@
    :attr:`Gate.z` standard errors of the difference when the held-out rows are too
    few to measure it that finely (a few hundred held-out ham measure a 1% rate to
    ±0.6 points: the fixed 0.005 refused clearly better models on one comment).
-   ``force`` promotes anyway, with a reason.
+   And the comparisons must cover at least :attr:`Gate.min_per_class` held-out
+   rows of each class: on fewer, a tie (1 ham and 2 spam from a 6-row ``--data``
+   file) promoted. ``force`` promotes anyway, with a reason.
 6. A candidate that passes (or is forced) is not what is promoted: the same
    recipe is fitted again on all the rows, the held-out ones included, so the
    newest reports are learned too (the held-out share of the feedback is always
@@ -82,6 +84,13 @@ class Gate:
     #: Too few rows to measure a difference must keep the current model, not wave a worse one through.
     max_margin_fpr: float = 0.02
     max_margin_recall: float = 0.10
+    #: The fewest held-out rows of each class the comparisons must cover for a promotion: below it a
+    #: rate moves by 2 points or more per row, and a probe's tie on 1 ham and 2 spam (a 6-row --data
+    #: file and 4 reports) replaced the seed-trained model. 50 rows still measure a rate only to
+    #: about ±0.1, but the capped margins then decide; the seed corpus holds out 90+ of each even
+    #: at --holdout 0.05. Counted over every comparison of the class (rows the current model never
+    #: saw and rows it trained on alike), since each of those rows measures the candidate.
+    min_per_class: int = 50
 
     def margin(self, comparison: dict[str, Any]) -> float:
         """How far the candidate may fall behind in ``comparison``: the tolerance, or ``z`` standard
@@ -92,8 +101,22 @@ class Gate:
             tolerance, cap = self.tolerance_recall, self.max_margin_recall
         return max(tolerance, min(cap, self.z * float(comparison.get("se", 0.0))))
 
+    def too_few(self, comparisons: list[dict[str, Any]]) -> Optional[str]:
+        """Why the comparisons cover too few held-out rows of a class to judge by, or None."""
+        counts = {key: sum(int(c.get("n", 0)) for c in comparisons if c["key"] == key)
+                  for key in ("false_positive_rate", "recall")}
+        ham, spam = counts["false_positive_rate"], counts["recall"]
+        if min(ham, spam) >= self.min_per_class:
+            return None
+        return (f"too few held-out rows to judge: {ham} ham and {spam} spam compared, and the gate needs at "
+                f"least {self.min_per_class} of each (fewer cannot tell a worse model from a better one). "
+                "Retrain with more --data, with the seed corpus (without --no-seed), or promote regardless "
+                "with --force --reason TEXT")
+
     def decide(self, comparisons: Optional[list[dict[str, Any]]]) -> tuple[bool, str]:
-        """(promote?, why) from the comparisons :func:`gate_figures` made (None: no current model)."""
+        """(promote?, why) from the comparisons :func:`gate_figures` made (None: no current model).
+
+        Too few held-out rows of a class (:meth:`too_few`) never promote, whatever the figures."""
         if comparisons is None:
             return True, "there is no current model to compare with"
         verdicts, ok_all = [], True
@@ -108,6 +131,9 @@ class Gate:
                 verdicts.append(f"spam caught {cand:.4f} vs {cur:.4f} (at least {limit:.4f}) "
                                 f"on {c['basis']}: {'ok' if ok else 'TOO LOW'}")
             ok_all = ok_all and ok
+        too_few = self.too_few(comparisons)
+        if too_few is not None:
+            return False, f"{too_few}; the figures: " + "; ".join(verdicts)
         return ok_all, "; ".join(verdicts)
 
 
@@ -150,6 +176,8 @@ class RetrainResult:
     feedback_current_scores: Optional[np.ndarray] = None
     #: Whether the current model's verdict agreed with each feedback label (flagged = spam/discard).
     feedback_current_right: Optional[list[bool]] = None
+    #: Set when the gate refused because the held-out sample was too small to judge (why, and the remedy).
+    too_few: Optional[str] = None
 
 
 def feedback_records(store: Any) -> list[LabeledComment]:
@@ -296,7 +324,7 @@ def gate_figures(cand: dict[str, Any], cand_scores: np.ndarray, cur: Scorer, cur
             # Both models on the same rows: the difference's error comes from the rows they
             # disagree on (a paired comparison of two proportions).
             disagree = int((cand_flag[fair] != cur_flag[fair]).sum())
-            out.append({"key": key, "candidate": float(cand_flag[fair].mean()),
+            out.append({"key": key, "n": n, "candidate": float(cand_flag[fair].mean()),
                         "current": float(cur_flag[fair].mean()), "se": math.sqrt(disagree) / n,
                         "basis": f"{n} held-out {name} neither model trained on"})
         if learned.any():
@@ -310,7 +338,7 @@ def gate_figures(cand: dict[str, Any], cand_scores: np.ndarray, cur: Scorer, cur
             else:
                 reference, what = float(cur_flag[learned].mean()), "its (in-sample) figure"
                 se = math.sqrt(_variance(cand_rate, n))
-            out.append({"key": key, "candidate": cand_rate, "current": reference, "se": se,
+            out.append({"key": key, "n": n, "candidate": cand_rate, "current": reference, "se": se,
                         "basis": f"{n} held-out {name} the current model trained on ({what})"})
     return out
 
@@ -390,6 +418,7 @@ def retrain(*, store: Any, models_dir: Path, current: Optional[Scorer], data: Se
         seen = seen_by(current, parts.held_out, file_sha)
         comparisons = gate_figures(cand_eval, cand_scores, current, cur_scores, parts.held_out, seen)
     promote, why = gate.decide(comparisons)
+    too_few = gate.too_few(comparisons) if comparisons is not None and not promote else None
     forced = force and not promote
     if promote or force:
         say(f"refitting the candidate on all {len(parts.train) + len(parts.held_out)} rows, "
@@ -411,7 +440,7 @@ def retrain(*, store: Any, models_dir: Path, current: Optional[Scorer], data: Se
         decision=why, gate=gate, candidate_eval=cand_eval, current_eval=cur_eval,
         current_version=current.version if current is not None else None, metadata=meta,
         held_out=parts.held_out, candidate_scores=cand_scores, current_scores=cur_scores,
-        feedback=feedback, feedback_held_out=len(parts.feedback))
+        feedback=feedback, feedback_held_out=len(parts.feedback), too_few=too_few)
     if parts.feedback:
         result.candidate_feedback_eval = evaluate(candidate, parts.feedback)[0]
         if current is not None:

@@ -170,6 +170,10 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
                            "candidate with the active model")
         else:
             store.register_model(meta, str(result.path.resolve()), status="rejected", note=result.decision)
+            if result.too_few is not None and refusal is None:
+                # Not a verdict on the candidate but a sample that cannot give one: the operator has
+                # to change the data (or force), so the command fails, as cron should hear.
+                refusal = f"{result.version} was not promoted: {result.too_few}"
     try:
         report: Optional[Path] = write_report(result)
     except OSError as exc:
