@@ -202,7 +202,8 @@ SETTINGS: tuple[_Spec, ...] = (
     _Spec("store_personal_data", _parse_bool, "false",
           "Keep IP addresses and emails in clear instead of as keyed hashes."),
     _Spec("retention_days", _parse_int, "90",
-          "Days to keep stored checks; 0 keeps them forever. At most 36500."),
+          "Days to keep stored checks, and reports for the upstream it never took; 0 keeps them forever. "
+          "At most 36500."),
     _Spec("log_level", _parse_str, "INFO",
           "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
     _Spec("upstream_mode", _parse_mode, "off",
