@@ -126,7 +126,10 @@ def read_form(*, post_only: bool = True) -> AkismetForm:
         raise Answer(protocol_error(f"Request body too large: at most {limit} bytes.")) from None
     except (BodyUnreadable, BodyEncoded) as exc:
         raise Answer(protocol_error(f"Invalid request: {exc}.")) from None
-    boundary = request.mimetype_params.get("boundary", "") if request.mimetype == "multipart/form-data" else None
+    # An empty body (a GET's, or a POST with its fields in the query string) is no multipart body,
+    # whatever the Content-Type says.
+    multipart = body and request.mimetype == "multipart/form-data"
+    boundary = request.mimetype_params.get("boundary", "") if multipart else None
     try:
         return parse_form(body, request.query_string, request.mimetype_params.get("charset"), boundary)
     except MalformedMultipart as exc:

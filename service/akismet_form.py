@@ -138,8 +138,10 @@ def _split_multipart(raw: bytes, boundary: str) -> list[tuple[bytes, bytes]]:
             if isinstance(event, Epilogue):
                 return pairs
             if isinstance(event, Field):
-                # werkzeug decodes the header as UTF-8: back to bytes, for the charset below.
-                name, chunks = event.name.encode("utf-8", "surrogateescape"), []
+                # A part without a name (None) is left out, as PHP leaves it. werkzeug reads part
+                # headers as UTF-8 (a name in another charset is a malformed body): back to bytes,
+                # so that names and values go through the same charset decoding as a form's.
+                name, chunks = (event.name or "").encode("utf-8"), []
             elif isinstance(event, File):
                 name, chunks = None, []
             elif isinstance(event, Data):

@@ -44,10 +44,15 @@ _CREDENTIAL_TEXT = re.compile(
     # _bbp_unfiltered_html_reply, _bbp_unfiltered_html_topic
     r"|unfiltered[\W_]*html"
     # Challenge answers (g-recaptcha-response, h-captcha-response, cf-turnstile-response), signatures
-    # (X-Hub-Signature: a webhook's HMAC), second factors (2fa_code), payment cards (credit_card,
-    # card_number, cc_number, not acc_number), a security question's answer or code
-    r"|captcha|turnstile|signature|(?<![a-z0-9])2fa(?![a-z])|credit[\W_]*card|card[\W_]*(?:num|no(?![a-z]))"
-    r"|(?<![a-z])cc[\W_]*(?:num|no(?![a-z]))|security[\W_]*(?:answer|code)",
+    # (X-Hub-Signature: a webhook's HMAC), second factors and one-time codes (2fa_code,
+    # two-factor-backup-code, recovery_code, sms_code, googleotp; not footprint), payment cards
+    # (credit_card, card_number, x_card_code, card_cvn, cc_number, not acc_number), bank routing
+    # numbers, a social security number, a security question's answer or code
+    r"|captcha|turnstile|signature|(?<![a-z0-9])2fa(?![a-z])|two[\W_]*factor|otp(?![a-z])"
+    r"|(?:backup|recovery|verification|one[\W_]*time|sms)[\W_]*codes?"
+    r"|credit[\W_]*card|card[\W_]*(?:num|no(?![a-z])|code|cvn|ccv|verif)"
+    r"|(?<![a-z])cc[\W_]*(?:num|no(?![a-z]))|routing[\W_]*(?:num|no(?![a-z]))"
+    r"|social[\W_]*security|security[\W_]*(?:answer|code|question)",
     re.IGNORECASE)
 # ...or one of the name's words (split at non-letters and camelCase: user_pass, pass1, newpass,
 # X-Auth, apiKey, POST_pin, cvv2) being one. Whole words, so passage, compass, bypass_cache, keywords, monkey and author
@@ -55,8 +60,9 @@ _CREDENTIAL_TEXT = re.compile(
 # unless the word goes on to authoriz-/authoris- (Authorization, Proxy-Authorization).
 _CREDENTIAL_WORD = re.compile(r"o?auth(?!or(?!i[sz]))[a-z]*|(?:user|new|old|current|confirm|admin|login|my|re)?pass"
                               r"|pw|mdp|otp|totp|mfa|sid|sessions?|keys?|bearer|jwt|hmac"
-                              # a PIN (not spinner, pinned, pinterest), a social security number, a card's code
-                              r"|pin(?:code)?|ssn|cvv|cvc", re.IGNORECASE)
+                              # a PIN (not spinner, pinned, pinterest), a social security number, a card's
+                              # code (not ccv in access or csc in a word), a bank account's IBAN (not Lebanon)
+                              r"|pin(?:code)?|ssn|cvv|cvc|ccv|csc|cvn|iban", re.IGNORECASE)
 _NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 # By name: the server variables that carry an address or a host (WordPress sends $_SERVER,
 # and proxies and firewalls add their own: Sucuri's X-Sucuri-ClientIP, Akamai's EdgeScape...).

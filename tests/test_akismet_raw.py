@@ -726,6 +726,29 @@ def test_multipart_reports_verify_key_charsets_and_file_parts(app: Flask, client
     assert feedback.comment.comment_content == HAM_TEXT  # the file part is left out
 
 
+def test_multipart_parts_without_a_name_are_left_out(app: Flask, client: FlaskClient, api_key: str) -> None:
+    """Found by a probe: werkzeug gives such a part the name None, and the call was answered
+    "Temporarily unavailable: internal error" (clients retry that) with a traceback logged."""
+    fields = [(k, v.encode()) for k, v in base(api_key).items()]
+    body, content_type = multipart(fields)
+    nameless = b"--cgBoundary7MA4YWxk\r\nContent-Disposition: form-data\r\n\r\nstray\r\n"
+    answer = post(client, "/1.1/comment-check", nameless + body, content_type=content_type)
+    assert answer.get_data(as_text=True) == post(client, "/1.1/comment-check", base(api_key)).get_data(as_text=True)
+    check = flushed_store(app).get_check(answer.headers["X-akismet-guid"])
+    assert check is not None and "stray" not in json.dumps(check.comment.extra)
+
+
+def test_a_multipart_content_type_without_a_body_reads_the_query_string(client: FlaskClient, api_key: str) -> None:
+    """Found by a probe: a GET, or a POST with its fields in the query string, that carried a
+    multipart Content-Type was answered "Invalid request: malformed multipart/form-data body"."""
+    for content_type in ("multipart/form-data; boundary=xyz", "multipart/form-data"):
+        usage = client.get(f"/1.2/key-sites?api_key={api_key}", content_type=content_type)
+        assert usage.status_code == 200 and usage.is_json, usage.get_data(as_text=True)
+        valid = client.post(f"/1.1/verify-key?key={api_key}&blog={quote(TEST_SITE)}", data=b"",
+                            content_type=content_type)
+        assert_answer(valid, "valid")
+
+
 @pytest.mark.parametrize("body, content_type", [
     (b"api_key=x&blog=y", "multipart/form-data"),  # no boundary
     (b"no parts here at all", "multipart/form-data; boundary=abc"),

@@ -221,7 +221,12 @@ def test_forwarded_headers_that_carry_no_address_are_kept(privacy: Privacy) -> N
     "POST_pin", "userPIN", "POST_pincode", "POST_2fa_code", "POST_mfa_code", "POST_cvv", "POST_cvv2", "POST_cvc",
     "POST_credit_card", "POST_card_number", "POST_cc_number", "ccnum", "POST_ssn", "POST_security_answer",
     "POST_security_code", "POST_g-recaptcha-response", "POST_h-captcha-response", "POST_cf-turnstile-response",
-    "POST_signature", "HTTP_X_HUB_SIGNATURE", "HTTP_X_HUB_SIGNATURE_256", "HTTP_X_SHOPIFY_HMAC_SHA256"])
+    "POST_signature", "HTTP_X_HUB_SIGNATURE", "HTTP_X_HUB_SIGNATURE_256", "HTTP_X_SHOPIFY_HMAC_SHA256",
+    # A second probe of these rules: card codes, backup and one-time codes, spelled-out names.
+    "POST_x_card_code", "cardCode", "POST_card_ccv", "POST_ccv", "POST_csc", "POST_card_cvn",
+    "POST_two-factor-backup-code", "POST_backup_code", "POST_recovery_code", "googleotp", "POST_verification_code",
+    "POST_sms_code", "POST_one_time_code", "POST_social_security_number", "POST_security_question_answer",
+    "POST_iban", "POST_routing_number"])
 def test_pins_second_factors_cards_captcha_answers_and_signatures_are_dropped(privacy: Privacy, name: str) -> None:
     """Found by a probe: these were stored as sent (otp and totp were dropped)."""
     assert stored_extra(privacy, **{name: "s3cret-1234"}) == {}
@@ -230,7 +235,9 @@ def test_pins_second_factors_cards_captcha_answers_and_signatures_are_dropped(pr
 @pytest.mark.parametrize("name", [
     "POST_spinner", "POST_pinned", "POST_pinterest", "POST_opinion", "POST_pingback", "POST_shipping",
     "POST_spin", "POST_account_number", "POST_acc_number", "POST_discard", "POST_card", "POST_cc",
-    "POST_access", "POST_success", "POST_security", "POST_design", "POST_assign", "POST_sign", "POST_topic"])
+    "POST_access", "POST_success", "POST_security", "POST_design", "POST_assign", "POST_sign", "POST_topic",
+    "POST_footprint", "POST_lebanon", "POST_libanese", "POST_routing", "POST_discount_code", "POST_zip_code",
+    "POST_postcode", "POST_coupon_code", "POST_country_code", "POST_social_profile", "POST_code"])
 def test_names_that_only_contain_those_words_are_kept(privacy: Privacy, name: str) -> None:
     assert stored_extra(privacy, **{name: "ordinary"}) == {name: "ordinary"}
 
