@@ -39,7 +39,14 @@ from model.verdict import Thresholds
 
 PICKLE_NAME = "model.joblib"
 METADATA_NAME = "metadata.json"
-FORMAT_VERSION = 1
+#: The artifact format this release writes. 2 is 1's layout: the number went up so that releases
+#: from before ``features_version`` (before 2026-11-28), which check only that the format is 1,
+#: refuse an artifact whose features they do not compute. They served one silently, scoring its
+#: weights with their own older normalisation: in a probe's rolling upgrade an old instance gave
+#: "buy cheap ѵіаgrа here" unsure 0.53 where the new one said spam 0.92, both naming the same model.
+FORMAT_VERSION = 2
+#: The formats this release reads (1: artifacts written before 2026-11-28).
+READABLE_FORMATS = (1, 2)
 
 
 def library_versions() -> dict[str, str]:
@@ -151,9 +158,10 @@ def features_version(meta: dict[str, Any], path: str | Path = "") -> int:
 def verify_artifact(path: str | Path) -> dict[str, Any]:
     """Check an artifact without unpickling it; return its metadata or raise an ArtifactError."""
     meta = read_metadata(path)
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_FORMATS or isinstance(meta.get("format_version"), bool):
         raise ArtifactIncompatibleError(
-            f"artifact format {meta.get('format_version')!r} at {path}; this release reads {FORMAT_VERSION}"
+            f"artifact format {meta.get('format_version')!r} at {path}; this release reads "
+            f"{' and '.join(map(str, READABLE_FORMATS))}"
         )
     features = features_version(meta, path)
     if features > FEATURES_VERSION:

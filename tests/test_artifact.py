@@ -220,6 +220,18 @@ def test_other_scikit_learn_patch_version_is_accepted(saved: Path) -> None:
 def test_wrong_format_version_is_refused_before_unpickling(saved: Path, no_unpickling) -> None:
     _edit_meta(saved, format_version=99)
     _refused(saved, ArtifactIncompatibleError, "format", "99")
+    _edit_meta(saved, format_version=True)
+    _refused(saved, ArtifactIncompatibleError, "format", "True")
+
+
+def test_artifacts_are_written_in_a_format_releases_before_features_versions_refuse(saved: Path) -> None:
+    """Releases before 2026-11-28 checked only that the format is 1, and a probe's rolling upgrade
+    saw one serve a model of newer features with its own older normalisation (other verdicts,
+    the same model version, no warning). Written as 2, such a model is refused there; this
+    release still reads the artifacts of format 1 those releases and later ones wrote."""
+    assert read_metadata(saved)["format_version"] == 2
+    _edit_meta(saved, format_version=1)
+    assert isinstance(load_model(saved), Scorer)
 
 
 def test_a_model_trained_by_a_newer_releases_features_is_refused(saved: Path, no_unpickling) -> None:
