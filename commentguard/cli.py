@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "retrain": "commentguard.commands.retrain",
     "models": "commentguard.commands.models",
     "upstream": "commentguard.commands.upstream",
+    "sites": "commentguard.commands.sites",
 }
 
 

@@ -44,6 +44,7 @@ from service.body import BodyEncoded, BodyTooLarge, BodyUnreadable, read_body
 from service.errors import out_of_descriptors
 from service.feedback import add_feedback, check_by_comment, check_by_id, reported_comment
 from service.logging_setup import request_elapsed
+from service.site_settings import verdict_settings
 from store import USAGE_COUNTERS, CheckRecord, KeyInfo, StoreError, current_month, new_check_id
 from store.error_text import error_text
 
@@ -211,8 +212,10 @@ def comment_check() -> Response:
     if not state.ready or state.scorer is None or state.recorder is None:
         _fail("the model is not loaded")
     comment = comment_from_form(form)
-    thresholds = state.thresholds or state.scorer.thresholds
-    verdict, upstream = state.scorer.score(comment, state.thresholds), None
+    scorer = state.scorer
+    how = verdict_settings(state, key, scorer)  # the key's site's mode and thresholds (service.site_settings)
+    thresholds = how.thresholds
+    verdict, upstream = scorer.score(comment, how.score_thresholds), None
     if state.upstream is not None:  # the upstream cross-check (service.upstream); the fixed rules still win
         verdict, upstream = state.upstream.check(comment, verdict, thresholds, blog=key.site_url,
                                                  spent_s=request_elapsed())
@@ -222,7 +225,7 @@ def comment_check() -> Response:
     state.recorder.record_check(CheckRecord.from_verdict(
         comment, verdict, surface="akismet", site_id=key.site_id, key_id=key.id, check_id=check_id,
         upstream=upstream))
-    enforce = not state.settings.log_only
+    enforce = not how.log_only
     # Usage counts the answer given: in log-only mode every comment was published (ham).
     if flagged and enforce:
         state.recorder.count_usage(key.id, blog=comment.blog, api_calls=1, spam=1)

@@ -33,6 +33,7 @@ from service.charsets import text_codec
 from service.errors import ApiError
 from service.feedback import CheckNotWritten, add_feedback, check_by_comment, check_by_id
 from service.logging_setup import request_elapsed
+from service.site_settings import verdict_settings
 from store import LABELS, CheckRecord, StoreError, new_check_id
 from store.error_text import error_text
 
@@ -52,40 +53,45 @@ FEEDBACK_MEMBERS = frozenset({"label", "reporter", "check_id", "comment"})
 def check() -> Response:
     """Score one comment: a JSON object with Akismet field names."""
     state = get_state()
-    scorer, thresholds = require_scorer(state)
+    scorer, _ = require_scorer(state)
     comment = parse_comment(read_json_object())
-    verdict, upstream = scorer.score(comment, thresholds), None
+    how = verdict_settings(state, current_key(), scorer)  # the key's site's mode and thresholds
+    verdict, upstream = scorer.score(comment, how.score_thresholds), None
     if state.upstream is not None:
-        verdict, upstream = cross_check([comment], [verdict], scorer)[0]
-    verdict = apply_rules(comment, verdict, thresholds or scorer.thresholds, test_values=False)  # rules win
-    return jsonify(result_dict(verdict, record_check(comment, verdict, upstream, state=state), state=state))
+        verdict, upstream = cross_check([comment], [verdict], how.thresholds)[0]
+    verdict = apply_rules(comment, verdict, how.thresholds, test_values=False)  # rules win
+    return jsonify(result_dict(verdict, record_check(comment, verdict, upstream, state=state, log_only=how.log_only),
+                               state=state, log_only=how.log_only))
 
 
 @bp.post("/check/batch")
 def check_batch() -> Response:
     """Score ``{"comments": [...]}`` together; results come back in the same order."""
-    scorer, thresholds = require_scorer()
+    scorer, _ = require_scorer()
     items = _batch_items(read_json_object(), get_state().settings.max_batch_items)
     comments = _parse_batch(items)
-    verdicts = scorer.score_many(comments, thresholds) if comments else []
-    checked = cross_check(comments, verdicts, scorer)
     state = get_state()
-    rules = thresholds or scorer.thresholds
+    how = verdict_settings(state, current_key(), scorer)
+    verdicts = scorer.score_many(comments, how.score_thresholds) if comments else []
+    checked = cross_check(comments, verdicts, how.thresholds)
+    rules, log_only = how.thresholds, how.log_only
     checked = [(apply_rules(c, v, rules, test_values=False), u) for c, (v, u) in zip(comments, checked)]
-    return jsonify({"results": [result_dict(v, record_check(c, v, u, state=state), state=state)
+    return jsonify({"results": [result_dict(v, record_check(c, v, u, state=state, log_only=log_only), state=state,
+                                            log_only=log_only)
                                 for c, (v, u) in zip(comments, checked)]})
 
 
 def cross_check(comments: list[Comment], verdicts: list[Verdict],
-                scorer: Scorer) -> list[tuple[Verdict, Optional[dict[str, Any]]]]:
+                thresholds: Thresholds) -> list[tuple[Verdict, Optional[dict[str, Any]]]]:
     """The verdicts after the upstream cross-check (service.upstream), with the JSON to keep per check.
 
-    A batch asks about all its comments concurrently within one shared budget.
+    ``thresholds`` are the ones in force for the key's site. A batch asks about all its comments
+    concurrently within one shared budget.
     """
     state, key = get_state(), current_key()
     if state.upstream is None or not comments:
         return [(v, None) for v in verdicts]
-    return state.upstream.check_many(comments, verdicts, state.thresholds or scorer.thresholds,
+    return state.upstream.check_many(comments, verdicts, thresholds,
                                      blog=key.site_url if key is not None else "", spent_s=request_elapsed())
 
 
@@ -168,8 +174,11 @@ def _not_written(check_id: Any) -> ApiError:
 
 
 def record_check(comment: Comment, verdict: Verdict, upstream: Optional[Mapping[str, Any]] = None,
-                 *, state: Optional[ServiceState] = None) -> str:
-    """Queue the check for the log, count it for the key, and return its fresh id."""
+                 *, state: Optional[ServiceState] = None, log_only: Optional[bool] = None) -> str:
+    """Queue the check for the log, count it for the key, and return its fresh id.
+
+    ``log_only`` is the mode the check was answered in (default: the global one).
+    """
     state, key = state or get_state(), current_key()
     check_id = new_check_id()
     recorder = state.recorder
@@ -179,7 +188,9 @@ def record_check(comment: Comment, verdict: Verdict, upstream: Optional[Mapping[
             site_id=key.site_id if key is not None else None, key_id=key.id if key is not None else None))
         if key is not None:
             # Usage counts the answer given: in log-only mode every comment was answered ham.
-            if verdict.is_spam and not state.settings.log_only:
+            if log_only is None:
+                log_only = state.settings.log_only
+            if verdict.is_spam and not log_only:
                 recorder.count_usage(key.id, blog=comment.blog, api_calls=1, spam=1)
             else:
                 recorder.count_usage(key.id, blog=comment.blog, api_calls=1, ham=1)
@@ -195,11 +206,15 @@ def require_scorer(state: Optional[ServiceState] = None) -> tuple[Scorer, Thresh
     return state.scorer, state.thresholds
 
 
-def result_dict(verdict: Verdict, check_id: str, *, state: Optional[ServiceState] = None) -> dict[str, Any]:
-    """A verdict as the JSON API returns it, with its check id."""
+def result_dict(verdict: Verdict, check_id: str, *, state: Optional[ServiceState] = None,
+                log_only: Optional[bool] = None) -> dict[str, Any]:
+    """A verdict as the JSON API returns it, with its check id (``log_only``: the mode it was
+    answered in; default: the global one)."""
     out = verdict.to_dict()
     out["check_id"] = check_id
-    if (state or get_state()).settings.log_only:
+    if log_only is None:
+        log_only = (state or get_state()).settings.log_only
+    if log_only:
         # Log-only promises "ham on the wire" on every surface: an integration that acts on
         # ``verdict`` (dropping a discard, holding an unsure) must not act while the operator
         # is only trying the filter. The model's verdict, which the check log holds, rides beside it.

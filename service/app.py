@@ -86,6 +86,8 @@ class ServiceState:
     watcher: "ModelWatcher | None" = None
     #: The turns this worker's request threads take to wait on the store (service.store_turns).
     store_turns: StoreTurns = field(init=False, repr=False)
+    #: Per-site verdict settings resolved so far (service.site_settings), by site and thresholds.
+    verdict_memo: dict[Any, Any] = field(default_factory=dict, repr=False)
     _secret_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:

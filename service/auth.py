@@ -19,7 +19,9 @@ A key's authentication result (live key, or unknown/revoked) is reused in the
 process for :data:`KEY_CACHE_SECONDS` (:class:`KeyCache`, one per app), so a
 check does not ask the database about its key every time: **revoking a key
 takes effect within that many seconds** in every worker (at once for a worker
-that has not seen the key lately). The cache is keyed by a keyed BLAKE2b MAC of the
+that has not seen the key lately). The answer carries the key's site's verdict settings
+(``commentguard sites set``; :mod:`service.site_settings`), so a change to them applies
+within the same seconds. The cache is keyed by a keyed BLAKE2b MAC of the
 key under a random per-process secret, never by the key itself; store failures
 are never cached.
 

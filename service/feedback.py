@@ -37,6 +37,7 @@ from service import readiness
 from service.akismet_rules import is_flagged
 from service.app import ServiceState
 from service.metrics import count_feedback
+from service.site_settings import site_log_only
 from service.upstream_outbox import forward_report
 from store import CheckRecord, FeedbackRecord, KeyInfo, Store, StoreError
 from store.ids import id_time
@@ -198,7 +199,7 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
                        blog=key.site_url if key is not None else comment.blog,
                        upstream_json=check.upstream if check is not None else None)
     if (recorder is not None and key is not None and not record.is_test and not repeated
-            and corrects(label, check, state.settings.unsure_is_spam, state.settings.log_only)):
+            and corrects(label, check, state.settings.unsure_is_spam, site_log_only(state.settings, key))):
         # On the site of the check it corrects when the report names none (a JSON report by
         # comment): counted on the key's own site, the per-site rows disagreed with each other.
         blog = comment.blog or (check.comment.blog if check is not None else "")

@@ -38,6 +38,7 @@ from store.records import (
     FeedbackRecord,
     KeyInfo,
     SiteInfo,
+    SiteSettings,
     current_month,
     new_check_id,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "SURFACES",
     "SecretMismatchError",
     "SiteInfo",
+    "SiteSettings",
     "Store",
     "StoreBusyError",
     "StoreClosedError",

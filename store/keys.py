@@ -14,13 +14,20 @@ from typing import Any, Optional
 from store.base import StoreBase
 from store.db import Tx
 from store.errors import InvalidRecordError, StoreError
-from store.records import USAGE_COUNTERS, KeyInfo, SiteInfo, as_utc, check_month, utcnow
+from store.records import (DEFAULT_SITE_SETTINGS, SITE_MODES, USAGE_COUNTERS, KeyInfo, SiteInfo, SiteSettings, as_utc,
+                           check_month, utcnow)
 
 KEY_PATTERN = re.compile(r"[0-9a-f]{12}")
 
-_KEY_SELECT = """
-    SELECT k.id, k.site_id, s.url AS site_url, k.label, k.created, k.revoked_at, k.hint, k.digest
+#: A site's verdict settings (migration 7), read with every key so that a check needs no other query.
+_SITE_SETTINGS_COLUMNS = "s.mode, s.threshold_unsure, s.threshold_spam, s.threshold_discard"
+
+_KEY_SELECT = f"""
+    SELECT k.id, k.site_id, s.url AS site_url, k.label, k.created, k.revoked_at, k.hint, k.digest,
+           {_SITE_SETTINGS_COLUMNS}
     FROM api_keys k JOIN sites s ON s.id = k.site_id"""
+
+_SITE_SELECT = f"SELECT s.id, s.url, s.created, {_SITE_SETTINGS_COLUMNS} FROM sites s"
 
 _UPSERT_USAGE = (
     f"INSERT INTO key_usage (key_id, month, {', '.join(USAGE_COUNTERS)}) "
@@ -84,6 +91,44 @@ def normalise_blog(blog: str) -> str:
     return normalise_site_url(blog)[:MAX_BLOG_CHARS]
 
 
+def _float_or_none(value: Any) -> Optional[float]:
+    return float(value) if value is not None else None
+
+
+def _site_settings(row: dict[str, Any]) -> SiteSettings:
+    if row["mode"] is None and row["threshold_unsure"] is None and row["threshold_spam"] is None \
+            and row["threshold_discard"] is None:
+        return DEFAULT_SITE_SETTINGS  # most sites: one shared object
+    return SiteSettings(mode=row["mode"], threshold_unsure=_float_or_none(row["threshold_unsure"]),
+                        threshold_spam=_float_or_none(row["threshold_spam"]),
+                        threshold_discard=_float_or_none(row["threshold_discard"]))
+
+
+def _site_info(row: dict[str, Any]) -> SiteInfo:
+    return SiteInfo(int(row["id"]), row["url"], as_utc(row["created"]), _site_settings(row))
+
+
+def check_site_settings(settings: SiteSettings) -> SiteSettings:
+    """``settings`` if they can be stored; InvalidRecordError naming the field otherwise.
+
+    Checked here: the mode, each threshold in 0..1, and the site's own thresholds in order. Their
+    order with the global overrides and the model's thresholds is the caller's to check (the
+    command line does; the service falls back to the global settings when it breaks).
+    """
+    if settings.mode is not None and settings.mode not in SITE_MODES:
+        raise InvalidRecordError(f"mode must be one of {', '.join(SITE_MODES)}, got {settings.mode!r}")
+    for tier, value in settings.thresholds().items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise InvalidRecordError(f"threshold_{tier} must be a number between 0 and 1, got {value!r}")
+    given = [(tier, v) for tier, v in settings.thresholds().items() if v is not None]
+    for (low_tier, low), (high_tier, high) in zip(given, given[1:]):
+        if low > high:
+            raise InvalidRecordError(f"threshold_{high_tier} ({high}) must not be below threshold_{low_tier} ({low})")
+    return settings
+
+
 def _key_info(row: dict[str, Any]) -> KeyInfo:
     return KeyInfo(
         id=int(row["id"]),
@@ -93,6 +138,7 @@ def _key_info(row: dict[str, Any]) -> KeyInfo:
         created=as_utc(row["created"]),
         revoked_at=as_utc(row["revoked_at"]) if row["revoked_at"] is not None else None,
         hint=row["hint"],
+        site_settings=_site_settings(row),
     )
 
 
@@ -157,9 +203,41 @@ class KeysMixin(StoreBase):
         return changed == 1
 
     def list_sites(self) -> list[SiteInfo]:
-        """Every site that has had a key, oldest first."""
-        rows = self._db.read(lambda tx: tx.fetchall("SELECT id, url, created FROM sites ORDER BY id"))
-        return [SiteInfo(int(r["id"]), r["url"], as_utc(r["created"])) for r in rows]
+        """Every site that has had a key, oldest first, with its verdict settings."""
+        rows = self._db.read(lambda tx: tx.fetchall(_SITE_SELECT + " ORDER BY s.id"))
+        return [_site_info(r) for r in rows]
+
+    def find_site(self, url: str) -> Optional[SiteInfo]:
+        """The registered site ``url`` names (as ``keys create`` matches it: trailing slash and the
+        case of scheme and host aside); None when there is none, or ``url`` is no site URL."""
+        if not isinstance(url, str):
+            return None
+        try:
+            wanted = check_site_url(url)
+        except InvalidRecordError:
+            return None
+        folded = _fold_site_url(wanted)
+        matches = [s for s in self.list_sites() if _fold_site_url(s.url) == folded]
+        exact = [s for s in matches if s.url == wanted]
+        return (exact or matches or [None])[0]
+
+    def set_site_settings(self, site_id: int, settings: SiteSettings) -> Optional[SiteInfo]:
+        """Replace a site's verdict settings (``SiteSettings()`` clears them all); the site
+        after the change, or None when there is no such site.
+
+        Running workers apply the change within their key cache's 30 s (service.auth): the
+        settings travel with each key's authentication.
+        """
+        check_site_settings(settings)
+        values = (settings.mode, settings.threshold_unsure, settings.threshold_spam, settings.threshold_discard)
+
+        def work(tx: Tx) -> Optional[dict[str, Any]]:
+            tx.execute("UPDATE sites SET mode = ?, threshold_unsure = ?, threshold_spam = ?, threshold_discard = ? "
+                       "WHERE id = ?", (*values, site_id))
+            return tx.fetchone(_SITE_SELECT + " WHERE s.id = ?", (site_id,))
+
+        row = self._db.run(work)
+        return _site_info(row) if row is not None else None
 
     def count_usage(self, key_id: int, month: str, *, blog: str = "", **increments: int) -> None:
         """Add to a key's counters for a month (``api_calls=1, spam=1``…), in one transaction.

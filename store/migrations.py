@@ -175,6 +175,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             false_positives {bigint} NOT NULL DEFAULT 0,
             PRIMARY KEY (key_id, month, blog))""",
     )),
+    Migration(7, "per-site verdict settings", (
+        # NULL is "the global setting" (COMMENTGUARD_MODE, COMMENTGUARD_THRESHOLD_*): existing
+        # sites keep behaving as before. The ordering of the thresholds is checked by the code,
+        # which knows the global overrides and the model's thresholds they combine with.
+        "ALTER TABLE sites ADD COLUMN mode TEXT CHECK (mode IN ('enforce', 'log_only'))",
+        "ALTER TABLE sites ADD COLUMN threshold_unsure {float} CHECK (threshold_unsure BETWEEN 0 AND 1)",
+        "ALTER TABLE sites ADD COLUMN threshold_spam {float} CHECK (threshold_spam BETWEEN 0 AND 1)",
+        "ALTER TABLE sites ADD COLUMN threshold_discard {float} CHECK (threshold_discard BETWEEN 0 AND 1)",
+    )),
 )
 
 

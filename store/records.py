@@ -87,13 +87,54 @@ def new_check_id() -> str:
     return time_ordered_id()
 
 
+#: The verdict modes a site may be set to (``None``: the global ``COMMENTGUARD_MODE``).
+SITE_MODES: tuple[str, ...] = ("enforce", "log_only")
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    """A site's own verdict settings; each ``None`` means "use the global setting".
+
+    Small, frozen and hashable: it rides in every :class:`KeyInfo` (and so in the service's
+    key cache), and the service memoises what it resolves to by it.
+    """
+
+    mode: Optional[str] = None
+    threshold_unsure: Optional[float] = None
+    threshold_spam: Optional[float] = None
+    threshold_discard: Optional[float] = None
+
+    @property
+    def is_default(self) -> bool:
+        """True when every setting is the global one (the service's fast path)."""
+        return (self.mode is None and self.threshold_unsure is None and self.threshold_spam is None
+                and self.threshold_discard is None)
+
+    @property
+    def has_thresholds(self) -> bool:
+        return not (self.threshold_unsure is None and self.threshold_spam is None and self.threshold_discard is None)
+
+    def thresholds(self) -> dict[str, Optional[float]]:
+        """The threshold overrides by tier name (``unsure``, ``spam``, ``discard``)."""
+        return {"unsure": self.threshold_unsure, "spam": self.threshold_spam, "discard": self.threshold_discard}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "threshold_unsure": self.threshold_unsure,
+                "threshold_spam": self.threshold_spam, "threshold_discard": self.threshold_discard}
+
+
+#: A site with no settings of its own, shared (KeyInfo's default).
+DEFAULT_SITE_SETTINGS = SiteSettings()
+
+
 @dataclass(frozen=True)
 class SiteInfo:
-    """A site (a blog's front page URL) that API keys belong to."""
+    """A site (a blog's front page URL) that API keys belong to, with its own verdict settings."""
 
     id: int
     url: str
     created: datetime
+    settings: SiteSettings = DEFAULT_SITE_SETTINGS
 
 
 @dataclass(frozen=True)
@@ -111,6 +152,8 @@ class KeyInfo:
     created: datetime
     revoked_at: Optional[datetime] = None
     hint: str = ""
+    #: The key's site's verdict settings, read with the key: a check needs no other query.
+    site_settings: SiteSettings = DEFAULT_SITE_SETTINGS
 
     @property
     def revoked(self) -> bool:

@@ -895,15 +895,26 @@ def test_upgrade_from_an_earlier_migration_keeps_rows(store_url: str, caplog: py
     db = Database(store_url)
     assert migrate(db, MIGRATIONS[:1]) == [1]
     old = Store(db, Privacy(SECRET))  # what the release with one migration could do
-    key, info = old.create_key("https://blog.example.org", label="kept")
-    old.count_usage(info.id, MONTH, api_calls=3)
+    # The key is written as that release wrote it: today's create_key reads the sites' later columns.
+    key = "0123456789ab"
+    now = datetime.now(timezone.utc)
+
+    def old_create_key(tx: Any) -> int:
+        tx.execute("INSERT INTO sites (url, created) VALUES (?, ?)", ("https://blog.example.org", now))
+        return tx.insert("INSERT INTO api_keys (site_id, digest, hint, label, created) VALUES (1, ?, ?, ?, ?)",
+                         (Privacy(SECRET).key_digest(key), key[-2:], "kept", now))
+
+    key_id = db.run(old_create_key)
+    old.count_usage(key_id, MONTH, api_calls=3)
     old.close()
     with caplog.at_level("INFO", logger="store.migrations"), open_store(store_url, secret=SECRET) as store:
         assert applied_versions(store.database) == [m.version for m in MIGRATIONS]
         # The upgrade says what it did, once.
         assert caplog.text.count("database schema migrated: 2 (") == 1, caplog.text
         assert f"{MIGRATIONS[-1].version} ({MIGRATIONS[-1].name})" in caplog.text
-        assert store.authenticate(key) == info
+        info = store.authenticate(key)
+        assert info is not None and (info.id, info.site_url, info.label) == (key_id, "https://blog.example.org", "kept")
+        assert info.site_settings.is_default  # the columns added later are NULL: the global settings
         assert store.usage(info.id, MONTH)["api_calls"] == 3
         assert store.add_feedback(FeedbackRecord("spam", _comment(), key_id=info.id)) > 0
 

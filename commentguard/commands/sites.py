@@ -1,0 +1,136 @@
+"""``commentguard sites``: the registered sites and their own verdict settings.
+
+A site (registered by ``keys create --site``) may have its own mode (``enforce`` or
+``log_only``) and threshold overrides; each setting it lacks is the global one
+(``COMMENTGUARD_MODE``, ``COMMENTGUARD_THRESHOLD_*``), and each threshold neither sets is the
+model's. The settings travel with the site's keys' authentication, so running workers
+apply a change within their key cache's 30 s, as they do a revocation.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from typing import Any, Optional
+
+import click
+
+from commentguard.context import cli_store, served_model_path
+from commentguard.tables import echo_table
+from model.errors import ArtifactError
+from model.verdict import Thresholds
+from service.settings import Settings, SettingsError, load_settings
+from service.site_settings import merged_thresholds
+from store import InvalidRecordError, SiteInfo, SiteSettings
+
+#: What ``--mode default`` means: the site follows COMMENTGUARD_MODE again.
+DEFAULT_MODE = "default"
+APPLY_NOTICE = "running workers apply it within 30 s (they reuse a key's check, and its site's settings, that long)"
+
+
+def site_dict(site: SiteInfo) -> dict[str, Any]:
+    """A site as ``sites list --json`` shows it: ``null`` settings are the global ones."""
+    return {"id": site.id, "site": site.url, "created": site.created.isoformat(timespec="seconds"),
+            **site.settings.to_dict()}
+
+
+def _shown(value: Optional[object]) -> str:
+    return "(global)" if value is None else str(value)
+
+
+@click.group("sites")
+def command() -> None:
+    """Registered sites and their own verdict mode and thresholds."""
+
+
+@command.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the sites as a JSON array (null: the global setting).")
+def list_sites(as_json: bool) -> None:
+    """Every site with its settings ("(global)": COMMENTGUARD_MODE / COMMENTGUARD_THRESHOLD_*, else the model's)."""
+    with cli_store() as store:
+        rows = [site_dict(s) for s in store.list_sites()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no sites; create a key with `commentguard keys create --site URL`")
+        return
+    echo_table(("id", "site", "mode", "unsure", "spam", "discard"),
+               [(str(r["id"]), r["site"], _shown(r["mode"]), _shown(r["threshold_unsure"]),
+                 _shown(r["threshold_spam"]), _shown(r["threshold_discard"])) for r in rows])
+
+
+def _threshold(param_hint: str, value: Optional[float]) -> Optional[float]:
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise click.BadParameter(f"must be between 0 and 1, got {value}", param_hint=param_hint)
+    return value
+
+
+@command.command("set")
+@click.argument("url")
+@click.option("--mode", type=click.Choice(["enforce", "log_only", DEFAULT_MODE]), default=None,
+              help="enforce, log_only, or default (follow COMMENTGUARD_MODE again).")
+@click.option("--threshold-unsure", type=float, default=None, help="The site's unsure threshold (0 to 1).")
+@click.option("--threshold-spam", type=float, default=None, help="The site's spam threshold (0 to 1).")
+@click.option("--threshold-discard", type=float, default=None, help="The site's discard threshold (0 to 1).")
+@click.option("--clear-thresholds", is_flag=True,
+              help="Drop the site's thresholds (the global ones apply) before setting any given here.")
+def set_site(url: str, mode: Optional[str], threshold_unsure: Optional[float], threshold_spam: Optional[float],
+             threshold_discard: Optional[float], clear_thresholds: bool) -> None:
+    """Set the verdict settings of the site URL (as registered by `keys create --site`)."""
+    given = {"unsure": _threshold("--threshold-unsure", threshold_unsure),
+             "spam": _threshold("--threshold-spam", threshold_spam),
+             "discard": _threshold("--threshold-discard", threshold_discard)}
+    if mode is None and not clear_thresholds and all(v is None for v in given.values()):
+        raise click.UsageError("nothing to set: give --mode, a --threshold-* option or --clear-thresholds")
+    settings = _settings()
+    with cli_store() as store:
+        site = store.find_site(url)
+        if site is None:
+            raise click.ClickException(f"no registered site {url!r} (see `commentguard sites list`; sites are "
+                                       "registered by `commentguard keys create --site URL`)")
+        new = site.settings
+        if clear_thresholds:
+            new = replace(new, threshold_unsure=None, threshold_spam=None, threshold_discard=None)
+        new = replace(new, **{f"threshold_{tier}": v for tier, v in given.items() if v is not None})
+        if mode is not None:
+            new = replace(new, mode=None if mode == DEFAULT_MODE else mode)
+        if new.has_thresholds:
+            _check_order(new, settings)
+        try:
+            updated = store.set_site_settings(site.id, new)
+        except InvalidRecordError as exc:  # pragma: no cover - checked above; the store checks again
+            raise click.ClickException(str(exc)) from exc
+    if updated is None:  # pragma: no cover - the site was found just above; sites are never deleted
+        raise click.ClickException(f"the site {site.url} vanished")
+    shown = ", ".join(f"{k} {_shown(v)}" for k, v in updated.settings.to_dict().items())
+    click.echo(f"{updated.url}: {shown}; {APPLY_NOTICE}")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _check_order(site: SiteSettings, settings: Settings) -> None:
+    """Refuse thresholds that, with the global overrides and the served model's, are out of order."""
+    path, note = served_model_path(settings)  # the registry's active model, as the workers serve it
+    try:
+        from model.artifact import read_metadata
+
+        model = Thresholds.from_dict(read_metadata(path)["thresholds"])
+    except (ArtifactError, KeyError, TypeError, ValueError) as exc:
+        raise click.ClickException(f"cannot check the site's thresholds against the model at {path}: {exc}") from exc
+    try:
+        merged_thresholds(site, settings, model)
+    except ValueError:
+        given = ", ".join(f"{k} {v}" for k, v in site.thresholds().items() if v is not None)
+        glob = {k: v for k, v in (("unsure", settings.threshold_unsure), ("spam", settings.threshold_spam),
+                                  ("discard", settings.threshold_discard)) if v is not None}
+        raise click.ClickException(
+            f"the site's thresholds ({given}) with the global overrides {glob or '(none)'} and the model's "
+            f"{model.to_dict()} would not keep unsure <= spam <= discard; nothing was changed") from None
+    if note:
+        click.echo(f"note: {note}", err=True)
