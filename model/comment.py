@@ -137,6 +137,8 @@ _HONEYPOT_FIELDS = _TEXT_SET - {"honeypot_field_name"}
 #: The fields a number is accepted in as well as a string, and what each accepts (for the error).
 #: A boolean is an integer to Python, and ``is_test: true`` is how JSON clients mark a test.
 _NUMBER_OK = {"comment_parent": "a string or an integer", "is_test": "a string, an integer or a boolean"}
+# (comment_parent takes true/false too, as 1/0, as the OpenAPI document allows; the message names
+# what a client should send.)
 #: A value's JSON type, as an error names it ("not float" was Python's name, not the client's).
 _JSON_TYPES = {type(None): "null", bool: "a boolean", int: "an integer", float: "a decimal number", list: "an array",
                tuple: "an array", dict: "an object"}

@@ -680,3 +680,24 @@ def test_retrain_with_a_lost_active_model_compares_with_what_the_workers_serve(t
     run = cli(env, "retrain", "--no-seed", "--data", str(base), "--json")
     assert "comparing with COMMENTGUARD_MODEL_PATH (test-model-1)" in run.stderr, run.stderr[-2000:]
     assert json.loads(run.stdout)["current_version"] == "test-model-1"
+
+
+def test_retrain_with_no_model_at_all_refuses_unless_forced(tmp_path: Path) -> None:
+    """A first deployment (or a lost models volume with a fresh database): no active model and
+    nothing at COMMENTGUARD_MODEL_PATH. Compared with nothing, a probe's 30-row file was promoted
+    (it caught none of its held-out spam), and the first `serve` served it instead of the default
+    model it trained."""
+    data_dir, base = tmp_path / "var", labelled_base(tmp_path)
+    data_dir.mkdir()
+    env = store_env(data_dir, tmp_path / "no-model-yet")
+    refused = cli(env, "retrain", "--no-seed", "--data", str(base), "--json")
+    assert refused.returncode == 1, refused.stdout[-2000:]
+    assert "no model to compare a candidate with" in refused.stderr and "--force" in refused.stderr
+    secret = load_or_create_secret_key(data_dir).encode()
+    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+        assert store.get_active_model() is None and store.list_models() == []
+    forced = cli(env, "retrain", "--no-seed", "--data", str(base), "--force", "--reason", "our own data", "--json")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+        active = store.get_active_model()
+        assert active is not None and active.version == json.loads(forced.stdout)["version"]

@@ -244,6 +244,10 @@ def test_readme_settings_rows_are_the_codes_rows() -> None:
                 f"from character {at}:\n  README: ...{rows[0][max(0, at - 40):at + 80]!r}\n"
                 f"  code:   ...{code_row[max(0, at - 40):at + 80]!r}\nChange the description in "
                 "SETTINGS, then paste service.settings.settings_markdown() into the README")
+    # And the table as a whole, so that a row the code does not have, or another order, fails too.
+    assert settings_markdown() + "\n" in README.read_text(encoding="utf-8"), (
+        "README.md's Settings table is not service.settings.settings_markdown() as a whole (a row "
+        "the code does not have, or rows in another order): paste it into the README")
 
 
 def test_command_line_help_gives_the_default_of_every_setting_it_names() -> None:

@@ -87,7 +87,7 @@ class Gate:
     #: The fewest held-out rows of each class the comparisons must cover for a promotion: below it a
     #: rate moves by 2 points or more per row, and a probe's tie on 1 ham and 2 spam (a 6-row --data
     #: file and 4 reports) replaced the seed-trained model. 50 rows still measure a rate only to
-    #: about ±0.1, but the capped margins then decide; the seed corpus holds out 90+ of each even
+    #: about ±0.1, but the capped margins then decide; the seed corpus holds out 60+ of each even
     #: at --holdout 0.05. Counted over every comparison of the class (rows the current model never
     #: saw and rows it trained on alike), since each of those rows measures the candidate.
     min_per_class: int = 50

@@ -126,6 +126,14 @@ def command(data: tuple[str, ...], no_seed: bool, holdout: float, tolerance_fpr:
             # A model is active, but nothing to judge a candidate against: keep it.
             raise click.ClickException(f"{problem}: there is no model to compare a candidate with. Mend it, "
                                        "or promote regardless with --force --reason TEXT")
+        if problem and not force:
+            # No model at all (a first deployment, a lost volume with a fresh database): judged
+            # against nothing, a probe's 30-row file was promoted, catching none of its held-out
+            # spam, and the first `serve` then served it instead of the default model it trained.
+            raise click.ClickException(
+                f"{problem}: there is no model to compare a candidate with. Start the service once (it "
+                "trains the default model there) or run `commentguard train --out` on that path, then "
+                "retrain; or promote regardless with --force --reason TEXT")
         if problem:
             click.echo(f"warning: {problem}; the candidate is compared with nothing", err=True)
         try:
