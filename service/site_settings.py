@@ -100,7 +100,8 @@ def _resolve(settings: Settings, site: Optional[SiteSettings], site_id: Optional
         # The site's thresholds were checked when set, against the model then active; a model
         # activated since may have moved the rest. Checks go on, with the global settings.
         log.warning("site %d: its thresholds %s, with the global overrides and the model's thresholds %s, are "
-                    "out of order; its checks use the global settings until `commentguard sites set` mends them",
+                    "out of order; its checks use the global thresholds (and its own mode) until "
+                    "`commentguard sites set` mends them",
                     site_id, {k: v for k, v in site.thresholds().items() if v is not None}, model.to_dict())
         return fallback
     return VerdictSettings(thresholds, thresholds, log_only)

@@ -322,3 +322,19 @@ def test_cli_refuses_thresholds_the_global_overrides_put_out_of_order(
     monkeypatch.delenv(PREFIX + "THRESHOLD_UNSURE")
     assert cli_run("sites", "set", "https://a.example", "--threshold-unsure", str(low / 2),
                    "--threshold-spam", str(low)).exit_code == 0
+
+
+def test_a_mode_change_goes_through_when_the_sites_thresholds_fell_out_of_order(
+        env: None, scorer: Scorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a probe: after a model (here a global override) put a site's stored thresholds out of
+    order, `sites set --mode log_only` was refused for them, so an operator could not stop the site
+    enforcing without also changing its thresholds."""
+    low = scorer.thresholds.unsure / 2
+    assert cli_run("sites", "set", "https://a.example", "--threshold-spam", str(low),
+                   "--threshold-unsure", str(low / 2)).exit_code == 0
+    monkeypatch.setenv(PREFIX + "THRESHOLD_DISCARD", str(low / 4))  # now below the site's spam
+    changed = cli_run("sites", "set", "https://a.example", "--mode", "log_only")
+    assert changed.exit_code == 0, changed.output
+    assert listed()[0]["mode"] == "log_only" and listed()[0]["threshold_spam"] == low
+    refused = cli_run("sites", "set", "https://a.example", "--threshold-unsure", str(low / 3))
+    assert refused.exit_code != 0 and "unsure <= spam <= discard" in refused.output

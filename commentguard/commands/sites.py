@@ -95,7 +95,10 @@ def set_site(url: str, mode: Optional[str], threshold_unsure: Optional[float], t
         new = replace(new, **{f"threshold_{tier}": v for tier, v in given.items() if v is not None})
         if mode is not None:
             new = replace(new, mode=None if mode == DEFAULT_MODE else mode)
-        if new.has_thresholds:
+        if new.has_thresholds and (clear_thresholds or any(v is not None for v in given.values())):
+            # Only thresholds being set are checked: a mode change alone must go through even when a
+            # model activated since put the site's stored thresholds out of order (its checks use the
+            # global thresholds then), so that an operator can stop a site enforcing at once.
             _check_order(new, settings)
         try:
             updated = store.set_site_settings(site.id, new)
