@@ -46,18 +46,50 @@ def command() -> None:
 @command.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print the sites as a JSON array (null: the global setting).")
 def list_sites(as_json: bool) -> None:
-    """Every site with its settings ("(global)": COMMENTGUARD_MODE / COMMENTGUARD_THRESHOLD_*, else the model's)."""
+    """Every site with its settings ("(global)": COMMENTGUARD_MODE / COMMENTGUARD_THRESHOLD_*, else the model's).
+
+    A site whose thresholds the served model (with the global overrides) puts out of order is
+    marked: its checks use the global thresholds until `sites set` mends them.
+    """
+    settings = _settings()
     with cli_store() as store:
-        rows = [site_dict(s) for s in store.list_sites()]
+        sites = store.list_sites()
+    model = _served_thresholds(settings) if any(s.settings.has_thresholds for s in sites) else None
+    rows = []
+    for site in sites:
+        row = site_dict(site)
+        if site.settings.has_thresholds and model is not None:
+            row["out_of_order"] = _out_of_order(site.settings, settings, model)
+        rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         click.echo("no sites; create a key with `commentguard keys create --site URL`")
         return
-    echo_table(("id", "site", "mode", "unsure", "spam", "discard"),
+    echo_table(("id", "site", "mode", "unsure", "spam", "discard", "note"),
                [(str(r["id"]), r["site"], _shown(r["mode"]), _shown(r["threshold_unsure"]),
-                 _shown(r["threshold_spam"]), _shown(r["threshold_discard"])) for r in rows])
+                 _shown(r["threshold_spam"]), _shown(r["threshold_discard"]),
+                 "out of order: global thresholds used" if r.get("out_of_order") else "") for r in rows])
+
+
+def _served_thresholds(settings: Settings) -> Optional[Thresholds]:
+    """The served model's thresholds, or None when its artifact cannot be read (no mark then)."""
+    from model.artifact import read_metadata
+
+    path, _ = served_model_path(settings)
+    try:
+        return Thresholds.from_dict(read_metadata(path)["thresholds"])
+    except (ArtifactError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _out_of_order(site: SiteSettings, settings: Settings, model: Thresholds) -> bool:
+    try:
+        merged_thresholds(site, settings, model)
+    except ValueError:
+        return True
+    return False
 
 
 def _threshold(param_hint: str, value: Optional[float]) -> Optional[float]:
