@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -39,6 +40,8 @@ SECRET = secrets.token_bytes(32)
 #: Server sessions the pooler keeps per database and user: few, so that every one of them is
 #: used (and can be looked at) in a short test.
 POOL_SIZE = 4
+#: The pooler's name for a database in statement mode.
+STATEMENT_MODE_DB = "statement_mode"
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +68,9 @@ def pgbouncer(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     config.write_text(
         "[databases]\n"
         f"* = host={target.hostname or '127.0.0.1'} port={target.port or 5432}\n"
+        # The server's own postgres database in statement mode, which the store cannot work in.
+        f"{STATEMENT_MODE_DB} = host={target.hostname or '127.0.0.1'} port={target.port or 5432} "
+        "dbname=postgres pool_mode=statement\n"
         "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
         f"auth_type = trust\nauth_file = {users}\n"
@@ -280,3 +286,23 @@ def test_a_served_instance_records_every_check_through_the_pooler(
         assert "prepared statement" not in log and "failed" not in log, log[-3000:]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("how", ["statement mode", "options in the URL"])
+def test_serve_refuses_a_pooler_setting_the_store_can_never_work_with(
+        pgbouncer: int, database: str, tmp_path: Path, model_dir: Path, how: str) -> None:
+    """Found by a probe: `serve` called both "the database is unavailable now" and started workers
+    that could never open the store (a 503 for every report, /readyz ready for 30 s)."""
+    if how == "statement mode":
+        url = replace_url(pooled(database, pgbouncer), dbname=STATEMENT_MODE_DB)
+        said = "statement mode"
+    else:
+        url = replace_url(pooled(database, pgbouncer), options="-cstatement_timeout=5000")
+        said = "startup parameter"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
+    env.update({"COMMENTGUARD_DATA_DIR": str(tmp_path / "var"), "COMMENTGUARD_MODEL_PATH": str(model_dir),
+                "COMMENTGUARD_DATABASE_URL": url, "COMMENTGUARD_SECRET_KEY": "s" * 32})
+    run = subprocess.run([sys.executable, "-m", "commentguard", "serve", "--port", str(free_port())],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "COMMENTGUARD_DATABASE_URL" in run.stderr and said in run.stderr, run.stderr[-2000:]

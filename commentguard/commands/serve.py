@@ -84,6 +84,19 @@ def make_data_dir_private(settings: Settings) -> None:
         owner_only(data_dir, 0o700)
 
 
+#: What a connection pooler answers for a setting it will never take: a configuration error for
+#: the operator, not an outage to wait out (PgBouncer's words; a probe saw `serve` call both
+#: "unavailable now" and start workers that could never open the store).
+POOLER_REFUSALS = {
+    "transaction blocks not allowed in statement pooling mode":
+        "the connection pooler runs in statement mode, and the store needs transactions: use "
+        "transaction or session mode",
+    "unsupported startup parameter":
+        "the connection pooler refuses a startup parameter the URL sets (such as ?options=...): set it "
+        "on the database or role instead (ALTER ROLE ... SET ...)",
+}
+
+
 def check_store(settings: Settings) -> None:
     """Refuse to start with a store setting no worker could ever open (naming the variable).
 
@@ -107,6 +120,9 @@ def check_store(settings: Settings) -> None:
     except StoreUnavailableError as exc:
         # It said "(MigrationError)": a server that is merely down is no failed migration.
         reason = " ".join(without_secrets(str(exc), target).split())  # libpq's words span lines
+        for refusal, advice in POOLER_REFUSALS.items():
+            if refusal in reason:
+                raise click.ClickException(f"COMMENTGUARD_DATABASE_URL: {advice} ({reason})") from exc
         click.echo(f"warning: the database is unavailable now ({reason}); the workers will open the "
                    "store when it is back", err=True)
     except StoreError as exc:
