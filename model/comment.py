@@ -163,8 +163,7 @@ def _as_text(key: str, value: Any) -> str:
     if key in _NUMBER_OK and isinstance(value, (int, bool)) and not isinstance(value, float):
         return str(int(value))
     accepted = _NUMBER_OK.get(key, "a string")
-    got = _JSON_TYPES.get(type(value), type(value).__name__)
-    raise CommentFieldError(key, f"field '{key}' must be {accepted}, not {got}")
+    raise CommentFieldError(key, f"field '{key}' must be {accepted}, not {_json_type(value)}")
 
 
 def _as_context(value: Any) -> tuple[str, ...]:
@@ -174,12 +173,17 @@ def _as_context(value: Any) -> tuple[str, ...]:
         return (value,)
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise CommentFieldError(
-        "comment_context", "field 'comment_context' must be a string or an array of strings, not "
-        + (_JSON_TYPES.get(type(value), type(value).__name__) if not isinstance(value, (list, tuple))
-           else "an array holding " + next(_JSON_TYPES.get(type(v), type(v).__name__)
-                                            for v in value if not isinstance(v, str)))
-    )
+    if isinstance(value, (list, tuple)):
+        got = "an array holding " + next(_json_type(v) for v in value if not isinstance(v, str))
+    else:
+        got = _json_type(value)
+    raise CommentFieldError("comment_context",
+                            f"field 'comment_context' must be a string or an array of strings, not {got}")
+
+
+def _json_type(value: Any) -> str:
+    """A value's JSON type as an error names it."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def field_names() -> list[str]:

@@ -62,7 +62,12 @@ def merged_thresholds(site: SiteSettings, settings: Settings, model: Thresholds)
 def site_log_only(settings: Settings, key: Optional[KeyInfo]) -> bool:
     """Whether checks by ``key``'s site are answered in log-only mode (the feedback path judges a
     report by the mode in force when it arrives, and needs no model for that)."""
-    mode = key.site_settings.mode if key is not None else None
+    return _log_only(key.site_settings if key is not None else None, settings)
+
+
+def _log_only(site: Optional[SiteSettings], settings: Settings) -> bool:
+    """The site's own mode, else the global one."""
+    mode = site.mode if site is not None else None
     return (mode == LOG_ONLY) if mode is not None else settings.log_only
 
 
@@ -88,7 +93,7 @@ def _resolve(settings: Settings, site: Optional[SiteSettings], site_id: Optional
              global_thresholds: Optional[Thresholds], model: Thresholds) -> VerdictSettings:
     if site is None:
         return VerdictSettings(global_thresholds, global_thresholds or model, settings.log_only)
-    log_only = (site.mode == LOG_ONLY) if site.mode is not None else settings.log_only  # as site_log_only
+    log_only = _log_only(site, settings)
     # The global thresholds, with the site's mode: a site tried in log-only mode must not start
     # enforcing because a new model moved its thresholds out of order.
     fallback = VerdictSettings(global_thresholds, global_thresholds or model, log_only)

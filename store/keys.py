@@ -96,12 +96,10 @@ def _float_or_none(value: Any) -> Optional[float]:
 
 
 def _site_settings(row: dict[str, Any]) -> SiteSettings:
-    if row["mode"] is None and row["threshold_unsure"] is None and row["threshold_spam"] is None \
-            and row["threshold_discard"] is None:
-        return DEFAULT_SITE_SETTINGS  # most sites: one shared object
-    return SiteSettings(mode=row["mode"], threshold_unsure=_float_or_none(row["threshold_unsure"]),
-                        threshold_spam=_float_or_none(row["threshold_spam"]),
-                        threshold_discard=_float_or_none(row["threshold_discard"]))
+    settings = SiteSettings(mode=row["mode"], threshold_unsure=_float_or_none(row["threshold_unsure"]),
+                            threshold_spam=_float_or_none(row["threshold_spam"]),
+                            threshold_discard=_float_or_none(row["threshold_discard"]))
+    return DEFAULT_SITE_SETTINGS if settings.is_default else settings  # most sites: one shared object
 
 
 def _site_info(row: dict[str, Any]) -> SiteInfo:

@@ -107,11 +107,11 @@ class SiteSettings:
     @property
     def is_default(self) -> bool:
         """True when every setting is the global one (the service's fast path)."""
-        return (self.mode is None and self.threshold_unsure is None and self.threshold_spam is None
-                and self.threshold_discard is None)
+        return self.mode is None and not self.has_thresholds
 
     @property
     def has_thresholds(self) -> bool:
+        # No dict: is_default asks on every check.
         return not (self.threshold_unsure is None and self.threshold_spam is None and self.threshold_discard is None)
 
     def thresholds(self) -> dict[str, Optional[float]]:

@@ -54,7 +54,12 @@ def list_sites(as_json: bool) -> None:
     settings = _settings()
     with cli_store() as store:
         sites = store.list_sites()
-    model = _served_thresholds(settings) if any(s.settings.has_thresholds for s in sites) else None
+    model = None
+    if any(s.settings.has_thresholds for s in sites):
+        try:
+            model = _served_thresholds(settings)[0]
+        except _ModelUnreadable:
+            pass  # no mark: the artifact the workers would serve cannot be read here
     rows = []
     for site in sites:
         row = site_dict(site)
@@ -73,15 +78,20 @@ def list_sites(as_json: bool) -> None:
                  "out of order: global thresholds used" if r.get("out_of_order") else "") for r in rows])
 
 
-def _served_thresholds(settings: Settings) -> Optional[Thresholds]:
-    """The served model's thresholds, or None when its artifact cannot be read (no mark then)."""
+class _ModelUnreadable(Exception):
+    """The served model's thresholds cannot be read (its path is the first argument)."""
+
+
+def _served_thresholds(settings: Settings) -> tuple[Thresholds, Optional[str]]:
+    """The thresholds of the model the workers serve (the registry's active one, else the model
+    path), and a note when that is not the registry's; :class:`_ModelUnreadable` when they cannot be read."""
     from model.artifact import read_metadata
 
-    path, _ = served_model_path(settings)
+    path, note = served_model_path(settings)
     try:
-        return Thresholds.from_dict(read_metadata(path)["thresholds"])
-    except (ArtifactError, KeyError, TypeError, ValueError):
-        return None
+        return Thresholds.from_dict(read_metadata(path)["thresholds"]), note
+    except (ArtifactError, KeyError, TypeError, ValueError) as exc:
+        raise _ModelUnreadable(path, exc) from exc
 
 
 def _out_of_order(site: SiteSettings, settings: Settings, model: Thresholds) -> bool:
@@ -151,21 +161,17 @@ def _settings() -> Settings:
 
 def _check_order(site: SiteSettings, settings: Settings) -> None:
     """Refuse thresholds that, with the global overrides and the served model's, are out of order."""
-    path, note = served_model_path(settings)  # the registry's active model, as the workers serve it
     try:
-        from model.artifact import read_metadata
-
-        model = Thresholds.from_dict(read_metadata(path)["thresholds"])
-    except (ArtifactError, KeyError, TypeError, ValueError) as exc:
-        raise click.ClickException(f"cannot check the site's thresholds against the model at {path}: {exc}") from exc
-    try:
-        merged_thresholds(site, settings, model)
-    except ValueError:
+        model, note = _served_thresholds(settings)
+    except _ModelUnreadable as exc:
+        path, cause = exc.args
+        raise click.ClickException(f"cannot check the site's thresholds against the model at {path}: {cause}") from exc
+    if _out_of_order(site, settings, model):
         given = ", ".join(f"{k} {v}" for k, v in site.thresholds().items() if v is not None)
         glob = {k: v for k, v in (("unsure", settings.threshold_unsure), ("spam", settings.threshold_spam),
                                   ("discard", settings.threshold_discard)) if v is not None}
         raise click.ClickException(
             f"the site's thresholds ({given}) with the global overrides {glob or '(none)'} and the model's "
-            f"{model.to_dict()} would not keep unsure <= spam <= discard; nothing was changed") from None
+            f"{model.to_dict()} would not keep unsure <= spam <= discard; nothing was changed")
     if note:
         click.echo(f"note: {note}", err=True)
