@@ -39,9 +39,11 @@ def _options(given: Mapping[str, float]) -> str:
     return ", ".join(f"--threshold-{tier} {value:g}" for tier, value in given.items())
 
 
-def choose_thresholds(settings: Settings, sites: Sequence[SiteInfo], given: Mapping[str, float]) -> ThresholdsChoice:
-    """The what-if thresholds for ``sites`` with the tiers ``given`` on the command line (already
-    checked to lie in 0..1); :class:`click.UsageError` when they put a site's out of order."""
+def choose_thresholds(settings: Settings, sites: Sequence[SiteInfo], given: Mapping[str, float], *,
+                      include_global: bool = True) -> ThresholdsChoice:
+    """The what-if thresholds for ``sites`` (and, with ``include_global``, for checks without a key)
+    with the tiers ``given`` on the command line (already checked to lie in 0..1);
+    :class:`click.UsageError` when they put a site's out of order."""
     values = list(given.values())  # in tier order
     if values != sorted(values):
         raise click.UsageError(f"{_options(given)}: the thresholds must keep unsure <= spam <= discard")
@@ -58,7 +60,7 @@ def choose_thresholds(settings: Settings, sites: Sequence[SiteInfo], given: Mapp
     except SettingsError as exc:
         return ThresholdsChoice(None, "", str(exc))
     chosen: dict[Optional[int], Thresholds] = {}
-    for site in [None, *sites]:
+    for site in [*sites, *([None] if include_global else [])]:
         if site is None:
             effective = glob
         else:

@@ -257,10 +257,11 @@ def test_summary_what_if_defaults_to_each_site_s_effective_thresholds(store: Sto
     (["checks", "list", "--site", "https://nowhere.example"], "--site: no registered site"),
     (["checks", "summary", "--site", "https://nowhere.example"], "--site: no registered site"),
     (["checks", "summary", "--days", "-1"], "--days"),
-    (["checks", "summary", "--threshold-spam", "1.5"], "--threshold-spam"),
-    (["checks", "summary", "--threshold-unsure", "nan"], "--threshold-unsure"),
-    (["checks", "summary", "--threshold-unsure", "0.9", "--threshold-spam", "0.5"], "unsure <= spam <= discard"),
-    (["checks", "summary", "--threshold-discard", "0.001"], "unsure <= spam <= discard"),
+    (["checks", "summary", "--threshold-spam", "1.5"], "--threshold-spam: must be between 0 and 1"),
+    (["checks", "summary", "--threshold-unsure", "nan"], "--threshold-unsure: must be between 0 and 1"),
+    (["checks", "summary", "--threshold-unsure", "0.9", "--threshold-spam", "0.5"],
+     "--threshold-unsure 0.9, --threshold-spam 0.5: the thresholds must keep unsure <= spam <= discard"),
+    (["checks", "summary", "--threshold-discard", "0.001"], "in place of the site https://a.example's thresholds"),
 ])
 def test_bad_option_values_are_refused_naming_the_option(store: Store, args: list[str], message: str) -> None:
     out = refused(*args)

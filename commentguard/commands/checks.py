@@ -130,7 +130,8 @@ def summary(site_url: Optional[str], days: int, threshold_unsure: Optional[float
     with cli_store() as store:
         site = _find_site(store, site_url)
         sites = [site] if site is not None else store.list_sites()
-        choice = choose_thresholds(settings, sites, {k: v for k, v in given.items() if v is not None})
+        choice = choose_thresholds(settings, sites, {k: v for k, v in given.items() if v is not None},
+                                   include_global=site is None)
         counts = store.summarise_checks(_since(days), what_if=choice.thresholds,
                                         site_id=site.id if site else None, include_test=include_test)
     by_id = {s.id: s for s in sites}
