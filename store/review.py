@@ -22,6 +22,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from model.verdict import TIERS, Thresholds
 from store.base import StoreBase
+from store.db import Tx
 from store.errors import InvalidRecordError
 from store.records import LABELS, as_utc
 
@@ -190,33 +191,48 @@ class ReviewMixin(StoreBase):
         if not include_test:
             where.append("c.is_test = ?")
             params.append(False)
-        sql = f"""WITH th (site_key, u, s, d) AS (VALUES {th_sql}), l AS ({labels_sql}),
-            tiered AS (
-                SELECT {site_key} AS site_key, c.model_version, c.tier, l.label, {what_if_tier} AS what_if
-                FROM checks c LEFT JOIN th ON th.site_key = {site_key} LEFT JOIN l ON l.check_id = c.id
-                WHERE {' AND '.join(where)})
-            SELECT site_key, model_version, tier, label, what_if, COUNT(*) AS n FROM tiered
-            GROUP BY site_key, model_version, tier, label, what_if"""
-        all_params = [*[v for row in th_rows for v in row], *label_params,
-                      fb[0], fb[2], fb[1], fb[0], *params]
-        rows = self._db.read(lambda tx: tx.fetchall(sql, all_params))
+        # Two queries in one read: every check in the window, then only the labelled ones, from the
+        # labels' side (few). Joining the labels to every check cost 1.7 s of 5.8 s on 1,000,000.
+        th_cte = f"WITH th (site_key, u, s, d) AS (VALUES {th_sql})"
+        th_params = [v for row in th_rows for v in row]
+        case_params = [fb[0], fb[2], fb[1], fb[0]]
+        checks_sql = f"""{th_cte}
+            SELECT site_key, model_version, tier, what_if, COUNT(*) AS n FROM (
+                SELECT {site_key} AS site_key, c.model_version, c.tier, {what_if_tier} AS what_if
+                FROM checks c LEFT JOIN th ON th.site_key = {site_key}
+                WHERE {' AND '.join(where)}) tiered
+            GROUP BY site_key, model_version, tier, what_if"""
+        labelled_sql = f"""{th_cte}, l AS ({labels_sql})
+            SELECT site_key, tier, label, what_if, COUNT(*) AS n FROM (
+                SELECT {site_key} AS site_key, c.tier, l.label, {what_if_tier} AS what_if
+                FROM l JOIN checks c ON c.id = l.check_id LEFT JOIN th ON th.site_key = {site_key}
+                WHERE {' AND '.join(where)}) tiered
+            GROUP BY site_key, tier, label, what_if"""
+
+        def work(tx: Tx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            return (tx.fetchall(checks_sql, [*th_params, *case_params, *params]),
+                    tx.fetchall(labelled_sql, [*th_params, *label_params, *case_params, *params]))
+
+        checks, labelled = self._db.read(work)
         summaries: dict[Optional[int], SiteSummary] = {}
-        for r in rows:
-            sid = None if r["site_key"] == _NO_SITE else int(r["site_key"])
-            summary = summaries.setdefault(sid, SiteSummary(sid))
-            n = int(r["n"])
+
+        def site(row: dict[str, Any]) -> SiteSummary:
+            sid = None if row["site_key"] == _NO_SITE else int(row["site_key"])
+            return summaries.setdefault(sid, SiteSummary(sid))
+
+        for r in checks:
+            summary, n = site(r), int(r["n"])
             summary.checks += n
             summary.model_versions[r["model_version"]] += n
-            _add(summary.recorded, r["tier"], r["label"], n)
+            summary.recorded.tiers[r["tier"]] += n
             if r["what_if"] is not None:
-                _add(summary.what_if, r["what_if"], r["label"], n)
+                summary.what_if.tiers[r["what_if"]] += n
+        for r in labelled:
+            summary, n = site(r), int(r["n"])
+            summary.recorded.labelled[r["tier"]][r["label"]] += n
+            if r["what_if"] is not None:
+                summary.what_if.labelled[r["what_if"]][r["label"]] += n
         return dict(sorted(summaries.items(), key=lambda item: (item[0] is None, item[0] or 0)))
-
-
-def _add(tally: Tally, tier: str, label: Optional[str], n: int) -> None:
-    tally.tiers[tier] += n
-    if label is not None:
-        tally.labelled[tier][label] += n
 
 
 __all__ = ["MAX_LIST", "ReviewMixin", "ReviewedCheck", "SiteSummary", "Tally"]
