@@ -11,12 +11,15 @@ the two in step.
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
 import click
 
+from model.errors import ArtifactError
+from model.verdict import Thresholds
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
 from store import Store, StoreError, open_store
 from store.pg_url import without_secrets
@@ -90,6 +93,29 @@ def served_model_path(settings: Settings) -> tuple[str, Optional[str]]:
     return str(path), None
 
 
+class ModelUnreadable(Exception):
+    """The served model's thresholds cannot be read (its path is the first argument, the cause the second)."""
+
+
+def served_thresholds(settings: Settings) -> tuple[Thresholds, Optional[str]]:
+    """The thresholds of the model the workers serve (the registry's active one, else the model
+    path), and a note when that is not the registry's; :class:`ModelUnreadable` when they cannot be read."""
+    from model.artifact import read_metadata
+
+    path, note = served_model_path(settings)
+    try:
+        return Thresholds.from_dict(read_metadata(path)["thresholds"]), note
+    except (ArtifactError, KeyError, TypeError, ValueError) as exc:
+        raise ModelUnreadable(path, exc) from exc
+
+
+def threshold_option(param_hint: str, value: Optional[float]) -> Optional[float]:
+    """A ``--threshold-*`` option's value, refused (naming the option) unless it is between 0 and 1."""
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise click.BadParameter(f"must be between 0 and 1, got {value}", param_hint=param_hint)
+    return value
+
+
 def _sqlite_path_if_missing(url: str) -> Optional[Path]:
     """The SQLite file ``url`` names when it does not exist yet (None for PostgreSQL or an existing file)."""
     if url.startswith("sqlite:///"):
@@ -100,4 +126,5 @@ def _sqlite_path_if_missing(url: str) -> Optional[Path]:
     return None if path.exists() else path
 
 
-__all__ = ["cli_store", "open_store_from_settings", "served_model_path", "store_secret"]
+__all__ = ["ModelUnreadable", "cli_store", "open_store_from_settings", "served_model_path", "served_thresholds",
+           "store_secret", "threshold_option"]

@@ -30,13 +30,15 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import replace
-from typing import Callable, Optional
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager, Optional
 
 from model.comment import TEXT_FIELDS, Comment
 from service import readiness
 from service.akismet_rules import is_flagged
 from service.app import ServiceState
 from service.metrics import count_feedback
+from service.settings import Settings
 from service.site_settings import site_log_only
 from service.upstream_outbox import forward_report
 from store import CheckRecord, FeedbackRecord, KeyInfo, Store, StoreError
@@ -173,6 +175,26 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
     Raises :class:`store.StoreError` when the store fails; callers answer that.
     """
     assert state.store is not None
+    recorder = state.recorder
+    feedback_id = record_label(
+        state.store, state.settings, label=label, comment=comment, source=source, reporter=reporter,
+        check=check, key=key, forwarder=state.upstream.forwarder if state.upstream is not None else None,
+        count_usage=recorder.count_usage if recorder is not None else None, store_turn=state.store_turn)
+    count_feedback(label, source)
+    return feedback_id
+
+
+def record_label(store: Store, settings: Settings, *, label: str, comment: Comment, source: str, reporter: str,
+                 check: Optional[CheckRecord], key: Optional[KeyInfo], forwarder: Any,
+                 count_usage: Optional[Callable[..., None]],
+                 store_turn: Callable[[], ContextManager[Any]] = nullcontext) -> int:
+    """What every moderator label goes through, in the service and from ``commentguard feedback add``:
+    stored (test feedback stays test feedback), queued for the upstream by ``forwarder`` when
+    forwarding is on, and, when it corrects the check's answer, counted as ``missed_spam`` /
+    ``false_positives`` through ``count_usage(key_id, blog=..., **increments)``. Returns the feedback id.
+
+    Raises :class:`store.StoreError` when the store fails; callers answer that.
+    """
     record = FeedbackRecord(
         label=label,
         comment=comment,
@@ -186,24 +208,22 @@ def add_feedback(state: ServiceState, *, label: str, comment: Comment, source: s
         # A report on a test check is a test too: is_test calls must never be learned from.
         is_test=comment.is_test_call or bool(check is not None and check.is_test),
     )
-    recorder = state.recorder
     # A turn at the store (service.store_turns): during an outage a write waits up to 10 s, and
     # requests waiting so must leave threads for checks.
-    with state.store_turn():
+    with store_turn():
         # Counted once per check and label: a moderator's repeated clicks (spam, not spam, spam
         # again) multiplied a site's missed spam.
-        feedback_id, repeated = state.store.add_feedback_noting_repeats(record)
-    count_feedback(label, source)
-    if state.upstream is not None and state.upstream.forwarder is not None:
-        forward_report(state.upstream.forwarder, label, comment, feedback_id=feedback_id,
+        feedback_id, repeated = store.add_feedback_noting_repeats(record)
+    if forwarder is not None:
+        forward_report(forwarder, label, comment, feedback_id=feedback_id,
                        blog=key.site_url if key is not None else comment.blog,
                        upstream_json=check.upstream if check is not None else None)
-    if (recorder is not None and key is not None and not record.is_test and not repeated
-            and corrects(label, check, state.settings.unsure_is_spam, site_log_only(state.settings, key))):
+    if (count_usage is not None and key is not None and not record.is_test and not repeated
+            and corrects(label, check, settings.unsure_is_spam, site_log_only(settings, key))):
         # On the site of the check it corrects when the report names none (a JSON report by
         # comment): counted on the key's own site, the per-site rows disagreed with each other.
         blog = comment.blog or (check.comment.blog if check is not None else "")
-        recorder.count_usage(key.id, blog=blog, **{"missed_spam" if label == "spam" else "false_positives": 1})
+        count_usage(key.id, blog=blog, **{"missed_spam" if label == "spam" else "false_positives": 1})
     return feedback_id
 
 
@@ -224,4 +244,5 @@ def corrects(label: str, check: Optional[CheckRecord], unsure_is_spam: bool, log
     return flagged != (label == "spam")
 
 
-__all__ = ["CHECK_ID", "MAX_REPORTER", "CheckNotWritten", "add_feedback", "corrects", "check_by_comment", "check_by_id", "reported_comment"]
+__all__ = ["CHECK_ID", "MAX_REPORTER", "CheckNotWritten", "add_feedback", "corrects", "check_by_comment", "check_by_id",
+           "record_label", "reported_comment"]

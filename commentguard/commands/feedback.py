@@ -1,4 +1,8 @@
-"""``commentguard feedback``: export moderator labels for retraining, list them, forget them.
+"""``commentguard feedback``: add a moderator label to a stored check, export labels for retraining,
+list them, forget them.
+
+``feedback add`` labels a check seen in ``checks list`` exactly as ``POST /api/v1/feedback`` with its
+``check_id`` does, through the same :func:`service.feedback.record_label`.
 
 ``feedback export`` writes the generic training format (JSON Lines with
 ``comment_content``, ``label`` and the other Akismet fields) that
@@ -10,29 +14,29 @@ model trained on it no longer contain it.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import click
 
 from commentguard.context import cli_store
 from commentguard.tables import echo_table
-from store import FeedbackRecord
+from commentguard.terminal import one_line
+from service.feedback import CHECK_ID, record_label
+from service.settings import Settings, SettingsError, load_settings
+from service.upstream_client import UpstreamClient
+from service.upstream_outbox import FeedbackForwarder
+from store import LABELS, FeedbackRecord, Store, current_month
 from store.feedback import Forgotten
 
 PREVIEW_CHARS = 60
-_SPACE = re.compile(r"\s+")
-# Comment text is the spammer's: control characters (ESC starts terminal sequences that clear
-# the screen or retitle the window), C1 controls and bidirectional overrides must not reach a
-# terminal as they are.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: The ``source`` of labels added by ``feedback add`` (``api`` and ``akismet`` are the service's).
+CLI_SOURCE = "cli"
 
 
 def preview(text: str, width: int = PREVIEW_CHARS) -> str:
-    """``text`` on one line, cut to ``width`` characters (an ellipsis marks the cut)."""
-    line = _CONTROL.sub("\N{REPLACEMENT CHARACTER}", _SPACE.sub(" ", text)).strip()
-    return line if len(line) <= width else line[: width - 1] + "…"
+    """``text`` on one line, cut to ``width`` characters, safe for a terminal (:mod:`commentguard.terminal`)."""
+    return one_line(text, width)
 
 
 def feedback_dict(record: FeedbackRecord) -> dict[str, Any]:
@@ -50,6 +54,48 @@ def feedback_dict(record: FeedbackRecord) -> dict[str, Any]:
 @click.group("feedback")
 def command() -> None:
     """Moderator feedback: the labels retraining learns from."""
+
+
+@command.command("add")
+@click.option("--check", "check_id", required=True, metavar="CHECK_ID", help="The check's id (from `checks list`).")
+@click.option("--label", required=True, type=click.Choice(LABELS), help="The moderator's label.")
+@click.option("--by", "reporter", default="", metavar="WHO",
+              help="Who labels it (stored as a report's reporter: an e-mail or IP in it as its keyed hash).")
+def add(check_id: str, label: str, reporter: str) -> None:
+    """Label the stored check CHECK_ID as spam or ham, as `POST /api/v1/feedback` with its check_id does."""
+    settings = _settings()
+    wanted = check_id.strip().lower()
+    with cli_store() as store:
+        check = store.get_check(wanted) if CHECK_ID.fullmatch(wanted) else None
+        if check is None:
+            raise click.ClickException(f"--check: no check {check_id!r} in the check log (it may have been purged; "
+                                       "see `commentguard checks list`)")
+        # The label is the check's key's, as if that key had sent the report: the same site, the same
+        # usage counters, the same mode deciding whether it corrects the answer given.
+        key = store.get_key(check.key_id) if check.key_id is not None else None
+        forwarder = _forwarder(store, settings)
+        feedback_id = record_label(
+            store, settings, label=label, comment=check.comment, source=CLI_SOURCE, reporter=reporter,
+            check=check, key=key, forwarder=forwarder,
+            # Written at once: this process has no check-log writer to queue usage for.
+            count_usage=lambda key_id, *, blog, **counts: store.count_usage(key_id, current_month(), blog=blog, **counts))
+    note = "; queued for the upstream (a running server forwards it)" if forwarder is not None else ""
+    click.echo(f"feedback {feedback_id}: check {check.id} labelled {label}{note}")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _forwarder(store: Store, settings: Settings) -> Optional[FeedbackForwarder]:
+    """The upstream outbox's producer when reports are forwarded; its sender is not started here:
+    the server's senders deliver what is queued in the shared outbox."""
+    if not settings.upstream_forward_feedback:
+        return None
+    return FeedbackForwarder(store, UpstreamClient(settings.upstream_url, settings.upstream_key))
 
 
 @command.command("export")

@@ -9,15 +9,13 @@ apply a change within their key cache's 30 s, as they do a revocation.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import replace
 from typing import Any, Optional
 
 import click
 
-from commentguard.context import cli_store, served_model_path
+from commentguard.context import ModelUnreadable, cli_store, served_thresholds, threshold_option
 from commentguard.tables import echo_table
-from model.errors import ArtifactError
 from model.verdict import Thresholds
 from service.settings import Settings, SettingsError, load_settings
 from service.site_settings import merged_thresholds
@@ -57,8 +55,8 @@ def list_sites(as_json: bool) -> None:
     model = None
     if any(s.settings.has_thresholds for s in sites):
         try:
-            model = _served_thresholds(settings)[0]
-        except _ModelUnreadable:
+            model = served_thresholds(settings)[0]
+        except ModelUnreadable:
             pass  # no mark: the artifact the workers would serve cannot be read here
     rows = []
     for site in sites:
@@ -78,34 +76,12 @@ def list_sites(as_json: bool) -> None:
                  "out of order: global thresholds used" if r.get("out_of_order") else "") for r in rows])
 
 
-class _ModelUnreadable(Exception):
-    """The served model's thresholds cannot be read (its path is the first argument)."""
-
-
-def _served_thresholds(settings: Settings) -> tuple[Thresholds, Optional[str]]:
-    """The thresholds of the model the workers serve (the registry's active one, else the model
-    path), and a note when that is not the registry's; :class:`_ModelUnreadable` when they cannot be read."""
-    from model.artifact import read_metadata
-
-    path, note = served_model_path(settings)
-    try:
-        return Thresholds.from_dict(read_metadata(path)["thresholds"]), note
-    except (ArtifactError, KeyError, TypeError, ValueError) as exc:
-        raise _ModelUnreadable(path, exc) from exc
-
-
 def _out_of_order(site: SiteSettings, settings: Settings, model: Thresholds) -> bool:
     try:
         merged_thresholds(site, settings, model)
     except ValueError:
         return True
     return False
-
-
-def _threshold(param_hint: str, value: Optional[float]) -> Optional[float]:
-    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise click.BadParameter(f"must be between 0 and 1, got {value}", param_hint=param_hint)
-    return value
 
 
 @command.command("set")
@@ -120,9 +96,9 @@ def _threshold(param_hint: str, value: Optional[float]) -> Optional[float]:
 def set_site(url: str, mode: Optional[str], threshold_unsure: Optional[float], threshold_spam: Optional[float],
              threshold_discard: Optional[float], clear_thresholds: bool) -> None:
     """Set the verdict settings of the site URL (as registered by `keys create --site`)."""
-    given = {"unsure": _threshold("--threshold-unsure", threshold_unsure),
-             "spam": _threshold("--threshold-spam", threshold_spam),
-             "discard": _threshold("--threshold-discard", threshold_discard)}
+    given = {"unsure": threshold_option("--threshold-unsure", threshold_unsure),
+             "spam": threshold_option("--threshold-spam", threshold_spam),
+             "discard": threshold_option("--threshold-discard", threshold_discard)}
     if mode is None and not clear_thresholds and all(v is None for v in given.values()):
         raise click.UsageError("nothing to set: give --mode, a --threshold-* option or --clear-thresholds")
     settings = _settings()
@@ -162,8 +138,8 @@ def _settings() -> Settings:
 def _check_order(site: SiteSettings, settings: Settings) -> None:
     """Refuse thresholds that, with the global overrides and the served model's, are out of order."""
     try:
-        model, note = _served_thresholds(settings)
-    except _ModelUnreadable as exc:
+        model, note = served_thresholds(settings)
+    except ModelUnreadable as exc:
         path, cause = exc.args
         raise click.ClickException(f"cannot check the site's thresholds against the model at {path}: {cause}") from exc
     if _out_of_order(site, settings, model):
