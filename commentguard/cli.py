@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "models": "commentguard.commands.models",
     "upstream": "commentguard.commands.upstream",
     "sites": "commentguard.commands.sites",
+    "privacy": "commentguard.commands.privacy",
 }
 
 
