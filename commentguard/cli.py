@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "upstream": "commentguard.commands.upstream",
     "sites": "commentguard.commands.sites",
     "checks": "commentguard.commands.checks",
+    "privacy": "commentguard.commands.privacy",
 }
 
 
