@@ -81,16 +81,18 @@ def verdict_settings(state: "ServiceState", key: Optional[KeyInfo], scorer: "Sco
     found = memo.get(memo_key)
     if found is not None:
         return found
-    found = _resolve(state.settings, site if site_id is not None else None, site_id, global_thresholds,
-                     scorer.thresholds)
+    found = resolve_verdict_settings(state.settings, site if site_id is not None else None, site_id,
+                                     global_thresholds, scorer.thresholds)
     if len(memo) >= MEMO_SIZE:
         memo.clear()
     memo[memo_key] = found
     return found
 
 
-def _resolve(settings: Settings, site: Optional[SiteSettings], site_id: Optional[int],
-             global_thresholds: Optional[Thresholds], model: Thresholds) -> VerdictSettings:
+def resolve_verdict_settings(settings: Settings, site: Optional[SiteSettings], site_id: Optional[int],
+                             global_thresholds: Optional[Thresholds], model: Thresholds) -> VerdictSettings:
+    """What a check by ``site`` (``None``: no key, or a site with no settings of its own) is answered
+    with, given the global threshold overrides (``None``: none) and the model's thresholds."""
     if site is None:
         return VerdictSettings(global_thresholds, global_thresholds or model, settings.log_only)
     log_only = _log_only(site, settings)
@@ -112,4 +114,5 @@ def _resolve(settings: Settings, site: Optional[SiteSettings], site_id: Optional
     return VerdictSettings(thresholds, thresholds, log_only)
 
 
-__all__ = ["MEMO_SIZE", "VerdictSettings", "merged_thresholds", "site_log_only", "verdict_settings"]
+__all__ = ["MEMO_SIZE", "VerdictSettings", "merged_thresholds", "resolve_verdict_settings", "site_log_only",
+           "verdict_settings"]

@@ -343,3 +343,52 @@ def test_a_mode_change_goes_through_when_the_sites_thresholds_fell_out_of_order(
     assert refused.exit_code != 0 and "unsure <= spam <= discard" in refused.output
     monkeypatch.delenv(PREFIX + "THRESHOLD_DISCARD")
     assert listed()[0]["out_of_order"] is False
+
+
+def check_as(site: str, text: str = HAM_TEXT) -> dict[str, Any]:
+    result = cli_run("check", text, "--site", site)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_cli_check_answers_as_the_site_would(env: None, scorer: Scorer) -> None:
+    """`commentguard check --site` gives the answer the JSON API gives that site's keys: its own
+    thresholds and mode; another site keeps the global ones."""
+    plain = json.loads(cli_run("check", HAM_TEXT).stdout)
+    score = plain["score"]
+    assert plain["verdict"] == "ham" and score > 0.0
+    # A site whose spam threshold sits just under this comment's score flags it...
+    assert cli_run("sites", "set", "https://a.example", "--threshold-unsure", str(score / 4),
+                   "--threshold-spam", str(score / 2), "--threshold-discard", "1.0").exit_code == 0
+    strict = check_as("https://A.example/")
+    assert (strict["site"], strict["mode"], strict["verdict"]) == ("https://a.example", "enforce", "spam")
+    assert strict["score"] == score and "enforced" not in strict
+    # ...the other site does not...
+    other = check_as("https://b.example")
+    assert (other["mode"], other["verdict"]) == ("enforce", "ham")
+    # ...and in log-only mode the site is answered ham, the model's verdict beside it.
+    assert cli_run("sites", "set", "https://a.example", "--mode", "log_only").exit_code == 0
+    trying = check_as("https://a.example")
+    assert (trying["mode"], trying["verdict"], trying["recorded_verdict"], trying["enforced"]) == (
+        "log_only", "ham", "spam", False)
+
+
+def test_cli_check_as_a_site_whose_thresholds_fell_out_of_order(
+        env: None, scorer: Scorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    low = scorer.thresholds.unsure / 2
+    assert cli_run("sites", "set", "https://a.example", "--mode", "log_only", "--threshold-spam", str(low),
+                   "--threshold-unsure", str(low / 2)).exit_code == 0
+    # Global thresholds all under the site's spam threshold (low): the site's are out of order.
+    for tier, value in (("UNSURE", low / 8), ("SPAM", low / 6), ("DISCARD", low / 4)):
+        monkeypatch.setenv(PREFIX + "THRESHOLD_" + tier, str(value))
+    result = CliRunner().invoke(cli, ["check", SPAM_TEXT, "--site", "https://a.example"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "out of order" in result.stderr and result.stderr.count("out of order") == 1
+    answer = json.loads(result.stdout)
+    # The global thresholds (discard at low / 4), with the site's own mode.
+    assert answer["mode"] == "log_only" and answer["verdict"] == "ham" and answer["recorded_verdict"] == "discard"
+
+
+def test_cli_check_refuses_an_unknown_site(env: None) -> None:
+    result = cli_run("check", HAM_TEXT, "--site", "https://nowhere.example")
+    assert result.exit_code == 1 and "--site: no registered site" in result.output
