@@ -38,15 +38,25 @@ def open_store_from_settings(settings: Settings) -> Store:
 
 
 @contextmanager
-def cli_store() -> Iterator[Store]:
-    """The service's store for a command, from the environment; bad settings or store errors exit 1."""
+def cli_store(*, create: bool = True) -> Iterator[Store]:
+    """The service's store for a command, from the environment; bad settings or store errors exit 1.
+
+    ``create=False`` for commands that only work on data already there (listing, reviewing,
+    labelling a stored check, forgetting): a SQLite file that does not exist is refused, naming
+    it, instead of created empty (a mistyped COMMENTGUARD_DATA_DIR answered "no checks match").
+    """
     try:
         settings = load_settings()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
     target = str(settings.database_url)
+    missing = _sqlite_path_if_missing(target)
+    if missing is not None and not create:
+        raise click.ClickException(
+            f"there is no database at {missing.resolve()}: run commands with the server's settings "
+            "(COMMENTGUARD_DATA_DIR, default ./var relative to the working directory, or COMMENTGUARD_DATABASE_URL)")
     try:
-        new_file = _sqlite_path_if_missing(target)
+        new_file = missing
         store = open_store_from_settings(settings)
     except StoreError as exc:
         raise click.ClickException(without_secrets(str(exc), target)) from exc

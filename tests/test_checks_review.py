@@ -246,6 +246,10 @@ def test_summary_what_if_defaults_to_each_site_s_effective_thresholds(store: Sto
     sites = {row["site"]: row for row in summary("--threshold-discard", "0.9")["sites"]}
     assert sites[A]["what_if"]["thresholds"] == {"unsure": 0.2, "spam": 0.5, "discard": 0.9}
     assert sites[A]["what_if"]["tiers"] == {"ham": 1, "unsure": 2, "spam": 3, "discard": 1}
+    # The table prints thresholds in full, as an operator copies them into --threshold-* (found by a
+    # probe: 0.123456789 was printed 0.123457).
+    ok("sites", "set", A, "--threshold-unsure", "0.123456789")
+    assert "unsure 0.123456789, spam 0.5, discard 0.6" in ok("checks", "summary", "--site", A)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -254,6 +258,8 @@ def test_summary_what_if_defaults_to_each_site_s_effective_thresholds(store: Sto
     (["checks", "list", "--limit", "1001"], "--limit"),
     (["checks", "list", "--limit", "many"], "--limit"),
     (["checks", "list", "--tier", "spam,maybe"], "--tier"),
+    (["checks", "list", "--tier", ""], "no tier given"),  # an unset shell variable listed every tier
+    (["checks", "list", "--tier", ",,"], "no tier given"),
     (["checks", "list", "--site", "https://nowhere.example"], "--site: no registered site"),
     (["checks", "summary", "--site", "https://nowhere.example"], "--site: no registered site"),
     (["checks", "summary", "--days", "-1"], "--days"),

@@ -125,8 +125,29 @@ def test_a_key_for_the_same_site_in_other_case_joins_it(env: Settings, store: St
 
 
 def test_keys_list_when_empty(env: Settings) -> None:
-    assert "no keys" in ok("keys", "list")
-    assert json.loads(ok("keys", "list", "--json")) == []
+    # No database yet (a mistyped COMMENTGUARD_DATA_DIR looks the same): refused, not created empty.
+    missing = run("keys", "list")
+    assert missing.exit_code == 1 and "there is no database at" in missing.output
+    assert not any(Path(env.data_dir).glob("*.sqlite3"))
+    ok("keys", "create", "--site", "https://a.example")
+    assert "no keys" not in ok("keys", "list")
+    assert "revoked" in ok("keys", "revoke", "1")
+    assert json.loads(ok("keys", "list", "--json"))[0]["revoked_at"] is not None
+
+
+@pytest.mark.parametrize("args", [
+    ["keys", "usage"], ["keys", "revoke", "1"], ["sites", "list"], ["checks", "list"], ["checks", "summary"],
+    ["feedback", "list"], ["feedback", "add", "--check", "0" * 32, "--label", "spam"],
+    ["privacy", "find", "--email", "a@example.org"], ["privacy", "forget", "--yes", "--email", "a@example.org"],
+    ["models", "list"], ["upstream", "report"],
+])
+def test_commands_on_existing_data_refuse_a_missing_database(env: Settings, args: list[str]) -> None:
+    """Found by two probes: with a mistyped data directory, `checks list` answered "no checks match" and
+    `privacy forget` "deleted 0" (a false "we hold nothing" to a commenter's request), each with exit 0,
+    after creating an empty database and a new secret there."""
+    result = run(*args)
+    assert result.exit_code == 1 and "there is no database at" in result.output, result.output
+    assert not any(Path(env.data_dir).glob("*.sqlite3")) and not (Path(env.data_dir) / "secret_key").exists()
 
 
 def test_keys_revoke_stops_the_key(env: Settings, store: Store) -> None:
@@ -162,6 +183,7 @@ def test_keys_usage_sums_each_site_over_its_keys(env: Settings, store: Store) ->
 
 
 def test_keys_usage_without_sites(env: Settings) -> None:
+    open_store_from_settings(env).close()  # a store, empty
     assert "no sites" in ok("keys", "usage")
 
 
@@ -294,10 +316,10 @@ def test_feedback_previews_never_pass_terminal_control_sequences() -> None:
 def test_a_command_that_creates_a_new_database_says_so(env: Settings) -> None:
     """Run from another directory than the server's, `keys create` made a new store and printed a
     key the server had never heard of, without a word."""
-    first = CliRunner().invoke(cli, ["keys", "list"])
+    first = CliRunner().invoke(cli, ["keys", "create", "--site", "https://a.example"])
     assert first.exit_code == 0 and "a new one was created" in first.stderr
     assert str(Path(str(env.database_url)).resolve()) in first.stderr
-    again = CliRunner().invoke(cli, ["keys", "list"])
+    again = CliRunner().invoke(cli, ["keys", "create", "--site", "https://b.example"])
     assert again.exit_code == 0 and "new one" not in again.stderr
 
 
@@ -310,7 +332,7 @@ def test_serve_refuses_a_store_no_worker_could_open(env: Settings, monkeypatch: 
     result = CliRunner().invoke(cli, ["serve"])
     assert result.exit_code == 1 and "COMMENTGUARD_DATABASE_URL: unsupported database URL scheme" in result.output
     monkeypatch.delenv(PREFIX + "DATABASE_URL")
-    ok("keys", "list")  # the store, set up with the test secret
+    ok("keys", "create", "--site", "https://a.example")  # the store, set up with the test secret
     monkeypatch.setenv(PREFIX + "SECRET_KEY", "another-secret-0123456789")
     result = CliRunner().invoke(cli, ["serve"])
     assert result.exit_code == 1 and "COMMENTGUARD_SECRET_KEY:" in result.output
@@ -324,7 +346,7 @@ def test_serve_refuses_a_database_a_newer_release_migrated(env: Settings, monkey
     from store.db import Database
 
     monkeypatch.setattr(server, "serve", lambda *a, **k: pytest.fail("started anyway"))
-    ok("keys", "list")  # creates and migrates the store
+    ok("keys", "create", "--site", "https://a.example")  # creates and migrates the store
     db = Database(str(env.database_url))
     try:
         db.run(lambda tx: tx.execute("INSERT INTO schema_migrations (version, name, applied_at) "
@@ -426,6 +448,7 @@ def test_activate_and_rollback_say_what_running_workers_do(env: Settings, store:
 
 
 def test_upstream_report_with_no_answers_says_so(env: Settings) -> None:
+    open_store_from_settings(env).close()  # a store, empty
     shown = ok("upstream", "report")
     assert "no answers yet" in shown and "None" not in shown
 

@@ -57,7 +57,7 @@ def command(text: str, author: str, author_url: str, email: str, comment_type: s
 def _as_site(settings: Settings, site_url: str, scorer: Scorer, global_thresholds: Optional[Thresholds],
              comment: Comment) -> dict[str, Any]:
     """The verdict as the JSON API answers it for a check by ``site_url``'s keys, with the site and mode."""
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         site = store.find_site(site_url)
     if site is None:
         raise click.ClickException(f"--site: no registered site {site_url!r} (see `commentguard sites list`; sites "

@@ -65,6 +65,9 @@ def _since(days: int) -> datetime:
 
 def _tiers(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
     tiers = [t.strip().lower() for value in values for t in value.split(",") if t.strip()]
+    if values and not tiers:
+        # `--tier ""` (an unset shell variable) listed every tier, the opposite of a filter.
+        raise click.BadParameter(f"no tier given; tiers are {', '.join(TIERS)}")
     unknown = sorted(set(tiers) - set(TIERS))
     if unknown:
         raise click.BadParameter(f"unknown tier {', '.join(map(repr, unknown))}; tiers are {', '.join(TIERS)}")
@@ -93,7 +96,7 @@ def list_checks(site_url: Optional[str], tiers: list[str], days: int, limit: int
                 include_test: bool, as_json: bool) -> None:
     """The latest checks, newest first: recorded verdict (the model's, in log-only mode too), score,
     reasons, the moderator's latest label, and the comment as stored."""
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         site = _find_site(store, site_url)
         checks = store.review_checks(_since(days), limit=limit, site_id=site.id if site else None,
                                      tiers=tiers or None, unlabelled=unlabelled, include_test=include_test)
@@ -127,7 +130,7 @@ def summary(site_url: Optional[str], days: int, threshold_unsure: Optional[float
              "spam": threshold_option("--threshold-spam", threshold_spam),
              "discard": threshold_option("--threshold-discard", threshold_discard)}
     settings = _settings()
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         site = _find_site(store, site_url)
         sites = [site] if site is not None else store.list_sites()
         choice = choose_thresholds(settings, sites, {k: v for k, v in given.items() if v is not None},
@@ -190,8 +193,9 @@ def _print_summary(result: dict[str, Any]) -> None:
         what_if = row["what_if"]
         if what_if is not None:
             th = what_if["thresholds"]
-            click.echo(f"  what-if    {_tiers_line(what_if['tiers'])}  (unsure {th['unsure']:g}, spam {th['spam']:g}, "
-                       f"discard {th['discard']:g})")
+            # Full precision: an operator copies these into --threshold-* (:g rounded 0.123456789).
+            click.echo(f"  what-if    {_tiers_line(what_if['tiers'])}  (unsure {th['unsure']!r}, spam {th['spam']!r}, "
+                       f"discard {th['discard']!r})")
             click.echo(f"             {_agreement_line(what_if)}")
         versions = ", ".join(f"{one_line(v or '(none)', 40)} {n}" for v, n in row["model_versions"].items())
         click.echo(f"  models     {versions}" + ("" if row["models_comparable"] else f": {MODELS_NOTE}"))

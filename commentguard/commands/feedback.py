@@ -65,7 +65,7 @@ def add(check_id: str, label: str, reporter: str) -> None:
     """Label the stored check CHECK_ID as spam or ham, as `POST /api/v1/feedback` with its check_id does."""
     settings = _settings()
     wanted = check_id.strip().lower()
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         check = store.get_check(wanted) if CHECK_ID.fullmatch(wanted) else None
         if check is None:
             raise click.ClickException(f"--check: no check {check_id!r} in the check log (it may have been purged; "
@@ -108,7 +108,7 @@ def export(out: str, include_upstream: bool) -> None:
     """Write the training set (each comment's latest label; test calls left out) to --out."""
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         count = store.export_feedback(target, include_upstream=include_upstream)
     click.echo(f"exported {count} labelled comment{'' if count == 1 else 's'} to {target}")
     if count:
@@ -122,7 +122,7 @@ def export(out: str, include_upstream: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the labels as a JSON array.")
 def list_feedback(include_test: bool, as_json: bool) -> None:
     """List stored labels, oldest first."""
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         rows = [feedback_dict(r) for r in store.list_feedback(include_test=include_test)]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -143,7 +143,7 @@ def forget(feedback_id: int | None, check_id: str | None) -> None:
     """Delete the label FEEDBACK_ID, or every label of --check CHECK_ID."""
     if (feedback_id is None) == (check_id is None):
         raise click.UsageError("give either a feedback ID or --check CHECK_ID")
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         if check_id is not None:
             forgotten = store.forget_feedback_for_check(check_id.strip().lower())
             if not forgotten:

@@ -59,7 +59,7 @@ def create(site: str, label: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the keys as a JSON array.")
 def list_keys(as_json: bool) -> None:
     """List every key, revoked ones included (without the keys themselves)."""
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         rows = [key_dict(info) for info in store.list_keys()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -76,7 +76,7 @@ def list_keys(as_json: bool) -> None:
 @click.argument("key_id", type=click.IntRange(min=1))
 def revoke(key_id: int) -> None:
     """Revoke the key with id KEY_ID (from `keys list`); running workers refuse it within 30 s."""
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         if store.revoke_key(key_id):
             click.echo(f"key {key_id} revoked; running workers refuse it within 30 s (they reuse a key's check that long)")
             return
@@ -92,7 +92,7 @@ def revoke(key_id: int) -> None:
 def usage(month: str | None, as_json: bool) -> None:
     """Each site's checks and reports in a month, summed over its keys (busiest first)."""
     month = month if month is not None else current_month()
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         try:
             sites = store.key_sites(month)
         except InvalidRecordError:

@@ -46,7 +46,7 @@ def command() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as a JSON array.")
 def list_models(as_json: bool) -> None:
     """Every registered version, newest first (the active one marked with *)."""
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         rows = [m.to_dict() for m in store.list_models()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -71,7 +71,7 @@ def list_models(as_json: bool) -> None:
 def activate(version: str, reason: str, actor: Optional[str]) -> None:
     """Make VERSION the active model for every instance sharing the database."""
     settings = _settings()
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         model = store.get_model(version)
         if model is None:
             raise click.ClickException(f"no registered model {version!r} (see `commentguard models list`)")
@@ -111,7 +111,7 @@ def add_tables_command(model_dir: str) -> None:
 def rollback(reason: str, actor: Optional[str]) -> None:
     """Reactivate the model the current one replaced."""
     settings = _settings()
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         try:
             target = store.rollback_target()
             require_servable(target.id, target.path, settings, "roll back to")

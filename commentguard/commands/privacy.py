@@ -129,7 +129,7 @@ def _row_json(row: FoundRow, kind: str) -> dict[str, Any]:
 def find(emails: tuple[str, ...], ips: tuple[str, ...], authors: tuple[str, ...], as_json: bool) -> None:
     """List what is stored about the person (GDPR access requests)."""
     subject = _subject(emails, ips, authors)
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         findings = _Findings(store, subject)
     if as_json:
         click.echo(json.dumps(findings.to_json(), indent=2, ensure_ascii=False))
@@ -143,7 +143,7 @@ def find(emails: tuple[str, ...], ips: tuple[str, ...], authors: tuple[str, ...]
 def forget(emails: tuple[str, ...], ips: tuple[str, ...], authors: tuple[str, ...], yes: bool) -> None:
     """Delete every check, label and undelivered upstream report about the person (GDPR erasure requests)."""
     subject = _subject(emails, ips, authors)
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         findings = _Findings(store, subject)
         data = findings.data
         if not yes:

@@ -50,7 +50,7 @@ def list_sites(as_json: bool) -> None:
     marked: its checks use the global thresholds until `sites set` mends them.
     """
     settings = _settings()
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         sites = store.list_sites()
     model = None
     if any(s.settings.has_thresholds for s in sites):
@@ -102,7 +102,7 @@ def set_site(url: str, mode: Optional[str], threshold_unsure: Optional[float], t
     if mode is None and not clear_thresholds and all(v is None for v in given.values()):
         raise click.UsageError("nothing to set: give --mode, a --threshold-* option or --clear-thresholds")
     settings = _settings()
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         site = store.find_site(url)
         if site is None:
             raise click.ClickException(f"no registered site {url!r} (see `commentguard sites list`; sites are "

@@ -70,7 +70,7 @@ def command() -> None:
 def report(days: int, as_json: bool) -> None:
     """Agreement between our verdicts and the upstream's: outcomes, agreement rate, confusion table."""
     since = utcnow() - timedelta(days=days)
-    with cli_store() as store:
+    with cli_store(create=False) as store:
         figures = summarize(upstream_checks(store, since))
         figures["outbox"] = upstream_outbox_counts(store)
     figures = {"days": days, "since": since.isoformat(timespec="seconds"), **figures}
