@@ -12,7 +12,9 @@ write their address into the comment itself. So a row is this person's when:
 - its text (``comment_content``, ``comment_author``, ``comment_author_url``, or ``extra`` in
   clear) holds the address in clear, as :func:`store.personal_text.find_personal` finds one
   (so ``xjoe@example.org`` and ``110.0.0.55`` are not ``joe@example.org`` and ``10.0.0.5``);
-- its ``comment_author`` is the name, ignoring case and surrounding space.
+- its ``comment_author`` is the name, composed or decomposed alike, ignoring case and surrounding space;
+- a label or undelivered upstream report sent without an e-mail address whose text is the text of
+  one of the person's rows found so (a report giving the comment by its text alone).
 
 The check log may hold millions of rows and has no index on these columns: one SQL scan per
 table picks candidates by case-insensitive substrings (a superset), and Python confirms each
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
@@ -47,6 +50,9 @@ _CLEAR_COLUMNS = ("user_ip", "comment_author_email", "comment_author", "comment_
 #: The columns a pseudonym can be in.
 _PSEUDONYM_COLUMNS = ("user_ip", "comment_author_email", "extra")
 _DIGEST = re.compile(r"hmac:[0-9a-f]{32}")
+#: Where a label or report sent without an e-mail address matched: its text is one of the person's.
+BY_TEXT = "text of one of these comments (sent without an e-mail address)"
+_PORT = re.compile(r":[0-9]{1,5}")
 
 
 class SubjectError(InvalidRecordError):
@@ -78,7 +84,7 @@ class Subject:
             out_emails.append(value)
         out_ips = []
         for ip in ips:
-            canonical = canonical_address(ip.strip())
+            canonical = canonical_address(_bare_address(ip.strip()))
             if canonical is None:
                 raise SubjectError("ip", f"not an IP address: {ip!r}")
             out_ips.append(canonical)
@@ -144,7 +150,7 @@ class Matcher:
         self._email_digests = {_DIGEST.match(privacy.pseudonym(e, email=True)).group(): e  # type: ignore[union-attr]
                                for e in subject.emails}
         self._ip_digests = {privacy.pseudonym(ip): ip for ip in subject.ips}
-        self._authors = {a.casefold() for a in subject.authors}
+        self._authors = {_fold_name(a) for a in subject.authors}
         # Clear forms to look for, each with what it must turn out to be.
         self._clear: list[tuple[str, str, bool]] = []  # (substring, canonical, is e-mail)
         for email in subject.emails:
@@ -190,7 +196,7 @@ class Matcher:
             value = row.get(column) or ""
             if value:
                 found += [f"{'e-mail' if email else 'ip'} in {column}" for email in self._clear_in(value)]
-        if (row.get("comment_author") or "").strip().casefold() in self._authors:
+        if self._authors and _fold_name(row.get("comment_author") or "") in self._authors:
             found.append("author in comment_author")
         return tuple(dict.fromkeys(found))
 
@@ -220,6 +226,21 @@ class Matcher:
         return kinds
 
 
+def _bare_address(text: str) -> str:
+    """An address as web-server logs and URLs write it, without what is no part of it: brackets and a
+    port (``[2001:db8::42]:443``, ``203.0.113.7:5678``) and an IPv6 zone (``fe80::1%eth0``, which
+    no visitor's address has; ``ipaddress`` keeps it, and the written forms could not be made)."""
+    if text.startswith("["):
+        end = text.find("]")
+        if end > 0 and (end == len(text) - 1 or _PORT.fullmatch(text[end + 1:])):
+            text = text[1:end]
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+        if port.isascii() and port.isdigit():
+            text = host
+    return text.partition("%")[0] if ":" in text else text
+
+
 def _written_forms(ip: str) -> list[str]:
     """The ways an address is commonly written in clear: IPv4 has one; IPv6 its compressed form,
     its eight groups without and with leading zeros (an IPv4-mapped address is found by its IPv4
@@ -234,16 +255,26 @@ def _written_forms(ip: str) -> list[str]:
                                exploded]))
 
 
+def _fold_name(name: str) -> str:
+    """A name as names are compared: one Unicode form (an Akismet client may send "Zoë" decomposed,
+    ``Zoe`` and a combining diaeresis, and the operator paste it composed), case and surrounding
+    space ignored."""
+    return unicodedata.normalize("NFKC", name).strip().casefold()
+
+
 def _like_pattern(needle: str) -> str:
-    """``%needle%`` for LIKE with '!' as the escape; a letter outside ASCII matches any run (SQLite
-    folds the case of ASCII letters only, and the match is confirmed in Python anyway)."""
+    """``%needle%`` for LIKE with '!' as the escape; a letter outside ASCII, or an ASCII one an accent
+    follows when decomposed, matches any run (SQLite folds the case of ASCII letters only, a name
+    may be stored composed or decomposed, and the match is confirmed in Python anyway)."""
     out = []
-    for char in needle.lower():
-        if char in "%_!":
-            out.append("!" + char)
-        elif ord(char) > 127:
+    decomposed = unicodedata.normalize("NFD", needle.lower())
+    for i, char in enumerate(decomposed):
+        accented = i + 1 < len(decomposed) and unicodedata.combining(decomposed[i + 1])
+        if ord(char) > 127 or accented:
             if not out or out[-1] != "%":
                 out.append("%")
+        elif char in "%_!":
+            out.append("!" + char)
         else:
             out.append(char)
     return "%" + "".join(out) + "%"
@@ -274,6 +305,11 @@ def find_subject(store: StoreBase, subject: Subject) -> SubjectData:
     labels = [_found(r, r["label"], matcher.row_matches(r), check_id=r["check_id"]) for r in label_rows]
     checks = [c for c in checks if c.matched]
     labels = [lab for lab in labels if lab.matched]
+    # A report may give a comment by its text alone (`POST /api/v1/feedback {"comment_content": ...}`):
+    # no address ties it to the person, but it holds their words (a probe found such labels and
+    # their outbox reports left after `forget`, the text still to be forwarded upstream).
+    texts = {row.content for row in (*checks, *labels) if row.content}
+    labels += _labels_by_text(store, texts, {lab.id for lab in labels})
     label_ids = {lab.id for lab in labels}
     reports = []
     for row in report_rows:
@@ -281,11 +317,28 @@ def find_subject(store: StoreBase, subject: Subject) -> SubjectData:
         matched = matcher.row_matches(payload)
         if row["feedback_id"] is not None and int(row["feedback_id"]) in label_ids:
             matched += ("report of a label above",)
+        if not matched and payload.get("comment_content") in texts and not payload.get("comment_author_email"):
+            matched = (BY_TEXT,)
         if matched:
             reports.append(FoundRow(int(row["id"]), as_utc(row["created"]), row["label"],
                                     str(payload.get("blog") or ""), matched,
                                     content=str(payload.get("comment_content") or "")))
     return SubjectData(tuple(checks), tuple(labels), tuple(reports))
+
+
+def _labels_by_text(store: StoreBase, texts: set[str], known: set[Any]) -> list[FoundRow]:
+    """Labels given without an e-mail address whose text is one of ``texts`` (not already ``known``)."""
+    found: list[FoundRow] = []
+    ordered = sorted(texts)
+    for start in range(0, len(ordered), _DELETE_CHUNK):
+        chunk = ordered[start:start + _DELETE_CHUNK]
+        sql = (f"SELECT t.id, t.created, t.label, t.check_id, t.blog, s.url AS site, {_COMMENT_SQL} FROM feedback t "
+               f"LEFT JOIN sites s ON s.id = t.site_id WHERE COALESCE(t.comment_author_email, '') = '' "
+               f"AND t.comment_content IN ({', '.join('?' for _ in chunk)}) ORDER BY t.created, t.id")
+        rows = store.database.read(lambda tx, sql=sql, chunk=chunk: tx.fetchall(sql, chunk))
+        found += [_found(r, r["label"], (BY_TEXT,), check_id=r["check_id"]) for r in rows
+                  if int(r["id"]) not in known]
+    return found
 
 
 def forget_subject(store: StoreBase, subject: Subject, found: Optional[SubjectData] = None) -> Erased:
@@ -335,5 +388,5 @@ def _payload(text: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
-__all__ = ["Erased", "FoundRow", "Matcher", "Subject", "SubjectData", "SubjectError", "find_subject",
+__all__ = ["BY_TEXT", "Erased", "FoundRow", "Matcher", "Subject", "SubjectData", "SubjectError", "find_subject",
            "forget_subject"]

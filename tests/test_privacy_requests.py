@@ -21,7 +21,7 @@ from model.comment import Comment
 from model.verdict import Reason, Verdict
 from service.settings import PREFIX, Settings, load_settings
 from store import CheckRecord, FeedbackRecord, Store, open_store
-from store.subjects import Subject, SubjectError, find_subject, forget_subject
+from store.subjects import BY_TEXT, Subject, SubjectError, find_subject, forget_subject
 from store.upstream import enqueue_upstream_report, mark_upstream_delivered
 from tests.conftest import TEST_SECRET_KEY
 
@@ -85,6 +85,30 @@ def test_author_matches_exactly_ignoring_case_and_space(store: Store) -> None:
     _check(store, _comment(comment_author="Zoë Bloggs Jr"))
     _check(store, _comment(comment_author="Zoe Bloggs"))
     assert _found_ids(store, authors=["ZOË BLOGGS"]) == {mine}
+
+
+def test_a_name_sent_decomposed_is_the_name_typed_composed(store: Store) -> None:
+    """Found by a probe: an Akismet client sent "Zoë" as "Zoe" and a combining diaeresis (NFD); the
+    operator's "Zoë" (NFC) did not find it, nor the other way round."""
+    decomposed = _check(store, _comment(comment_author="Zoe\u0308"))
+    composed = _check(store, _comment(comment_author="Zo\u00eb"))
+    _check(store, _comment(comment_author="Zoe"))
+    assert _found_ids(store, authors=["ZO\u00cb"]) == {decomposed, composed}
+    assert _found_ids(store, authors=["zoe\u0308"]) == {decomposed, composed}
+
+
+@pytest.mark.parametrize("written", ["[2001:db8::42]", "[2001:db8::42]:443", "2001:db8::42%eth0"])
+def test_an_ip_as_logs_write_it_is_the_address(store: Store, written: str) -> None:
+    """Found by a probe: a zone (``%eth0``) was a traceback; brackets and ports are how web-server
+    logs write addresses."""
+    mine = _check(store, _comment(user_ip="2001:db8::42"))
+    _check(store, _comment(user_ip="2001:db8::43"))
+    assert _found_ids(store, ips=[written]) == {mine}
+
+
+def test_an_ipv4_address_with_a_port_is_the_address(store: Store) -> None:
+    mine = _check(store, _comment(user_ip="203.0.113.7"))
+    assert _found_ids(store, ips=["203.0.113.7:5678"]) == {mine}
 
 
 def test_pseudonyms_inside_extra_are_found(store: Store) -> None:
@@ -155,6 +179,28 @@ def test_forget_deletes_exactly_the_persons_rows_and_their_outbox_reports(store:
     left = store.database.read(lambda tx: tx.fetchall("SELECT id, feedback_id FROM upstream_outbox ORDER BY id"))
     assert [(r["id"], r["feedback_id"]) for r in left][-1] == (delivered, None) and len(left) == 2
     assert not find_subject(store, subject)
+
+
+def test_reports_giving_only_the_persons_text_are_found_and_forgotten(store: Store) -> None:
+    """Found by a probe: a report by text alone (`POST /api/v1/feedback {"comment_content": ...}`)
+    is stored with no address; `forget` left it, and its outbox report, holding the person's words
+    and still to be forwarded upstream."""
+    text = "My unique recipe for plum jam, by Zoe"
+    zoe = _comment(text, comment_author_email="zoe@example.org", user_ip="203.0.113.7")
+    zoe_check = _check(store, zoe)
+    by_text = store.add_feedback(FeedbackRecord(label="spam", comment=Comment(comment_content=text)))
+    enqueue_upstream_report(store, "spam", {"comment_content": text, "user_ip": "198.51.100.1"})
+    # The same words reported with someone else's address are that person's, and stay.
+    other = store.add_feedback(FeedbackRecord(label="ham", comment=_comment(text)))
+    enqueue_upstream_report(store, "ham", {"comment_content": text, "comment_author_email": "x@example.net"})
+    subject = Subject.of(emails=["zoe@example.org"])
+    found = find_subject(store, subject)
+    assert [str(c.id) for c in found.checks] == [zoe_check]
+    assert [lab.id for lab in found.labels] == [by_text] and found.labels[0].matched == (BY_TEXT,)
+    assert len(found.reports) == 1 and found.reports[0].matched == (BY_TEXT,)
+    erased = forget_subject(store, subject)
+    assert (erased.checks, erased.labels, erased.reports) == (1, 1, 1)
+    assert [r.id for r in store.list_feedback()] == [other] and _count(store, "upstream_outbox") == 1
 
 
 # --- the command line ------------------------------------------------------------------------
