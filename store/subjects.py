@@ -53,6 +53,7 @@ _DIGEST = re.compile(r"hmac:[0-9a-f]{32}")
 #: Where a label or report sent without an e-mail address matched: its text is one of the person's.
 BY_TEXT = "text of one of these comments (sent without an e-mail address)"
 _PORT = re.compile(r":[0-9]{1,5}")
+_INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
 
 
 class SubjectError(InvalidRecordError):
@@ -77,22 +78,22 @@ class Subject:
         """Check and canonicalise the identifiers; raises :class:`SubjectError` naming the field."""
         out_emails = []
         for email in emails:
-            value = email.strip().lower()
+            value = _trim(email).lower()
             local, at, domain = value.rpartition("@")
             if not at or not local or not domain or any(c.isspace() for c in value):
                 raise SubjectError("email", f"not an e-mail address: {email!r}")
             out_emails.append(value)
         out_ips = []
         for ip in ips:
-            canonical = canonical_address(_bare_address(ip.strip()))
+            canonical = canonical_address(_bare_address(_trim(ip)))
             if canonical is None:
                 raise SubjectError("ip", f"not an IP address: {ip!r}")
             out_ips.append(canonical)
         out_authors = []
         for author in authors:
-            if not author.strip():
+            if not _trim(author):
                 raise SubjectError("author", "an author name cannot be empty")
-            out_authors.append(author.strip())
+            out_authors.append(_trim(author))
         subject = cls(tuple(dict.fromkeys(out_emails)), tuple(dict.fromkeys(out_ips)),
                       tuple(dict.fromkeys(out_authors)))
         if not subject:
@@ -224,6 +225,12 @@ class Matcher:
                     kinds.add(email)
                     break
         return kinds
+
+
+def _trim(value: str) -> str:
+    """``value`` without the white space and invisible characters a copy and paste brings at its ends
+    (a zero-width space after a pasted address found nothing, without a word)."""
+    return value.strip().strip(_INVISIBLE).strip()
 
 
 def _bare_address(text: str) -> str:

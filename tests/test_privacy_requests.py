@@ -111,6 +111,12 @@ def test_an_ipv4_address_with_a_port_is_the_address(store: Store) -> None:
     assert _found_ids(store, ips=["203.0.113.7:5678"]) == {mine}
 
 
+def test_identifiers_pasted_with_invisible_characters(store: Store) -> None:
+    mine = _check(store, _comment(comment_author_email="zoe@example.org", user_ip="203.0.113.7"))
+    assert _found_ids(store, emails=["zoe@example.org\u200b"]) == {mine}
+    assert _found_ids(store, ips=["\ufeff203.0.113.7 "]) == {mine}
+
+
 def test_pseudonyms_inside_extra_are_found(store: Store) -> None:
     by_email = _check(store, _comment(extra={"POST_note": "reach me at Joe@Example.org please"}))
     by_ip = _check(store, _comment(extra={"HTTP_X_FORWARDED_FOR": "10.0.0.5"}))
