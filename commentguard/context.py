@@ -21,7 +21,7 @@ import click
 from model.errors import ArtifactError
 from model.verdict import Thresholds
 from service.settings import Settings, SettingsError, load_settings, resolve_secret_key
-from store import Store, StoreError, open_store
+from store import SiteInfo, Store, StoreError, open_store
 from store.pg_url import without_secrets
 from store.registry import peek_active_model
 
@@ -119,6 +119,16 @@ def served_thresholds(settings: Settings) -> tuple[Thresholds, Optional[str]]:
         raise ModelUnreadable(path, exc) from exc
 
 
+def registered_site(store: Store, url: str, *, option: str = "--site") -> SiteInfo:
+    """The site registered at ``url``; exit 1 naming ``option`` (empty: none) when there is none."""
+    site = store.find_site(url)
+    if site is None:
+        prefix = f"{option}: " if option else ""
+        raise click.ClickException(f"{prefix}no registered site {url!r} (see `commentguard sites list`; sites are "
+                                   "registered by `commentguard keys create --site URL`)")
+    return site
+
+
 def threshold_option(param_hint: str, value: Optional[float]) -> Optional[float]:
     """A ``--threshold-*`` option's value, refused (naming the option) unless it is between 0 and 1."""
     if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
@@ -136,5 +146,5 @@ def _sqlite_path_if_missing(url: str) -> Optional[Path]:
     return None if path.exists() else path
 
 
-__all__ = ["ModelUnreadable", "cli_store", "open_store_from_settings", "served_model_path", "served_thresholds",
-           "store_secret", "threshold_option"]
+__all__ = ["ModelUnreadable", "cli_store", "open_store_from_settings", "registered_site", "served_model_path",
+           "served_thresholds", "store_secret", "threshold_option"]

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import click
 
-from commentguard.context import cli_store, served_model_path
+from commentguard.context import cli_store, registered_site, served_model_path
 from model.artifact import load_model
 from model.comment import Comment
 from model.errors import ArtifactError
@@ -58,10 +58,7 @@ def _as_site(settings: Settings, site_url: str, scorer: Scorer, global_threshold
              comment: Comment) -> dict[str, Any]:
     """The verdict as the JSON API answers it for a check by ``site_url``'s keys, with the site and mode."""
     with cli_store(create=False) as store:
-        site = store.find_site(site_url)
-    if site is None:
-        raise click.ClickException(f"--site: no registered site {site_url!r} (see `commentguard sites list`; sites "
-                                   "are registered by `commentguard keys create --site URL`)")
+        site = registered_site(store, site_url)
     own = site.settings
     if own.has_thresholds:
         try:

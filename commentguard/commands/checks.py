@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import click
 
-from commentguard.context import cli_store, threshold_option
+from commentguard.context import cli_store, registered_site, threshold_option
 from commentguard.tables import echo_table
 from commentguard.terminal import one_line, safe_json
 from commentguard.what_if import ThresholdsChoice, choose_thresholds
@@ -50,13 +50,7 @@ def _settings() -> Settings:
 
 
 def _find_site(store: Store, url: Optional[str]) -> Optional[SiteInfo]:
-    if url is None:
-        return None
-    site = store.find_site(url)
-    if site is None:
-        raise click.ClickException(f"--site: no registered site {url!r} (see `commentguard sites list`; sites are "
-                                   "registered by `commentguard keys create --site URL`)")
-    return site
+    return registered_site(store, url) if url is not None else None
 
 
 def _since(days: int) -> datetime:

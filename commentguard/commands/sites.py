@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import click
 
-from commentguard.context import ModelUnreadable, cli_store, served_thresholds, threshold_option
+from commentguard.context import ModelUnreadable, cli_store, registered_site, served_thresholds, threshold_option
 from commentguard.tables import echo_table
 from model.verdict import Thresholds
 from service.settings import Settings, SettingsError, load_settings
@@ -103,10 +103,7 @@ def set_site(url: str, mode: Optional[str], threshold_unsure: Optional[float], t
         raise click.UsageError("nothing to set: give --mode, a --threshold-* option or --clear-thresholds")
     settings = _settings()
     with cli_store(create=False) as store:
-        site = store.find_site(url)
-        if site is None:
-            raise click.ClickException(f"no registered site {url!r} (see `commentguard sites list`; sites are "
-                                       "registered by `commentguard keys create --site URL`)")
+        site = registered_site(store, url, option="")
         new = site.settings
         if clear_thresholds:
             new = replace(new, threshold_unsure=None, threshold_spam=None, threshold_discard=None)
