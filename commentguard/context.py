@@ -52,9 +52,13 @@ def cli_store(*, create: bool = True) -> Iterator[Store]:
     target = str(settings.database_url)
     missing = _sqlite_path_if_missing(target)
     if missing is not None and not create:
+        # (A malformed URL, sqlite:relative.db, reads as a path: say so rather than only "no database".)
+        hint = (f"; COMMENTGUARD_DATABASE_URL {target!r} was read as a file path (SQLite URLs look like "
+                "sqlite:///path.db)" if ":" in target and not target.startswith("sqlite:///") else "")
         raise click.ClickException(
             f"there is no database at {missing.resolve()}: run commands with the server's settings "
-            "(COMMENTGUARD_DATA_DIR, default ./var relative to the working directory, or COMMENTGUARD_DATABASE_URL)")
+            "(COMMENTGUARD_DATA_DIR, default ./var relative to the working directory, or COMMENTGUARD_DATABASE_URL)"
+            + hint)
     try:
         new_file = missing
         store = open_store_from_settings(settings)

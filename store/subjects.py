@@ -12,9 +12,12 @@ write their address into the comment itself. So a row is this person's when:
 - its text (``comment_content``, ``comment_author``, ``comment_author_url``, or ``extra`` in
   clear) holds the address in clear, as :func:`store.personal_text.find_personal` finds one
   (so ``xjoe@example.org`` and ``110.0.0.55`` are not ``joe@example.org`` and ``10.0.0.5``);
-- its ``comment_author`` is the name, composed or decomposed alike, ignoring case and surrounding space;
-- a label or undelivered upstream report sent without an e-mail address whose text is the text of
-  one of the person's rows found so (a report giving the comment by its text alone).
+- its ``comment_author`` is the name, composed or decomposed alike, ignoring case and surrounding space
+  (not compatibility forms: :func:`_fold_name`);
+- a label or undelivered upstream report that nothing else identifies (no e-mail address, IP or
+  name; a label by check id only for one of their checks; a report made from a label only with
+  that label) whose text is the text of one of the person's rows found so (a report giving the
+  comment by its text alone).
 
 The check log may hold millions of rows and has no index on these columns: one SQL scan per
 table picks candidates by case-insensitive substrings (a superset), and Python confirms each
@@ -50,8 +53,12 @@ _CLEAR_COLUMNS = ("user_ip", "comment_author_email", "comment_author", "comment_
 #: The columns a pseudonym can be in.
 _PSEUDONYM_COLUMNS = ("user_ip", "comment_author_email", "extra")
 _DIGEST = re.compile(r"hmac:[0-9a-f]{32}")
+#: The longest e-mail address a mailbox can have (RFC 5321's path limit, less the brackets), and the
+#: longest name searched for.
+MAX_EMAIL = 254
+MAX_AUTHOR = 1000
 #: Where a label or report sent without an e-mail address matched: its text is one of the person's.
-BY_TEXT = "text of one of these comments (sent without an e-mail address)"
+BY_TEXT = "text of one of these comments (sent with no e-mail address, IP or name)"
 _PORT = re.compile(r":[0-9]{1,5}")
 _INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
 
@@ -80,19 +87,22 @@ class Subject:
         for email in emails:
             value = _trim(email).lower()
             local, at, domain = value.rpartition("@")
-            if not at or not local or not domain or any(c.isspace() for c in value):
-                raise SubjectError("email", f"not an e-mail address: {email!r}")
+            if not at or not local or not domain or any(c.isspace() for c in value) or len(value) > MAX_EMAIL:
+                raise SubjectError("email", f"not an e-mail address: {_shown(email)}")
             out_emails.append(value)
         out_ips = []
         for ip in ips:
             canonical = canonical_address(_bare_address(_trim(ip)))
             if canonical is None:
-                raise SubjectError("ip", f"not an IP address: {ip!r}")
+                raise SubjectError("ip", f"not an IP address: {_shown(ip)}")
             out_ips.append(canonical)
         out_authors = []
         for author in authors:
             if not _trim(author):
                 raise SubjectError("author", "an author name cannot be empty")
+            if len(_trim(author)) > MAX_AUTHOR:
+                # (SQLite refuses a LIKE pattern over 50,000 characters, with a message that says nothing.)
+                raise SubjectError("author", f"an author name is at most {MAX_AUTHOR} characters here, got {len(author)}")
             out_authors.append(_trim(author))
         subject = cls(tuple(dict.fromkeys(out_emails)), tuple(dict.fromkeys(out_ips)),
                       tuple(dict.fromkeys(out_authors)))
@@ -180,7 +190,7 @@ class Matcher:
             add(_CLEAR_COLUMNS, needle)
         for author in self.subject.authors:
             add(("comment_author",), author)
-        return "(" + " OR ".join(terms) + ")", params
+        return _any_of(terms), params
 
     def row_matches(self, row: Mapping[str, Any]) -> tuple[str, ...]:
         """Where the person's identifiers are in a stored comment's columns (empty: not theirs)."""
@@ -227,6 +237,21 @@ class Matcher:
         return kinds
 
 
+def _shown(value: str) -> str:
+    """A refused identifier in a message: quoted, and cut when long."""
+    return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+def _any_of(terms: Sequence[str]) -> str:
+    """``terms`` joined by OR as a balanced tree: SQLite parses ``a OR b OR c ...`` into a tree as
+    deep as the terms are many and refuses one deeper than 1,000 ("Expression tree is too large"),
+    which 48 IPv6 addresses reached (21 terms each)."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return f"({_any_of(terms[:middle])} OR {_any_of(terms[middle:])})"
+
+
 def _trim(value: str) -> str:
     """``value`` without the white space and invisible characters a copy and paste brings at its ends
     (a zero-width space after a pasted address found nothing, without a word)."""
@@ -265,8 +290,10 @@ def _written_forms(ip: str) -> list[str]:
 def _fold_name(name: str) -> str:
     """A name as names are compared: one Unicode form (an Akismet client may send "Zoë" decomposed,
     ``Zoe`` and a combining diaeresis, and the operator paste it composed), case and surrounding
-    space ignored."""
-    return unicodedata.normalize("NFKC", name).strip().casefold()
+    space ignored. Not compatibility forms (full-width ``Ｊｏｅ``, the ligature in ``ﬁona``) nor
+    ``ß`` as ``ss``: the SQL filter could honour those one way only, so which rows were found would
+    depend on the form the operator typed."""
+    return unicodedata.normalize("NFC", name).strip().lower()
 
 
 def _like_pattern(needle: str) -> str:
@@ -316,7 +343,7 @@ def find_subject(store: StoreBase, subject: Subject) -> SubjectData:
     # no address ties it to the person, but it holds their words (a probe found such labels and
     # their outbox reports left after `forget`, the text still to be forwarded upstream).
     texts = {row.content for row in (*checks, *labels) if row.content}
-    labels += _labels_by_text(store, texts, {lab.id for lab in labels})
+    labels += _labels_by_text(store, texts, {lab.id for lab in labels}, {str(c.id) for c in checks})
     label_ids = {lab.id for lab in labels}
     reports = []
     for row in report_rows:
@@ -324,7 +351,9 @@ def find_subject(store: StoreBase, subject: Subject) -> SubjectData:
         matched = matcher.row_matches(payload)
         if row["feedback_id"] is not None and int(row["feedback_id"]) in label_ids:
             matched += ("report of a label above",)
-        if not matched and payload.get("comment_content") in texts and not payload.get("comment_author_email"):
+        if not matched and row["feedback_id"] is None and _only_text(payload) and payload.get("comment_content") in texts:
+            # (A report made from a label is judged by that label alone: it carries no e-mail address,
+            # and its text matched every report of another "Thanks!".)
             matched = (BY_TEXT,)
         if matched:
             reports.append(FoundRow(int(row["id"]), as_utc(row["created"]), row["label"],
@@ -333,8 +362,15 @@ def find_subject(store: StoreBase, subject: Subject) -> SubjectData:
     return SubjectData(tuple(checks), tuple(labels), tuple(reports))
 
 
-def _labels_by_text(store: StoreBase, texts: set[str], known: set[Any]) -> list[FoundRow]:
-    """Labels given without an e-mail address whose text is one of ``texts`` (not already ``known``)."""
+def _only_text(row: Mapping[str, Any]) -> bool:
+    """Whether nothing but its text says whose comment a label or report is (no e-mail address, IP
+    or name: another person's "Thanks!" carries theirs, and stays)."""
+    return not any((row.get(column) or "").strip() for column in ("comment_author_email", "user_ip", "comment_author"))
+
+
+def _labels_by_text(store: StoreBase, texts: set[str], known: set[Any], checks: set[str]) -> list[FoundRow]:
+    """Labels whose text is one of ``texts`` and which nothing else identifies (:func:`_only_text`),
+    not already ``known``: given by check id, only for one of ``checks`` (the person's)."""
     found: list[FoundRow] = []
     ordered = sorted(texts)
     for start in range(0, len(ordered), _DELETE_CHUNK):
@@ -344,7 +380,7 @@ def _labels_by_text(store: StoreBase, texts: set[str], known: set[Any]) -> list[
                f"AND t.comment_content IN ({', '.join('?' for _ in chunk)}) ORDER BY t.created, t.id")
         rows = store.database.read(lambda tx, sql=sql, chunk=chunk: tx.fetchall(sql, chunk))
         found += [_found(r, r["label"], (BY_TEXT,), check_id=r["check_id"]) for r in rows
-                  if int(r["id"]) not in known]
+                  if int(r["id"]) not in known and _only_text(r) and (r["check_id"] is None or r["check_id"] in checks)]
     return found
 
 
