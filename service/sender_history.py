@@ -2,7 +2,8 @@
 
 Owns the policy and the per-worker table it reads. The table (:class:`store.sender_history.SenderLabels`:
 spam and ham labels per site and sender digest, over the last ``COMMENTGUARD_SENDER_HISTORY_DAYS``)
-is loaded by a thread of its own at start and every :data:`REFRESH_SECONDS`, and swapped in by one
+is loaded by a thread of its own at start and every :data:`REFRESH_SECONDS` (longer when loads are
+slow: :data:`LOAD_SHARE`), and swapped in by one
 assignment: a check reads it without a query or a lock. A sender is known per registered site (the
 key's site) by the keyed hash of its ``comment_author_email`` and, apart, of its ``user_ip``; a
 site with no labelled sender costs a check one dict lookup, a site with some two keyed hashes.
@@ -39,8 +40,13 @@ from store import Store, StoreError
 from store.error_text import error_text
 from store.sender_history import MIN_LABELS, Counts, SenderLabels
 
-#: Seconds between two loads of the table: the most a new or forgotten label waits to count.
+#: Seconds between two loads of the table: the most a new or forgotten label waits to count,
+#: unless loads are slow (:data:`LOAD_SHARE`).
 REFRESH_SECONDS = 30.0
+#: The most of its thread's time loading may take: after a load of L seconds the next waits at
+#: least L / LOAD_SHARE (on 300,000 labels in the window a load took 1.4-2.6 s on a busy host:
+#: every 30 s, that was up to a tenth of a core per worker).
+LOAD_SHARE = 0.05
 #: How far under the unsure threshold an approved sender's score goes (JSON rounds scores to 6 places).
 BELOW_UNSURE = 1e-6
 EMAIL, IP = "e-mail address", "IP address"
@@ -91,6 +97,8 @@ class SenderHistory:
         self.loaded_at: Optional[float] = None
         #: The last refresh's error while refreshes fail (the table of ``loaded_at`` serves).
         self.error: Optional[str] = None
+        #: How long the last successful load took.
+        self.load_seconds = 0.0
         self._lock = threading.Lock()  # one refresh at a time: the last to read is the last to assign
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -113,6 +121,7 @@ class SenderHistory:
     def refresh(self) -> bool:
         """Load the counts from the store; False (the last table serving) when it fails."""
         with self._lock:
+            started = time.monotonic()
             try:
                 labels = self.store.sender_label_counts(self.days)
             except StoreError as exc:
@@ -122,6 +131,7 @@ class SenderHistory:
                 self.error = error_text(exc)
                 return False
             self.labels, self.loaded_at = labels, time.time()
+            self.load_seconds = time.monotonic() - started
             if self.error is not None:
                 log.info("the sender history is loaded again (%d senders)", labels.senders)
                 self.error = None
@@ -137,11 +147,15 @@ class SenderHistory:
     def _run(self) -> None:
         wait = 0.0
         while not self._stop.wait(wait):
-            wait = self.interval
             try:
                 self.refresh()
             except Exception:  # noqa: BLE001 - the thread must outlive any surprise; checks go on
                 log.exception("loading the sender history failed")
+            wait = self.next_wait()
+
+    def next_wait(self) -> float:
+        """Seconds from one load to the next: ``interval``, longer when the last load was slow."""
+        return max(self.interval, self.load_seconds / LOAD_SHARE)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -154,11 +168,12 @@ class SenderHistory:
         out: dict[str, Any] = {
             "loaded_at": (datetime.fromtimestamp(loaded_at, timezone.utc).isoformat(timespec="seconds")
                           if loaded_at is not None else None),
-            "senders": labels.senders if labels is not None else 0, "days": self.days}
+            "senders": labels.senders if labels is not None else 0, "days": self.days,
+            "load_seconds": round(self.load_seconds, 3)}
         if self.error is not None:
             out["error"] = self.error
         return out
 
 
-__all__ = ["BELOW_UNSURE", "REFRESH_SECONDS", "SenderHistory", "approved_reason", "is_reported", "judge",
+__all__ = ["BELOW_UNSURE", "LOAD_SHARE", "REFRESH_SECONDS", "SenderHistory", "approved_reason", "is_reported", "judge",
            "reported_reason"]

@@ -100,8 +100,11 @@ class SenderHistoryMixin(StoreBase):
             spam, ham = senders.get(key, (0, 0))
             senders[key] = (spam + int(row["spam"]), ham + int(row["ham"]))
         keep = keeps_email if email else keeps_ip
+        # Most senders have the same few counts ((2, 0), (0, 3)...): one tuple each, shared,
+        # saves 56 bytes a sender (a third of the table).
+        shared: dict[Counts, Counts] = {}
         for site_id in list(out):
-            kept = {key: counts for key, counts in out[site_id].items() if keep(counts)}
+            kept = {key: shared.setdefault(counts, counts) for key, counts in out[site_id].items() if keep(counts)}
             if kept:
                 out[site_id] = kept
             else:

@@ -292,7 +292,16 @@ def test_readyz_shows_the_tables_age_and_size(app: Flask, client: FlaskClient) -
     refresh(app)
     status = client.get("/readyz").get_json()["sender_history"]
     assert status["status"] == "loaded" and status["senders"] == 2 and status["days"] == 90
+    assert status["load_seconds"] >= 0
     assert status["loaded_at"].endswith("+00:00")
+
+
+def test_a_slow_load_stretches_the_interval(app: Flask) -> None:
+    history = get_state(app).sender_history
+    history.load_seconds = 0.2
+    assert history.next_wait() == 30.0
+    history.load_seconds = 3.0  # at most 5% of the thread's time loading
+    assert history.next_wait() == 60.0
 
 
 def test_a_store_that_fails_leaves_the_last_table_serving(app: Flask, client: FlaskClient,
