@@ -219,6 +219,8 @@ def comment_check() -> Response:
     if state.upstream is not None:  # the upstream cross-check (service.upstream); the fixed rules still win
         verdict, upstream = state.upstream.check(comment, verdict, thresholds, blog=key.site_url,
                                                  spent_s=request_elapsed())
+    if state.sender_history is not None:  # the site's moderators' labels (service.sender_history); rules win
+        verdict = state.sender_history.apply(comment, verdict, thresholds, key.site_id)
     verdict = apply_rules(comment, verdict, thresholds)
     flagged = is_flagged(verdict.tier, state.settings.unsure_is_spam)
     check_id = new_check_id()

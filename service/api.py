@@ -59,6 +59,9 @@ def check() -> Response:
     verdict, upstream = scorer.score(comment, how.score_thresholds), None
     if state.upstream is not None:
         verdict, upstream = cross_check([comment], [verdict], how.thresholds)[0]
+    key = current_key()
+    if state.sender_history is not None and key is not None:  # the site's moderators' labels; the rules win
+        verdict = state.sender_history.apply(comment, verdict, how.thresholds, key.site_id)
     verdict = apply_rules(comment, verdict, how.thresholds, test_values=False)  # rules win
     return jsonify(result_dict(verdict, record_check(comment, verdict, upstream, state=state, log_only=how.log_only),
                                state=state, log_only=how.log_only))
@@ -75,6 +78,9 @@ def check_batch() -> Response:
     verdicts = scorer.score_many(comments, how.score_thresholds) if comments else []
     checked = cross_check(comments, verdicts, how.thresholds)
     rules, log_only = how.thresholds, how.log_only
+    history, key = state.sender_history, current_key()
+    if history is not None and key is not None:
+        checked = [(history.apply(c, v, rules, key.site_id), u) for c, (v, u) in zip(comments, checked)]
     checked = [(apply_rules(c, v, rules, test_values=False), u) for c, (v, u) in zip(comments, checked)]
     return jsonify({"results": [result_dict(v, record_check(c, v, u, state=state, log_only=log_only), state=state,
                                             log_only=log_only)

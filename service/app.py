@@ -84,6 +84,8 @@ class ServiceState:
     upstream: Any = None
     #: Follows the registry's active model and swaps ``scorer``/``thresholds`` (service.model_watch).
     watcher: "ModelWatcher | None" = None
+    #: The moderators' labels per sender, applied at check time (service.sender_history); None when off.
+    sender_history: Any = None
     #: The turns this worker's request threads take to wait on the store (service.store_turns).
     store_turns: StoreTurns = field(init=False, repr=False)
     #: Per-site verdict settings resolved so far (service.site_settings), by site and thresholds.
@@ -114,6 +116,9 @@ class ServiceState:
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        if self.sender_history is not None:
+            self.sender_history.stop()
+            self.sender_history = None
         if self.upstream is not None:
             self.upstream.close()
             self.upstream = None
@@ -251,6 +256,9 @@ def open_storage(state: ServiceState, before_ready: Callable[[], None] | None = 
                               on_health_change=functools.partial(readiness.publish_state, state)).start()
     from service.upstream import build_upstream  # imported here: it imports settings, not the app
     state.upstream = build_upstream(settings, store)
+    if settings.sender_history:
+        from service.sender_history import SenderHistory  # its thread loads the table; checks never wait for it
+        state.sender_history = SenderHistory(store, settings.sender_history_days).start()
     state.store = store  # last: a request that sees the store finds the recorder beside it
     atexit.register(state.close)
     if before_ready is not None:

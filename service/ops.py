@@ -56,7 +56,15 @@ def readyz() -> Response:
     return jsonify({"status": "degraded" if degraded else "ready", "model_version": state.scorer.version,
                     "scoring_engine": state.scorer.engine, "mode": state.settings.mode,
                     "thresholds": {**effective.to_dict(), "overridden": state.settings.has_threshold_overrides},
-                    **registry, "check_log": check_log})
+                    **registry, "check_log": check_log, "sender_history": _sender_history(state)})
+
+
+def _sender_history(state: ServiceState) -> dict[str, Any]:
+    """This worker's table of moderators' labels per sender: its age and size (service.sender_history)."""
+    history = state.sender_history
+    if history is None:
+        return {"status": "off" if not state.settings.sender_history else "stopped"}
+    return {"status": "loaded" if history.loaded_at is not None else "loading", **history.status()}
 
 
 def _check_log(state: ServiceState) -> tuple[dict[str, Any], bool]:

@@ -38,6 +38,8 @@ MIN_SECRET_LENGTH = 16
 MAX_CHECK_SECONDS = 86_400.0
 #: The longest retention (a century): past it, the purge's cutoff date does not exist.
 MAX_RETENTION_DAYS = 36_500
+#: The longest window of labels the sender history counts (ten years).
+MAX_SENDER_HISTORY_DAYS = 3650
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -204,6 +206,14 @@ SETTINGS: tuple[_Spec, ...] = (
     _Spec("retention_days", _parse_int, "90",
           "Days to keep stored checks, and reports for the upstream it never took; 0 keeps them forever. "
           "At most 36500."),
+    _Spec("sender_history", _parse_bool, "on",
+          "Count a sender's history with the site's moderators in the verdict: an e-mail or IP with at least 2 "
+          "spam labels, more spam than ham, makes the comment at least `spam`; an e-mail with at least 2 ham "
+          "labels and no spam label (nor on the IP) turns `unsure` into `ham` (see Sender history). `off`: "
+          "verdicts are the model's and the fixed rules' alone."),
+    _Spec("sender_history_days", _parse_int, "90",
+          "Days of moderator labels the sender history counts (1 to 3650); each worker reloads its counts "
+          "every 30 s."),
     _Spec("log_level", _parse_str, "INFO",
           "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
     _Spec("upstream_mode", _parse_mode, "off",
@@ -298,6 +308,8 @@ class Settings:
     unsure_is_spam: bool = True
     store_personal_data: bool = False
     retention_days: int = 90
+    sender_history: bool = True
+    sender_history_days: int = 90
     log_level: str = "INFO"
     upstream_mode: str = "off"
     upstream_url: str = field(default="https://rest.akismet.com", repr=False)  # may hold a login
@@ -377,6 +389,8 @@ def _validate(s: Settings) -> None:
           f"must be 1 to 3600 seconds, got {s.database_timeout:g}")
     check("retention_days", 0 <= s.retention_days <= MAX_RETENTION_DAYS,
           f"must be 0 (keep forever) to {MAX_RETENTION_DAYS}, got {s.retention_days}")
+    check("sender_history_days", 1 <= s.sender_history_days <= MAX_SENDER_HISTORY_DAYS,
+          f"must be 1 to {MAX_SENDER_HISTORY_DAYS}, got {s.sender_history_days}")
     for name in ("data_dir", "model_path", "models_dir"):
         path = getattr(s, name)
         # An artifact and the data dir are directories; a file there fails later, with a traceback.

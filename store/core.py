@@ -14,12 +14,14 @@ from store.pg_url import redact_url
 from store.privacy import Privacy
 from store.registry import RegistryMixin
 from store.review import ReviewMixin
+from store.sender_history import SenderHistoryMixin
 
 MIN_SECRET_BYTES = 16
 
 
-class Store(KeysMixin, ChecksMixin, FeedbackMixin, RegistryMixin, ReviewMixin):
-    """Sites, API keys, usage, checks (and their review), feedback and the model registry over SQLite or PostgreSQL.
+class Store(KeysMixin, ChecksMixin, FeedbackMixin, RegistryMixin, ReviewMixin, SenderHistoryMixin):
+    """Sites, API keys, usage, checks (and their review), feedback (and its counts per sender) and the model
+    registry over SQLite or PostgreSQL.
 
     Thread-safe: every method takes a pooled connection for one transaction.
     Build it with :func:`open_store`; close it with :meth:`close` or ``with``.

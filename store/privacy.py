@@ -101,6 +101,8 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: A pseudonym where it stands in a text (an e-mail's with its domain): a cap on the text's length
 #: must not cut one in half.
 _PSEUDONYM_AT = re.compile(r"hmac:[0-9a-f]{32}(?:@[\w.-]*)?")
+#: A stored pseudonym's hash (an e-mail's domain may follow it).
+_STORED_PSEUDONYM = re.compile(r"hmac:([0-9a-f]{32})(?![0-9a-f])")
 # How much of a free text beyond its cap is read before hiding: hiding shortens a text by less than
 # this (at most _MOST_HIDDEN addresses, each of at most 64 characters, become 37), so an address
 # that reading cut in half ends past the cap once the rest is hidden, and is cut off with it.
@@ -194,6 +196,9 @@ class Privacy:
     def __init__(self, secret: bytes, *, store_personal_data: bool = False) -> None:
         self._secret = bytes(secret)
         self.store_personal_data = store_personal_data
+        # The personal-data MAC keyed and fed its purpose once: sender_digest runs on the check
+        # path, and copying this state saves the key schedule each time.
+        self._personal_mac = hmac.new(self._secret, b"commentguard/personal\x00", hashlib.sha256)
 
     def _mac(self, purpose: str, value: str) -> str:
         message = purpose.encode() + b"\x00" + value.encode("utf-8", "surrogatepass")
@@ -229,6 +234,28 @@ class Privacy:
         # The domain only when it is a host name: not an address literal ("joe@10.0.0.5") nor
         # whatever else a field holds after an '@' ("joe@example.org, 10.0.0.5").
         return f"{digest}@{domain}" if at and len(domain) <= 253 and _DOMAIN.fullmatch(domain) else digest
+
+    def sender_digest(self, value: str, *, email: bool = False) -> bytes:
+        """The 16 bytes of :meth:`pseudonym`'s hash of ``value`` (its hex digits, without the
+        ``hmac:`` prefix or an e-mail's domain): the same for a value as sent and for its stored
+        pseudonym, so a check's sender is matched with stored labels (service.sender_history)
+        without storing or comparing addresses. ``b""`` for an empty value.
+        """
+        value = value.strip()
+        if not value:
+            return b""
+        if value.startswith(HMAC_PREFIX):
+            stored = _STORED_PSEUDONYM.match(value)
+            if stored is not None:
+                return bytes.fromhex(stored.group(1))
+            text = value  # kept as it was by pseudonym(): hashed as it stands, on both sides
+        elif email:
+            text = value.lower()
+        else:
+            text = canonical_address(value) or value if ":" in value else value
+        mac = self._personal_mac.copy()
+        mac.update(text.encode("utf-8", "surrogatepass"))
+        return mac.digest()[:_HEX_CHARS // 2]
 
     def minimise(self, comment: Comment) -> Comment:
         """The comment as it may be stored under this store's personal-data policy."""

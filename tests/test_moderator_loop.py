@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -50,8 +51,12 @@ def cli(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.Com
 
 
 def comment_form(server: LiveServer, text: str, author: str = "Linda M") -> dict[str, str]:
-    return {"api_key": server.key, "blog": BLOG, "user_ip": "198.51.100.4", "comment_type": "comment",
-            "comment_author": author, "comment_author_email": "linda@example.net", "comment_content": text}
+    # A sender (e-mail and IP) per comment, as a campaign rotates them: this measures what the
+    # model learns, and one sender's labels would move the verdicts on their own (service.sender_history).
+    n = zlib.crc32(text.encode())
+    return {"api_key": server.key, "blog": BLOG, "user_ip": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}",
+            "comment_type": "comment", "comment_author": author,
+            "comment_author_email": f"{author.split()[0].lower()}.{n}@example.net", "comment_content": text}
 
 
 def check(client: httpx.Client, server: LiveServer, text: str, author: str = "Linda M") -> httpx.Response:

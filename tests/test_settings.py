@@ -72,6 +72,8 @@ def test_defaults() -> None:
     ("COMMENTGUARD_AKISMET_UNSURE_AS_SPAM", "off", "unsure_is_spam", False),
     ("COMMENTGUARD_STORE_PERSONAL_DATA", "1", "store_personal_data", True),
     ("COMMENTGUARD_RETENTION_DAYS", "0", "retention_days", 0),
+    ("COMMENTGUARD_SENDER_HISTORY", "off", "sender_history", False),
+    ("COMMENTGUARD_SENDER_HISTORY_DAYS", "3650", "sender_history_days", 3650),
     ("COMMENTGUARD_LOG_LEVEL", "debug", "log_level", "DEBUG"),
     # A mode other than off (or forwarding) also needs a key: see test_upstream.py.
     ("COMMENTGUARD_UPSTREAM_MODE", "OFF", "upstream_mode", "off"),
@@ -130,6 +132,8 @@ def test_empty_value_counts_as_unset() -> None:
     ("COMMENTGUARD_MODEL_CHECK_SECONDS", "inf"), ("COMMENTGUARD_MODEL_CHECK_SECONDS", "1e309"),
     ("COMMENTGUARD_MODEL_CHECK_SECONDS", "86401"), ("COMMENTGUARD_RETENTION_DAYS", "1000000"),
     ("COMMENTGUARD_UPSTREAM_BREAKER_OPEN_SECONDS", "inf"),
+    ("COMMENTGUARD_SENDER_HISTORY", "sometimes"), ("COMMENTGUARD_SENDER_HISTORY_DAYS", "0"),
+    ("COMMENTGUARD_SENDER_HISTORY_DAYS", "3651"),
 ])
 def test_bad_values_raise_naming_the_variable(variable: str, raw: str) -> None:
     with pytest.raises(SettingsError) as info:

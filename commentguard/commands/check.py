@@ -13,15 +13,17 @@ from model.errors import ArtifactError
 from model.scorer import Scorer
 from model.verdict import Thresholds
 from service.settings import Settings, SettingsError, default_help, load_settings
+from service.sender_history import SenderHistory
 from service.site_settings import merged_thresholds, resolve_verdict_settings
-from store import SiteSettings
+from store import SiteSettings, Store
 
 
 @click.command("check")
 @click.argument("text")
 @click.option("--author", default="", help="comment_author")
 @click.option("--author-url", default="", help="comment_author_url")
-@click.option("--email", default="", help="comment_author_email")
+@click.option("--email", default="", help="comment_author_email (with --site, the site's moderators' labels for it count)")
+@click.option("--ip", default="", help="user_ip (with --site, the site's moderators' labels for it count)")
 @click.option("--type", "comment_type", default="", help="comment_type (comment, reply, forum-post...)")
 @click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
               help="The artifact directory (default: the model the service serves: the registry's active "
@@ -29,7 +31,7 @@ from store import SiteSettings
 @click.option("--site", "site_url", default=None, metavar="URL",
               help="Answer as a check by this registered site's keys is answered: its own mode and thresholds "
                    "(`commentguard sites set`), else the global ones.")
-def command(text: str, author: str, author_url: str, email: str, comment_type: str,
+def command(text: str, author: str, author_url: str, email: str, ip: str, comment_type: str,
             model_dir: str | None, site_url: str | None) -> None:
     """Score TEXT and print the verdict with its reasons."""
     if not text.strip():
@@ -47,7 +49,7 @@ def command(text: str, author: str, author_url: str, email: str, comment_type: s
     except (SettingsError, ArtifactError) as exc:
         raise click.ClickException(str(exc)) from exc
     comment = Comment(comment_content=text, comment_author=author, comment_author_url=author_url,
-                      comment_author_email=email, comment_type=comment_type)
+                      comment_author_email=email, user_ip=ip, comment_type=comment_type)
     if site_url is None:
         click.echo(json.dumps(scorer.score(comment, thresholds).to_dict(), indent=2, ensure_ascii=False))
         return
@@ -59,6 +61,7 @@ def _as_site(settings: Settings, site_url: str, scorer: Scorer, global_threshold
     """The verdict as the JSON API answers it for a check by ``site_url``'s keys, with the site and mode."""
     with cli_store(create=False) as store:
         site = registered_site(store, site_url)
+        history = _sender_history(settings, store, comment)
     own = site.settings
     if own.has_thresholds:
         try:
@@ -70,11 +73,26 @@ def _as_site(settings: Settings, site_url: str, scorer: Scorer, global_threshold
             # What the workers fall back to, resolved without their warning (said above).
             own = SiteSettings(mode=own.mode)
     chosen = resolve_verdict_settings(settings, own, site.id, global_thresholds, scorer.thresholds)
+    verdict = scorer.score(comment, chosen.score_thresholds)
+    if history is not None:  # as the workers apply it, before the fixed rules (which this command leaves out)
+        verdict = history.apply(comment, verdict, chosen.thresholds, site.id)
     out: dict[str, Any] = {"site": site.url, "mode": "log_only" if chosen.log_only else "enforce",
-                           **scorer.score(comment, chosen.score_thresholds).to_dict()}
+                           **verdict.to_dict()}
     if chosen.log_only:
         # As the JSON API answers in log-only mode: ham on the wire, the model's verdict beside it.
         out["recorded_verdict"] = out["verdict"]
         out["verdict"] = "ham"
         out["enforced"] = False
     return out
+
+
+def _sender_history(settings: Settings, store: Store, comment: Comment) -> Optional[SenderHistory]:
+    """The moderators' labels per sender, loaded as the workers load them, when history is on and
+    the comment names a sender (``--email``, ``--ip``)."""
+    if not settings.sender_history or not (comment.comment_author_email.strip() or comment.user_ip.strip()):
+        return None
+    history = SenderHistory(store, settings.sender_history_days)
+    # Read here, not through refresh(): a store error is the command's error (cli_store), not a
+    # warning. Applied once the store is closed: a sender's digest needs only the secret.
+    history.labels = store.sender_label_counts(settings.sender_history_days)
+    return history
