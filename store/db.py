@@ -296,6 +296,10 @@ class Database:
                 # SQLite opens a file it may not write read-only, and the connection stays so
                 # after the file is made writable again: a new one will see.
                 keep = not broken and not _is_read_only(exc)
+                if _is_read_only(exc):
+                    # The idle ones may have been opened in the same read-only spell (another
+                    # thread's reads succeed on them): each would fail one write after the fix.
+                    self._close_idle()
                 if committing and broken:
                     # The connection broke while COMMIT was on its way: the server may have
                     # committed. Running the work again could write it twice.
