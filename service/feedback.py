@@ -35,7 +35,7 @@ from typing import Any, Callable, ContextManager, Optional
 
 from model.comment import TEXT_FIELDS, Comment
 from service import readiness
-from service.akismet_rules import is_flagged
+from service.akismet_rules import TEST_SPAM_REASON, is_flagged, matching_rule
 from service.app import ServiceState
 from service.metrics import count_feedback
 from service.settings import Settings
@@ -205,8 +205,10 @@ def record_label(store: Store, settings: Settings, *, label: str, comment: Comme
         check_id=check.id if check is not None else None,
         site_id=key.site_id if key is not None else (check.site_id if check is not None else None),
         key_id=key.id if key is not None else None,
-        # A report on a test check is a test too: is_test calls must never be learned from.
-        is_test=comment.is_test_call or bool(check is not None and check.is_test),
+        # A report on a test check is a test too: is_test calls must never be learned from; and so is
+        # one on an Akismet test value (a client trying its spam path: a probe's two such reports
+        # made the owner's own address and IP a reported sender).
+        is_test=comment.is_test_call or bool(check is not None and check.is_test) or _on_test_value(comment, source, check),
     )
     # A turn at the store (service.store_turns): during an outage a write waits up to 10 s, and
     # requests waiting so must leave threads for checks.
@@ -225,6 +227,24 @@ def record_label(store: Store, settings: Settings, *, label: str, comment: Comme
         blog = comment.blog or (check.comment.blog if check is not None else "")
         count_usage(key.id, blog=blog, **{"missed_spam" if label == "spam" else "false_positives": 1})
     return feedback_id
+
+
+def _on_test_value(comment: Comment, source: str, check: Optional[CheckRecord]) -> bool:
+    """Whether a report is about an Akismet test value (``comment_author`` ``akismet-guaranteed-spam``...):
+    the comment carries one, or its check was decided by one, on the Akismet surface (the JSON API
+    has no test values)."""
+    if check is not None:
+        if check.surface != "akismet":
+            return False
+        if any(_reason_text(r) == TEST_SPAM_REASON for r in check.reasons):
+            return True  # (the stored e-mail is a pseudonym: the reason says it was the test address)
+    elif source != "akismet":
+        return False
+    return matching_rule(comment) == TEST_SPAM_REASON
+
+
+def _reason_text(reason: Any) -> str:
+    return str(reason.get("reason", "")) if isinstance(reason, dict) else str(getattr(reason, "reason", reason))
 
 
 def corrects(label: str, check: Optional[CheckRecord], unsure_is_spam: bool, log_only: bool = False) -> bool:

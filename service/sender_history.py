@@ -13,7 +13,8 @@ The policy (conservative, and said in the reasons; the addresses never are):
 * **reported sender**: at least 2 spam labels for the e-mail (or for the IP), and more spam than
   ham for it: the verdict becomes at least ``spam`` (never ``discard`` by this rule), the score at
   least the spam threshold, reason "moderators marked 3 earlier comments from this sender's e-mail
-  address as spam".
+  address as spam". Reported by its IP alone, a ``ham`` verdict becomes ``unsure`` only (held for
+  a moderator): an IP is shared.
 * **approved sender**: at least 2 ham labels for the e-mail, and no spam label for the e-mail nor
   for the IP: an ``unsure`` verdict becomes ``ham`` (score just under the unsure threshold), reason
   "moderators approved 4 earlier comments from this sender's e-mail address". Never lower than
@@ -77,6 +78,12 @@ def judge(verdict: Verdict, thresholds: Thresholds, email: Optional[Counts], ip:
         # Weight 0, as the fixed rules' reasons: history overrides the model, it adds no log-odds.
         # The model's reasons for a lower tier go; other notes (the upstream's) stay.
         kept = tuple(r for r in verdict.reasons if r.weight >= 0)
+        if not is_reported(email) and verdict.tier == HAM:
+            # An IP alone is shared (a household, an office, a mobile carrier's NAT, a site's own
+            # proxy sending its address as user_ip): it holds a comment for a moderator, one step
+            # up, and never sends an ordinary one to spam (a probe: a new sender's plain comment
+            # from an IP with two spam reports was answered spam).
+            return replace(verdict, tier=UNSURE, score=max(verdict.score, thresholds.unsure), reasons=(*reported, *kept))
         return replace(verdict, tier=SPAM, score=max(verdict.score, thresholds.spam), reasons=(*reported, *kept))
     if (verdict.tier == UNSURE and email is not None and email[1] >= MIN_LABELS and email[0] == 0
             and (ip is None or ip[0] == 0)):

@@ -207,13 +207,14 @@ SETTINGS: tuple[_Spec, ...] = (
           "Days to keep stored checks, and reports for the upstream it never took; 0 keeps them forever. "
           "At most 36500."),
     _Spec("sender_history", _parse_bool, "on",
-          "Count a sender's history with the site's moderators in the verdict: an e-mail or IP with at least 2 "
-          "spam labels, more spam than ham, makes the comment at least `spam`; an e-mail with at least 2 ham "
+          "Count a sender's history with the site's moderators in the verdict: an e-mail with at least 2 "
+          "spam labels, more spam than ham, makes the comment at least `spam` (an IP so reported: one step "
+          "up, `ham` to `unsure`, `unsure` to `spam`); an e-mail with at least 2 ham "
           "labels and no spam label (nor on the IP) turns `unsure` into `ham` (see Sender history). `off`: "
           "verdicts are the model's and the fixed rules' alone."),
     _Spec("sender_history_days", _parse_int, "90",
           "Days of moderator labels the sender history counts (1 to 3650); each worker reloads its counts "
-          "every 30 s."),
+          "every 30 s (less often when a load is slow: see Limits)."),
     _Spec("log_level", _parse_str, "INFO",
           "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
     _Spec("upstream_mode", _parse_mode, "off",

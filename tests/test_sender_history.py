@@ -118,15 +118,55 @@ def test_two_spam_labels_on_the_email_make_spam_on_both_apis(app: Flask, client:
         assert "joe" not in text.lower() and IP not in text
 
 
-def test_two_spam_labels_on_the_ip_make_spam_and_never_discard(app: Flask, client: FlaskClient,
-                                                               api_key: str) -> None:
+def test_a_reported_ip_alone_holds_a_ham_comment_and_makes_unsure_spam(app: Flask, client: FlaskClient,
+                                                                       api_key: str) -> None:
+    """An IP is shared (a household, a carrier's NAT, a site's own proxy): a probe's new sender with a
+    plain comment from an IP with two spam reports was answered spam. Now one step up: held."""
     label(app, "spam", ip=IP, times=3)
     label(app, "ham", ip=IP, times=2)
     refresh(app)
     answer = check(client, HAM_TEXT, email="")
-    assert (answer["verdict"], first_reason(answer)) == ("spam", reported_reason(3, "IP address"))
-    assert answer["score"] < 0.9  # raised to spam, not to discard
-    assert akismet(client, api_key, HAM_TEXT, email="").get_data(as_text=True) == "true"
+    assert (answer["verdict"], first_reason(answer)) == ("unsure", reported_reason(3, "IP address"))
+    unsure = check(client, UNSURE_TEXT, email="")
+    assert (unsure["verdict"], first_reason(unsure)) == ("spam", reported_reason(3, "IP address"))
+    assert unsure["score"] < 0.9  # raised to spam, not to discard
+    assert akismet(client, api_key, UNSURE_TEXT, email="").get_data(as_text=True) == "true"
+
+
+def test_each_comment_counts_once_by_its_latest_label(app: Flask, client: FlaskClient) -> None:
+    """Found by a probe: one approval sent twice made an "approved" sender of one comment, and spam,
+    ham, spam again on one comment counted two spam labels."""
+    store, site = store_of(app), store_of(app).find_site(TEST_SITE)
+    assert site is not None
+    once = Comment(comment_content="one comment, approved twice", comment_author_email=EMAIL, user_ip=IP)
+    for _ in range(2):
+        store.add_feedback(FeedbackRecord(label="ham", comment=once, site_id=site.id))
+    toggled = Comment(comment_content="one comment, corrected", comment_author_email="toggle@example.org")
+    for kind in ("spam", "ham", "spam"):
+        store.add_feedback(FeedbackRecord(label=kind, comment=toggled, site_id=site.id))
+    refresh(app)
+    assert check(client, UNSURE_TEXT)["verdict"] == "unsure"  # one comment approved: no history yet
+    assert check(client, HAM_TEXT, email="toggle@example.org", ip="")["verdict"] == "ham"
+    label(app, "ham", email=EMAIL, ip=IP)  # a second comment approved
+    refresh(app)
+    answer = check(client, UNSURE_TEXT)
+    assert (answer["verdict"], first_reason(answer)) == ("ham", approved_reason(2))
+
+
+def test_reports_on_akismet_test_values_are_tests(app: Flask, client: FlaskClient, api_key: str) -> None:
+    """Found by a probe: an owner trying the plugin's spam path (author viagra-test-123) with their own
+    address and IP, reported twice, made themselves a reported sender."""
+    for n in range(2):
+        fields = {"comment_author": "viagra-test-123"}
+        response = akismet(client, api_key, f"trying the spam path {n}", email="owner@example.org", **fields)
+        assert response.get_data(as_text=True) == "true"
+        guid = response.headers["X-akismet-guid"]
+        post_form = {"api_key": api_key, "blog": TEST_SITE, "user_ip": IP, "guid": guid}
+        assert client.post("/1.1/submit-spam", data=post_form).status_code == 200
+    labels = store_of(app).list_feedback(include_test=True)
+    assert len(labels) == 2 and all(lab.is_test for lab in labels)
+    refresh(app)
+    assert check(client, HAM_TEXT, email="owner@example.org")["verdict"] == "ham"
 
 
 def test_one_spam_label_changes_nothing(app: Flask, client: FlaskClient) -> None:

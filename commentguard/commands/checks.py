@@ -33,7 +33,7 @@ MODELS_NOTE = "scored by more than one model: their scores are not comparable, s
 _days = click.option("--days", type=click.IntRange(1, MAX_DAYS), default=7, show_default=True,
                      help="Checks of the last N days.")
 _site = click.option("--site", "site_url", default=None, metavar="URL", help="Only this registered site.")
-_include_test = click.option("--include-test", is_flag=True, help="Also test calls (is_test, Akismet test values).")
+_include_test = click.option("--include-test", is_flag=True, help="Also test calls (is_test) and their labels.")
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON (texts whole) instead of a table.")
 
 
