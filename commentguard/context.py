@@ -37,6 +37,14 @@ def open_store_from_settings(settings: Settings) -> Store:
                       store_personal_data=settings.store_personal_data)
 
 
+def cli_settings() -> Settings:
+    """The settings from the environment; a bad one exits 1 with its message."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @contextmanager
 def cli_store(*, create: bool = True) -> Iterator[Store]:
     """The service's store for a command, from the environment; bad settings or store errors exit 1.
@@ -150,5 +158,5 @@ def _sqlite_path_if_missing(url: str) -> Optional[Path]:
     return None if path.exists() else path
 
 
-__all__ = ["ModelUnreadable", "cli_store", "open_store_from_settings", "registered_site", "served_model_path",
+__all__ = ["ModelUnreadable", "cli_settings", "cli_store", "open_store_from_settings", "registered_site", "served_model_path",
            "served_thresholds", "store_secret", "threshold_option"]

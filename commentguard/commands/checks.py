@@ -13,12 +13,12 @@ from typing import Any, Optional
 
 import click
 
-from commentguard.context import cli_store, registered_site, threshold_option
+from commentguard.context import cli_settings, cli_store, registered_site, threshold_option
 from commentguard.tables import echo_table
 from commentguard.terminal import one_line, safe_json
 from commentguard.what_if import ThresholdsChoice, choose_thresholds
 from model.verdict import TIERS
-from service.settings import Settings, SettingsError, load_settings
+from service.settings import Settings
 from store import SiteInfo, Store
 from store.records import utcnow
 from store.review import MAX_LIST, ReviewedCheck, SiteSummary
@@ -40,13 +40,6 @@ _json = click.option("--json", "as_json", is_flag=True, help="Print JSON (texts 
 @click.group("checks")
 def command() -> None:
     """The check log: the verdicts the service recorded, their labels, and what-if thresholds."""
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _find_site(store: Store, url: Optional[str]) -> Optional[SiteInfo]:
@@ -123,7 +116,7 @@ def summary(site_url: Optional[str], days: int, threshold_unsure: Optional[float
     given = {"unsure": threshold_option("--threshold-unsure", threshold_unsure),
              "spam": threshold_option("--threshold-spam", threshold_spam),
              "discard": threshold_option("--threshold-discard", threshold_discard)}
-    settings = _settings()
+    settings = cli_settings()
     with cli_store(create=False) as store:
         site = _find_site(store, site_url)
         sites = [site] if site is not None else store.list_sites()

@@ -19,11 +19,11 @@ from typing import Any, Optional
 
 import click
 
-from commentguard.context import cli_store
+from commentguard.context import cli_settings, cli_store
 from commentguard.tables import echo_table
 from commentguard.terminal import one_line
 from service.feedback import CHECK_ID, record_label
-from service.settings import Settings, SettingsError, load_settings
+from service.settings import Settings
 from service.upstream_client import UpstreamClient
 from service.upstream_outbox import FeedbackForwarder
 from store import LABELS, FeedbackRecord, Store, current_month
@@ -63,7 +63,7 @@ def command() -> None:
               help="Who labels it (stored as a report's reporter: an e-mail or IP in it as its keyed hash).")
 def add(check_id: str, label: str, reporter: str) -> None:
     """Label the stored check CHECK_ID as spam or ham, as `POST /api/v1/feedback` with its check_id does."""
-    settings = _settings()
+    settings = cli_settings()
     wanted = check_id.strip().lower()
     with cli_store(create=False) as store:
         check = store.get_check(wanted) if CHECK_ID.fullmatch(wanted) else None
@@ -81,13 +81,6 @@ def add(check_id: str, label: str, reporter: str) -> None:
             count_usage=lambda key_id, *, blog, **counts: store.count_usage(key_id, current_month(), blog=blog, **counts))
     note = "; queued for the upstream (a running server forwards it)" if forwarder is not None else ""
     click.echo(f"feedback {feedback_id}: check {check.id} labelled {label}{note}")
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _forwarder(store: Store, settings: Settings) -> Optional[FeedbackForwarder]:

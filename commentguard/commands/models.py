@@ -14,19 +14,12 @@ from typing import Optional
 import click
 
 from commentguard.commands.retrain import default_actor
-from commentguard.context import cli_store
+from commentguard.context import cli_settings, cli_store
 from model.artifact import add_tables, read_metadata
 from model.errors import ArtifactError
 from service.model_watch import artifact_path, how_workers_follow, servable_refusal
-from service.settings import Settings, SettingsError, load_settings
+from service.settings import Settings
 from store import ActiveModel, RegistryError
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def require_servable(version: str, registered_path: str, settings: Settings, doing: str) -> None:
@@ -70,7 +63,7 @@ def list_models(as_json: bool) -> None:
 @click.option("--by", "actor", default=None, help="Who (default: $USER, else $LOGNAME).")
 def activate(version: str, reason: str, actor: Optional[str]) -> None:
     """Make VERSION the active model for every instance sharing the database."""
-    settings = _settings()
+    settings = cli_settings()
     with cli_store(create=False) as store:
         model = store.get_model(version)
         if model is None:
@@ -110,7 +103,7 @@ def add_tables_command(model_dir: str) -> None:
 @click.option("--by", "actor", default=None, help="Who (default: $USER, else $LOGNAME).")
 def rollback(reason: str, actor: Optional[str]) -> None:
     """Reactivate the model the current one replaced."""
-    settings = _settings()
+    settings = cli_settings()
     with cli_store(create=False) as store:
         try:
             target = store.rollback_target()

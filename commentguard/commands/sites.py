@@ -14,10 +14,11 @@ from typing import Any, Optional
 
 import click
 
-from commentguard.context import ModelUnreadable, cli_store, registered_site, served_thresholds, threshold_option
+from commentguard.context import (ModelUnreadable, cli_settings, cli_store, registered_site, served_thresholds,
+                                  threshold_option)
 from commentguard.tables import echo_table
 from model.verdict import Thresholds
-from service.settings import Settings, SettingsError, load_settings
+from service.settings import Settings
 from service.site_settings import merged_thresholds
 from store import InvalidRecordError, SiteInfo, SiteSettings
 
@@ -49,7 +50,7 @@ def list_sites(as_json: bool) -> None:
     A site whose thresholds the served model (with the global overrides) puts out of order is
     marked: its checks use the global thresholds until `sites set` mends them.
     """
-    settings = _settings()
+    settings = cli_settings()
     with cli_store(create=False) as store:
         sites = store.list_sites()
     model = None
@@ -101,7 +102,7 @@ def set_site(url: str, mode: Optional[str], threshold_unsure: Optional[float], t
              "discard": threshold_option("--threshold-discard", threshold_discard)}
     if mode is None and not clear_thresholds and all(v is None for v in given.values()):
         raise click.UsageError("nothing to set: give --mode, a --threshold-* option or --clear-thresholds")
-    settings = _settings()
+    settings = cli_settings()
     with cli_store(create=False) as store:
         site = registered_site(store, url, option="")
         new = site.settings
@@ -123,13 +124,6 @@ def set_site(url: str, mode: Optional[str], threshold_unsure: Optional[float], t
         raise click.ClickException(f"the site {site.url} vanished")
     shown = ", ".join(f"{k} {_shown(v)}" for k, v in updated.settings.to_dict().items())
     click.echo(f"{updated.url}: {shown}; {APPLY_NOTICE}")
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _check_order(site: SiteSettings, settings: Settings) -> None:
