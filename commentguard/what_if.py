@@ -1,7 +1,7 @@
 """The thresholds ``checks summary`` re-tiers stored scores with, per site.
 
 By default each site's effective thresholds now, resolved as the workers resolve them
-(:func:`service.site_settings.merged_thresholds`: the site's own, else ``COMMENTGUARD_THRESHOLD_*``,
+(:func:`service.site_settings.resolve_verdict_settings`: the site's own, else ``COMMENTGUARD_THRESHOLD_*``,
 else the served model's; a site whose thresholds that puts out of order gets the global ones, as
 its checks do). Thresholds given on the command line replace those tiers for every site, and the
 result must keep ``unsure <= spam <= discard`` for each.
@@ -16,7 +16,7 @@ import click
 from commentguard.context import ModelUnreadable, served_thresholds
 from model.verdict import Thresholds
 from service.settings import Settings, SettingsError
-from service.site_settings import merged_thresholds
+from service.site_settings import resolve_verdict_settings
 from store import SiteInfo
 
 
@@ -61,13 +61,9 @@ def choose_thresholds(settings: Settings, sites: Sequence[SiteInfo], given: Mapp
         return ThresholdsChoice(None, "", str(exc))
     chosen: dict[Optional[int], Thresholds] = {}
     for site in [*sites, *([None] if include_global else [])]:
-        if site is None:
-            effective = glob
-        else:
-            try:
-                effective = merged_thresholds(site.settings, settings, model)
-            except ValueError:
-                effective = glob  # as the workers do for a site whose thresholds fell out of order
+        # As the workers resolve them (the global ones for a site whose thresholds fell out of order).
+        effective = (glob if site is None
+                     else resolve_verdict_settings(settings, site.settings, glob, model).thresholds)
         try:
             chosen[site.id if site is not None else None] = Thresholds(**{**effective.to_dict(), **given})
         except ValueError:

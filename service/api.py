@@ -55,11 +55,11 @@ def check() -> Response:
     state = get_state()
     scorer, _ = require_scorer(state)
     comment = parse_comment(read_json_object())
-    how = verdict_settings(state, current_key(), scorer)  # the key's site's mode and thresholds
+    key = current_key()
+    how = verdict_settings(state, key, scorer)  # the key's site's mode and thresholds
     verdict, upstream = scorer.score(comment, how.score_thresholds), None
     if state.upstream is not None:
         verdict, upstream = cross_check([comment], [verdict], how.thresholds)[0]
-    key = current_key()
     if state.sender_history is not None and key is not None:  # the site's moderators' labels; the rules win
         verdict = state.sender_history.apply(comment, verdict, how.thresholds, key.site_id)
     verdict = apply_rules(comment, verdict, how.thresholds, test_values=False)  # rules win
@@ -74,11 +74,12 @@ def check_batch() -> Response:
     items = _batch_items(read_json_object(), get_state().settings.max_batch_items)
     comments = _parse_batch(items)
     state = get_state()
-    how = verdict_settings(state, current_key(), scorer)
+    key = current_key()
+    how = verdict_settings(state, key, scorer)
     verdicts = scorer.score_many(comments, how.score_thresholds) if comments else []
     checked = cross_check(comments, verdicts, how.thresholds)
     rules, log_only = how.thresholds, how.log_only
-    history, key = state.sender_history, current_key()
+    history = state.sender_history
     if history is not None and key is not None:
         checked = [(history.apply(c, v, rules, key.site_id), u) for c, (v, u) in zip(comments, checked)]
     checked = [(apply_rules(c, v, rules, test_values=False), u) for c, (v, u) in zip(comments, checked)]

@@ -236,15 +236,11 @@ def _on_test_value(comment: Comment, source: str, check: Optional[CheckRecord]) 
     if check is not None:
         if check.surface != "akismet":
             return False
-        if any(_reason_text(r) == TEST_SPAM_REASON for r in check.reasons):
+        if TEST_SPAM_REASON in check.reasons:
             return True  # (the stored e-mail is a pseudonym: the reason says it was the test address)
     elif source != "akismet":
         return False
     return matching_rule(comment) == TEST_SPAM_REASON
-
-
-def _reason_text(reason: Any) -> str:
-    return str(reason.get("reason", "")) if isinstance(reason, dict) else str(getattr(reason, "reason", reason))
 
 
 def corrects(label: str, check: Optional[CheckRecord], unsure_is_spam: bool, log_only: bool = False) -> bool:

@@ -15,7 +15,7 @@ Anonymous JSON calls (no key) always get the global settings.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Optional
 
 from model.verdict import Thresholds
@@ -38,12 +38,14 @@ class VerdictSettings:
 
     ``score_thresholds`` is what to pass to ``Scorer.score`` (``None``: the model's own);
     ``thresholds`` the cut-offs in force (for the fixed rules and the upstream cross-check);
-    ``log_only`` whether every answer is ham on the wire.
+    ``log_only`` whether every answer is ham on the wire; ``out_of_order`` that the site's own
+    thresholds, with the global overrides and the model's, are out of order, so these are the global ones.
     """
 
     score_thresholds: Optional[Thresholds]
     thresholds: Thresholds
     log_only: bool
+    out_of_order: bool = False
 
 
 def merged_thresholds(site: SiteSettings, settings: Settings, model: Thresholds) -> Thresholds:
@@ -81,15 +83,23 @@ def verdict_settings(state: "ServiceState", key: Optional[KeyInfo], scorer: "Sco
     found = memo.get(memo_key)
     if found is not None:
         return found
-    found = resolve_verdict_settings(state.settings, site if site_id is not None else None, site_id,
+    found = resolve_verdict_settings(state.settings, site if site_id is not None else None,
                                      global_thresholds, scorer.thresholds)
+    if found.out_of_order:
+        # The site's thresholds were checked when set, against the model then active; a model
+        # activated since may have moved the rest. Checks go on, with the global settings.
+        log.warning("site %d: its thresholds %s, with the global overrides and the model's thresholds %s, are "
+                    "out of order; its checks use the global thresholds (and its own mode) until "
+                    "`commentguard sites set` mends them",
+                    site_id, {k: v for k, v in site.thresholds().items() if v is not None},  # type: ignore[union-attr]
+                    scorer.thresholds.to_dict())
     if len(memo) >= MEMO_SIZE:
         memo.clear()
     memo[memo_key] = found
     return found
 
 
-def resolve_verdict_settings(settings: Settings, site: Optional[SiteSettings], site_id: Optional[int],
+def resolve_verdict_settings(settings: Settings, site: Optional[SiteSettings],
                              global_thresholds: Optional[Thresholds], model: Thresholds) -> VerdictSettings:
     """What a check by ``site`` (``None``: no key, or a site with no settings of its own) is answered
     with, given the global threshold overrides (``None``: none) and the model's thresholds."""
@@ -104,13 +114,7 @@ def resolve_verdict_settings(settings: Settings, site: Optional[SiteSettings], s
     try:
         thresholds = merged_thresholds(site, settings, model)
     except ValueError:
-        # The site's thresholds were checked when set, against the model then active; a model
-        # activated since may have moved the rest. Checks go on, with the global settings.
-        log.warning("site %d: its thresholds %s, with the global overrides and the model's thresholds %s, are "
-                    "out of order; its checks use the global thresholds (and its own mode) until "
-                    "`commentguard sites set` mends them",
-                    site_id, {k: v for k, v in site.thresholds().items() if v is not None}, model.to_dict())
-        return fallback
+        return replace(fallback, out_of_order=True)
     return VerdictSettings(thresholds, thresholds, log_only)
 
 

@@ -98,12 +98,13 @@ class Subject:
             out_ips.append(canonical)
         out_authors = []
         for author in authors:
-            if not _trim(author):
+            name = _trim(author)
+            if not name:
                 raise SubjectError("author", "an author name cannot be empty")
-            if len(_trim(author)) > MAX_AUTHOR:
+            if len(name) > MAX_AUTHOR:
                 # (SQLite refuses a LIKE pattern over 50,000 characters, with a message that says nothing.)
                 raise SubjectError("author", f"an author name is at most {MAX_AUTHOR} characters here, got {len(author)}")
-            out_authors.append(_trim(author))
+            out_authors.append(name)
         subject = cls(tuple(dict.fromkeys(out_emails)), tuple(dict.fromkeys(out_ips)),
                       tuple(dict.fromkeys(out_authors)))
         if not subject:

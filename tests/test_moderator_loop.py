@@ -22,7 +22,7 @@ import pytest
 from model.artifact import METADATA_NAME, PICKLE_NAME, TABLES_NAME, add_tables, read_metadata, save_model
 from model.pipeline import build_pipeline, fit_pipeline
 from service.settings import load_or_create_secret_key
-from store import open_store
+from store import Store, open_store
 from tests.campaign_data import GRANT_SCAM, OWN_HAM
 from service.app import close_app, get_state
 from tests.conftest import REPO, TEST_SECRET_KEY, TEST_THRESHOLDS, LiveServer, start_live_server, tiny_training_set
@@ -544,6 +544,20 @@ def labelled_base(tmp_path: Path) -> Path:
     return base
 
 
+def cli_data_store(data_dir: Path) -> Store:
+    """The store the command line opens for ``data_dir`` (its secret made as the command line makes it)."""
+    return open_store(str(data_dir / "commentguard.sqlite3"), secret=load_or_create_secret_key(data_dir).encode())
+
+
+def report_spam(store: Store, texts: list[str]) -> None:
+    """Moderators' spam labels for ``texts``, by text alone."""
+    from model.comment import Comment
+    from store import FeedbackRecord
+
+    for text in texts:
+        store.add_feedback(FeedbackRecord(label="spam", comment=Comment(comment_content=text)))
+
+
 def store_env(data_dir: Path, model_dir: Path) -> dict[str, str]:
     """This environment without COMMENTGUARD_* settings, plus a data dir and a model path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMMENTGUARD_")}
@@ -557,20 +571,15 @@ def test_retrain_never_promotes_a_model_the_workers_would_refuse(tmp_path: Path,
     data_dir, base = tmp_path / "var", labelled_base(tmp_path)
     data_dir.mkdir()
     env = store_env(data_dir, model_dir)
-    from model.comment import Comment
-    from store import FeedbackRecord
-
-    secret = load_or_create_secret_key(data_dir).encode()
-    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
-        for text in GRANT_SCAM[:6]:
-            store.add_feedback(FeedbackRecord(label="spam", comment=Comment(comment_content=text)))
+    with cli_data_store(data_dir) as store:
+        report_spam(store, GRANT_SCAM[:6])
     refusing = dict(env, COMMENTGUARD_THRESHOLD_DISCARD="0.45")
     run = cli(refusing, "retrain", "--no-seed", "--data", str(base), "--json", "--force", "--reason", "test")
     assert run.returncode == 1, run.stdout[-2000:]
     out = json.loads(run.stdout)
     assert out["promoted"] is False and "COMMENTGUARD_THRESHOLD_DISCARD" in out["not_promoted"]
     assert "was not promoted" in run.stderr and "COMMENTGUARD_THRESHOLD_" in run.stderr
-    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+    with cli_data_store(data_dir) as store:
         assert store.get_active_model().version == "test-model-1"  # the configured model, registered first
         statuses = {m.id: m.status for m in store.list_models()}
     assert statuses[out["version"]] == "rejected"
@@ -586,13 +595,8 @@ def test_retrain_on_a_file_too_small_to_judge_keeps_the_active_model(tmp_path: P
     data_dir, base = tmp_path / "var", labelled_base(tmp_path)
     data_dir.mkdir()
     env = store_env(data_dir, model_dir)
-    from model.comment import Comment
-    from store import FeedbackRecord
-
-    secret = load_or_create_secret_key(data_dir).encode()
-    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
-        for text in GRANT_SCAM[:2]:
-            store.add_feedback(FeedbackRecord(label="spam", comment=Comment(comment_content=text)))
+    with cli_data_store(data_dir) as store:
+        report_spam(store, GRANT_SCAM[:2])
     run = cli(env, "retrain", "--no-seed", "--data", str(base), "--json")
     assert run.returncode == 1, run.stdout[-2000:]
     out = json.loads(run.stdout)
@@ -601,7 +605,7 @@ def test_retrain_on_a_file_too_small_to_judge_keeps_the_active_model(tmp_path: P
     assert f"{out['candidate']['n'] - out['candidate']['spam']} ham and {out['candidate']['spam']} spam" \
         in out["not_promoted"]
     assert "--force --reason" in run.stderr and "Traceback" not in run.stderr
-    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+    with cli_data_store(data_dir) as store:
         assert store.get_active_model().version == "test-model-1"
         assert {m.id: m.status for m in store.list_models()}[out["version"]] == "rejected"
     # The operator's call: forced, it is promoted.
@@ -665,21 +669,16 @@ def test_retrain_with_a_lost_active_model_compares_with_what_the_workers_serve(t
     lost = tmp_path / "lost"
     shutil.copytree(model_dir, lost)
     env = store_env(data_dir, model_dir)
-    from model.comment import Comment
-    from store import FeedbackRecord
-
-    secret = load_or_create_secret_key(data_dir).encode()
-    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+    with cli_data_store(data_dir) as store:
         store.register_model(dict(read_metadata(lost), version="lost-1"), str(lost))
         store.activate_model("lost-1", "test", "promoted, then its volume went")
-        for text in GRANT_SCAM[:6]:
-            store.add_feedback(FeedbackRecord(label="spam", comment=Comment(comment_content=text)))
+        report_spam(store, GRANT_SCAM[:6])
     shutil.rmtree(lost)
     # Nothing to compare with at all: the active model stays unless forced.
     nothing = dict(env, COMMENTGUARD_MODEL_PATH=str(tmp_path / "none"))
     refused = cli(nothing, "retrain", "--no-seed", "--data", str(base), "--json")
     assert refused.returncode == 1 and "no model to compare a candidate with" in refused.stderr
-    with open_store(str(data_dir / "commentguard.sqlite3"), secret=secret) as store:
+    with cli_data_store(data_dir) as store:
         assert store.get_active_model().version == "lost-1"
     # The workers serve COMMENTGUARD_MODEL_PATH meanwhile: the gate compares with that.
     run = cli(env, "retrain", "--no-seed", "--data", str(base), "--json")

@@ -14,8 +14,8 @@ from model.scorer import Scorer
 from model.verdict import Thresholds
 from service.settings import Settings, SettingsError, default_help, load_settings
 from service.sender_history import SenderHistory
-from service.site_settings import merged_thresholds, resolve_verdict_settings
-from store import SiteSettings, Store
+from service.site_settings import resolve_verdict_settings
+from store import Store
 
 
 @click.command("check")
@@ -62,17 +62,11 @@ def _as_site(settings: Settings, site_url: str, scorer: Scorer, global_threshold
     with cli_store(create=False) as store:
         site = registered_site(store, site_url)
         history = _sender_history(settings, store, comment)
-    own = site.settings
-    if own.has_thresholds:
-        try:
-            merged_thresholds(own, settings, scorer.thresholds)
-        except ValueError:
-            click.echo(f"note: the site's thresholds, with the global overrides and the model's "
-                       f"{scorer.thresholds.to_dict()}, are out of order: its checks use the global thresholds "
-                       "(and its own mode) until `commentguard sites set` mends them", err=True)
-            # What the workers fall back to, resolved without their warning (said above).
-            own = SiteSettings(mode=own.mode)
-    chosen = resolve_verdict_settings(settings, own, site.id, global_thresholds, scorer.thresholds)
+    chosen = resolve_verdict_settings(settings, site.settings, global_thresholds, scorer.thresholds)
+    if chosen.out_of_order:
+        click.echo(f"note: the site's thresholds, with the global overrides and the model's "
+                   f"{scorer.thresholds.to_dict()}, are out of order: its checks use the global thresholds "
+                   "(and its own mode) until `commentguard sites set` mends them", err=True)
     verdict = scorer.score(comment, chosen.score_thresholds)
     if history is not None:  # as the workers apply it, before the fixed rules (which this command leaves out)
         verdict = history.apply(comment, verdict, chosen.thresholds, site.id)
