@@ -31,7 +31,7 @@ from service.auth import current_key, require_json_key
 from service.body import BodyEncoded, BodyTooLarge, BodyUnreadable, read_body
 from service.charsets import text_codec
 from service.errors import ApiError
-from service.feedback import CheckNotWritten, add_feedback, check_by_comment, check_by_id
+from service.feedback import CheckNotWritten, add_feedback, check_by_comment, check_by_id, reported_comment
 from service.logging_setup import request_elapsed
 from service.site_settings import verdict_settings
 from store import LABELS, CheckRecord, StoreError, new_check_id
@@ -58,10 +58,10 @@ def check() -> Response:
     key = current_key()
     how = verdict_settings(state, key, scorer)  # the key's site's mode and thresholds
     verdict, upstream = scorer.score(comment, how.score_thresholds), None
-    if state.upstream is not None:
-        verdict, upstream = cross_check([comment], [verdict], how.thresholds)[0]
-    if state.sender_history is not None and key is not None:  # the site's moderators' labels; the rules win
+    if state.sender_history is not None and key is not None:  # the site's moderators' labels, part of our verdict
         verdict = state.sender_history.apply(comment, verdict, how.thresholds, key.site_id)
+    if state.upstream is not None:  # the upstream cross-checks our verdict
+        verdict, upstream = cross_check([comment], [verdict], how.thresholds)[0]
     verdict = apply_rules(comment, verdict, how.thresholds, test_values=False)  # rules win
     return jsonify(result_dict(verdict, record_check(comment, verdict, upstream, state=state, log_only=how.log_only),
                                state=state, log_only=how.log_only))
@@ -77,11 +77,11 @@ def check_batch() -> Response:
     key = current_key()
     how = verdict_settings(state, key, scorer)
     verdicts = scorer.score_many(comments, how.score_thresholds) if comments else []
-    checked = cross_check(comments, verdicts, how.thresholds)
     rules, log_only = how.thresholds, how.log_only
     history = state.sender_history
     if history is not None and key is not None:
-        checked = [(history.apply(c, v, rules, key.site_id), u) for c, (v, u) in zip(comments, checked)]
+        verdicts = [history.apply(c, v, rules, key.site_id) for c, v in zip(comments, verdicts)]
+    checked = cross_check(comments, verdicts, rules)
     checked = [(apply_rules(c, v, rules, test_values=False), u) for c, (v, u) in zip(comments, checked)]
     return jsonify({"results": [result_dict(v, record_check(c, v, u, state=state, log_only=log_only), state=state,
                                             log_only=log_only)
@@ -134,6 +134,7 @@ def feedback() -> tuple[Response, int]:
     try:
         if check is None:
             check = check_by_comment(state, comment, site_id)
+        comment = reported_comment(comment, check)
         feedback_id = add_feedback(state, label=label, comment=comment, source="api",
                                    reporter=reporter, check=check, key=key)
     except CheckNotWritten:

@@ -155,10 +155,15 @@ def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[Chec
 
 
 def reported_comment(sent: Comment, check: Optional[CheckRecord]) -> Comment:
-    """What a report is about: the comment sent, or, when it carries no text (an Akismet
-    submit naming its check by ``guid`` alone), the check's stored comment with the fields
-    the report did send (its ``user_ip``, ``blog``...) over it."""
-    if sent.comment_content.strip() or check is None:
+    """What a report is about: the comment sent, or, when it names a check (an Akismet ``guid``, a
+    JSON ``check_id``, or the check found for its text), that check's stored comment with the
+    fields the report did send (its text, ``user_ip``, ``blog``...) over it.
+
+    A report that sends some fields only is still about the whole comment: a submit-ham giving
+    its guid, text and IP but no e-mail had been stored without the e-mail, so the sender's
+    history counted the older spam label as the comment's latest on that e-mail (a probe).
+    """
+    if check is None:
         return sent
     stored = check.comment
     given = {name: getattr(sent, name) for name in TEXT_FIELDS if getattr(sent, name)}
@@ -203,6 +208,8 @@ def record_label(store: Store, settings: Settings, *, label: str, comment: Comme
         # would be no e-mail any more, and stored in clear); this bound only keeps it small.
         reporter=reporter.strip()[:MAX_REPORTER * 8],
         check_id=check.id if check is not None else None,
+        # One comment, however the report gave it: the check's, as the check log hashed it.
+        comment_hash=check.comment_hash if check is not None else "",
         site_id=key.site_id if key is not None else (check.site_id if check is not None else None),
         key_id=key.id if key is not None else None,
         # A report on a test check is a test too: is_test calls must never be learned from; and so is

@@ -22,7 +22,8 @@ The policy (conservative, and said in the reasons; the addresses never are):
   history settles a doubt and never overrules a confident verdict. An IP alone never vouches
   (shared NAT, proxies).
 
-The fixed Akismet rules (service.akismet_rules) are applied after, and win. A store that fails
+History is part of our own verdict: the upstream cross-check (service.upstream) checks the verdict
+after it, and the fixed Akismet rules (service.akismet_rules) are applied last, and win. A store that fails
 leaves the last table serving (or none, before the first load); one warning says so, and
 ``/readyz`` shows the table's age, size and the error.
 """
@@ -55,14 +56,19 @@ EMAIL, IP = "e-mail address", "IP address"
 log = logging.getLogger(__name__)
 
 
+#: How the reasons of a reported and of an approved sender begin.
+REPORTED, APPROVED = "moderators marked ", "moderators approved "
+HISTORY_REASON_STARTS = (REPORTED, APPROVED)
+
+
 def reported_reason(count: int, what: str) -> str:
     """The reason of a reported sender (``what``: :data:`EMAIL` or :data:`IP`)."""
-    return f"moderators marked {count} earlier comments from this sender's {what} as spam"
+    return f"{REPORTED}{count} earlier comments from this sender's {what} as spam"
 
 
 def approved_reason(count: int) -> str:
     """The reason of an approved sender (by e-mail: an IP never vouches)."""
-    return f"moderators approved {count} earlier comments from this sender's {EMAIL}"
+    return f"{APPROVED}{count} earlier comments from this sender's {EMAIL}"
 
 
 def is_reported(counts: Optional[Counts]) -> bool:
@@ -182,5 +188,5 @@ class SenderHistory:
         return out
 
 
-__all__ = ["BELOW_UNSURE", "LOAD_SHARE", "REFRESH_SECONDS", "SenderHistory", "approved_reason", "is_reported", "judge",
+__all__ = ["APPROVED", "BELOW_UNSURE", "HISTORY_REASON_STARTS", "REPORTED", "LOAD_SHARE", "REFRESH_SECONDS", "SenderHistory", "approved_reason", "is_reported", "judge",
            "reported_reason"]

@@ -1,7 +1,7 @@
 """Moderator labels counted per sender and site: what the service's sender history reads.
 
 One aggregate query over ``feedback`` per refresh (GROUP BY site, stored e-mail or IP, within
-the last N days, each comment once, by its latest label; test labels and labels without a site
+the last N days, each comment (a check, else a text) once, by its latest label; test labels and labels without a site
 left out), so a worker never queries the store per check. Senders are keyed by the 16 bytes of their pseudonym's hash
 (:meth:`store.privacy.Privacy.sender_digest`), whether the row holds the pseudonym or, where
 ``COMMENTGUARD_STORE_PERSONAL_DATA`` kept it, the address in clear: no address is held in
@@ -33,17 +33,23 @@ Counts = tuple[int, int]
 # pseudonymised one of one sender are two groups here, which only count together once hashed.
 # (The EXISTS is uncorrelated: both engines run it once.)
 # A comment counts once, by its latest label in the window (a probe: a double-clicked approval made
-# a sender "approved" on one comment, and spam, ham, spam again counted two spam labels).
-_WINDOW = "is_test = ? AND created >= ? AND site_id IS NOT NULL AND {column} <> ''"
+# a sender "approved" on one comment, and spam, ham, spam again counted two spam labels). A comment
+# is the check a label names, else its text, author and e-mail (comment_hash): a spammer pasting
+# one text three times made three checks, labelled spam by id, and had counted as one comment.
+# Rows without the sender's value are dropped after the ranking, not before: a correction to ham
+# that came without the IP had left the older spam label as the comment's latest on that IP.
+_WINDOW = "is_test = ? AND created >= ? AND site_id IS NOT NULL"
 _QUERY = f"""SELECT site_id, {{column}} AS sender,
        SUM(CASE WHEN label = 'spam' THEN 1 ELSE 0 END) AS spam,
        SUM(CASE WHEN label = 'ham' THEN 1 ELSE 0 END) AS ham
 FROM (SELECT site_id, {{column}}, label,
-             ROW_NUMBER() OVER (PARTITION BY site_id, comment_hash ORDER BY created DESC, id DESC) AS recency
+             ROW_NUMBER() OVER (PARTITION BY site_id, COALESCE(check_id, comment_hash)
+                                ORDER BY created DESC, id DESC) AS recency
       FROM feedback WHERE {_WINDOW}) latest
-WHERE recency = 1
+WHERE recency = 1 AND {{column}} <> ''
 GROUP BY site_id, {{column}}
-HAVING {{keep}} OR EXISTS (SELECT 1 FROM feedback WHERE {_WINDOW} AND substr({{column}}, 1, 5) <> 'hmac:')"""
+HAVING {{keep}} OR EXISTS (SELECT 1 FROM feedback WHERE {_WINDOW} AND {{column}} <> ''
+                                                  AND substr({{column}}, 1, 5) <> 'hmac:')"""
 _KEEP_EMAIL = f"SUM(CASE WHEN label = 'spam' THEN 1 ELSE 0 END) >= {MIN_LABELS} " \
               f"OR SUM(CASE WHEN label = 'ham' THEN 1 ELSE 0 END) >= {MIN_LABELS}"
 _KEEP_IP = "SUM(CASE WHEN label = 'spam' THEN 1 ELSE 0 END) >= 1"

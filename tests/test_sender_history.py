@@ -153,6 +153,64 @@ def test_each_comment_counts_once_by_its_latest_label(app: Flask, client: FlaskC
     assert (answer["verdict"], first_reason(answer)) == ("ham", approved_reason(2))
 
 
+def test_a_correction_that_leaves_out_the_ip_still_corrects_the_comment(app: Flask, client: FlaskClient) -> None:
+    """Found by a probe: two comments labelled spam, then corrected to ham by reports without ``user_ip``
+    (the JSON API does not require it): the older spam labels stayed the comments' latest on the IP,
+    so a new sender from that IP was held, and the corrected sender was not approved."""
+    store, site = store_of(app), store_of(app).find_site(TEST_SITE)
+    assert site is not None
+    for n in range(2):
+        sent = Comment(comment_content=f"an earlier comment {n}", comment_author_email=EMAIL, user_ip=IP)
+        store.add_feedback(FeedbackRecord(label="spam", comment=sent, site_id=site.id))
+        store.add_feedback(FeedbackRecord(label="ham", site_id=site.id, comment=Comment(
+            comment_content=f"an earlier comment {n}", comment_author_email=EMAIL)))
+    refresh(app)
+    assert check(client, HAM_TEXT, email="someone.new@example.org")["verdict"] == "ham"
+    answer = check(client, UNSURE_TEXT)
+    assert (answer["verdict"], first_reason(answer)) == ("ham", approved_reason(2))
+
+
+@pytest.mark.parametrize("surface", ["akismet", "json"])
+def test_a_report_naming_its_check_with_some_fields_is_about_the_whole_comment(
+        app: Flask, client: FlaskClient, api_key: str, surface: str) -> None:
+    """Found by a probe: a submit-ham giving the guid, the text and the IP but no e-mail was stored
+    without the e-mail, as another comment than the check's (another comment_hash): the spam labels
+    given by guid stayed the comments' latest on the e-mail, and the sender was answered spam."""
+    for n in range(2):
+        text = f"an earlier comment {n}"
+        if surface == "akismet":
+            answer = akismet(client, api_key, text)
+            check_id = answer.headers["X-akismet-guid"]
+            base = {"api_key": api_key, "blog": TEST_SITE, "user_ip": IP}
+            assert client.post("/1.1/submit-spam", data={**base, "guid": check_id}).status_code == 200
+            ham = client.post("/1.1/submit-ham", data={**base, "guid": check_id, "comment_content": text})
+            assert ham.headers["X-CommentGuard-Check-Id"] == check_id
+        else:
+            check_id = check(client, text)["check_id"]
+            get_state(app).recorder.flush()
+            assert post_json(client, "/api/v1/feedback", {"check_id": check_id, "label": "spam"}).status_code == 201
+            ham = post_json(client, "/api/v1/feedback", {"check_id": check_id, "label": "ham", "comment_content": text})
+            assert ham.status_code == 201
+    stored = [f for f in store_of(app).list_feedback() if f.label == "ham"]
+    assert len(stored) == 2 and all(f.comment.comment_author_email for f in stored)  # the check's, filled in
+    refresh(app)
+    answer = check(client, UNSURE_TEXT)
+    assert (answer["verdict"], first_reason(answer)) == ("ham", approved_reason(2))
+
+
+def test_one_text_pasted_as_several_comments_counts_each(app: Flask, client: FlaskClient) -> None:
+    """Found by a probe: a spammer posting one text three times (other posts, other IPs), each check
+    labelled spam by its id, counted as one comment (one comment_hash) and was never reported."""
+    text = "Great article, visit my page for more"
+    for n in range(3):
+        check_id = check(client, text, ip=f"198.51.100.{n + 1}")["check_id"]
+        get_state(app).recorder.flush()
+        assert post_json(client, "/api/v1/feedback", {"check_id": check_id, "label": "spam"}).status_code == 201
+    refresh(app)
+    answer = check(client, HAM_TEXT, ip="192.0.2.9")
+    assert (answer["verdict"], first_reason(answer)) == ("spam", reported_reason(3, "e-mail address"))
+
+
 def test_reports_on_akismet_test_values_are_tests(app: Flask, client: FlaskClient, api_key: str) -> None:
     """Found by a probe: an owner trying the plugin's spam path (author viagra-test-123) with their own
     address and IP, reported twice, made themselves a reported sender."""
@@ -392,6 +450,28 @@ def test_the_fixed_rules_win_over_history(app: Flask, client: FlaskClient, api_k
     test_value = akismet(client, api_key, UNSURE_TEXT, email="friend@example.org",
                          comment_author="akismet-guaranteed-spam")
     assert test_value.get_data(as_text=True) == "true"
+
+
+def test_history_is_part_of_the_verdict_the_upstream_cross_checks(make_app: Callable[..., Flask]) -> None:
+    """Found by a probe: applied after the upstream's step, an approval turned a comment the model
+    called spam (0.98), which the upstream's ham had brought to unsure, into ham: an approval then
+    overruled a confident verdict. Now history first, and the upstream's one step on that."""
+    from tests.test_upstream import BrokenUpstream, upstream_app
+
+    upstream = BrokenUpstream()
+    try:
+        app = upstream_app(make_app, upstream.url)
+        client = app.test_client()
+        label(app, "ham", email=EMAIL, times=2)
+        refresh(app)
+        upstream.check = "false"
+        spam = check(client, SPAM_TEXT)
+        assert (spam["verdict"], spam["reasons"][0]["reason"]) == ("unsure", "upstream: ham")
+        unsure = check(client, UNSURE_TEXT)  # approved, and the upstream agrees
+        assert [r["reason"] for r in unsure["reasons"][:2]] == ["upstream: ham", approved_reason(2)]
+        assert unsure["verdict"] == "ham"
+    finally:
+        upstream.close()
 
 
 # --- the policy and the store's counts -------------------------------------------------------

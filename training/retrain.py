@@ -236,7 +236,7 @@ def fit_records(out_dir: Path, records: Sequence[LabeledComment], *, sources: li
         raise TrainingError("training data must contain both spam and ham")
     oof = out_of_fold_scores(comments, labels, random_state=random_state, progress=progress)
     thresholds = choose_thresholds(labels, oof, policy)
-    progress("fitting the candidate on the training part")
+    progress(f"fitting on the {len(labels)} rows")  # the training part, or all rows when refitting after the gate
     pipeline = fit_pipeline(build_pipeline(random_state=random_state), comments, labels)
     metadata = {
         "training": {"sources": sources, "rows": int(len(labels)), "spam": int(labels.sum()),

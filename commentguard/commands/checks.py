@@ -18,7 +18,10 @@ from commentguard.tables import echo_table
 from commentguard.terminal import one_line, safe_json
 from commentguard.what_if import ThresholdsChoice, choose_thresholds
 from model.verdict import TIERS
+from service.akismet_rules import ADMINISTRATOR_REASON, HONEYPOT_REASON, TEST_SPAM_REASON
+from service.sender_history import HISTORY_REASON_STARTS
 from service.settings import Settings
+from service.upstream import UPSTREAM_REASON_START
 from store import SiteInfo, Store
 from store.records import utcnow
 from store.review import MAX_LIST, ReviewedCheck, SiteSummary
@@ -26,8 +29,11 @@ from store.review import MAX_LIST, ReviewedCheck, SiteSummary
 #: Longest window, in days (the check log's retention is usually far shorter).
 MAX_DAYS = 3650
 NO_SITE = "(no key)"
-SCORES_NOTE = ("what-if re-tiers the stored scores (a rule's score included, as recorded); "
-               "it does not ask the upstream cross-check again")
+SCORES_NOTE = ("what-if re-tiers the stored scores; a check a fixed rule decided, or the upstream or the sender "
+               "history moved, keeps its recorded tier (neither is asked again)")
+#: The beginnings of the reasons that say a check's tier was set by something other than its score.
+DECIDED_BY = (TEST_SPAM_REASON, ADMINISTRATOR_REASON, HONEYPOT_REASON, UPSTREAM_REASON_START,
+              *HISTORY_REASON_STARTS)
 MODELS_NOTE = "scored by more than one model: their scores are not comparable, so one set of thresholds fits them unevenly"
 
 _days = click.option("--days", type=click.IntRange(1, MAX_DAYS), default=7, show_default=True,
@@ -122,7 +128,7 @@ def summary(site_url: Optional[str], days: int, threshold_unsure: Optional[float
         sites = [site] if site is not None else store.list_sites()
         choice = choose_thresholds(settings, sites, {k: v for k, v in given.items() if v is not None},
                                    include_global=site is None)
-        counts = store.summarise_checks(_since(days), what_if=choice.thresholds,
+        counts = store.summarise_checks(_since(days), what_if=choice.thresholds, decided_by=DECIDED_BY,
                                         site_id=site.id if site else None, include_test=include_test)
     by_id = {s.id: s for s in sites}
     ids = [s.id for s in sites] + [sid for sid in counts if sid not in by_id and sid is not None]

@@ -43,7 +43,7 @@ def command() -> None:
 
 
 @command.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the sites as a JSON array (null: the global setting).")
+@click.option("--json", "as_json", is_flag=True, help="Print the sites as a JSON array (null: the global setting; out_of_order null: not known).")
 def list_sites(as_json: bool) -> None:
     """Every site with its settings ("(global)": COMMENTGUARD_MODE / COMMENTGUARD_THRESHOLD_*, else the model's).
 
@@ -62,8 +62,10 @@ def list_sites(as_json: bool) -> None:
     rows = []
     for site in sites:
         row = site_dict(site)
-        if site.settings.has_thresholds and model is not None:
-            row["out_of_order"] = _out_of_order(site.settings, settings, model)
+        # Every row has the field, so a script can read it (a probe's KeyError): null when the
+        # served model's thresholds cannot be read here to tell.
+        row["out_of_order"] = (False if not site.settings.has_thresholds else
+                               None if model is None else _out_of_order(site.settings, settings, model))
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
