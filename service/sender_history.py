@@ -188,5 +188,5 @@ class SenderHistory:
         return out
 
 
-__all__ = ["APPROVED", "BELOW_UNSURE", "HISTORY_REASON_STARTS", "REPORTED", "LOAD_SHARE", "REFRESH_SECONDS", "SenderHistory", "approved_reason", "is_reported", "judge",
-           "reported_reason"]
+__all__ = ["APPROVED", "BELOW_UNSURE", "HISTORY_REASON_STARTS", "LOAD_SHARE", "REFRESH_SECONDS", "REPORTED",
+           "SenderHistory", "approved_reason", "is_reported", "judge", "reported_reason"]

@@ -325,5 +325,5 @@ def build_upstream(settings: Settings, store: Any = None) -> Optional[Upstream]:
     return upstream
 
 
-__all__ = ["ALWAYS", "CircuitBreaker", "GRAY", "OFF", "OUTCOMES", "SHADOW", "Upstream", "UpstreamCounters", "UPSTREAM_REASON_START",
-           "build_upstream", "combine"]
+__all__ = ["ALWAYS", "CircuitBreaker", "GRAY", "OFF", "OUTCOMES", "SHADOW", "UPSTREAM_REASON_START", "Upstream",
+           "UpstreamCounters", "build_upstream", "combine"]

@@ -242,7 +242,6 @@ class ReviewMixin(StoreBase):
         return dict(sorted(summaries.items(), key=lambda item: (item[0] is None, item[0] or 0)))
 
 
-
 def _like_escaped(text: str) -> str:
     """``text`` as a literal inside a LIKE pattern whose escape character is ``!``."""
     return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")

@@ -43,7 +43,8 @@ def command() -> None:
 
 
 @command.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the sites as a JSON array (null: the global setting; out_of_order null: not known).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the sites as a JSON array (null: the global setting; out_of_order null: not known).")
 def list_sites(as_json: bool) -> None:
     """Every site with its settings ("(global)": COMMENTGUARD_MODE / COMMENTGUARD_THRESHOLD_*, else the model's).
 
