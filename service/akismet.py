@@ -216,11 +216,12 @@ def comment_check() -> Response:
     how = verdict_settings(state, key, scorer)  # the key's site's mode and thresholds (service.site_settings)
     thresholds = how.thresholds
     verdict, upstream = scorer.score(comment, how.score_thresholds), None
-    if state.sender_history is not None:  # the site's moderators' labels (service.sender_history), part of our verdict
-        verdict = state.sender_history.apply(comment, verdict, thresholds, key.site_id)
-    if state.upstream is not None:  # the upstream cross-checks our verdict (service.upstream); the fixed rules still win
+    model_tier = verdict.tier
+    if state.upstream is not None:  # the upstream cross-check (service.upstream); the fixed rules still win
         verdict, upstream = state.upstream.check(comment, verdict, thresholds, blog=key.site_url,
                                                  spent_s=request_elapsed())
+    if state.sender_history is not None:  # the site's moderators' labels (service.sender_history); rules win
+        verdict = state.sender_history.apply(comment, verdict, thresholds, key.site_id, model_tier=model_tier)
     verdict = apply_rules(comment, verdict, thresholds)
     flagged = is_flagged(verdict.tier, state.settings.unsure_is_spam)
     check_id = new_check_id()

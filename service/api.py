@@ -58,10 +58,11 @@ def check() -> Response:
     key = current_key()
     how = verdict_settings(state, key, scorer)  # the key's site's mode and thresholds
     verdict, upstream = scorer.score(comment, how.score_thresholds), None
-    if state.sender_history is not None and key is not None:  # the site's moderators' labels, part of our verdict
-        verdict = state.sender_history.apply(comment, verdict, how.thresholds, key.site_id)
-    if state.upstream is not None:  # the upstream cross-checks our verdict
+    model_tier = verdict.tier
+    if state.upstream is not None:
         verdict, upstream = cross_check([comment], [verdict], how.thresholds)[0]
+    if state.sender_history is not None and key is not None:  # the site's moderators' labels; the rules win
+        verdict = state.sender_history.apply(comment, verdict, how.thresholds, key.site_id, model_tier=model_tier)
     verdict = apply_rules(comment, verdict, how.thresholds, test_values=False)  # rules win
     return jsonify(result_dict(verdict, record_check(comment, verdict, upstream, state=state, log_only=how.log_only),
                                state=state, log_only=how.log_only))
@@ -77,11 +78,12 @@ def check_batch() -> Response:
     key = current_key()
     how = verdict_settings(state, key, scorer)
     verdicts = scorer.score_many(comments, how.score_thresholds) if comments else []
+    checked = cross_check(comments, verdicts, how.thresholds)
     rules, log_only = how.thresholds, how.log_only
     history = state.sender_history
     if history is not None and key is not None:
-        verdicts = [history.apply(c, v, rules, key.site_id) for c, v in zip(comments, verdicts)]
-    checked = cross_check(comments, verdicts, rules)
+        checked = [(history.apply(c, v, rules, key.site_id, model_tier=m.tier), u)
+                   for c, m, (v, u) in zip(comments, verdicts, checked)]
     checked = [(apply_rules(c, v, rules, test_values=False), u) for c, (v, u) in zip(comments, checked)]
     return jsonify({"results": [result_dict(v, record_check(c, v, u, state=state, log_only=log_only), state=state,
                                             log_only=log_only)

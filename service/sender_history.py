@@ -22,8 +22,10 @@ The policy (conservative, and said in the reasons; the addresses never are):
   history settles a doubt and never overrules a confident verdict. An IP alone never vouches
   (shared NAT, proxies).
 
-History is part of our own verdict: the upstream cross-check (service.upstream) checks the verdict
-after it, and the fixed Akismet rules (service.akismet_rules) are applied last, and win. A store that fails
+History comes after the upstream cross-check (service.upstream): a report stands whatever the
+upstream answered, and an approval acts only where the model itself was unsure (a probe: an
+upstream's ham had brought a comment the model called spam to unsure, and the approval then
+published it). The fixed Akismet rules (service.akismet_rules) are applied last, and win. A store that fails
 leaves the last table serving (or none, before the first load); one warning says so, and
 ``/readyz`` shows the table's age, size and the error.
 """
@@ -56,27 +58,27 @@ EMAIL, IP = "e-mail address", "IP address"
 log = logging.getLogger(__name__)
 
 
-#: How the reasons of a reported and of an approved sender begin.
-REPORTED, APPROVED = "moderators marked ", "moderators approved "
-HISTORY_REASON_STARTS = (REPORTED, APPROVED)
-
-
 def reported_reason(count: int, what: str) -> str:
     """The reason of a reported sender (``what``: :data:`EMAIL` or :data:`IP`)."""
-    return f"{REPORTED}{count} earlier comments from this sender's {what} as spam"
+    return f"moderators marked {count} earlier comments from this sender's {what} as spam"
 
 
 def approved_reason(count: int) -> str:
     """The reason of an approved sender (by e-mail: an IP never vouches)."""
-    return f"{APPROVED}{count} earlier comments from this sender's {EMAIL}"
+    return f"moderators approved {count} earlier comments from this sender's {EMAIL}"
 
 
 def is_reported(counts: Optional[Counts]) -> bool:
     return counts is not None and counts[0] >= MIN_LABELS and counts[0] > counts[1]
 
 
-def judge(verdict: Verdict, thresholds: Thresholds, email: Optional[Counts], ip: Optional[Counts]) -> Verdict:
-    """``verdict`` after the policy, given the sender's e-mail and IP counts (``None``: no labels)."""
+def judge(verdict: Verdict, thresholds: Thresholds, email: Optional[Counts], ip: Optional[Counts],
+          model_tier: Optional[str] = None) -> Verdict:
+    """``verdict`` after the policy, given the sender's e-mail and IP counts (``None``: no labels).
+
+    ``model_tier``: the model's own tier, where the upstream cross-check moved ``verdict``
+    (default: ``verdict``'s): an approval settles the model's doubt, never the upstream's.
+    """
     reported = [Reason(reported_reason(c[0], what), 0.0) for c, what in ((email, EMAIL), (ip, IP)) if is_reported(c)]
     if reported:
         if verdict.tier in (SPAM, DISCARD):
@@ -91,8 +93,8 @@ def judge(verdict: Verdict, thresholds: Thresholds, email: Optional[Counts], ip:
             # from an IP with two spam reports was answered spam).
             return replace(verdict, tier=UNSURE, score=max(verdict.score, thresholds.unsure), reasons=(*reported, *kept))
         return replace(verdict, tier=SPAM, score=max(verdict.score, thresholds.spam), reasons=(*reported, *kept))
-    if (verdict.tier == UNSURE and email is not None and email[1] >= MIN_LABELS and email[0] == 0
-            and (ip is None or ip[0] == 0)):
+    if (verdict.tier == UNSURE and (model_tier or verdict.tier) == UNSURE and email is not None
+            and email[1] >= MIN_LABELS and email[0] == 0 and (ip is None or ip[0] == 0)):
         kept = tuple(r for r in verdict.reasons if r.weight <= 0)
         score = min(verdict.score, max(0.0, thresholds.unsure - BELOW_UNSURE))
         return replace(verdict, tier=HAM, score=score, reasons=(Reason(approved_reason(email[1]), 0.0), *kept))
@@ -116,8 +118,10 @@ class SenderHistory:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
-    def apply(self, comment: Comment, verdict: Verdict, thresholds: Thresholds, site_id: Optional[int]) -> Verdict:
-        """``verdict`` after the sender's history on ``site_id`` (``None``: no key, no history)."""
+    def apply(self, comment: Comment, verdict: Verdict, thresholds: Thresholds, site_id: Optional[int], *,
+              model_tier: Optional[str] = None) -> Verdict:
+        """``verdict`` after the sender's history on ``site_id`` (``None``: no key, no history);
+        ``model_tier`` as :func:`judge` takes it."""
         labels = self.labels
         if labels is None or site_id is None:
             return verdict
@@ -129,7 +133,7 @@ class SenderHistory:
         ip = ips.get(digest(comment.user_ip)) if ips is not None else None
         if email is None and ip is None:
             return verdict
-        return judge(verdict, thresholds, email, ip)
+        return judge(verdict, thresholds, email, ip, model_tier)
 
     def refresh(self) -> bool:
         """Load the counts from the store; False (the last table serving) when it fails."""
@@ -188,5 +192,5 @@ class SenderHistory:
         return out
 
 
-__all__ = ["APPROVED", "BELOW_UNSURE", "HISTORY_REASON_STARTS", "LOAD_SHARE", "REFRESH_SECONDS", "REPORTED",
-           "SenderHistory", "approved_reason", "is_reported", "judge", "reported_reason"]
+__all__ = ["BELOW_UNSURE", "LOAD_SHARE", "REFRESH_SECONDS", "SenderHistory", "approved_reason", "is_reported", "judge",
+           "reported_reason"]

@@ -78,8 +78,6 @@ SKIPPED_BREAKER, SKIPPED_MODE, SKIPPED_FIELDS = "skipped_breaker", "skipped_mode
 OUTCOMES: tuple[str, ...] = (AGREED, DISAGREED, "timeout", "error", "invalid_key", SKIPPED_BREAKER, SKIPPED_MODE,
                              SKIPPED_FIELDS)
 _TIER_ORDER: tuple[str, ...] = (HAM, UNSURE, SPAM, DISCARD)
-#: How the reason of an upstream's answer that was used begins (``upstream: spam``).
-UPSTREAM_REASON_START = "upstream: "
 #: At most this many upstream calls run at once per worker process (a batch shares them).
 POOL_SIZE = 16
 
@@ -179,7 +177,7 @@ def combine(mode: str, verdict: Verdict, upstream_spam: bool) -> Verdict:
         agree = tier in (SPAM, DISCARD) if upstream_spam else tier == HAM
         index = _TIER_ORDER.index(tier)
         new_tier = tier if agree else _TIER_ORDER[index + 1 if upstream_spam else index - 1]
-    reason = Reason(f"{UPSTREAM_REASON_START}{'spam' if upstream_spam else 'ham'}", 0.0)
+    reason = Reason(f"upstream: {'spam' if upstream_spam else 'ham'}", 0.0)
     return replace(verdict, tier=new_tier, reasons=(reason,) + tuple(verdict.reasons))
 
 
@@ -325,5 +323,5 @@ def build_upstream(settings: Settings, store: Any = None) -> Optional[Upstream]:
     return upstream
 
 
-__all__ = ["ALWAYS", "CircuitBreaker", "GRAY", "OFF", "OUTCOMES", "SHADOW", "UPSTREAM_REASON_START", "Upstream",
-           "UpstreamCounters", "build_upstream", "combine"]
+__all__ = ["ALWAYS", "CircuitBreaker", "GRAY", "OFF", "OUTCOMES", "SHADOW", "Upstream", "UpstreamCounters",
+           "build_upstream", "combine"]

@@ -162,9 +162,8 @@ class ReviewMixin(StoreBase):
         ``what_if`` maps site ids to the thresholds to re-tier their stored scores with; its
         ``None`` entry serves checks without a key and sites it does not name. Without it (or
         without a ``None`` entry when it is needed) the what-if tallies stay empty.
-        ``decided_by``: the beginnings of reasons that say something other than the score set the
-        tier (a fixed rule, the upstream, the sender history); a check holding one keeps its
-        recorded tier in the what-if.
+        ``decided_by``: the beginnings of reasons that say something other than the score decided
+        the tier (the fixed rules'); a check holding one keeps its recorded tier in the what-if.
         """
         _check_window(since, include_test)
         labels_sql, label_params = _latest_labels(include_test)

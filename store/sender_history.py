@@ -1,7 +1,7 @@
 """Moderator labels counted per sender and site: what the service's sender history reads.
 
 One aggregate query over ``feedback`` per refresh (GROUP BY site, stored e-mail or IP, within
-the last N days, each comment (a check, else a text) once, by its latest label; test labels and labels without a site
+the last N days, each comment (a text on a page) once, by its latest label; test labels and labels without a site
 left out), so a worker never queries the store per check. Senders are keyed by the 16 bytes of their pseudonym's hash
 (:meth:`store.privacy.Privacy.sender_digest`), whether the row holds the pseudonym or, where
 ``COMMENTGUARD_STORE_PERSONAL_DATA`` kept it, the address in clear: no address is held in
@@ -34,8 +34,10 @@ Counts = tuple[int, int]
 # (The EXISTS is uncorrelated: both engines run it once.)
 # A comment counts once, by its latest label in the window (a probe: a double-clicked approval made
 # a sender "approved" on one comment, and spam, ham, spam again counted two spam labels). A comment
-# is the check a label names, else its text, author and e-mail (comment_hash): a spammer pasting
-# one text three times made three checks, labelled spam by id, and had counted as one comment.
+# is its text, author and e-mail (comment_hash) on one page (permalink): a spammer pasting one text
+# under three posts had counted as one comment. Not the check a label names: a comment checked
+# again (an edit, a client's retry) is another check of the same comment, and its correction must
+# replace the first check's label, not count beside it (a second probe).
 # Rows without the sender's value are dropped after the ranking, not before: a correction to ham
 # that came without the IP had left the older spam label as the comment's latest on that IP.
 _WINDOW = "is_test = ? AND created >= ? AND site_id IS NOT NULL"
@@ -43,7 +45,7 @@ _QUERY = f"""SELECT site_id, {{column}} AS sender,
        SUM(CASE WHEN label = 'spam' THEN 1 ELSE 0 END) AS spam,
        SUM(CASE WHEN label = 'ham' THEN 1 ELSE 0 END) AS ham
 FROM (SELECT site_id, {{column}}, label,
-             ROW_NUMBER() OVER (PARTITION BY site_id, COALESCE(check_id, comment_hash)
+             ROW_NUMBER() OVER (PARTITION BY site_id, comment_hash, permalink
                                 ORDER BY created DESC, id DESC) AS recency
       FROM feedback WHERE {_WINDOW}) latest
 WHERE recency = 1 AND {{column}} <> ''

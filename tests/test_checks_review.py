@@ -230,23 +230,23 @@ def test_summary_counts_a_known_log_as_recorded_and_at_given_thresholds(store: S
     assert "stored scores" in text and "not comparable" in text and "false positives) 1 of 2" in text
 
 
-def test_summary_what_if_keeps_the_tiers_a_rule_the_upstream_or_history_set(store: Store) -> None:
+def test_summary_what_if_keeps_the_tiers_a_fixed_rule_decided(store: Store) -> None:
     """Found by a probe: an Akismet test value's check, recorded spam at score 1.0 by the rule, was
     counted as discard in the what-if at the site's own thresholds, which read as a change."""
     from dataclasses import replace
 
-    from service.akismet_rules import TEST_SPAM_REASON
-    from service.sender_history import approved_reason
+    from service.akismet_rules import HONEYPOT_REASON, TEST_SPAM_REASON
 
     decided = [replace(check(store, A, "spam", 1.0), reasons=(TEST_SPAM_REASON,)),
-               replace(check(store, A, "unsure", 0.9), reasons=("upstream: ham", "word 'casino'")),
-               replace(check(store, A, "ham", 0.3), reasons=(approved_reason(2), "word '100%_off!'"))]
-    plain = [check(store, A, "spam", 1.0), check(store, A, "ham", 0.3)]
-    store.record_checks(decided + plain)
+               replace(check(store, A, "spam", 0.97), reasons=(HONEYPOT_REASON, "word '100%_off!'"))]
+    # The upstream's step is not applied again: such a check is re-tiered from its score, as any.
+    others = [replace(check(store, A, "unsure", 0.9), reasons=("upstream: ham", "word 'casino'")),
+              check(store, A, "spam", 1.0), check(store, A, "ham", 0.3)]
+    store.record_checks(decided + others)
     what_if = {row["site"]: row for row in summary("--threshold-unsure", "0.2", "--threshold-spam", "0.5",
                                                    "--threshold-discard", "0.95")["sites"]}[A]["what_if"]
-    # The decided ones as recorded (spam, unsure, ham); the plain ones re-tiered (discard, unsure).
-    assert what_if["tiers"] == {"ham": 1, "unsure": 2, "spam": 1, "discard": 1}
+    # The rules' as recorded (spam, spam); the others re-tiered (spam, discard, unsure).
+    assert what_if["tiers"] == {"ham": 0, "unsure": 1, "spam": 3, "discard": 1}
 
 
 def test_summary_what_if_defaults_to_each_site_s_effective_thresholds(store: Store, model_dir: Path,

@@ -198,17 +198,43 @@ def test_a_report_naming_its_check_with_some_fields_is_about_the_whole_comment(
     assert (answer["verdict"], first_reason(answer)) == ("ham", approved_reason(2))
 
 
-def test_one_text_pasted_as_several_comments_counts_each(app: Flask, client: FlaskClient) -> None:
-    """Found by a probe: a spammer posting one text three times (other posts, other IPs), each check
-    labelled spam by its id, counted as one comment (one comment_hash) and was never reported."""
+def test_one_text_pasted_under_several_posts_counts_once_a_post(app: Flask, client: FlaskClient) -> None:
+    """Found by a probe: a spammer posting one text under three posts (other IPs), each check labelled
+    spam by its id, counted as one comment (one comment_hash) and was never reported."""
     text = "Great article, visit my page for more"
     for n in range(3):
-        check_id = check(client, text, ip=f"198.51.100.{n + 1}")["check_id"]
+        check_id = check(client, text, ip=f"198.51.100.{n + 1}", permalink=f"https://blog.example/post-{n}")["check_id"]
         get_state(app).recorder.flush()
         assert post_json(client, "/api/v1/feedback", {"check_id": check_id, "label": "spam"}).status_code == 201
     refresh(app)
     answer = check(client, HAM_TEXT, ip="192.0.2.9")
     assert (answer["verdict"], first_reason(answer)) == ("spam", reported_reason(3, "e-mail address"))
+
+
+def test_a_comment_checked_again_is_one_comment(app: Flask, client: FlaskClient) -> None:
+    """Found by a probe of the fix above (when a comment was the check a label names): a comment
+    checked again (an edit, a retry) and corrected by the second check's id kept its first check's
+    spam label too, and one spam comment labelled on both checks made a reported sender."""
+    def checked_twice(text: str, page: str) -> tuple[str, str]:
+        ids = tuple(check(client, text, permalink=page)["check_id"] for _ in range(2))
+        get_state(app).recorder.flush()
+        return ids  # type: ignore[return-value]
+
+    def report(check_id: str, kind: str) -> None:
+        assert post_json(client, "/api/v1/feedback", {"check_id": check_id, "label": kind}).status_code == 201
+
+    first, again = checked_twice("a comment about the garden", "https://blog.example/a")
+    report(first, "spam")
+    report(again, "spam")
+    refresh(app)
+    assert check(client, HAM_TEXT)["verdict"] == "ham"  # one spam comment: not a reported sender
+    report(again, "ham")
+    first, again = checked_twice("another comment about the roses", "https://blog.example/b")
+    report(first, "spam")
+    report(again, "ham")
+    refresh(app)
+    answer = check(client, UNSURE_TEXT)
+    assert (answer["verdict"], first_reason(answer)) == ("ham", approved_reason(2))
 
 
 def test_reports_on_akismet_test_values_are_tests(app: Flask, client: FlaskClient, api_key: str) -> None:
@@ -452,10 +478,12 @@ def test_the_fixed_rules_win_over_history(app: Flask, client: FlaskClient, api_k
     assert test_value.get_data(as_text=True) == "true"
 
 
-def test_history_is_part_of_the_verdict_the_upstream_cross_checks(make_app: Callable[..., Flask]) -> None:
-    """Found by a probe: applied after the upstream's step, an approval turned a comment the model
-    called spam (0.98), which the upstream's ham had brought to unsure, into ham: an approval then
-    overruled a confident verdict. Now history first, and the upstream's one step on that."""
+def test_an_approval_settles_the_models_doubt_only_and_a_report_outweighs_the_upstream(
+        make_app: Callable[..., Flask]) -> None:
+    """Found by a probe: an upstream's ham ('always' mode: one step) brought a comment the model
+    called spam (0.98) to unsure, and the approval then published it: an approval overruled a
+    confident verdict. An approval acts only where the model itself was unsure; a report stands
+    whatever the upstream answered."""
     from tests.test_upstream import BrokenUpstream, upstream_app
 
     upstream = BrokenUpstream()
@@ -463,13 +491,15 @@ def test_history_is_part_of_the_verdict_the_upstream_cross_checks(make_app: Call
         app = upstream_app(make_app, upstream.url)
         client = app.test_client()
         label(app, "ham", email=EMAIL, times=2)
+        label(app, "spam", email="reported@example.org", times=2)
         refresh(app)
         upstream.check = "false"
         spam = check(client, SPAM_TEXT)
         assert (spam["verdict"], spam["reasons"][0]["reason"]) == ("unsure", "upstream: ham")
-        unsure = check(client, UNSURE_TEXT)  # approved, and the upstream agrees
-        assert [r["reason"] for r in unsure["reasons"][:2]] == ["upstream: ham", approved_reason(2)]
-        assert unsure["verdict"] == "ham"
+        reported = check(client, HAM_TEXT, email="reported@example.org")
+        assert (reported["verdict"], first_reason(reported)) == ("spam", reported_reason(2, "e-mail address"))
+        upstream.check = "true"  # the upstream says spam to a comment the model is unsure of: spam, approved or not
+        assert check(client, UNSURE_TEXT)["verdict"] == "spam"
     finally:
         upstream.close()
 

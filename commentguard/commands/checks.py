@@ -19,9 +19,7 @@ from commentguard.terminal import one_line, safe_json
 from commentguard.what_if import ThresholdsChoice, choose_thresholds
 from model.verdict import TIERS
 from service.akismet_rules import ADMINISTRATOR_REASON, HONEYPOT_REASON, TEST_SPAM_REASON
-from service.sender_history import HISTORY_REASON_STARTS
 from service.settings import Settings
-from service.upstream import UPSTREAM_REASON_START
 from store import SiteInfo, Store
 from store.records import utcnow
 from store.review import MAX_LIST, ReviewedCheck, SiteSummary
@@ -29,11 +27,10 @@ from store.review import MAX_LIST, ReviewedCheck, SiteSummary
 #: Longest window, in days (the check log's retention is usually far shorter).
 MAX_DAYS = 3650
 NO_SITE = "(no key)"
-SCORES_NOTE = ("what-if re-tiers the stored scores; a check a fixed rule decided, or the upstream or the sender "
-               "history moved, keeps its recorded tier (neither is asked again)")
-#: The beginnings of the reasons that say a check's tier was set by something other than its score.
-DECIDED_BY = (TEST_SPAM_REASON, ADMINISTRATOR_REASON, HONEYPOT_REASON, UPSTREAM_REASON_START,
-              *HISTORY_REASON_STARTS)
+SCORES_NOTE = ("what-if re-tiers the stored scores; a check a fixed rule decided keeps its recorded tier, and "
+               "the upstream cross-check and the sender history are not applied again")
+#: The reasons of the fixed rules: a check holding one was decided by the rule, not by its score.
+DECIDED_BY = (TEST_SPAM_REASON, ADMINISTRATOR_REASON, HONEYPOT_REASON)
 MODELS_NOTE = "scored by more than one model: their scores are not comparable, so one set of thresholds fits them unevenly"
 
 _days = click.option("--days", type=click.IntRange(1, MAX_DAYS), default=7, show_default=True,
