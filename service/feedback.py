@@ -161,12 +161,15 @@ def reported_comment(sent: Comment, check: Optional[CheckRecord]) -> Comment:
 
     A report that sends some fields only is still about the whole comment: a submit-ham giving
     its guid, text and IP but no e-mail had been stored without the e-mail, so the sender's
-    history counted the older spam label as the comment's latest on that e-mail (a probe).
+    history counted the older spam label as the comment's latest on that e-mail (a probe). The
+    page stays the check's: a report giving the permalink in another form (no trailing slash, a
+    ``#comment-12``) had made the comment another one for the sender history (a probe).
     """
     if check is None:
         return sent
     stored = check.comment
-    given = {name: getattr(sent, name) for name in TEXT_FIELDS if getattr(sent, name)}
+    given = {name: getattr(sent, name) for name in TEXT_FIELDS
+             if getattr(sent, name) and not (name == "permalink" and stored.permalink)}
     # The report's own extra fields (its guid, a reporter's note) over the check's, not instead
     # of them: a submit by guid kept only {"guid": ...} of the check's server variables.
     return replace(stored, **given, extra={**stored.extra, **sent.extra},

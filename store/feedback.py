@@ -130,14 +130,18 @@ class FeedbackMixin(StoreBase):
 
     def _forget(self, where: str, params: tuple[Any, ...]) -> Forgotten:
         """Delete the labels ``where`` selects, their reports still waiting for the upstream, and the
-        checks of each comment left without a label.
+        checks of each comment left without a label on the label's site.
 
         The check log holds the comment's text too, and the upstream's answer about it, which
-        ``export --include-upstream`` would otherwise bring back as a weak label.
+        ``export --include-upstream`` would otherwise bring back as a weak label. Only the label's
+        own site's checks: forgetting a label of one site had deleted other sites' checks of the
+        same text, and their own reports by check id were then refused (a probe).
         """
+        same_site = "site_id IS ?" if self.backend == "sqlite" else "site_id IS NOT DISTINCT FROM CAST(? AS BIGINT)"
+
         def work(tx: Tx) -> Forgotten:
-            rows = tx.fetchall(f"SELECT id, comment_hash FROM feedback WHERE {where}", params)
-            hashes = {r["comment_hash"] for r in rows}
+            rows = tx.fetchall(f"SELECT id, comment_hash, site_id FROM feedback WHERE {where}", params)
+            comments = {(r["comment_hash"], r["site_id"]) for r in rows}
             labels = tx.execute(f"DELETE FROM feedback WHERE {where}", params)
             # A forwarded report not delivered yet holds the comment as the upstream needs it, IP
             # and e-mail in clear, and would still be sent once the upstream is back. (A delivered
@@ -145,9 +149,10 @@ class FeedbackMixin(StoreBase):
             reports = sum(tx.execute("DELETE FROM upstream_outbox WHERE feedback_id = ? AND delivered_at IS NULL",
                                      (row["id"],)) for row in rows)
             checks = 0
-            for digest in sorted(hashes):
-                if tx.fetchone("SELECT 1 AS one FROM feedback WHERE comment_hash = ?", (digest,)) is None:
-                    checks += tx.execute("DELETE FROM checks WHERE comment_hash = ?", (digest,))
+            for digest, site_id in sorted(comments, key=lambda c: (c[0], c[1] is None, c[1] or 0)):
+                mine = (digest, site_id)
+                if tx.fetchone(f"SELECT 1 AS one FROM feedback WHERE comment_hash = ? AND {same_site}", mine) is None:
+                    checks += tx.execute(f"DELETE FROM checks WHERE comment_hash = ? AND {same_site}", mine)
             return Forgotten(labels, checks, reports)
 
         return self._db.run(work)

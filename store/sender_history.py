@@ -1,7 +1,7 @@
 """Moderator labels counted per sender and site: what the service's sender history reads.
 
 One aggregate query over ``feedback`` per refresh (GROUP BY site, stored e-mail or IP, within
-the last N days, each comment (a text on a page) once, by its latest label; test labels and labels without a site
+the last N days, each comment (a sender on a page) once, by its latest label; test labels and labels without a site
 left out), so a worker never queries the store per check. Senders are keyed by the 16 bytes of their pseudonym's hash
 (:meth:`store.privacy.Privacy.sender_digest`), whether the row holds the pseudonym or, where
 ``COMMENTGUARD_STORE_PERSONAL_DATA`` kept it, the address in clear: no address is held in
@@ -34,10 +34,12 @@ Counts = tuple[int, int]
 # (The EXISTS is uncorrelated: both engines run it once.)
 # A comment counts once, by its latest label in the window (a probe: a double-clicked approval made
 # a sender "approved" on one comment, and spam, ham, spam again counted two spam labels). A comment
-# is its text, author and e-mail (comment_hash) on one page (permalink): a spammer pasting one text
-# under three posts had counted as one comment. Not the check a label names: a comment checked
-# again (an edit, a client's retry) is another check of the same comment, and its correction must
-# replace the first check's label, not count beside it (a second probe).
+# is its sender (e-mail, author) on one page ({page}: the permalink, without its fragment and a
+# trailing slash, in lower case), else, without a permalink, its text (comment_hash). Not the text
+# on a page: an edited comment, checked again, changes its text and must stay one comment (its
+# label on the new check replaces the first's); nor the text alone: a spammer pasting one text under
+# three posts had counted once; nor the check a label names: a comment checked again is another
+# check (probes of each, 2026-11-28). A sender's comments on one page count once.
 # Rows without the sender's value are dropped after the ranking, not before: a correction to ham
 # that came without the IP had left the older spam label as the comment's latest on that IP.
 _WINDOW = "is_test = ? AND created >= ? AND site_id IS NOT NULL"
@@ -45,7 +47,8 @@ _QUERY = f"""SELECT site_id, {{column}} AS sender,
        SUM(CASE WHEN label = 'spam' THEN 1 ELSE 0 END) AS spam,
        SUM(CASE WHEN label = 'ham' THEN 1 ELSE 0 END) AS ham
 FROM (SELECT site_id, {{column}}, label,
-             ROW_NUMBER() OVER (PARTITION BY site_id, comment_hash, permalink
+             ROW_NUMBER() OVER (PARTITION BY site_id, comment_author_email, lower(comment_author),
+                                             CASE WHEN {{page}} = '' THEN comment_hash ELSE {{page}} END
                                 ORDER BY created DESC, id DESC) AS recency
       FROM feedback WHERE {_WINDOW}) latest
 WHERE recency = 1 AND {{column}} <> ''
@@ -55,6 +58,10 @@ HAVING {{keep}} OR EXISTS (SELECT 1 FROM feedback WHERE {_WINDOW} AND {{column}}
 _KEEP_EMAIL = f"SUM(CASE WHEN label = 'spam' THEN 1 ELSE 0 END) >= {MIN_LABELS} " \
               f"OR SUM(CASE WHEN label = 'ham' THEN 1 ELSE 0 END) >= {MIN_LABELS}"
 _KEEP_IP = "SUM(CASE WHEN label = 'spam' THEN 1 ELSE 0 END) >= 1"
+#: The page a comment is on, by backend: its permalink without the fragment and a trailing slash, lower case.
+_PAGE = {"sqlite": "lower(rtrim(CASE WHEN instr(permalink, '#') > 0 THEN substr(permalink, 1, instr(permalink, '#') - 1)"
+                   " ELSE permalink END, '/'))",
+         "postgresql": "lower(rtrim(split_part(permalink, '#', 1), '/'))"}
 
 
 def keeps_email(counts: Counts) -> bool:
@@ -95,8 +102,9 @@ class SenderHistoryMixin(StoreBase):
         params = (False, since, False, since)
 
         def read(tx: Tx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-            return (tx.fetchall(_QUERY.format(column="comment_author_email", keep=_KEEP_EMAIL), params),
-                    tx.fetchall(_QUERY.format(column="user_ip", keep=_KEEP_IP), params))
+            page = _PAGE[self.backend]
+            return (tx.fetchall(_QUERY.format(column="comment_author_email", keep=_KEEP_EMAIL, page=page), params),
+                    tx.fetchall(_QUERY.format(column="user_ip", keep=_KEEP_IP, page=page), params))
 
         email_rows, ip_rows = self._db.read(read)
         return SenderLabels(emails=self._merged(email_rows, True), ips=self._merged(ip_rows, False))

@@ -237,6 +237,50 @@ def test_a_comment_checked_again_is_one_comment(app: Flask, client: FlaskClient)
     assert (answer["verdict"], first_reason(answer)) == ("ham", approved_reason(2))
 
 
+def test_an_edited_comment_checked_again_is_one_comment(app: Flask, client: FlaskClient, api_key: str) -> None:
+    """Found by a probe: a comment reported spam, edited (its text changed), checked again with
+    recheck_reason=edit and reported on the new check counted as two comments (a reported sender);
+    the other way round, approved and then edited into spam, it counted one ham beside the spam."""
+    base = {"api_key": api_key, "blog": TEST_SITE, "user_ip": IP}
+
+    def checked(text: str, page: str, **fields: str) -> str:
+        return str(akismet(client, api_key, text, permalink=page, **fields).headers["X-akismet-guid"])
+
+    def report(kind: str, guid: str) -> None:
+        assert client.post(f"/1.1/submit-{kind}", data={**base, "guid": guid}).status_code == 200
+
+    page = "https://blog.example/2026/11/roses/"
+    report("spam", checked("first version of my comment", page))
+    report("spam", checked("second version of my comment", page, recheck_reason="edit"))
+    refresh(app)
+    assert check(client, HAM_TEXT)["verdict"] == "ham"  # one comment: not a reported sender
+    for n in range(2):  # approved, then edited into spam: each comment's latest label is spam
+        other = f"https://blog.example/2026/11/post-{n}/"
+        report("ham", checked(f"a fine comment {n}", other))
+        report("spam", checked(f"a fine comment {n}, now with a link", other, recheck_reason="edit"))
+    refresh(app)
+    answer = check(client, HAM_TEXT)
+    assert (answer["verdict"], first_reason(answer)) == ("spam", reported_reason(3, "e-mail address"))  # 1 + 2
+
+
+def test_a_page_is_its_permalink_in_any_of_its_forms(app: Flask, client: FlaskClient) -> None:
+    """Found by a probe: a report naming its check but sending the permalink without its trailing
+    slash made the comment another one (a reported sender of one comment). A report keeps its check's
+    permalink, and a page's forms (case, trailing slash, fragment) are one page."""
+    page = "https://blog.example/2026/11/Roses/"
+    check_id = check(client, "one comment about roses", permalink=page)["check_id"]
+    get_state(app).recorder.flush()
+    for extra in ({}, {"comment_content": "one comment about roses", "permalink": page.rstrip("/")}):
+        assert post_json(client, "/api/v1/feedback", {"check_id": check_id, "label": "spam", **extra}).status_code == 201
+    store, site = store_of(app), store_of(app).find_site(TEST_SITE)
+    assert site is not None and {f.comment.permalink for f in store.list_feedback()} == {page}
+    for form in ("https://blog.example/2026/11/roses", "https://blog.example/2026/11/roses/#comment-12"):
+        store.add_feedback(FeedbackRecord(label="spam", site_id=site.id, comment=Comment(
+            comment_content=f"edited: {form}", comment_author_email=EMAIL, user_ip=IP, permalink=form)))
+    refresh(app)
+    assert check(client, HAM_TEXT)["verdict"] == "ham"
+
+
 def test_reports_on_akismet_test_values_are_tests(app: Flask, client: FlaskClient, api_key: str) -> None:
     """Found by a probe: an owner trying the plugin's spam path (author viagra-test-123) with their own
     address and IP, reported twice, made themselves a reported sender."""

@@ -826,6 +826,21 @@ def test_forget_feedback(store: Store) -> None:
     assert [store.get_check(c.id) is not None for c in checks] == [False, False, True]
 
 
+def test_forgetting_a_label_deletes_its_own_sites_checks_only(store: Store) -> None:
+    """Found by a probe: forgetting site A's label of a text deleted site B's checks of the same text,
+    and B's own reports by check id were then refused as 'no such check'."""
+    a, b = store.create_key("https://a.example")[1].site_id, store.create_key("https://b.example")[1].site_id
+    text = _comment("the same text on two sites")
+    on_a, on_b, keyless = _check(text, site_id=a), _check(text, site_id=b), _check(text)
+    store.record_checks([on_a, on_b, keyless])
+    label = store.add_feedback(FeedbackRecord("spam", text, check_id=on_a.id, site_id=a))
+    assert store.forget_feedback(label) == Forgotten(labels=1, checks=1)
+    assert [store.get_check(c.id) is not None for c in (on_a, on_b, keyless)] == [False, True, True]
+    unlinked = store.add_feedback(FeedbackRecord("ham", text))  # a label without a site: the checks without one
+    assert store.forget_feedback(unlinked) == Forgotten(labels=1, checks=1)
+    assert [store.get_check(c.id) is not None for c in (on_b, keyless)] == [True, False]
+
+
 def test_export_feedback(store: Store, tmp_path: Path) -> None:
     t0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
     tagged = _comment("Cheap pills", comment_author_url="http://pills.example", comment_context=("health",))
