@@ -25,9 +25,9 @@ The policy (conservative, and said in the reasons; the addresses never are):
 History comes after the upstream cross-check (service.upstream): a report stands whatever the
 upstream answered, and an approval acts only where the model itself was unsure (a probe: an
 upstream's ham had brought a comment the model called spam to unsure, and the approval then
-published it). The fixed Akismet rules (service.akismet_rules) are applied last, and win. A store that fails
-leaves the last table serving (or none, before the first load); one warning says so, and
-``/readyz`` shows the table's age, size and the error.
+published it). The fixed Akismet rules (service.akismet_rules) are applied last, and win. A
+store that fails leaves the last table serving (or none, before the first load); one warning
+says so, and ``/readyz`` shows the table's age, size and the error.
 """
 from __future__ import annotations
 
