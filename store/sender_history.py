@@ -30,7 +30,9 @@ Counts = tuple[int, int]
 # A comment counts once, by its latest label in the window (a probe: a double-clicked approval made
 # a sender "approved" on one comment, and spam, ham, spam again counted two spam labels). A comment
 # is its sender (e-mail, author) on one page ({page}: the permalink, without its fragment and a
-# trailing slash, in lower case), else, without a permalink, its text (comment_hash). Not the text
+# trailing slash, in lower case), else, without a permalink or an e-mail, its text (comment_hash:
+# anonymous comments have no sender to tell apart, and a flood of them on one post from one IP
+# must count each). Not the text
 # on a page: an edited comment, checked again, changes its text and must stay one comment (its
 # label on the new check replaces the first's); nor the text alone: a spammer pasting one text under
 # three posts had counted once; nor the check a label names: a comment checked again is another
@@ -45,7 +47,8 @@ _QUERY = f"""WITH latest AS (
     SELECT site_id, comment_author_email, user_ip, label FROM (
         SELECT site_id, comment_author_email, user_ip, label,
                ROW_NUMBER() OVER (PARTITION BY site_id, comment_author_email, lower(comment_author),
-                                               CASE WHEN {{page}} = '' THEN comment_hash ELSE {{page}} END
+                                               CASE WHEN comment_author_email = '' OR {{page}} = ''
+                                                    THEN comment_hash ELSE {{page}} END
                                   ORDER BY created DESC, id DESC) AS recency
         FROM feedback WHERE {_WINDOW}) ranked
     WHERE recency = 1)

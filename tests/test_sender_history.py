@@ -281,6 +281,19 @@ def test_a_page_is_its_permalink_in_any_of_its_forms(app: Flask, client: FlaskCl
     assert check(client, HAM_TEXT)["verdict"] == "ham"
 
 
+def test_anonymous_comments_on_one_page_count_each(app: Flask, client: FlaskClient) -> None:
+    """A flood of comments without an e-mail on one post from one IP: no sender to tell one comment
+    from another, so each text counts (as one sender's comments on a page would count once)."""
+    store, site = store_of(app), store_of(app).find_site(TEST_SITE)
+    assert site is not None
+    for n in range(2):
+        store.add_feedback(FeedbackRecord(label="spam", site_id=site.id, comment=Comment(
+            comment_content=f"flood {n}", user_ip=IP, permalink="https://blog.example/post")))
+    refresh(app)
+    answer = check(client, HAM_TEXT, email="")
+    assert (answer["verdict"], first_reason(answer)) == ("unsure", reported_reason(2, "IP address"))
+
+
 def test_reports_on_akismet_test_values_are_tests(app: Flask, client: FlaskClient, api_key: str) -> None:
     """Found by a probe: an owner trying the plugin's spam path (author viagra-test-123) with their own
     address and IP, reported twice, made themselves a reported sender."""
