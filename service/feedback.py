@@ -83,8 +83,8 @@ def check_by_id(state: ServiceState, check_id: str, site_id: Optional[int], *,
 
 
 def check_by_comment(state: ServiceState, comment: Comment, site_id: Optional[int]) -> Optional[CheckRecord]:
-    """The latest check of the same comment (content, author, email) on the site (``None``:
-    among the checks made without a key).
+    """The latest check of the same comment (content, author, email; and the page and posting time
+    where the report gives them) on the site (``None``: among the checks made without a key).
 
     Raises :class:`CheckNotWritten` when this worker holds such a check unwritten.
     """
@@ -92,14 +92,19 @@ def check_by_comment(state: ServiceState, comment: Comment, site_id: Optional[in
     if store is None:
         return None
     digest = store.comment_hash(comment)
-    content = comment.comment_content
+    content, page, posted = comment.comment_content, comment.permalink, comment.comment_date_gmt
 
     def same(record: CheckRecord) -> bool:  # the text first: the hash only for a likely match
         return (record.site_id == site_id and record.comment.comment_content == content
+                and (not page or record.comment.permalink == page)
+                and (not posted or record.comment.comment_date_gmt == posted)
                 and store.comment_hash(record.comment) == digest)
 
-    return _found_or_flushed(state, lambda store: store.find_check(digest, site_id, siteless=True), same, 0.0,
-                             False)
+    # A report by fields naming its page is about the check on that page: one text pasted under
+    # three posts and reported on each had been linked to the latest check three times (a probe).
+    return _found_or_flushed(
+        state, lambda store: store.find_check(digest, site_id, siteless=True, permalink=page, posted=posted),
+        same, 0.0, False)
 
 
 def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[CheckRecord]],
@@ -154,6 +159,11 @@ def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[Chec
     return check
 
 
+#: The fields that tell one comment from another (the sender history's, store.sender_history): a
+#: report naming its check keeps the check's.
+IDENTITY_FIELDS = frozenset({"comment_author", "comment_author_email", "permalink", "comment_date_gmt"})
+
+
 def reported_comment(sent: Comment, check: Optional[CheckRecord]) -> Comment:
     """What a report is about: the comment sent, or, when it names a check (an Akismet ``guid``, a
     JSON ``check_id``, or the check found for its text), that check's stored comment with the
@@ -161,15 +171,16 @@ def reported_comment(sent: Comment, check: Optional[CheckRecord]) -> Comment:
 
     A report that sends some fields only is still about the whole comment: a submit-ham giving
     its guid, text and IP but no e-mail had been stored without the e-mail, so the sender's
-    history counted the older spam label as the comment's latest on that e-mail (a probe). The
-    page stays the check's: a report giving the permalink in another form (no trailing slash, a
-    ``#comment-12``) had made the comment another one for the sender history (a probe).
+    history counted the older spam label as the comment's latest on that e-mail (a probe). What
+    tells one comment from another (:data:`IDENTITY_FIELDS`) stays the check's, empty or not: a
+    report giving the permalink in another form, the author with another spacing or the e-mail in
+    other capitals had made the comment another one for the sender history (probes).
     """
     if check is None:
         return sent
     stored = check.comment
     given = {name: getattr(sent, name) for name in TEXT_FIELDS
-             if getattr(sent, name) and not (name == "permalink" and stored.permalink)}
+             if getattr(sent, name) and name not in IDENTITY_FIELDS}
     # The report's own extra fields (its guid, a reporter's note) over the check's, not instead
     # of them: a submit by guid kept only {"guid": ...} of the check's server variables.
     return replace(stored, **given, extra={**stored.extra, **sent.extra},

@@ -92,12 +92,17 @@ class ChecksMixin(StoreBase):
         row = self._db.read(lambda tx: tx.fetchone(_SELECT + " WHERE id = ?", (check_id,)))
         return _check_from_row(row) if row is not None else None
 
-    def find_check(self, comment_hash: str, site_id: Optional[int] = None, *,
-                   siteless: bool = False) -> Optional[CheckRecord]:
+    def find_check(self, comment_hash: str, site_id: Optional[int] = None, *, siteless: bool = False,
+                   permalink: str = "", posted: str = "") -> Optional[CheckRecord]:
         """The most recent check of a comment (by :meth:`comment_hash`), optionally on one site,
-        or (``siteless``) among the checks made without a key."""
+        or (``siteless``) among the checks made without a key; with ``permalink`` / ``posted``
+        (``comment_date_gmt``), only a check that has them (one text pasted under several posts
+        is several comments)."""
         sql = _SELECT + " WHERE comment_hash = ?"
         params: list[Any] = [comment_hash]
+        for column, value in (("permalink", permalink), ("comment_date_gmt", posted)):
+            if value:
+                sql, params = sql + f" AND {column} = ?", [*params, value]
         if site_id is not None:
             sql, params = sql + " AND site_id = ?", [*params, site_id]
         elif siteless:

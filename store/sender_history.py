@@ -29,26 +29,23 @@ Counts = tuple[int, int]
 
 # A comment counts once, by its latest label in the window (a probe: a double-clicked approval made
 # a sender "approved" on one comment, and spam, ham, spam again counted two spam labels). A comment
-# is its sender (e-mail, author) on one page ({page}: the permalink, without its fragment and a
-# trailing slash, in lower case), else, without a permalink or an e-mail, its text (comment_hash:
-# anonymous comments have no sender to tell apart, and a flood of them on one post from one IP
-# must count each). Not the text
-# on a page: an edited comment, checked again, changes its text and must stay one comment (its
-# label on the new check replaces the first's); nor the text alone: a spammer pasting one text under
-# three posts had counted once; nor the check a label names: a comment checked again is another
-# check (probes of each, 2026-11-28). A sender's comments on one page count once.
+# is its text, author and e-mail (comment_hash) on its page ({page}: the permalink without its
+# fragment and a trailing slash, in lower case). Probes found each other rule wrong (2026-11-28):
+# the text alone counted a spammer pasting one text under three posts once; the check a label
+# names counted a comment checked again twice; a sender on a page let one approved comment replace
+# the spam labels of the sender's other comments there. The cost of this one: an edited comment,
+# checked again with another text, is another comment (WordPress sends no posting time with a
+# comment's first check, so nothing ties the two checks together).
 # Rows without the sender's value are dropped after the ranking, not before: a correction to ham
 # that came without the IP had left the older spam label as the comment's latest on that IP.
 # The ranking runs once for both kinds of sender: the CTE, read twice, is materialised by both
-# engines (a query per kind, each ranking the window, took 2.5 s on 300,000 labels in SQLite; this,
+# engines (a query per kind, each ranking the window, took 2.5 s on 300,000 labels in SQLite; one,
 # 1.7 s; bench/sender_history.py).
 _WINDOW = "is_test = ? AND created >= ? AND site_id IS NOT NULL"
 _QUERY = f"""WITH latest AS (
     SELECT site_id, comment_author_email, user_ip, label FROM (
         SELECT site_id, comment_author_email, user_ip, label,
-               ROW_NUMBER() OVER (PARTITION BY site_id, comment_author_email, lower(comment_author),
-                                               CASE WHEN comment_author_email = '' OR {{page}} = ''
-                                                    THEN comment_hash ELSE {{page}} END
+               ROW_NUMBER() OVER (PARTITION BY site_id, comment_hash, {{page}}
                                   ORDER BY created DESC, id DESC) AS recency
         FROM feedback WHERE {_WINDOW}) ranked
     WHERE recency = 1)

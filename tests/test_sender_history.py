@@ -237,48 +237,72 @@ def test_a_comment_checked_again_is_one_comment(app: Flask, client: FlaskClient)
     assert (answer["verdict"], first_reason(answer)) == ("ham", approved_reason(2))
 
 
-def test_an_edited_comment_checked_again_is_one_comment(app: Flask, client: FlaskClient, api_key: str) -> None:
-    """Found by a probe: a comment reported spam, edited (its text changed), checked again with
-    recheck_reason=edit and reported on the new check counted as two comments (a reported sender);
-    the other way round, approved and then edited into spam, it counted one ham beside the spam."""
-    base = {"api_key": api_key, "blog": TEST_SITE, "user_ip": IP}
-
-    def checked(text: str, page: str, **fields: str) -> str:
-        return str(akismet(client, api_key, text, permalink=page, **fields).headers["X-akismet-guid"])
-
-    def report(kind: str, guid: str) -> None:
-        assert client.post(f"/1.1/submit-{kind}", data={**base, "guid": guid}).status_code == 200
-
-    page = "https://blog.example/2026/11/roses/"
-    report("spam", checked("first version of my comment", page))
-    report("spam", checked("second version of my comment", page, recheck_reason="edit"))
-    refresh(app)
-    assert check(client, HAM_TEXT)["verdict"] == "ham"  # one comment: not a reported sender
-    for n in range(2):  # approved, then edited into spam: each comment's latest label is spam
-        other = f"https://blog.example/2026/11/post-{n}/"
-        report("ham", checked(f"a fine comment {n}", other))
-        report("spam", checked(f"a fine comment {n}, now with a link", other, recheck_reason="edit"))
-    refresh(app)
-    answer = check(client, HAM_TEXT)
-    assert (answer["verdict"], first_reason(answer)) == ("spam", reported_reason(3, "e-mail address"))  # 1 + 2
-
-
-def test_a_page_is_its_permalink_in_any_of_its_forms(app: Flask, client: FlaskClient) -> None:
-    """Found by a probe: a report naming its check but sending the permalink without its trailing
-    slash made the comment another one (a reported sender of one comment). A report keeps its check's
-    permalink, and a page's forms (case, trailing slash, fragment) are one page."""
-    page = "https://blog.example/2026/11/Roses/"
-    check_id = check(client, "one comment about roses", permalink=page)["check_id"]
-    get_state(app).recorder.flush()
-    for extra in ({}, {"comment_content": "one comment about roses", "permalink": page.rstrip("/")}):
-        assert post_json(client, "/api/v1/feedback", {"check_id": check_id, "label": "spam", **extra}).status_code == 201
+def test_a_report_naming_its_check_keeps_what_tells_the_comment_apart(app: Flask, client: FlaskClient) -> None:
+    """Found by probes: a correction naming its check but giving the permalink in another form, the
+    author with other spacing, the e-mail in other capitals, or a permalink the check lacked, counted
+    as another comment beside the first label. A page's forms (case, trailing slash, fragment) are
+    one page too."""
+    posted = "2026-11-28 10:00:00"  # sent or not, the check's is kept
+    for n, (page, sent) in enumerate([
+            ("https://blog.example/2026/11/Roses/", {"permalink": "https://blog.example/2026/11/roses"}),
+            ("https://blog.example/b", {"comment_author": " Joe  Reader ", "comment_author_email": EMAIL.upper()}),
+            ("", {"permalink": "https://blog.example/c"})]):
+        text = f"one comment about roses {n}"
+        check_id = check(client, text, permalink=page, comment_author="Joe Reader", comment_date_gmt=posted)["check_id"]
+        get_state(app).recorder.flush()
+        assert post_json(client, "/api/v1/feedback", {"check_id": check_id, "label": "spam"}).status_code == 201
+        ham = {"check_id": check_id, "label": "ham", "comment_content": text, **sent}
+        assert post_json(client, "/api/v1/feedback", ham).status_code == 201
     store, site = store_of(app), store_of(app).find_site(TEST_SITE)
-    assert site is not None and {f.comment.permalink for f in store.list_feedback()} == {page}
+    assert site is not None
+    assert {(f.comment.comment_author, f.comment.permalink) for f in store.list_feedback() if f.label == "ham"} == {
+        ("Joe Reader", "https://blog.example/2026/11/Roses/"), ("Joe Reader", "https://blog.example/b"),
+        ("Joe Reader", "")}
+    refresh(app)
+    answer = check(client, UNSURE_TEXT)
+    assert (answer["verdict"], first_reason(answer)) == ("ham", approved_reason(3))
     for form in ("https://blog.example/2026/11/roses", "https://blog.example/2026/11/roses/#comment-12"):
         store.add_feedback(FeedbackRecord(label="spam", site_id=site.id, comment=Comment(
-            comment_content=f"edited: {form}", comment_author_email=EMAIL, user_ip=IP, permalink=form)))
+            comment_content="one comment about roses 0", comment_author="Joe Reader", comment_author_email=EMAIL,
+            user_ip=IP, permalink=form)))
+    refresh(app)  # the first comment labelled spam on its page in two other forms: one spam comment, two approved
+    assert check(client, UNSURE_TEXT)["verdict"] == "unsure"  # a spam label blocks the e-mail's vouching
+    assert check(client, HAM_TEXT)["verdict"] == "ham"  # one spam comment: not reported
+
+
+def test_an_approval_never_replaces_another_comments_spam_label(app: Flask, client: FlaskClient) -> None:
+    """Found by a probe: when a comment was its sender on a page, approving a harmless comment there
+    replaced the spam label of another comment on that page, and a reported spammer became an
+    approved sender."""
+    store, site = store_of(app), store_of(app).find_site(TEST_SITE)
+    assert site is not None
+    for n, kind in enumerate(["spam", "spam", "ham", "ham"]):
+        store.add_feedback(FeedbackRecord(label=kind, site_id=site.id, comment=Comment(
+            comment_content=f"comment {n}", comment_author_email=EMAIL, permalink=f"https://blog.example/p{n % 2}",
+            comment_date_gmt=f"2026-11-28 10:0{n}:00")))
     refresh(app)
-    assert check(client, HAM_TEXT)["verdict"] == "ham"
+    answer = check(client, UNSURE_TEXT)
+    assert answer["verdict"] == "unsure"  # 2 spam, 2 ham: neither reported (not more spam) nor approved
+
+
+def test_a_report_by_fields_is_about_the_check_on_its_page(app: Flask, client: FlaskClient, api_key: str) -> None:
+    """Found by a probe: one text pasted under three posts and reported on each by its fields (no
+    guid) was linked to the latest check three times, and counted once."""
+    text = "Great article, visit my page for more"
+    pages = [{"permalink": f"https://blog.example/post-{n}", "comment_date_gmt": f"2026-11-28 11:0{n}:00"}
+             for n in range(3)]
+    for fields in pages:  # all three posted, then reported: the latest check is post-2's
+        akismet(client, api_key, text, **fields)
+    get_state(app).recorder.flush()
+    for fields in pages:
+        form = {"api_key": api_key, "blog": TEST_SITE, "user_ip": IP, "comment_author_email": EMAIL,
+                "comment_content": text, **fields}
+        assert client.post("/1.1/submit-spam", data=form).status_code == 200
+    links = {f.check_id for f in store_of(app).list_feedback()}
+    assert len(links) == 3 and None not in links
+    refresh(app)
+    answer = check(client, HAM_TEXT)
+    assert (answer["verdict"], first_reason(answer)) == ("spam", reported_reason(3, "e-mail address"))
 
 
 def test_anonymous_comments_on_one_page_count_each(app: Flask, client: FlaskClient) -> None:
