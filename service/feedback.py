@@ -43,6 +43,7 @@ from service.site_settings import site_log_only
 from service.upstream_outbox import forward_report
 from store import CheckRecord, FeedbackRecord, KeyInfo, Store, StoreError
 from store.ids import id_time
+from store.pages import page_of
 from store.records import MAX_REPORTER
 
 CHECK_ID = re.compile(r"[0-9a-f]{32}")
@@ -96,7 +97,7 @@ def check_by_comment(state: ServiceState, comment: Comment, site_id: Optional[in
 
     def same(record: CheckRecord) -> bool:  # the text first: the hash only for a likely match
         return (record.site_id == site_id and record.comment.comment_content == content
-                and (not page or record.comment.permalink == page)
+                and (not page or page_of(record.comment.permalink) == page_of(page))
                 and (not posted or record.comment.comment_date_gmt == posted)
                 and store.comment_hash(record.comment) == digest)
 

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Optional
 
 from model.comment import Comment
 from store.base import StoreBase
+from store.pages import PAGE_SQL, page_of
 from store.errors import InvalidRecordError
 from store.records import COMMENT_COLUMNS, CheckRecord, as_utc, comment_from_row, comment_to_row, to_json, utcnow
 
@@ -100,9 +101,10 @@ class ChecksMixin(StoreBase):
         is several comments)."""
         sql = _SELECT + " WHERE comment_hash = ?"
         params: list[Any] = [comment_hash]
-        for column, value in (("permalink", permalink), ("comment_date_gmt", posted)):
-            if value:
-                sql, params = sql + f" AND {column} = ?", [*params, value]
+        if permalink:  # the page, in any of its forms (store.pages)
+            sql, params = sql + f" AND {PAGE_SQL[self.backend]} = ?", [*params, page_of(permalink)]
+        if posted:
+            sql, params = sql + " AND comment_date_gmt = ?", [*params, posted]
         if site_id is not None:
             sql, params = sql + " AND site_id = ?", [*params, site_id]
         elif siteless:

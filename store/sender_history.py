@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from store.base import StoreBase
+from store.pages import PAGE_SQL
 from store.records import utcnow
 
 #: Labels of one kind a sender needs before history says anything about them.
@@ -66,10 +67,6 @@ HAVING {{keep}} OR EXISTS (SELECT 1 FROM feedback WHERE {_WINDOW} AND {{column}}
 _KEEP_EMAIL = f"SUM(CASE WHEN label = 'spam' THEN 1 ELSE 0 END) >= {MIN_LABELS} " \
               f"OR SUM(CASE WHEN label = 'ham' THEN 1 ELSE 0 END) >= {MIN_LABELS}"
 _KEEP_IP = "SUM(CASE WHEN label = 'spam' THEN 1 ELSE 0 END) >= 1"
-#: The page a comment is on, by backend: its permalink without the fragment and a trailing slash, lower case.
-_PAGE = {"sqlite": "lower(rtrim(CASE WHEN instr(permalink, '#') > 0 THEN substr(permalink, 1, instr(permalink, '#') - 1)"
-                   " ELSE permalink END, '/'))",
-         "postgresql": "lower(rtrim(split_part(permalink, '#', 1), '/'))"}
 
 
 def keeps_email(counts: Counts) -> bool:
@@ -107,7 +104,7 @@ class SenderHistoryMixin(StoreBase):
     def sender_label_counts(self, days: int, now: Optional[datetime] = None) -> SenderLabels:
         """Non-test labels of the last ``days`` days (to ``now``) counted per site and sender."""
         since = (now or utcnow()) - timedelta(days=days)
-        sql = _QUERY.format(page=_PAGE[self.backend],
+        sql = _QUERY.format(page=PAGE_SQL[self.backend],
                             email=_GROUPS.format(kind="e", column="comment_author_email", keep=_KEEP_EMAIL),
                             ip=_GROUPS.format(kind="i", column="user_ip", keep=_KEEP_IP))
         rows = self._db.read(lambda tx: tx.fetchall(sql, (False, since) * 3))

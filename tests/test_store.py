@@ -826,6 +826,20 @@ def test_forget_feedback(store: Store) -> None:
     assert [store.get_check(c.id) is not None for c in checks] == [False, False, True]
 
 
+def test_a_page_is_the_same_in_sql_and_in_python(store: Store) -> None:
+    """store.pages: the sender history groups by the SQL form, reports are linked by both."""
+    from store.pages import PAGE_SQL, page_of
+
+    cast = "CAST(? AS TEXT)" if store.backend == "postgresql" else "?"
+    for permalink in ("", "/", "https://Blog.Example/2026/Roses/", "https://blog.example/2026/roses#comment-12",
+                      "https://blog.example/?p=12#c", "HTTPS://ÉTÉ.example/Été//", "#only", "a#b#c/"):
+        row = store.database.read(lambda tx: tx.fetchone(
+            f"SELECT {PAGE_SQL[store.backend]} AS page FROM (SELECT {cast} AS permalink) t", (permalink,)))
+        assert row is not None and row["page"] == page_of(permalink), permalink
+    assert page_of("https://Blog.Example/2026/Roses/#x") == "https://blog.example/2026/roses"
+    assert page_of("https://blog.example/?p=12") != page_of("https://blog.example/?p=13")  # queries stay
+
+
 def test_forgetting_a_label_deletes_its_own_sites_checks_only(store: Store) -> None:
     """Found by a probe: forgetting site A's label of a text deleted site B's checks of the same text,
     and B's own reports by check id were then refused as 'no such check'."""
