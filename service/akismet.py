@@ -37,7 +37,7 @@ from werkzeug.exceptions import HTTPException
 
 from model.verdict import DISCARD, Verdict
 from service.akismet_form import AkismetForm, MalformedMultipart, comment_from_form, parse_form
-from service.akismet_rules import apply_rules, is_flagged
+from service.akismet_rules import TEST_SPAM_REASON, apply_rules, is_flagged
 from service.app import ServiceState, get_state
 from service.auth import AKISMET_KEY_FIELDS, ASKED_KEY_FIELDS, akismet_key, authenticate
 from service.body import BodyEncoded, BodyTooLarge, BodyUnreadable, read_body
@@ -227,7 +227,11 @@ def comment_check() -> Response:
     check_id = new_check_id()
     state.recorder.record_check(CheckRecord.from_verdict(
         comment, verdict, surface="akismet", site_id=key.site_id, key_id=key.id, check_id=check_id,
-        upstream=upstream))
+        upstream=upstream,
+        # A test value tries the client's spam path, as is_test does: a test check (reports on it are
+        # test labels), which `checks list/summary` leave out unless asked (a probe found it counted
+        # among a site's spam).
+        is_test=comment.is_test_call or any(r.text == TEST_SPAM_REASON for r in verdict.reasons[:1])))
     enforce = not how.log_only
     # Usage counts the answer given: in log-only mode every comment was published (ham).
     if flagged and enforce:
