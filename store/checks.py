@@ -11,8 +11,8 @@ from typing import Any, Iterable, Optional
 
 from model.comment import Comment
 from store.base import StoreBase
-from store.pages import PAGE_SQL, page_of
 from store.errors import InvalidRecordError
+from store.pages import PAGE_SQL, page_of
 from store.records import COMMENT_COLUMNS, CheckRecord, as_utc, comment_from_row, comment_to_row, to_json, utcnow
 
 _COLUMNS: tuple[str, ...] = (

@@ -1,8 +1,9 @@
 """Moderator labels counted per sender and site: what the service's sender history reads.
 
 One aggregate query over ``feedback`` per refresh (GROUP BY site, stored e-mail or IP, within
-the last N days, each comment (a sender on a page) once, by its latest label; test labels and labels without a site
-left out), so a worker never queries the store per check. Senders are keyed by the 16 bytes of their pseudonym's hash
+the last N days, each comment (a text on its page) once, by its latest label; test labels and
+labels without a site left out), so a worker never queries the store per check. Senders are keyed
+by the 16 bytes of their pseudonym's hash
 (:meth:`store.privacy.Privacy.sender_digest`), whether the row holds the pseudonym or, where
 ``COMMENTGUARD_STORE_PERSONAL_DATA`` kept it, the address in clear: no address is held in
 memory, and both forms of one sender count together.
