@@ -217,6 +217,11 @@ def normalize(raw: str) -> NormalizedText:
         before = text[max(0, match.start() - 2048):match.start()]
         if before and not before[-1].isspace() and "://" in before.rsplit(None, 1)[-1]:
             return match.group(0)
+        if before.endswith("@"):
+            # "@alice@fosstodon.org" is an account on a federated network (a reply from Mastodon,
+            # a webmention), not an address to write to: it had counted as "an e-mail address in
+            # the text", which spam's contact lines weigh.
+            return " xxhandle "
         email_domains.append(match.group(1).lower())
         return " xxemail "
 

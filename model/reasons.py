@@ -59,9 +59,10 @@ _PREFIXED: tuple[tuple[str, str], ...] = (
     ("type=", "comment type '{}'"),
 )
 
-_PLACEHOLDERS = {"xxurl": "a link in the text", "xxemail": "an e-mail address in the text"}
+_PLACEHOLDERS = {"xxurl": "a link in the text", "xxemail": "an e-mail address in the text",
+                 "xxhandle": "a mention of an account on a federated network (like @alice@example.social)"}
 #: The same placeholders inside a phrase ("at xxurl" is shown as "at [link]").
-_IN_PHRASE = {"xxurl": "[link]", "xxemail": "[e-mail address]"}
+_IN_PHRASE = {"xxurl": "[link]", "xxemail": "[e-mail address]", "xxhandle": "[account]"}
 
 
 #: Tokens every ordinary comment carries; they shift the baseline, they do not

@@ -94,7 +94,10 @@ def test_comments_in_the_world_s_other_scripts(scorer: Scorer) -> None:
     # before ham_d/spam_d (no Chinese at all, no Thai, Persian or Hebrew), the model flagged 7
     # of the ham (complaints quoting a hotline or a price) and held 18 (all six Thai ones), and
     # caught 24 of the spam, letting 3 through as ham (a 六合彩 tip, Korean escort ads,
-    # Hindi channel promotion).
+    # Hindi channel promotion). With the e-mail domain a feature it caught 35; without it (features
+    # version 4: the seed's ham addresses are all at example domains, which made the seed's spam easy
+    # to tell apart, and so the thresholds low), the spam threshold rose from 0.70 to 0.86 and 25 are
+    # caught, the rest held for a moderator, not published.
     ham, spam = scored_by_label(scorer, eval_rows(WORLD_EVAL_SET))
     assert len(ham) >= 70 and len(spam) >= 35
     flagged_ham = [(text, v.score) for text, v in ham if v.tier in (SPAM, DISCARD)]
@@ -103,7 +106,7 @@ def test_comments_in_the_world_s_other_scripts(scorer: Scorer) -> None:
     passed_spam = [(text, v.score) for text, v in spam if v.tier == HAM]
     assert len(flagged_ham) <= 3, flagged_ham
     assert len(held_ham) <= len(ham) / 6, held_ham
-    assert len(caught) >= 0.7 * len(spam), [(t, v.tier, v.score) for t, v in spam if t not in caught]
+    assert len(caught) >= 0.6 * len(spam), [(t, v.tier, v.score) for t, v in spam if t not in caught]
     assert len(passed_spam) <= 2, passed_spam
 
 
@@ -141,6 +144,17 @@ def test_obvious_spam_is_flagged(scorer: Scorer, name: str) -> None:
 def test_ordinary_comments_pass(scorer: Scorer, name: str) -> None:
     verdict = scorer.score(Comment(comment_content=HAM_EXAMPLES[name]))
     assert verdict.tier == HAM, (name, verdict)
+
+
+@pytest.mark.parametrize("address", ["jane.doe@gmail.com", "j.smith@outlook.com", "mike_r@yahoo.com",
+                                     "anna@hotmail.com", "k.tanaka@icloud.com", "sam@protonmail.com"])
+def test_an_ordinary_commenters_webmail_address_changes_nothing(scorer: Scorer, address: str) -> None:
+    # Found by a probe: with the e-mail's domain a feature, ordinary comments from gmail.com were
+    # flagged 6 times in 10 (the seed writes its ham commenters' addresses at example domains).
+    for name, text in sorted(HAM_EXAMPLES.items()):
+        verdict = scorer.score(Comment(comment_content=text, comment_author="Jane", comment_author_email=address))
+        assert verdict.tier == HAM, (name, address, verdict)
+        assert verdict.score == scorer.score(Comment(comment_content=text, comment_author="Jane")).score
 
 
 @pytest.mark.parametrize("greeting", ["hi", "Hi!", "hey", "Hello everyone", "hi from Oslo"])
