@@ -304,9 +304,12 @@ class Database:
                     # The connection broke while COMMIT was on its way: the server may have
                     # committed. Running the work again could write it twice.
                     raise self._error(StoreCommitUnknownError, f"{self.dialect.name} error during commit", exc) from exc
-                if not (_is_retryable(exc) or (broken and attempt == 0)):
+                if not (_is_retryable(exc) or ((broken or _is_read_only(exc)) and attempt == 0)):
                     # A connection that broke (twice: the first is retried on a new one) says the
-                    # server went away, not that the work was wrong.
+                    # server went away, not that the work was wrong. A read-only refusal is tried
+                    # once more on a new connection too: one opened during a read-only spell by a
+                    # thread busy with it when the idle ones were closed stays read-only after the
+                    # file is writable again (a check written only at the next flush, in CI).
                     error = (StoreUnavailableError if broken else
                              StoreDataError if isinstance(exc, _data_errors()) else StoreDatabaseError)
                     raise self._error(error, f"{self.dialect.name} error", exc) from exc

@@ -199,6 +199,27 @@ def test_a_read_only_database_serves_key_lookups_and_checks_and_keeps_what_it_ca
     assert answered.get_json()["check_id"] in _stored_check_ids(path)
 
 
+def test_a_connection_opened_while_read_only_does_not_fail_the_first_write_after(
+        settings: Settings, api_key: str) -> None:
+    """Found in CI: a connection opened during a read-only spell (by a thread busy with it when a
+    failed write closed the idle ones) stays read-only once the file is writable again, and the next
+    write drawn on it failed. A read-only refusal is now tried again on a new connection."""
+    from model.comment import Comment
+    from model.verdict import Verdict
+    from store import CheckRecord, new_check_id
+
+    path = Path(settings.database_url)
+    with contextlib.ExitStack() as stack:
+        with _read_only(path):
+            # Opened, and read from, during the spell: SQLite opens the pooled connection read-only.
+            store = stack.enter_context(open_store(str(path), secret=TEST_SECRET_KEY.encode()))
+            assert store.list_keys()
+        record = CheckRecord.from_verdict(Comment(comment_content="after the spell"), Verdict("ham", 0.1),
+                                          surface="json", check_id=new_check_id())
+        store.record_checks([record])  # the pooled read-only connection first, then a new one
+        assert store.get_check(record.id) is not None
+
+
 _WRITE_CHECKS = """
 import random, string, sys
 from model.comment import Comment
