@@ -160,8 +160,9 @@ def _found_or_flushed(state: ServiceState, find: Callable[[Store], Optional[Chec
     return check
 
 
-#: The fields that tell one comment from another (the sender history's, store.sender_history): a
-#: report naming its check keeps the check's.
+#: The fields that tell one comment from another (its author and e-mail, in the comment hash, and
+#: its page, for the sender history, store.sender_history; its posting time, for linking a report
+#: by fields, check_by_comment): a report naming its check keeps the check's.
 IDENTITY_FIELDS = frozenset({"comment_author", "comment_author_email", "permalink", "comment_date_gmt"})
 
 

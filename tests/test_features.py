@@ -61,7 +61,7 @@ def test_author_url_tokens() -> None:
 
 def test_the_authors_email_domain_is_no_feature() -> None:
     """Features version 4: the seed's ham addresses are all at example domains, so the domain taught
-    the model that real webmail is spam (see model.features._email_tokens)."""
+    the model that real webmail is spam (see model.features.prepare)."""
     for address in ("Someone@Mail.Example.ORG", "jane.doe@gmail.com", "not-an-address"):
         assert not any(t.startswith("email_") for t in meta("hi", comment_author_email=address))
     assert "email_in_text" in meta("mail me at a@b-deals.com")
